@@ -1,0 +1,75 @@
+# pomelo_twisted developer commands (GNU make).  `make` alone lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY = $(VENV)/bin/python
+PYTHON3 ?= python3
+STAMP = $(VENV)/.installed
+RUN_ARGS ?= --type echo --listen tcp:3010:interface=127.0.0.1
+
+# Trees to lint; ones that do not exist (yet) are left out.
+LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
+# mypy gets the plugin as a *file*: twisted/plugins has no __init__.py, so mypy names the
+# module `pomelo_plugin` (its directory is the module's base) and never treats the local
+# twisted/ directory as a package that would shadow the installed Twisted.
+MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
+
+.PHONY: help install test test-interop lint run bench clean
+
+help:
+	@echo "pomelo_twisted targets:"
+	@echo "  make install       create $(VENV) and install the package editable with [test] extras"
+	@echo "  make test          unit and integration tests, under pytest and under trial"
+	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
+	@echo "  make lint          ruff check, ruff format --check, mypy"
+	@echo "  make run           twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
+	@echo "  make bench         codec benchmark (bench/codec.py)"
+	@echo "  make clean         remove $(VENV), caches and _trial_temp"
+
+# Editable install.  twistd finds the `pomelo` plugin because setup.cfg's `package_dir = =.`
+# makes setuptools write a static .pth putting this directory on sys.path, and Twisted scans
+# <every sys.path entry>/twisted/plugins/ (see setup.cfg).  Edits to the plugin and to
+# pomelo_twisted are seen without reinstalling; the stamp reinstalls when packaging changes.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	@echo "==> pytest: tests (not interop)"
+	$(PY) -m pytest -q -m "not interop" tests
+	@echo "==> trial: tests (interop tests skip themselves unless POMELO_INTEROP=1)"
+	$(PY) -m twisted.trial tests
+
+# A missing tests/interop, or pytest's exit 5 (nothing collected), is not a failure.
+test-interop: $(STAMP)
+	@if [ ! -d tests/interop ]; then \
+	  echo "test-interop: no tests/interop yet, nothing to run"; exit 0; \
+	fi; \
+	echo "==> pytest: tests/interop (interop)"; \
+	rc=0; POMELO_INTEROP=1 $(PY) -m pytest -q -m interop tests/interop || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "test-interop: no interop test collected"; rc=0; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m mypy $(MYPY_PATHS)
+
+run: $(STAMP)
+	@echo "pomelo_twisted: connect to tcp:127.0.0.1:3010 (raw TCP and ws://127.0.0.1:3010/)"
+	$(VENV)/bin/twistd -n pomelo $(RUN_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/codec.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist
+	rm -rf *.egg-info twisted/plugins/dropin.cache
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

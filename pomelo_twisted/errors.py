@@ -1,0 +1,41 @@
+"""Exceptions raised by pomelo_twisted.
+
+Every exception the framework raises on purpose derives from :class:`PomeloError`, so a
+caller can tell framework failures from bugs.  Errors of the sans-I/O wire codec live in
+:mod:`pomelo_twisted.protocol.errors`, which must not depend on this module's layer.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HandlerError",
+    "HandshakeRejected",
+    "PomeloError",
+    "SerializationError",
+]
+
+
+class PomeloError(Exception):
+    """Base class of every error raised on purpose by pomelo_twisted."""
+
+
+class SerializationError(PomeloError):
+    """A message body could not be encoded to, or decoded from, bytes by a serializer."""
+
+
+class HandlerError(PomeloError):
+    """Raised by a handler to answer ``{"code": code, "msg": msg}`` to the client."""
+
+    def __init__(self, code: int, msg: str = "") -> None:
+        super().__init__(f"{code}: {msg}" if msg else str(code))
+        self.code = code
+        self.msg = msg
+
+
+class HandshakeRejected(PomeloError):
+    """Raised by a handshake hook to refuse a client (handshake reply code 501 by default)."""
+
+    def __init__(self, reason: str, code: int = 501) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code

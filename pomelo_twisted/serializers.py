@@ -1,0 +1,115 @@
+"""Message-body serializers: JSON (the Pomelo default) and msgpack.
+
+A serializer turns the body of a request, response or push (a JSON-like Python value)
+into bytes and back.  Both serializers here are stateless: instances carry no data and
+may be shared freely.  Their ``name`` is what the server announces in the handshake as
+``sys.serializer``.
+
+Leniency is the caller's choice, not the serializer's: the Pomelo reference server turns
+a request body that is not valid JSON into ``{}``, but these serializers raise
+:class:`~pomelo_twisted.errors.SerializationError` on invalid input and leave it to the
+caller to decide whether to substitute ``{}``, reject the request, or close the
+connection.  The one leniency built in is that an *empty* body decodes to ``{}``, since
+Pomelo clients send an empty body for a request without arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Final
+
+import msgpack
+import orjson
+from zope.interface import implementer
+
+from pomelo_twisted.errors import SerializationError
+from pomelo_twisted.interfaces import ISerializer
+
+__all__ = ["JsonSerializer", "MsgpackSerializer", "get_serializer"]
+
+
+@implementer(ISerializer)
+class JsonSerializer:
+    """JSON via orjson: compact, UTF-8 (no ``\\u`` escapes), non-str dict keys allowed.
+
+    Non-str keys (int, float, bool, None) are turned into strings as the standard
+    library's :func:`json.dumps` does, e.g. ``{1: 2}`` encodes as ``{"1":2}``.
+    Integers must fit in 64 bits; NaN and infinities encode as ``null``.
+    """
+
+    __slots__ = ()
+
+    name: Final = "json"
+
+    def encode(self, obj: object) -> bytes:
+        """Return the compact UTF-8 JSON of ``obj``.
+
+        :raises SerializationError: ``obj`` holds a value JSON cannot represent.
+        """
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError as e:
+            raise SerializationError(f"cannot encode as JSON: {e}") from e
+
+    def decode(self, data: bytes) -> object:
+        """Return the value of the JSON document ``data``; empty ``data`` gives ``{}``.
+
+        :raises SerializationError: ``data`` is not valid UTF-8 JSON.
+        """
+        if not data:
+            return {}
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise SerializationError(f"invalid JSON: {e}") from e
+
+
+@implementer(ISerializer)
+class MsgpackSerializer:
+    """msgpack: str as UTF-8 str, bytes as bin; maps may have non-str keys."""
+
+    __slots__ = ()
+
+    name: Final = "msgpack"
+
+    def encode(self, obj: object) -> bytes:
+        """Return the msgpack encoding of ``obj`` (bytes values are packed as bin).
+
+        :raises SerializationError: ``obj`` holds a value msgpack cannot represent.
+        """
+        try:
+            packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise SerializationError(f"cannot encode as msgpack: {e}") from e
+        return packed
+
+    def decode(self, data: bytes) -> object:
+        """Return the value packed in ``data``; empty ``data`` gives ``{}``.
+
+        :raises SerializationError: ``data`` is not exactly one valid msgpack object.
+        """
+        if not data:
+            return {}
+        try:
+            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            raise SerializationError(f"invalid msgpack: {e}") from e
+
+
+_SERIALIZERS: Final[Mapping[str, Callable[[], ISerializer]]] = MappingProxyType(
+    {cls.name: cls for cls in (JsonSerializer, MsgpackSerializer)}
+)
+
+
+def get_serializer(name: str) -> ISerializer:
+    """Return a serializer for ``name`` (``"json"`` or ``"msgpack"``).
+
+    :raises ValueError: no serializer is called ``name``; the message lists the known ones.
+    """
+    try:
+        factory = _SERIALIZERS[name]
+    except KeyError:
+        known = ", ".join(repr(n) for n in sorted(_SERIALIZERS))
+        raise ValueError(f"unknown serializer {name!r}; known serializers: {known}") from None
+    return factory()
