@@ -1,0 +1,84 @@
+"""Raw TCP and WebSocket on one port, told apart by the first bytes.
+
+Like Pomelo's hybrid connector: a connection whose first byte starts an
+HTTP method (``GET``, ``POST``, ``PUT``, ``DELETE``, ``HEAD``, ``OPTIONS``)
+is handed to the WebSocket protocol; anything else is a raw Pomelo stream
+(whose first byte is a package type, 1..5, so there is no ambiguity). Under
+a TLS endpoint this serves both raw TLS and ``wss://``.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+
+from ..session import CloseReason
+from .tcp import AgentFactory, PomeloTCPProtocol
+from .websocket import WebSocketFactory
+
+__all__ = ["HTTP_FIRST_BYTES", "HybridFactory", "HybridProtocol"]
+
+HTTP_FIRST_BYTES = frozenset(b"GPDHO")
+
+
+class HybridProtocol(Protocol):
+    """Waits for the first byte, then hands the connection to the right protocol."""
+
+    inner: IProtocol | None = None
+    _timer: IDelayedCall | None = None
+
+    def __init__(self, factory: HybridFactory, addr: IAddress | None) -> None:
+        self.hybrid = factory
+        self.addr = addr
+
+    def connectionMade(self) -> None:
+        """Give the client ``handshake_timeout`` seconds to send its first byte."""
+        agents = self.hybrid.agents
+        self._timer = agents.clock.callLater(agents.config.handshake_timeout, self._silent)
+
+    def _silent(self) -> None:
+        self._timer = None
+        agents = self.hybrid.agents
+        agents.metrics.connections_opened += 1
+        agents.metrics.closed[CloseReason.HANDSHAKE_TIMEOUT] += 1
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Pick the inner protocol on the first byte, then forward everything."""
+        inner = self.inner
+        if inner is None:
+            if not data:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if data[0] in HTTP_FIRST_BYTES:
+                inner = self.hybrid.websocket.buildProtocol(self.addr)
+            else:
+                inner = PomeloTCPProtocol(self.hybrid.agents)
+            assert inner is not None and self.transport is not None
+            self.inner = inner
+            inner.makeConnection(self.transport)
+        inner.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Forward to the inner protocol, if one was chosen."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.inner is not None:
+            self.inner.connectionLost(reason)
+
+
+class HybridFactory(Factory):
+    """The Twisted factory of a hybrid listener."""
+
+    def __init__(self, agents: AgentFactory) -> None:
+        self.agents = agents
+        self.websocket = WebSocketFactory(agents)
+
+    def buildProtocol(self, addr: IAddress | None) -> HybridProtocol:
+        """A sniffing protocol per connection."""
+        return HybridProtocol(self, addr)

@@ -1,0 +1,154 @@
+"""Raw TCP (and TLS) client connections: a stream of packages.
+
+:class:`AgentFactory` holds what every connection of one listener shares
+(handler, clock, serializer, limits, dictionary, metrics) and creates one
+:class:`~pomelo_twisted.session.Agent` per connection; the WebSocket and
+hybrid acceptors build on it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
+from ..protocol import RouteDictionary
+from ..serializers import JsonSerializer
+from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
+
+__all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
+
+
+def format_address(address: IAddress) -> str:
+    """``host:port`` for IP addresses, ``repr`` otherwise."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"{host}:{port}"
+    return repr(address)
+
+
+class AgentFactory:
+    """Makes the agents of one listener and keeps the live ones."""
+
+    def __init__(
+        self,
+        handler: IConnectionHandler,
+        clock: IReactorTime,
+        *,
+        serializer: ISerializer | None = None,
+        config: AgentConfig | None = None,
+        dictionary: RouteDictionary | None = None,
+        metrics: ConnectionMetrics | None = None,
+    ) -> None:
+        self.handler = handler
+        self.clock = clock
+        self.serializer = serializer if serializer is not None else JsonSerializer()
+        self.config = config if config is not None else AgentConfig()
+        self.dictionary = dictionary
+        self.metrics = metrics if metrics is not None else ConnectionMetrics()
+        self.agents: dict[int, Agent] = {}
+        self._next_sid = 1
+
+    def new_agent(self, link: IAgentLink) -> Agent:
+        """A started agent for a new connection, registered until it closes."""
+        sid = self._next_sid
+        self._next_sid += 1
+        agent = Agent(
+            link,
+            self.handler,
+            clock=self.clock,
+            serializer=self.serializer,
+            sid=sid,
+            config=self.config,
+            dictionary=self.dictionary,
+            metrics=self.metrics,
+        )
+        self.agents[sid] = agent
+        agent.start()
+        return agent
+
+    def agent_gone(self, agent: Agent) -> None:
+        """Forget a closed agent."""
+        self.agents.pop(agent.sid, None)
+
+    def close_all(self, reason: str = CloseReason.SERVER_CLOSED) -> None:
+        """Close every live connection (server shutdown)."""
+        for agent in list(self.agents.values()):
+            agent.close(reason)
+
+
+@implementer(IAgentLink)
+class PomeloTCPProtocol(Protocol):
+    """One raw TCP connection: bytes in to the agent, packages out to the transport."""
+
+    agent: Agent | None = None
+    agents: AgentFactory
+
+    def __init__(self, agents: AgentFactory) -> None:
+        self.agents = agents
+
+    @property
+    def peer(self) -> str:
+        """The client's address."""
+        assert self.transport is not None
+        return format_address(self.transport.getPeer())
+
+    def connectionMade(self) -> None:
+        """Create the agent (which starts the handshake timer)."""
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
+        self.agent = self.agents.new_agent(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Feed the agent."""
+        assert self.agent is not None
+        self.agent.data_received(data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """Tell the agent and forget it."""
+        agent = self.agent
+        if agent is not None:
+            agent.connection_lost()
+            self.agents.agent_gone(agent)
+
+    # IAgentLink
+    def write(self, data: bytes) -> None:
+        """Write one package."""
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Close once written bytes are sent."""
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Close at once."""
+        transport = self.transport
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        elif transport is not None:
+            transport.loseConnection()
+
+    def register_producer(self, producer: object) -> None:
+        """Register the agent as the transport's streaming producer."""
+        assert self.transport is not None
+        self.transport.registerProducer(producer, True)  # type: ignore[attr-defined]
+
+
+class TCPFactory(Factory):
+    """The Twisted factory of a raw TCP/TLS listener."""
+
+    def __init__(self, agents: AgentFactory) -> None:
+        self.agents = agents
+
+    def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol:
+        """One protocol per connection, sharing the agent factory."""
+        proto = PomeloTCPProtocol(self.agents)
+        proto.factory = self
+        return proto

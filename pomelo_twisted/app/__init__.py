@@ -1,0 +1,1 @@
+"""Server processes: the twistd entry point (``tap``) and, later, the Application."""

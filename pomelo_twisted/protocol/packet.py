@@ -1,0 +1,121 @@
+"""The package layer: a 4-byte header (type, 24-bit big-endian length) and a body.
+
+Sans-I/O: :func:`encode_package` turns a type and body into bytes, and
+:class:`PackageDecoder` turns arbitrary chunks of a byte stream into complete
+:class:`Package` values, buffering what is incomplete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from .errors import BadPackageType, PackageTooLarge
+
+__all__ = [
+    "DEFAULT_MAX_PACKET_SIZE",
+    "HEADER_SIZE",
+    "MAX_BODY_LENGTH",
+    "Package",
+    "PackageDecoder",
+    "PackageType",
+    "encode_package",
+]
+
+HEADER_SIZE = 4
+MAX_BODY_LENGTH = 0xFFFFFF
+DEFAULT_MAX_PACKET_SIZE = 64 * 1024
+
+
+class PackageType(IntEnum):
+    """The five package types of the Pomelo protocol."""
+
+    HANDSHAKE = 1
+    HANDSHAKE_ACK = 2
+    HEARTBEAT = 3
+    DATA = 4
+    KICK = 5
+
+
+_VALID_TYPES = frozenset(int(t) for t in PackageType)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """One decoded package: its type and its body (``b""`` when empty)."""
+
+    type: PackageType
+    body: bytes = b""
+
+
+def encode_package(package_type: PackageType, body: bytes = b"") -> bytes:
+    """Frame ``body`` as one package of ``package_type``.
+
+    Raises ``ValueError`` for a body longer than the 24-bit length field holds.
+    """
+    length = len(body)
+    if length > MAX_BODY_LENGTH:
+        raise ValueError(
+            f"package body of {length} bytes exceeds the protocol maximum of {MAX_BODY_LENGTH}"
+        )
+    return bytes((package_type, length >> 16, (length >> 8) & 0xFF, length & 0xFF)) + body
+
+
+class PackageDecoder:
+    """Incremental package decoder: feed it chunks, get complete packages.
+
+    The header is checked as soon as its four bytes arrive: an unknown type
+    raises :class:`BadPackageType`, a declared length over ``max_body_size``
+    raises :class:`PackageTooLarge`, both before any body byte is buffered.
+    When whole packages precede the bad header in the same chunk, ``feed``
+    returns them first and leaves the header buffered; the next call (``feed(b"")``
+    will do) raises. After an error the decoder is unusable (the connection must close).
+    """
+
+    __slots__ = ("_buffer", "_failed", "max_body_size")
+
+    def __init__(self, max_body_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
+        if not 0 <= max_body_size <= MAX_BODY_LENGTH:
+            raise ValueError(f"max_body_size must be within 0..{MAX_BODY_LENGTH}")
+        self.max_body_size = max_body_size
+        self._buffer = bytearray()
+        self._failed = False
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes are held waiting for the rest of a package."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Package]:
+        """Add ``data`` to the stream and return every package it completes."""
+        if self._failed:
+            raise RuntimeError("PackageDecoder used after a protocol error")
+        buf = self._buffer
+        buf += data
+        packages: list[Package] = []
+        offset = 0
+        end = len(buf)
+        max_body = self.max_body_size
+        while end - offset >= HEADER_SIZE:
+            ptype = buf[offset]
+            length = (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]
+            if ptype not in _VALID_TYPES or length > max_body:
+                if packages:
+                    # Hand out the good packages first; the next feed raises.
+                    break
+                self._fail()
+                if ptype not in _VALID_TYPES:
+                    raise BadPackageType(ptype)
+                raise PackageTooLarge(length, max_body)
+            stop = offset + HEADER_SIZE + length
+            if stop > end:
+                break
+            packages.append(Package(PackageType(ptype), bytes(buf[offset + HEADER_SIZE : stop])))
+            offset = stop
+        if offset:
+            del buf[:offset]
+        return packages
+
+    def _fail(self) -> None:
+        self._failed = True
+        self._buffer.clear()

@@ -1,0 +1,496 @@
+"""The agent: one per client connection.
+
+It drives a :class:`~pomelo_twisted.protocol.ServerConnection` with the bytes
+its link receives, runs the handshake hook, the handshake and heartbeat
+timers (on an injected clock), hands requests and notifies to an
+:class:`~pomelo_twisted.interfaces.IConnectionHandler`, answers every request
+exactly once, and writes through a bounded send queue: it is the link's
+streaming producer, queues while the transport is paused and closes a client
+whose queue passes ``max_pending_bytes``. Every close records its reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Coroutine
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..errors import HandlerError, HandshakeRejected, SerializationError
+from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
+from ..protocol import (
+    CODE_BAD_HANDSHAKE,
+    BadHandshake,
+    ClientHandshake,
+    ConnectionState,
+    HandshakeAck,
+    HandshakeResponse,
+    Heartbeat,
+    Ignored,
+    Kick,
+    Notify,
+    PackageType,
+    ProtocolViolation,
+    Push,
+    Request,
+    Response,
+    RouteDictionary,
+    ServerConnection,
+    UnknownRouteCode,
+    encode_package,
+)
+from ..protocol.handshake import encode_kick
+from .config import AgentConfig
+from .metrics import CloseReason, ConnectionMetrics
+
+__all__ = ["Agent", "error_body"]
+
+log = Logger()
+
+CODE_BAD_REQUEST = 400
+CODE_RATE_LIMITED = 429
+CODE_INTERNAL = 500
+CODE_BUSY = 503
+
+
+def error_body(code: int, msg: str) -> dict[str, object]:
+    """The response body of a failed request."""
+    return {"code": code, "msg": msg}
+
+
+@implementer(IPushProducer)
+class Agent:
+    """The server side of one client connection."""
+
+    __slots__ = (
+        "_close_timer",
+        "_closing",
+        "_connected",
+        "_handshake_timer",
+        "_idle_timer",
+        "_inflight",
+        "_last_seen",
+        "_paused",
+        "_queue",
+        "_queued_bytes",
+        "_seen_packages",
+        "_tokens",
+        "_tokens_at",
+        "clock",
+        "close_reason",
+        "config",
+        "connection",
+        "handler",
+        "handshake",
+        "link",
+        "metrics",
+        "serializer",
+        "session",
+        "sid",
+    )
+
+    def __init__(
+        self,
+        link: IAgentLink,
+        handler: IConnectionHandler,
+        *,
+        clock: IReactorTime,
+        serializer: ISerializer,
+        sid: int,
+        config: AgentConfig | None = None,
+        dictionary: RouteDictionary | None = None,
+        metrics: ConnectionMetrics | None = None,
+    ) -> None:
+        self.link = link
+        self.handler = handler
+        self.clock = clock
+        self.serializer = serializer
+        self.sid = sid
+        self.config = config = config or AgentConfig()
+        self.metrics = metrics if metrics is not None else ConnectionMetrics()
+        self.connection = ServerConnection(
+            dictionary if config.use_dict else None, config.max_packet_size
+        )
+        self.handshake: ClientHandshake | None = None
+        self.session: object = None
+        self.close_reason: str | None = None
+        self._closing = False
+        self._connected = False
+        self._paused = False
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._inflight = 0
+        self._tokens = float(config.request_burst)
+        self._tokens_at = clock.seconds()
+        self._seen_packages = 0
+        self._last_seen = self._tokens_at
+        self._handshake_timer: IDelayedCall | None = None
+        self._idle_timer: IDelayedCall | None = None
+        self._close_timer: IDelayedCall | None = None
+
+    def __repr__(self) -> str:
+        return f"<Agent sid={self.sid} peer={self.link.peer} state={self.state.value}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        """The protocol state of the connection."""
+        return self.connection.state
+
+    @property
+    def working(self) -> bool:
+        """Whether the handshake is acknowledged and the connection is not closing."""
+        return self.connection.state is ConnectionState.WORKING and not self._closing
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued while the transport is paused."""
+        return self._queued_bytes
+
+    # -- link events -------------------------------------------------------
+
+    def start(self) -> None:
+        """The link is connected: register as its producer, start the handshake timer."""
+        self.metrics.connections_opened += 1
+        self.link.register_producer(self)
+        self._handshake_timer = self.clock.callLater(
+            self.config.handshake_timeout, self._close, CloseReason.HANDSHAKE_TIMEOUT
+        )
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the client."""
+        connection = self.connection
+        events = connection.receive_data(data)
+        if connection.packages_received != self._seen_packages:
+            self._seen_packages = connection.packages_received
+            self._last_seen = self.clock.seconds()
+        for event in events:
+            if self._closing:
+                # An earlier package of this read closed the connection (a handler kicked,
+                # the connected hook failed): dispatch nothing more, send nothing more.
+                break
+            match event:
+                case Request():
+                    self._on_request(event)
+                case Notify():
+                    self._on_notify(event)
+                case Heartbeat():
+                    self._write(connection.send(event))
+                case ClientHandshake():
+                    self._on_handshake(event)
+                case HandshakeAck():
+                    self._on_ack()
+                case Ignored(reason=reason):
+                    self.metrics.dropped[reason] += 1
+                    log.debug("{agent}: ignored a package: {reason}", agent=self, reason=reason)
+                case UnknownRouteCode():
+                    self._on_unknown_code(event)
+                case BadHandshake(reason=reason):
+                    self._on_bad_handshake(reason)
+                case ProtocolViolation():
+                    self._on_violation(event.reason)
+
+    def connection_lost(self) -> None:
+        """The link is gone, for whatever cause."""
+        if self.close_reason is None:
+            self.close_reason = CloseReason.CLIENT_CLOSED
+        self._closing = True
+        self.connection.close()
+        self._cancel_timers()
+        self._queue.clear()
+        self._queued_bytes = 0
+        cause = self.close_reason.split(":", 1)[0]
+        self.metrics.closed[cause] += 1
+        log.debug("{agent} closed: {reason}", agent=self, reason=self.close_reason)
+        if self._connected:
+            self._connected = False
+            try:
+                self.handler.disconnected(self, self.close_reason)
+            except Exception:
+                log.failure("disconnected hook failed for {agent}", agent=self)
+
+    # -- server-initiated --------------------------------------------------
+
+    def push(self, route: str, msg: object) -> bool:
+        """Push ``msg`` on ``route``; False when the connection is not working."""
+        if not self.working:
+            return False
+        return self._write(self.connection.send(Push(route, self.serializer.encode(msg))))
+
+    def push_encoded(self, package: bytes) -> bool:
+        """Write a push package encoded once for many clients (see ``encode_push``)."""
+        if not self.working:
+            return False
+        return self._write(package)
+
+    def kick(self, reason: str = "kick") -> None:
+        """Send a kick package with ``reason``, then close."""
+        if self._closing:
+            return
+        if self.connection.state is not ConnectionState.CLOSED:
+            self.link.write(self.connection.send(Kick(reason)))
+        self._close(f"{CloseReason.KICKED}: {reason}")
+
+    def close(self, reason: str = CloseReason.SERVER_CLOSED) -> None:
+        """Close without a kick package, recording ``reason``."""
+        self._close(reason)
+
+    # -- IPushProducer -----------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: queue further writes."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The transport drained: flush the queue until it pauses again."""
+        self._paused = False
+        queue = self._queue
+        write = self.link.write
+        while queue and not self._paused:
+            data = queue.popleft()
+            self._queued_bytes -= len(data)
+            write(data)
+
+    def stopProducing(self) -> None:
+        """The transport will take no more data."""
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    # -- handshake ---------------------------------------------------------
+
+    def _on_handshake(self, handshake: ClientHandshake) -> None:
+        self.handshake = handshake
+        try:
+            result = self.handler.handshake(self, handshake)
+        except Exception:
+            self._handshake_failed(Failure())
+            return
+        if isinstance(result, Deferred):
+            result.addCallbacks(self._accept_handshake, self._handshake_failed)
+        else:
+            self._accept_handshake(result)
+
+    def _accept_handshake(self, user: object) -> None:
+        if self._closing:
+            return
+        config = self.config
+        response = HandshakeResponse(
+            code=200,
+            heartbeat=config.heartbeat,
+            dictionary=self.connection.dictionary,
+            use_dict=config.use_dict and self.connection.dictionary is not None,
+            serializer=self.serializer.name,
+            user=user,
+            legacy_route_maps=config.legacy_route_maps,
+        )
+        self._write(self.connection.send(response))
+
+    def _handshake_failed(self, failure: Failure) -> None:
+        if self._closing:
+            return
+        if failure.check(HandshakeRejected):
+            exc: HandshakeRejected = failure.value  # type: ignore[assignment]
+            code, reason = exc.code, exc.reason
+            log.info("{agent}: handshake rejected: {reason}", agent=self, reason=reason)
+        else:
+            code, reason = CODE_BAD_HANDSHAKE, "handshake hook failed"
+            log.failure("{agent}: handshake hook failed", failure, agent=self)
+        self.link.write(self.connection.send(HandshakeResponse(code=code, message=reason)))
+        self._close(f"{CloseReason.HANDSHAKE_REJECTED}: {reason}")
+
+    def _on_bad_handshake(self, reason: str) -> None:
+        log.info("{agent}: bad handshake: {reason}", agent=self, reason=reason)
+        self.link.write(self.connection.send(HandshakeResponse(code=CODE_BAD_HANDSHAKE)))
+        self._close(f"{CloseReason.BAD_HANDSHAKE}: {reason}")
+
+    def _on_ack(self) -> None:
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self._handshake_timer = None
+        timeout = self.config.effective_heartbeat_timeout
+        if self.config.heartbeat is not None:
+            self._write(self.connection.send(Heartbeat()))
+        if timeout is not None:
+            self._idle_timer = self.clock.callLater(timeout, self._check_idle)
+        self._connected = True
+        try:
+            self.handler.connected(self)
+        except Exception:
+            log.failure("connected hook failed for {agent}", agent=self)
+            self._close(f"{CloseReason.SERVER_CLOSED}: connected hook failed")
+
+    def _check_idle(self) -> None:
+        timeout = self.config.effective_heartbeat_timeout
+        assert timeout is not None
+        idle = self.clock.seconds() - self._last_seen
+        if idle >= timeout:
+            self._idle_timer = None
+            self._close(CloseReason.HEARTBEAT_TIMEOUT)
+        else:
+            self._idle_timer = self.clock.callLater(timeout - idle, self._check_idle)
+
+    # -- requests ----------------------------------------------------------
+
+    def _admit(self) -> bool:
+        rate = self.config.request_rate
+        if rate is None:
+            return True
+        now = self.clock.seconds()
+        tokens = self._tokens + (now - self._tokens_at) * rate
+        burst = self.config.request_burst
+        self._tokens_at = now
+        if tokens > burst:
+            tokens = burst
+        if tokens < 1.0:
+            self._tokens = tokens
+            self.metrics.rate_limited += 1
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
+    def _on_request(self, event: Request) -> None:
+        self.metrics.requests += 1
+        msg_id = event.id
+        if not self._admit():
+            self._respond(msg_id, error_body(CODE_RATE_LIMITED, "request rate limit exceeded"))
+            return
+        if self._inflight >= self.config.max_inflight:
+            self._respond(msg_id, error_body(CODE_BUSY, "too many requests in flight"))
+            return
+        try:
+            msg = self.serializer.decode(event.body)
+        except SerializationError:
+            self._respond(
+                msg_id, error_body(CODE_BAD_REQUEST, f"body is not valid {self.serializer.name}")
+            )
+            return
+        try:
+            result = self.handler.request(self, event.route, msg)
+        except Exception:
+            self._respond_failure(Failure(), msg_id, event.route)
+            return
+        if isinstance(result, Coroutine):
+            result = ensureDeferred(result)
+        if isinstance(result, Deferred):
+            self._inflight += 1
+            result.addCallbacks(
+                self._respond_deferred,
+                self._respond_failure,
+                callbackArgs=(msg_id,),
+                errbackArgs=(msg_id, event.route),
+            )
+            result.addBoth(self._request_done)
+        else:
+            self._respond(msg_id, result)
+
+    def _request_done(self, _: object) -> None:
+        self._inflight -= 1
+
+    def _respond_deferred(self, result: object, msg_id: int) -> None:
+        self._respond(msg_id, result)
+
+    def _respond_failure(self, failure: Failure, msg_id: int, route: str) -> None:
+        if failure.check(HandlerError):
+            exc: HandlerError = failure.value  # type: ignore[assignment]
+            self._respond(msg_id, error_body(exc.code, exc.msg))
+            return
+        log.failure("handler for {route} failed ({agent})", failure, route=route, agent=self)
+        self._respond(msg_id, error_body(CODE_INTERNAL, "internal server error"))
+
+    def _respond(self, msg_id: int, body: object) -> None:
+        if not self.working:
+            self.metrics.responses_dropped += 1
+            return
+        try:
+            data = self.serializer.encode({} if body is None else body)
+        except SerializationError:
+            log.error(
+                "response to request {id} of {agent} is not serializable", id=msg_id, agent=self
+            )
+            data = self.serializer.encode(error_body(CODE_INTERNAL, "response not serializable"))
+        self._write(self.connection.send(Response(msg_id, data)))
+
+    def _on_notify(self, event: Notify) -> None:
+        self.metrics.notifies += 1
+        if not self._admit():
+            self.metrics.dropped["notify over the rate limit"] += 1
+            return
+        try:
+            msg = self.serializer.decode(event.body)
+        except SerializationError:
+            self.metrics.dropped["notify body not decodable"] += 1
+            return
+        try:
+            result = self.handler.notify(self, event.route, msg)
+        except Exception:
+            log.failure(
+                "notify handler for {route} failed ({agent})", route=event.route, agent=self
+            )
+            return
+        if isinstance(result, Coroutine):
+            result = ensureDeferred(result)
+        if isinstance(result, Deferred):
+            result.addErrback(self._notify_failed, event.route)
+
+    def _notify_failed(self, failure: Failure, route: str) -> None:
+        log.failure("notify handler for {route} failed ({agent})", failure, route=route, agent=self)
+
+    def _on_unknown_code(self, event: UnknownRouteCode) -> None:
+        if event.id:
+            self._respond(event.id, error_body(CODE_INTERNAL, f"unknown route code {event.code}"))
+        else:
+            self.metrics.dropped["notify with unknown route code"] += 1
+
+    # -- writing and closing -----------------------------------------------
+
+    def _write(self, data: bytes) -> bool:
+        if self._closing:
+            return False
+        if not self._paused:
+            self.link.write(data)
+            return True
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        if self._queued_bytes > self.config.max_pending_bytes:
+            log.warn(
+                "{agent}: {pending} bytes pending, over the limit of {limit}: closing",
+                agent=self,
+                pending=self._queued_bytes,
+                limit=self.config.max_pending_bytes,
+            )
+            self._close(CloseReason.SLOW_CONSUMER, abort=True)
+            return False
+        return True
+
+    def _on_violation(self, reason: str) -> None:
+        log.warn("{agent}: protocol error, closing: {reason}", agent=self, reason=reason)
+        text = f"{CloseReason.PROTOCOL_ERROR}: {reason}"
+        self.link.write(encode_package(PackageType.KICK, encode_kick(text)))
+        self._close(text)
+
+    def _close(self, reason: str, abort: bool = False) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.close_reason = reason
+        self.connection.close()
+        self._cancel_timers()
+        if abort:
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.link.abort()
+        else:
+            # Armed before close(): a link that reports connection_lost synchronously
+            # cancels it there instead of leaving it pending.
+            self._close_timer = self.clock.callLater(self.config.close_grace, self.link.abort)
+            self.link.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._handshake_timer, self._idle_timer, self._close_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idle_timer = None
+        self._close_timer = None

@@ -1,0 +1,81 @@
+"""Per-connection limits and protocol settings of a frontend server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..protocol import DEFAULT_MAX_PACKET_SIZE
+from ..protocol.packet import MAX_BODY_LENGTH
+
+__all__ = ["AgentConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Every limit a client connection is held to, each with a safe default.
+
+    - ``heartbeat``: interval H in seconds announced to clients (``None``: no heartbeats).
+    - ``heartbeat_timeout``: close after this long without any package from
+      the client once working (default 2 × H).
+    - ``handshake_timeout``: close a connection that has not completed
+      handshake + ack within this many seconds.
+    - ``max_packet_size``: largest package body accepted; a header declaring
+      more closes the connection before the body is read.
+    - ``max_pending_bytes``: bytes queued for a client that does not read
+      (beyond the transport's own buffer); over it the client is closed.
+    - ``request_rate`` / ``request_burst``: token bucket on requests and
+      notifies per connection (``request_rate=None`` disables it); a request
+      over the limit is answered with code 429.
+    - ``max_inflight``: requests of one connection being handled at once; more
+      are answered with code 503.
+    - ``close_grace``: after a graceful close, abort the socket if the client
+      has not taken the last bytes within this many seconds.
+    - ``use_dict``: compress routes with the route dictionary.
+    - ``legacy_route_maps``: also send ``routeToCode``/``codeToRoute`` in the
+      handshake (pomelo 2.x clients such as pypomelo read only those).
+    """
+
+    heartbeat: float | None = 30.0
+    heartbeat_timeout: float | None = None
+    handshake_timeout: float = 10.0
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    max_pending_bytes: int = 1024 * 1024
+    request_rate: float | None = 1000.0
+    request_burst: int = 2000
+    max_inflight: int = 1000
+    close_grace: float = 5.0
+    use_dict: bool = True
+    legacy_route_maps: bool = True
+
+    def __post_init__(self) -> None:
+        if self.heartbeat is not None and self.heartbeat <= 0:
+            raise ValueError("heartbeat must be positive or None")
+        if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
+            raise ValueError("heartbeat_timeout must be positive or None")
+        for name in ("handshake_timeout", "close_grace"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("max_packet_size", "max_pending_bytes", "request_burst", "max_inflight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_packet_size > MAX_BODY_LENGTH:
+            raise ValueError(f"max_packet_size must be at most {MAX_BODY_LENGTH}")
+        if self.request_rate is not None and self.request_rate <= 0:
+            raise ValueError("request_rate must be positive or None")
+
+    @property
+    def effective_heartbeat_timeout(self) -> float | None:
+        """The idle limit once working: ``heartbeat_timeout``, else 2 × heartbeat."""
+        if self.heartbeat_timeout is not None:
+            return self.heartbeat_timeout
+        return 2 * self.heartbeat if self.heartbeat is not None else None
+
+    @classmethod
+    def from_mapping(cls, settings: dict[str, Any]) -> AgentConfig:
+        """Build from a settings mapping, refusing unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown connector setting(s): {', '.join(unknown)}")
+        return replace(cls(), **settings)
