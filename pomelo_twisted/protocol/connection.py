@@ -42,7 +42,7 @@ from .handshake import (
     parse_handshake_response,
     parse_kick,
 )
-from .message import MessageType, decode_message, encode_message
+from .message import MAX_MESSAGE_ID, MessageType, decode_message, encode_message
 from .packet import DEFAULT_MAX_PACKET_SIZE, Package, PackageDecoder, PackageType, encode_package
 
 __all__ = [
@@ -134,7 +134,7 @@ class _Connection:
                             f"{self.state.value}"
                         )
                     events.extend(action(self, package))
-                    if self.state is ConnectionState.CLOSED:
+                    if self._closed():
                         return events
                 # A bad header right behind these packages stays buffered: raise it now.
                 packages = self._decoder.feed(b"")
@@ -142,6 +142,9 @@ class _Connection:
             self.state = ConnectionState.CLOSED
             events.append(ProtocolViolation(exc))
         return events
+
+    def _closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
 
     def close(self) -> None:
         """Mark the connection closed (timeouts, transport gone, local decision)."""
@@ -230,8 +233,8 @@ class ServerConnection(_Connection):
             if not self._handshake_pending:
                 raise LocalProtocolError("handshake response sent before a handshake arrived")
             self._handshake_pending = False
-            if event.dictionary is not None:
-                self.dictionary = event.dictionary
+            # Compress pushes only with a dictionary the client was told to use.
+            self.dictionary = event.dictionary if event.use_dict else None
             body = encode_handshake_response(event, self._client_dict_version)
             self.state = S.WAITING_ACK if event.code == CODE_OK else S.CLOSED
             return encode_package(PackageType.HANDSHAKE, body)
@@ -318,6 +321,8 @@ class ClientConnection(_Connection):
         """Bytes for ``event``; raises :class:`LocalProtocolError` when the state forbids it."""
         if isinstance(event, Request):
             self._require(event, S.WORKING)
+            if not 0 < event.id <= MAX_MESSAGE_ID:
+                raise LocalProtocolError(f"request id {event.id} is outside 1..{MAX_MESSAGE_ID}")
             if event.id in self._pending_routes:
                 raise LocalProtocolError(f"request id {event.id} is already in flight")
             data = self._encode_routed(MessageType.REQUEST, event.id, event.route, event.body)

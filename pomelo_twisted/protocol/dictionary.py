@@ -46,7 +46,8 @@ class RouteDictionary:
     ) -> RouteDictionary:
         """Number sorted ``handler_routes`` from 1, then ``extra_routes`` in order."""
         mapping: dict[str, int] = {}
-        for route in sorted(set(handler_routes)):
+        # JavaScript's default sort compares UTF-16 code units, not code points.
+        for route in sorted(set(handler_routes), key=lambda r: r.encode("utf-16-be")):
             mapping[route] = len(mapping) + 1
         for route in extra_routes:
             if route not in mapping:
@@ -94,6 +95,17 @@ class RouteDictionary:
         return f"RouteDictionary({len(self)} routes, version={self._version!r})"
 
 
+def _js_key_order(route_to_code: Mapping[str, int]) -> dict[str, int]:
+    """Keys in the order ``JSON.stringify`` writes them: array-index keys first, ascending."""
+    index_keys = sorted(
+        (k for k in route_to_code if k.isascii() and k.isdigit() and str(int(k)) == k and int(k) < 2**32 - 1),
+        key=int,
+    )
+    ordered = {k: route_to_code[k] for k in index_keys}
+    ordered.update((k, v) for k, v in route_to_code.items() if k not in ordered)
+    return ordered
+
+
 def _dict_version(route_to_code: Mapping[str, int]) -> str:
-    text = json.dumps(route_to_code, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(_js_key_order(route_to_code), separators=(",", ":"), ensure_ascii=False)
     return base64.b64encode(hashlib.md5(text.encode("utf-8")).digest()).decode("ascii")

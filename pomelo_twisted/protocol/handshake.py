@@ -9,6 +9,7 @@ The server reply follows pinus (``code``, ``sys.heartbeat``, ``sys.dict``,
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .dictionary import RouteDictionary
@@ -116,7 +117,12 @@ def parse_handshake_response(body: bytes) -> HandshakeResponse:
     if not isinstance(sys, dict):
         sys = {}
     heartbeat = sys.get("heartbeat")
-    if not isinstance(heartbeat, (int, float)) or isinstance(heartbeat, bool) or heartbeat <= 0:
+    if (
+        not isinstance(heartbeat, (int, float))
+        or isinstance(heartbeat, bool)
+        or not math.isfinite(heartbeat)
+        or heartbeat <= 0
+    ):
         heartbeat = None
     raw_dict = sys.get("dict")
     if not isinstance(raw_dict, dict):

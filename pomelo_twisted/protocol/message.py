@@ -152,10 +152,10 @@ def decode_message(data: bytes) -> Message:
         if flag & _FLAG_COMPRESSED:
             if offset + 2 > size:
                 raise MessageDecodeError("compressed route truncated")
+            # Code 0 is in no dictionary: it decodes as an empty route, which the
+            # dispatcher answers as unknown instead of the connection dying.
             route_code = (data[offset] << 8) | data[offset + 1]
             offset += 2
-            if route_code == 0:
-                raise MessageDecodeError("compressed route code 0 is not valid")
         else:
             if offset >= size:
                 raise MessageDecodeError("route length missing")
