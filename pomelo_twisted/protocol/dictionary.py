@@ -95,12 +95,13 @@ class RouteDictionary:
         return f"RouteDictionary({len(self)} routes, version={self._version!r})"
 
 
+def _is_array_index(key: str) -> bool:
+    return key.isascii() and key.isdigit() and str(int(key)) == key and int(key) < 2**32 - 1
+
+
 def _js_key_order(route_to_code: Mapping[str, int]) -> dict[str, int]:
     """Keys in the order ``JSON.stringify`` writes them: array-index keys first, ascending."""
-    index_keys = sorted(
-        (k for k in route_to_code if k.isascii() and k.isdigit() and str(int(k)) == k and int(k) < 2**32 - 1),
-        key=int,
-    )
+    index_keys = sorted((k for k in route_to_code if _is_array_index(k)), key=int)
     ordered = {k: route_to_code[k] for k in index_keys}
     ordered.update((k, v) for k, v in route_to_code.items() if k not in ordered)
     return ordered

@@ -167,6 +167,11 @@ class Agent:
         if connection.packages_received != self._seen_packages:
             self._seen_packages = connection.packages_received
             self._last_seen = self.clock.seconds()
+        if events and isinstance(events[-1], ProtocolViolation):
+            # The connection is already CLOSED: nothing decoded before the violation in
+            # this read can be answered (sending would raise LocalProtocolError).
+            self._on_violation(events[-1].reason)
+            return
         for event in events:
             if self._closing:
                 # An earlier package of this read closed the connection (a handler kicked,
