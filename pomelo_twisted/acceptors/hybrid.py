@@ -35,10 +35,12 @@ class HybridProtocol(Protocol):
     def connectionMade(self) -> None:
         """Give the client ``handshake_timeout`` seconds to send its first byte."""
         agents = self.hybrid.agents
+        self.hybrid.sniffing.add(self)
         self._timer = agents.clock.callLater(agents.config.handshake_timeout, self._silent)
 
     def _silent(self) -> None:
         self._timer = None
+        self.hybrid.sniffing.discard(self)
         agents = self.hybrid.agents
         agents.metrics.connections_opened += 1
         agents.metrics.closed[CloseReason.HANDSHAKE_TIMEOUT] += 1
@@ -54,6 +56,7 @@ class HybridProtocol(Protocol):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self.hybrid.sniffing.discard(self)
             if data[0] in HTTP_FIRST_BYTES:
                 inner = self.hybrid.websocket.buildProtocol(self.addr)
             else:
@@ -65,6 +68,7 @@ class HybridProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Forward to the inner protocol, if one was chosen."""
+        self.hybrid.sniffing.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -78,6 +82,15 @@ class HybridFactory(Factory):
     def __init__(self, agents: AgentFactory) -> None:
         self.agents = agents
         self.websocket = WebSocketFactory(agents)
+        self.sniffing: set[HybridProtocol] = set()
+        """Connections that have not sent their first byte yet."""
+
+    def abort_sniffing(self) -> None:
+        """Drop the connections not yet handed to TCP or WebSocket (server shutdown)."""
+        for proto in list(self.sniffing):
+            if proto.transport is not None:
+                proto.transport.abortConnection()  # type: ignore[attr-defined]
+        self.sniffing.clear()
 
     def buildProtocol(self, addr: IAddress | None) -> HybridProtocol:
         """A sniffing protocol per connection."""

@@ -79,6 +79,8 @@ class AcceptorService(Service):
         """Close every connection, then stop listening."""
         super().stopService()
         self.agents.close_all(CloseReason.SERVER_CLOSED)
+        if isinstance(self.factory, HybridFactory):
+            self.factory.abort_sniffing()
         port, self.port = self.port, None
         if port is None:
             return None

@@ -46,6 +46,7 @@ from ..protocol import (
 from ..protocol.handshake import encode_kick
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
+from .ratelimit import TokenBucket
 
 __all__ = ["Agent", "error_body"]
 
@@ -67,6 +68,7 @@ class Agent:
     """The server side of one client connection."""
 
     __slots__ = (
+        "_bucket",
         "_close_timer",
         "_closing",
         "_connected",
@@ -78,8 +80,6 @@ class Agent:
         "_queue",
         "_queued_bytes",
         "_seen_packages",
-        "_tokens",
-        "_tokens_at",
         "clock",
         "close_reason",
         "config",
@@ -124,10 +124,13 @@ class Agent:
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._inflight = 0
-        self._tokens = float(config.request_burst)
-        self._tokens_at = clock.seconds()
+        self._bucket = (
+            TokenBucket(clock, config.request_rate, config.request_burst)
+            if config.request_rate is not None
+            else None
+        )
         self._seen_packages = 0
-        self._last_seen = self._tokens_at
+        self._last_seen = clock.seconds()
         self._handshake_timer: IDelayedCall | None = None
         self._idle_timer: IDelayedCall | None = None
         self._close_timer: IDelayedCall | None = None
@@ -291,7 +294,12 @@ class Agent:
             user=user,
             legacy_route_maps=config.legacy_route_maps,
         )
-        self._write(self.connection.send(response))
+        try:
+            data = self.connection.send(response)
+        except (TypeError, ValueError):
+            self._handshake_failed(Failure())
+            return
+        self._write(data)
 
     def _handshake_failed(self, failure: Failure) -> None:
         if self._closing:
@@ -340,21 +348,11 @@ class Agent:
     # -- requests ----------------------------------------------------------
 
     def _admit(self) -> bool:
-        rate = self.config.request_rate
-        if rate is None:
+        bucket = self._bucket
+        if bucket is None or bucket.take():
             return True
-        now = self.clock.seconds()
-        tokens = self._tokens + (now - self._tokens_at) * rate
-        burst = self.config.request_burst
-        self._tokens_at = now
-        if tokens > burst:
-            tokens = burst
-        if tokens < 1.0:
-            self._tokens = tokens
-            self.metrics.rate_limited += 1
-            return False
-        self._tokens = tokens - 1.0
-        return True
+        self.metrics.rate_limited += 1
+        return False
 
     def _on_request(self, event: Request) -> None:
         self.metrics.requests += 1
@@ -410,13 +408,20 @@ class Agent:
             self.metrics.responses_dropped += 1
             return
         try:
-            data = self.serializer.encode({} if body is None else body)
-        except SerializationError:
-            log.error(
-                "response to request {id} of {agent} is not serializable", id=msg_id, agent=self
+            package = self.connection.send(
+                Response(msg_id, self.serializer.encode({} if body is None else body))
             )
-            data = self.serializer.encode(error_body(CODE_INTERNAL, "response not serializable"))
-        self._write(self.connection.send(Response(msg_id, data)))
+        except (SerializationError, ValueError) as exc:
+            log.error(
+                "response to request {id} of {agent} cannot be sent: {error}",
+                id=msg_id,
+                agent=self,
+                error=exc,
+            )
+            package = self.connection.send(
+                Response(msg_id, self.serializer.encode(error_body(CODE_INTERNAL, str(exc))))
+            )
+        self._write(package)
 
     def _on_notify(self, event: Notify) -> None:
         self.metrics.notifies += 1
@@ -483,9 +488,10 @@ class Agent:
         self.close_reason = reason
         self.connection.close()
         self._cancel_timers()
+        # Nothing queued behind a paused transport goes out after a kick or a close.
+        self._queue.clear()
+        self._queued_bytes = 0
         if abort:
-            self._queue.clear()
-            self._queued_bytes = 0
             self.link.abort()
         else:
             # Armed before close(): a link that reports connection_lost synchronously

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -49,6 +50,10 @@ class AgentConfig:
     legacy_route_maps: bool = True
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, not {value}")
         if self.heartbeat is not None and self.heartbeat <= 0:
             raise ValueError("heartbeat must be positive or None")
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
@@ -78,4 +83,7 @@ class AgentConfig:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown connector setting(s): {', '.join(unknown)}")
-        return replace(cls(), **settings)
+        try:
+            return replace(cls(), **settings)
+        except TypeError as exc:
+            raise ValueError(f"bad connector setting: {exc}") from None

@@ -1,0 +1,121 @@
+"""AcceptorService on a MemoryReactor, and the interfaces the acceptor pieces provide."""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.testing import MemoryReactor, StringTransportWithDisconnection
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from pomelo_twisted.acceptors import (
+    AcceptorService,
+    HybridFactory,
+    PomeloTCPProtocol,
+    TCPFactory,
+    WebSocketFactory,
+)
+from pomelo_twisted.interfaces import IAcceptor, IAgentLink, IConnectionHandler
+from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck
+from pomelo_twisted.session import AgentConfig
+
+from ..session.helpers import SYS, connect, make_agents
+
+
+def attach(service: AcceptorService, ack: bool) -> StringTransportWithDisconnection:
+    """A client connection through the service's factory, handshaken (and acked)."""
+    protocol = service.factory.buildProtocol(None)  # type: ignore[arg-type]
+    transport = StringTransportWithDisconnection()
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    client = ClientConnection()
+    protocol.dataReceived(client.send(ClientHandshake(sys=dict(SYS))))
+    client.receive_data(transport.value())
+    if ack:
+        protocol.dataReceived(client.send(HandshakeAck()))
+    return transport
+
+
+class AcceptorServiceTests(SynchronousTestCase):
+    """Listening from an endpoint string and shutting down."""
+
+    def test_start_listens_on_the_endpoint(self) -> None:
+        """startService listens on the endpoint string's port and interface."""
+        reactor = MemoryReactor()
+        service = AcceptorService(reactor, "tcp:3010:interface=127.0.0.1", make_agents())
+        self.assertEqual(reactor.tcpServers, [])
+        service.startService()
+        self.assertTrue(service.running)
+        ((port, factory, _backlog, interface),) = reactor.tcpServers
+        self.assertEqual((port, interface), (3010, "127.0.0.1"))
+        self.assertIs(factory, service.factory)
+        self.assertIsInstance(factory, HybridFactory)
+        listening = self.successResultOf(service.listening)
+        self.assertIs(listening, service.port)
+        self.assertEqual(listening.getHost().port, 3010)
+
+    def test_kinds_pick_the_factory(self) -> None:
+        """kind picks the protocol factory; an unknown kind is refused by name."""
+        agents = make_agents()
+        self.assertIsInstance(
+            AcceptorService(MemoryReactor(), "tcp:1", agents).factory, HybridFactory
+        )
+        self.assertIsInstance(
+            AcceptorService(MemoryReactor(), "tcp:1", agents, kind="tcp").factory, TCPFactory
+        )
+        self.assertIsInstance(
+            AcceptorService(MemoryReactor(), "tcp:1", agents, kind="ws").factory, WebSocketFactory
+        )
+        with self.assertRaises(ValueError) as caught:
+            AcceptorService(MemoryReactor(), "tcp:1", agents, kind="udp")  # type: ignore[arg-type]
+        self.assertIn("'udp'", str(caught.exception))
+
+    def test_stop_closes_every_agent_and_the_port(self) -> None:
+        """stopService closes every connection (acked or not) and stops listening."""
+        reactor = MemoryReactor()
+        agents = make_agents()
+        service = AcceptorService(reactor, "tcp:3010", agents, kind="tcp")
+        service.startService()
+        port = service.port
+        assert port is not None
+        stopped: list[bool] = []
+        port.stopListening = lambda: stopped.append(True)  # type: ignore[method-assign]
+        working = attach(service, ack=True)
+        waiting = attach(service, ack=False)
+        self.assertEqual(len(agents.agents), 2)
+        closing = list(agents.agents.values())
+        service.stopService()
+        self.assertFalse(service.running)
+        self.assertEqual(stopped, [True])
+        self.assertIsNone(service.port)
+        self.assertFalse(working.connected)
+        self.assertFalse(waiting.connected)
+        self.assertEqual(agents.agents, {})
+        self.assertEqual([a.close_reason for a in closing], ["server closed", "server closed"])
+        self.assertEqual(agents.metrics.closed, {"server closed": 2})
+        self.assertEqual(agents.handler.closes, [(closing[0], "server closed")])
+
+    def test_stop_before_listening(self) -> None:
+        """stopService without a bound port closes the agents and returns None."""
+        service = AcceptorService(MemoryReactor(), "tcp:3010", make_agents())
+        self.assertIsNone(service.stopService())
+
+
+class InterfaceTests(SynchronousTestCase):
+    """The pieces provide the interfaces they declare."""
+
+    def test_acceptor(self) -> None:
+        """AcceptorService provides IAcceptor."""
+        service = AcceptorService(MemoryReactor(), "tcp:3010:interface=127.0.0.1", make_agents())
+        self.assertTrue(verifyObject(IAcceptor, service))
+        self.assertEqual(
+            (service.endpoint, service.kind), ("tcp:3010:interface=127.0.0.1", "hybrid")
+        )
+
+    def test_tcp_link_and_agent(self) -> None:
+        """A connected TCP protocol provides IAgentLink; its agent provides IPushProducer."""
+        conn = connect(AgentConfig())
+        self.assertIsInstance(conn.protocol, PomeloTCPProtocol)
+        self.assertTrue(verifyObject(IAgentLink, conn.protocol))
+        self.assertEqual(conn.protocol.peer, "192.168.1.1:54321")
+        self.assertTrue(verifyObject(IPushProducer, conn.agent))
+        self.assertTrue(verifyObject(IConnectionHandler, conn.handler))
