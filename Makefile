@@ -64,7 +64,7 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	@echo "pomelo_twisted: connect to tcp:127.0.0.1:3010 (raw TCP and ws://127.0.0.1:3010/)"
-	$(VENV)/bin/twistd -n pomelo $(RUN_ARGS)
+	$(VENV)/bin/twistd -n --pidfile= pomelo $(RUN_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
