@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
@@ -75,13 +75,14 @@ class AcceptorService(Service):
         log.failure("cannot listen on {endpoint}", failure, endpoint=self.endpoint)
         self.listening.errback(failure)
 
-    def stopService(self) -> Deferred[None] | None:
-        """Close every connection, then stop listening."""
+    def stopService(self) -> Deferred[None]:
+        """Stop listening, close every connection, and fire once they are all gone."""
         super().stopService()
-        self.agents.close_all(CloseReason.SERVER_CLOSED)
+        port, self.port = self.port, None
+        waits: list[Deferred[object]] = []
+        if port is not None:
+            waits.append(maybeDeferred(port.stopListening))
         if isinstance(self.factory, HybridFactory):
             self.factory.abort_sniffing()
-        port, self.port = self.port, None
-        if port is None:
-            return None
-        return port.stopListening()
+        waits.append(self.agents.close_all(CloseReason.SERVER_CLOSED))  # type: ignore[arg-type]
+        return gatherResults(waits).addCallback(lambda _: None)

@@ -8,6 +8,7 @@ hybrid acceptors build on it.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -51,6 +52,7 @@ class AgentFactory:
         self.metrics = metrics if metrics is not None else ConnectionMetrics()
         self.agents: dict[int, Agent] = {}
         self._next_sid = 1
+        self._drain_waiters: list[Deferred[None]] = []
 
     def new_agent(self, link: IAgentLink) -> Agent:
         """A started agent for a new connection, registered until it closes."""
@@ -73,11 +75,24 @@ class AgentFactory:
     def agent_gone(self, agent: Agent) -> None:
         """Forget a closed agent."""
         self.agents.pop(agent.sid, None)
+        if not self.agents and self._drain_waiters:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
-    def close_all(self, reason: str = CloseReason.SERVER_CLOSED) -> None:
-        """Close every live connection (server shutdown)."""
+    def close_all(self, reason: str = CloseReason.SERVER_CLOSED) -> Deferred[None]:
+        """Close every live connection (server shutdown).
+
+        The Deferred fires once every connection is gone; each is aborted at the
+        latest ``close_grace`` seconds after its graceful close began.
+        """
         for agent in list(self.agents.values()):
             agent.close(reason)
+        if not self.agents:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
 
 
 @implementer(IAgentLink)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.testing import MemoryReactor, StringTransportWithDisconnection
+from twisted.internet.task import Clock
+from twisted.internet.testing import (
+    MemoryReactor,
+    StringTransport,
+    StringTransportWithDisconnection,
+)
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -94,10 +99,27 @@ class AcceptorServiceTests(SynchronousTestCase):
         self.assertEqual(agents.metrics.closed, {"server closed": 2})
         self.assertEqual(agents.handler.closes, [(closing[0], "server closed")])
 
+    def test_stop_waits_for_connections_to_go(self) -> None:
+        """stopService's Deferred fires only once every connection is gone, at the latest
+        close_grace after the close began (a client that never lets go is aborted)."""
+        clock = Clock()
+        agents = make_agents(AgentConfig(close_grace=5.0), clock=clock)
+        service = AcceptorService(MemoryReactor(), "tcp:3010", agents, kind="tcp")
+        protocol = service.factory.buildProtocol(None)  # type: ignore[arg-type]
+        transport = StringTransport()  # never reports the loss by itself
+        protocol.makeConnection(transport)
+        done = service.stopService()
+        self.assertNoResult(done)
+        clock.advance(5.0)
+        self.assertTrue(transport.disconnecting)
+        self.assertNoResult(done)
+        protocol.connectionLost(None)  # type: ignore[arg-type]
+        self.assertIsNone(self.successResultOf(done))
+
     def test_stop_before_listening(self) -> None:
-        """stopService without a bound port closes the agents and returns None."""
+        """stopService without a bound port returns a Deferred that has already fired."""
         service = AcceptorService(MemoryReactor(), "tcp:3010", make_agents())
-        self.assertIsNone(service.stopService())
+        self.assertIsNone(self.successResultOf(service.stopService()))
 
 
 class InterfaceTests(SynchronousTestCase):
