@@ -1,0 +1,1 @@
+"""Benchmarks of pomelo_twisted (``make bench`` runs ``bench/codec.py``); not shipped."""
