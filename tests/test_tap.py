@@ -43,6 +43,15 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(config.max_pending_bytes, 4096)
 
+    def test_rate_limit_options(self) -> None:
+        """--request-rate (0 = unlimited), --request-burst and --max-inflight are used."""
+        config = parse("--request-rate", "0", "--request-burst", "5", "--max-inflight", "7")[
+            "config"
+        ]
+        self.assertEqual((config.request_rate, config.request_burst), (None, 5))
+        self.assertEqual(config.max_inflight, 7)
+        self.assertEqual(parse("--request-rate", "50")["config"].request_rate, 50.0)
+
     def test_heartbeat_zero_turns_heartbeats_off(self) -> None:
         """--heartbeat 0 means no heartbeat and no heartbeat timeout."""
         config = parse("--heartbeat", "0")["config"]

@@ -53,6 +53,9 @@ class Options(usage.Options):
         ["handshake-timeout", None, 10.0, "seconds to complete handshake + ack", _positive],
         ["max-packet-size", None, 64 * 1024, "largest package body accepted, bytes", int],
         ["max-pending-bytes", None, 1024 * 1024, "send queue limit per client, bytes", int],
+        ["request-rate", None, 1000.0, "requests/s per client (0: unlimited)", _positive_or_off],
+        ["request-burst", None, 2000, "requests a client may send at once over the rate", int],
+        ["max-inflight", None, 1000, "requests of one client handled at once", int],
     ]
 
     def postOptions(self) -> None:
@@ -77,6 +80,9 @@ class Options(usage.Options):
                 handshake_timeout=self["handshake-timeout"],
                 max_packet_size=self["max-packet-size"],
                 max_pending_bytes=self["max-pending-bytes"],
+                request_rate=self["request-rate"],
+                request_burst=self["request-burst"],
+                max_inflight=self["max-inflight"],
             )
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None

@@ -41,6 +41,7 @@ class MessageType(IntEnum):
     PUSH = 3
 
 
+_TYPES = tuple(MessageType)
 _HAS_ID = (True, False, True, False)
 _HAS_ROUTE = (True, True, False, True)
 
@@ -169,7 +170,7 @@ def decode_message(data: bytes) -> Message:
                 raise MessageDecodeError("route is not valid UTF-8") from None
             offset += length
     return Message(
-        MessageType(msg_type),
+        _TYPES[msg_type],
         msg_id,
         route,
         data[offset:] if offset < size else b"",

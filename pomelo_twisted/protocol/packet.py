@@ -38,6 +38,8 @@ class PackageType(IntEnum):
 
 
 _VALID_TYPES = frozenset(int(t) for t in PackageType)
+# Indexing a tuple is much cheaper than calling the IntEnum per package.
+_TYPES: tuple[PackageType, ...] = (PackageType.HANDSHAKE, *PackageType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ class PackageDecoder:
     will do) raises. After an error the decoder is unusable (the connection must close).
     """
 
-    __slots__ = ("_buffer", "_failed", "max_body_size")
+    __slots__ = ("_buffer", "_failed", "blocked", "max_body_size")
 
     def __init__(self, max_body_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
         if not 0 <= max_body_size <= MAX_BODY_LENGTH:
@@ -80,6 +82,9 @@ class PackageDecoder:
         self.max_body_size = max_body_size
         self._buffer = bytearray()
         self._failed = False
+        self.blocked = False
+        """True when the last feed stopped at a bad header behind good packages:
+        the next feed (even of no bytes) raises it."""
 
     @property
     def buffered(self) -> int:
@@ -102,6 +107,7 @@ class PackageDecoder:
             if ptype not in _VALID_TYPES or length > max_body:
                 if packages:
                     # Hand out the good packages first; the next feed raises.
+                    self.blocked = True
                     break
                 self._fail()
                 if ptype not in _VALID_TYPES:
@@ -110,7 +116,7 @@ class PackageDecoder:
             stop = offset + HEADER_SIZE + length
             if stop > end:
                 break
-            packages.append(Package(PackageType(ptype), bytes(buf[offset + HEADER_SIZE : stop])))
+            packages.append(Package(_TYPES[ptype], bytes(buf[offset + HEADER_SIZE : stop])))
             offset = stop
         if offset:
             del buf[:offset]

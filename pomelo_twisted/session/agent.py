@@ -12,7 +12,7 @@ whose queue passes ``max_pending_bytes``. Every close records its reason.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Coroutine
+from types import CoroutineType
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -375,7 +375,7 @@ class Agent:
         except Exception:
             self._respond_failure(Failure(), msg_id, event.route)
             return
-        if isinstance(result, Coroutine):
+        if isinstance(result, CoroutineType):
             result = ensureDeferred(result)
         if isinstance(result, Deferred):
             self._inflight += 1
@@ -408,8 +408,8 @@ class Agent:
             self.metrics.responses_dropped += 1
             return
         try:
-            package = self.connection.send(
-                Response(msg_id, self.serializer.encode({} if body is None else body))
+            package = self.connection.send_response(
+                msg_id, self.serializer.encode({} if body is None else body)
             )
         except (SerializationError, ValueError) as exc:
             log.error(
@@ -440,7 +440,7 @@ class Agent:
                 "notify handler for {route} failed ({agent})", route=event.route, agent=self
             )
             return
-        if isinstance(result, Coroutine):
+        if isinstance(result, CoroutineType):
             result = ensureDeferred(result)
         if isinstance(result, Deferred):
             result.addErrback(self._notify_failed, event.route)
