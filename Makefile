@@ -8,7 +8,7 @@ VENV ?= .venv
 PY = $(VENV)/bin/python
 PYTHON3 ?= python3
 STAMP = $(VENV)/.installed
-RUN_ARGS ?= --type echo --listen tcp:3010:interface=127.0.0.1
+RUN_ARGS ?= --app example_game --type all
 
 # Trees to lint; ones that do not exist (yet) are left out.
 LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
@@ -63,7 +63,8 @@ lint: $(STAMP)
 	$(PY) -m mypy $(MYPY_PATHS)
 
 run: $(STAMP)
-	@echo "pomelo_twisted: connect to tcp:127.0.0.1:3010 (raw TCP and ws://127.0.0.1:3010/)"
+	@echo "pomelo_twisted: the example chat game (every server in one process)."
+	@echo "  connect clients to tcp:127.0.0.1:3010 or ws://127.0.0.1:3010/ (see README)"
 	$(VENV)/bin/twistd -n --pidfile= pomelo $(RUN_ARGS)
 
 bench: $(STAMP)

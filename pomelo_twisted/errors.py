@@ -8,9 +8,12 @@ caller can tell framework failures from bugs.  Errors of the sans-I/O wire codec
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "HandlerError",
     "HandshakeRejected",
     "PomeloError",
+    "RpcError",
+    "RpcTimeout",
     "SerializationError",
 ]
 
@@ -39,3 +42,15 @@ class HandshakeRejected(PomeloError):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+
+class ConfigError(PomeloError):
+    """A game's configuration is missing or wrong; the message names the file and key."""
+
+
+class RpcError(PomeloError):
+    """A server-to-server call failed; the message names the server, remote and method."""
+
+
+class RpcTimeout(RpcError):
+    """A server-to-server call passed its deadline."""

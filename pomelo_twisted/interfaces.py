@@ -15,7 +15,17 @@ if TYPE_CHECKING:
     from .protocol import ClientHandshake
     from .session import Agent
 
-__all__ = ["IAcceptor", "IAgentLink", "IConnectionHandler", "ISerializer"]
+__all__ = [
+    "IAcceptor",
+    "IAfterFilter",
+    "IAgentLink",
+    "IBeforeFilter",
+    "IComponent",
+    "IConnectionHandler",
+    "IModule",
+    "IRpcTransport",
+    "ISerializer",
+]
 
 
 class ISerializer(Interface):
@@ -76,3 +86,78 @@ class IAcceptor(Interface):
     kind = Attribute("'hybrid', 'tcp' or 'ws'")
     agents = Attribute("the AgentFactory holding the live connections and their metrics")
     listening = Attribute("a Deferred firing with the IListeningPort once bound")
+
+
+class IComponent(Interface):
+    """A framework piece loaded into an Application with ``app.load(component, name=...)``.
+
+    ``start`` runs in load order, ``after_start`` once the whole cluster is up,
+    ``stop`` in reverse load order. Each may return a Deferred; the application waits.
+    """
+
+    name = Attribute("the component's name in app.components")
+
+    def start() -> object:
+        """Start (listen, connect, load state). A failure stops the server."""
+
+    def after_start() -> object:
+        """Every server of the cluster has started."""
+
+    def stop(force: bool) -> object:
+        """Stop; ``force`` when the process is going down without waiting for clients."""
+
+
+class IModule(Interface):
+    """A long-lived object a game registers (a DB pool, a matchmaker).
+
+    Modules start after the components (``init`` then ``after_init``) and stop before
+    them (``before_shutdown`` then ``shutdown``). Each may return a Deferred.
+    """
+
+    def init() -> object:
+        """Prepare; components are running."""
+
+    def after_init() -> object:
+        """Every module of this server is initialised."""
+
+    def before_shutdown() -> object:
+        """The server is about to stop; stop taking new work."""
+
+    def shutdown() -> object:
+        """Release resources."""
+
+
+class IBeforeFilter(Interface):
+    """Runs before a handler; raising ``HandlerError`` (or failing) answers without it."""
+
+    def before(context: object) -> object:
+        """Inspect or change the ``RequestContext``; may return a Deferred."""
+
+
+class IAfterFilter(Interface):
+    """Runs after a handler (or its failure) with the response about to be sent."""
+
+    def after(context: object, response: object) -> object:
+        """Return the response to send (the same, or another); may return a Deferred."""
+
+
+class IRpcTransport(Interface):
+    """Carries calls between servers: in-process now, Perspective Broker for a cluster.
+
+    A call names a server, a declared remote service and a method; arguments and
+    results are plain data (what msgpack can carry). Failures are ``RpcError``s.
+    """
+
+    def register(server_id: str, dispatcher: object) -> None:
+        """Serve calls for ``server_id`` with ``dispatcher(service, method, args)``,
+        which returns the result or a Deferred and raises ``RpcError`` for unknown
+        services or methods."""
+
+    def unregister(server_id: str) -> None:
+        """Stop serving ``server_id``; calls to it fail fast."""
+
+    def call(
+        server_id: str, service: str, method: str, args: tuple[object, ...], timeout: float
+    ) -> object:
+        """A Deferred of the remote result; ``RpcError`` when the server is unknown or
+        down, the remote is undeclared or fails, or ``timeout`` seconds pass."""

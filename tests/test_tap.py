@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from twisted.application.service import IServiceMaker, MultiService
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AcceptorService
+from pomelo_twisted.app.application import Application
+from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.tap import Options, makeService
 from pomelo_twisted.serializers import MsgpackSerializer
+
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "example_game")
 
 
 def parse(*argv: str) -> Options:
@@ -23,20 +29,33 @@ class OptionsTests(SynchronousTestCase):
     """Command-line options and their validation."""
 
     def test_defaults(self) -> None:
-        """With no options: the echo type, id echo-1, hybrid on 127.0.0.1:3010, 30 s heartbeat."""
+        """Without --app: the echo type; with --app: every server (all); limits default."""
         options = parse()
-        self.assertEqual(
-            (options["type"], options["id"], options["listen"], options["acceptor"]),
-            ("echo", "echo-1", "tcp:3010:interface=127.0.0.1", "hybrid"),
-        )
+        self.assertEqual((options["type"], options["id"], options["listen"]), ("echo", None, None))
         self.assertEqual(options["config"].heartbeat, 30.0)
+        self.assertEqual(options["limits"], {})
+        self.assertEqual(parse("--app", "example_game")["type"], "all")
+
+    def test_game_type_needs_app(self) -> None:
+        """A game server type without --app is a usage error."""
+        self.assertRaises(usage.UsageError, parse, "--type", "connector")
 
     def test_limits_reach_the_agent_config(self) -> None:
         """--heartbeat, --handshake-timeout, --max-packet-size and --max-pending-bytes are used."""
-        config = parse(
+        options = parse(
             "--heartbeat", "3", "--handshake-timeout", "2.5",
             "--max-packet-size", "1024", "--max-pending-bytes", "4096",
-        )["config"]  # fmt: skip
+        )  # fmt: skip
+        config = options["config"]
+        self.assertEqual(
+            options["limits"],
+            {
+                "heartbeat": 3.0,
+                "handshake_timeout": 2.5,
+                "max_packet_size": 1024,
+                "max_pending_bytes": 4096,
+            },
+        )
         self.assertEqual(
             (config.heartbeat, config.handshake_timeout, config.max_packet_size),
             (3.0, 2.5, 1024),
@@ -79,8 +98,8 @@ class MakeServiceTests(SynchronousTestCase):
     """The service tree makeService builds."""
 
     def test_tree_and_listener(self) -> None:
-        """A MultiService named by the id holding the acceptor, which listens where told."""
-        reactor = MemoryReactor()
+        """The echo type: a MultiService holding the acceptor, listening where told."""
+        reactor = MemoryReactorClock()
         service = makeService(
             parse("--id", "front-7", "--listen", "tcp:4123:interface=127.0.0.1"), reactor
         )
@@ -92,6 +111,54 @@ class MakeServiceTests(SynchronousTestCase):
         port, _factory, _backlog, interface = reactor.tcpServers[0]
         self.assertEqual((port, interface), (4123, "127.0.0.1"))
         service.stopService()
+
+    def test_game_standalone(self) -> None:
+        """--app example_game --type all: one Application per server, --listen on the frontend."""
+        reactor = MemoryReactorClock()
+        service = makeService(
+            parse("--app", EXAMPLE, "--listen", "tcp:4555:interface=127.0.0.1"), reactor
+        )
+        self.assertIsInstance(service, StandaloneService)
+        assert isinstance(service, StandaloneService)
+        self.assertEqual(
+            sorted(app.server_id for app in service.apps), ["chat-server-1", "connector-server-1"]
+        )
+        service.startService()
+        reactor.advance(0)
+        self.assertEqual([(p, i) for p, _f, _b, i in reactor.tcpServers], [(4555, "127.0.0.1")])
+        self.assertIsNone(self.successResultOf(service.all_started))
+        service.stopService()
+        reactor.advance(0)
+
+    def test_game_single_server(self) -> None:
+        """--type chat --id chat-server-1 builds that one server's Application."""
+        service = makeService(
+            parse("--app", EXAMPLE, "--type", "chat", "--id", "chat-server-1"),
+            MemoryReactorClock(),
+        )
+        self.assertIsInstance(service, Application)
+        assert isinstance(service, Application)
+        self.assertEqual((service.server_id, service.server_type), ("chat-server-1", "chat"))
+
+    def test_unknown_server_is_a_usage_error(self) -> None:
+        """An id that servers.json does not declare is named in a usage error."""
+        with self.assertRaises(usage.UsageError) as caught:
+            makeService(parse("--app", EXAMPLE, "--type", "chat", "--id", "nope"), MemoryReactor())
+        self.assertIn("nope", str(caught.exception))
+
+    def test_start_failure_exits(self) -> None:
+        """A frontend that cannot listen makes the process exit (non-zero) after shutdown."""
+        reactor = MemoryReactorClock()
+        exits: list[object] = []
+        service = makeService(
+            parse("--app", EXAMPLE, "--listen", "tcp:not-a-port"),
+            reactor,
+            exit_process=exits.append,
+        )
+        service.startService()
+        reactor.advance(0)
+        self.assertEqual(exits, [reactor])
+        self.flushLoggedErrors()
 
     def test_serializer_choice(self) -> None:
         """--serializer msgpack gives the agents the msgpack serializer."""

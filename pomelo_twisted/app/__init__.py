@@ -1,1 +1,6 @@
-"""Server processes: the twistd entry point (``tap``) and, later, the Application."""
+"""Server processes: the Application, its configuration, builders and the twistd entry point."""
+
+from .application import Application
+from .config import GameConfig
+
+__all__ = ["Application", "GameConfig"]

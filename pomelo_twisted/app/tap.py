@@ -1,33 +1,61 @@
-"""``twistd pomelo``: command-line options and the service tree of one server process.
+"""``twistd pomelo``: command-line options and the service tree of a server process.
 
-Today one server type exists, ``echo`` (the echo server of
-:mod:`pomelo_twisted.testing.echo`, a hybrid TCP + WebSocket frontend);
-game applications arrive with the application runtime.
+- ``--app DIR --type all``: every server of the game in this process (standalone,
+  in-process RPC); the default when ``--app`` is given.
+- ``--app DIR --type TYPE [--id ID]``: one server of the game.
+- ``--type echo``: the echo frontend of :mod:`pomelo_twisted.testing.echo`
+  (tests and benchmarks); the default without ``--app``.
+
+Connection limits given on the command line override the game's ``connector``
+setting; ``--listen`` overrides the client endpoint of the (single) frontend.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..cluster import ServerInfo
+from ..errors import ConfigError
+from ..rpc import LocalRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from ..testing.echo import EchoHandler, echo_dictionary
+from .application import Application
+from .build import StandaloneService, build_application, build_standalone, game_dictionary
+from .config import GameConfig
 
-__all__ = ["SERVER_TYPES", "Options", "makeService"]
+__all__ = ["Options", "exit_after_shutdown", "makeService"]
 
-SERVER_TYPES = ("echo",)
+log = Logger()
+
+# Command-line limit -> AgentConfig field.
+LIMITS = {
+    "heartbeat": "heartbeat",
+    "handshake-timeout": "handshake_timeout",
+    "max-packet-size": "max_packet_size",
+    "max-pending-bytes": "max_pending_bytes",
+    "request-rate": "request_rate",
+    "request-burst": "request_burst",
+    "max-inflight": "max_inflight",
+}
 
 
-def _positive_or_off(value: str) -> float | None:
+def _seconds_or_off(value: str) -> float:
     seconds = float(value)
     if seconds < 0:
         raise ValueError("must be >= 0 (0 turns it off)")
-    return seconds or None
+    return seconds
 
 
 def _positive(value: str) -> float:
@@ -40,74 +68,178 @@ def _positive(value: str) -> float:
 class Options(usage.Options):
     """Options of ``twistd pomelo``."""
 
-    synopsis = "[options]"
-    longdesc = "Start one pomelo_twisted server (today: --type echo, a hybrid TCP+WS echo server)."
+    synopsis = "[--app DIR] [--env ENV] [--type TYPE] [--id ID] [options]"
+    longdesc = (
+        "Start pomelo_twisted servers: every server of a game (--type all, the default with "
+        "--app), one of them (--type TYPE --id ID), or the echo frontend (--type echo)."
+    )
 
     optParameters: list[list[Any]] = [
-        ["type", "t", "echo", f"server type: {', '.join(SERVER_TYPES)}"],
-        ["id", None, None, "server id (default: <type>-1)"],
-        ["listen", "l", "tcp:3010:interface=127.0.0.1", "client endpoint string"],
-        ["acceptor", None, "hybrid", f"client acceptor: {', '.join(KINDS)}"],
-        ["serializer", None, "json", "message body serializer: json or msgpack"],
-        ["heartbeat", None, 30.0, "heartbeat interval in seconds (0: off)", _positive_or_off],
-        ["handshake-timeout", None, 10.0, "seconds to complete handshake + ack", _positive],
-        ["max-packet-size", None, 64 * 1024, "largest package body accepted, bytes", int],
-        ["max-pending-bytes", None, 1024 * 1024, "send queue limit per client, bytes", int],
-        ["request-rate", None, 1000.0, "requests/s per client (0: unlimited)", _positive_or_off],
-        ["request-burst", None, 2000, "requests a client may send at once over the rate", int],
-        ["max-inflight", None, 1000, "requests of one client handled at once", int],
+        ["app", "a", None, "game folder (config/servers.json, servers/<type>/...)"],
+        ["env", "e", "development", "environment section of the game's config files"],
+        ["type", "t", None, "server type, 'all' (standalone) or 'echo' (default: all/echo)"],
+        ["id", None, None, "server id (default: the first server of the type)"],
+        ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
+        ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
+        ["serializer", None, None, "message body serializer: json or msgpack"],
+        ["heartbeat", None, None, "heartbeat interval in seconds (0: off)", _seconds_or_off],
+        ["handshake-timeout", None, None, "seconds to complete handshake + ack", _positive],
+        ["max-packet-size", None, None, "largest package body accepted, bytes", int],
+        ["max-pending-bytes", None, None, "send queue limit per client, bytes", int],
+        ["request-rate", None, None, "requests/s per client (0: unlimited)", _seconds_or_off],
+        ["request-burst", None, None, "requests a client may send at once", int],
+        ["max-inflight", None, None, "requests of one client handled at once", int],
     ]
 
     def postOptions(self) -> None:
-        """Validate choices and build the connection limits."""
-        if self["type"] not in SERVER_TYPES:
-            raise usage.UsageError(
-                f"unknown server type {self['type']!r}; expected one of {', '.join(SERVER_TYPES)}"
-            )
-        if self["acceptor"] not in KINDS:
+        """Validate choices and collect the connection-limit overrides."""
+        if self["type"] is None:
+            self["type"] = "all" if self["app"] else "echo"
+        if self["type"] != "echo" and not self["app"]:
+            raise usage.UsageError(f"--type {self['type']} needs --app DIR (a game folder)")
+        if self["acceptor"] is not None and self["acceptor"] not in KINDS:
             raise usage.UsageError(
                 f"unknown acceptor {self['acceptor']!r}; expected one of {', '.join(KINDS)}"
             )
+        if self["serializer"] is not None:
+            try:
+                get_serializer(self["serializer"])
+            except ValueError as exc:
+                raise usage.UsageError(str(exc)) from None
+        limits: dict[str, Any] = {}
+        for option, field in LIMITS.items():
+            if self[option] is not None:
+                value = self[option]
+                if option in ("heartbeat", "request-rate") and value == 0:
+                    value = None
+                limits[field] = value
         try:
-            get_serializer(self["serializer"])
+            self["config"] = AgentConfig.from_mapping(limits)
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
-        if self["id"] is None:
-            self["id"] = f"{self['type']}-1"
-        try:
-            self["config"] = AgentConfig(
-                heartbeat=self["heartbeat"],
-                handshake_timeout=self["handshake-timeout"],
-                max_packet_size=self["max-packet-size"],
-                max_pending_bytes=self["max-pending-bytes"],
-                request_rate=self["request-rate"],
-                request_burst=self["request-burst"],
-                max_inflight=self["max-inflight"],
-            )
-        except ValueError as exc:
-            raise usage.UsageError(str(exc)) from None
+        self["limits"] = limits
 
 
-def makeService(options: Options, reactor: IReactorTime | None = None) -> IService:
-    """The service tree of one server: a ``MultiService`` named by the server id.
+def exit_after_shutdown(reactor: Any, code: int = 1) -> None:
+    """Stop the reactor, and exit with ``code`` once shutdown has finished."""
 
-    ``reactor`` defaults to the global reactor: twistd is the entry point.
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    reactor.addSystemEventTrigger("after", "shutdown", leave)
+    if reactor.running:
+        reactor.stop()
+
+
+def graceful_sigterm(reactor: Any) -> None:
+    """On SIGTERM stop the reactor (services stop in order) and exit 0.
+
+    twistd's own handler re-raises the signal after shutdown, so a supervisor
+    would see the process as killed; ours is installed once the reactor has
+    installed its handlers, at startup.
     """
+
+    def install() -> None:
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: reactor.callFromThread(reactor.stop))
+
+    reactor.addSystemEventTrigger("during", "startup", install)
+
+
+def _settings(options: Options) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if options["limits"]:
+        settings["connector_overrides"] = dict(options["limits"])
+    for key in ("acceptor", "serializer"):
+        if options[key] is not None:
+            settings[key] = options[key]
+    return settings
+
+
+def _echo_service(options: Options, reactor: Any) -> IService:
+    server = MultiService()
+    server.setName(options["id"] or "echo-1")
+    agents = AgentFactory(
+        EchoHandler(reactor),
+        reactor,
+        serializer=get_serializer(options["serializer"] or "json"),
+        config=options["config"],
+        dictionary=echo_dictionary(),
+    )
+    endpoint = options["listen"] or "tcp:3010:interface=127.0.0.1"
+    acceptor = AcceptorService(reactor, endpoint, agents, kind=options["acceptor"] or "hybrid")
+    acceptor.setName("acceptor")
+    acceptor.setServiceParent(server)
+    return server
+
+
+def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str, dict[str, Any]]:
+    if options["listen"] is None:
+        return {}
+    if len(frontends) != 1:
+        raise usage.UsageError(
+            f"--listen needs exactly one frontend, the game has {len(frontends)}: "
+            + ", ".join(s.id for s in frontends)
+        )
+    return {frontends[0].id: {"listen": options["listen"]}}
+
+
+def makeService(
+    options: Options,
+    reactor: Any = None,
+    exit_process: Callable[[Any], None] = exit_after_shutdown,
+) -> IService:
+    """The service tree for the options; ``reactor`` defaults to the global one (twistd)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    assert reactor is not None
-    server = MultiService()
-    server.setName(options["id"])
-    agents = AgentFactory(
-        EchoHandler(reactor),
-        reactor,
-        serializer=get_serializer(options["serializer"]),
-        config=options["config"],
-        dictionary=echo_dictionary(),
+    graceful_sigterm(reactor)
+    if options["type"] == "echo":
+        return _echo_service(options, reactor)
+    try:
+        config = GameConfig(Path(options["app"]), options["env"])
+        servers = config.servers()
+    except ConfigError as exc:
+        raise usage.UsageError(str(exc)) from None
+    settings = _settings(options)
+
+    def failed(failure: Failure) -> None:
+        exit_process(reactor)
+
+    if options["type"] == "all":
+        frontends = [s for infos in servers.values() for s in infos if s.frontend]
+        per_server = _listen_override(options, frontends)
+        standalone: StandaloneService = build_standalone(
+            reactor,
+            config.base_dir,
+            options["env"],
+            settings=settings,
+            overrides=lambda server: per_server.get(server.id, {}),
+        )
+        for each in standalone.apps:
+            each.on_start_failure = failed
+        return standalone
+    candidates = servers.get(options["type"], [])
+    if options["id"] is not None:
+        candidates = [s for s in candidates if s.id == options["id"]]
+    if not candidates:
+        raise usage.UsageError(
+            f"no server {options['id'] or ''} of type {options['type']!r} in "
+            f"{config.path('servers')} ({options['env']})"
+        )
+    server = candidates[0]
+    server_settings = {**settings, **_listen_override(options, [server]).get(server.id, {})}
+    app: Application = build_application(
+        server,
+        reactor=reactor,
+        rpc=LocalRpcTransport(reactor),
+        servers=servers,
+        config=config,
+        dictionary=game_dictionary(config, list(servers)),
+        settings=server_settings,
     )
-    acceptor = AcceptorService(reactor, options["listen"], agents, kind=options["acceptor"])
-    acceptor.setName("acceptor")
-    acceptor.setServiceParent(server)
-    return server
+    app.on_start_failure = failed
+    app.started.addCallback(lambda _: app.after_start())
+    return app

@@ -99,6 +99,8 @@ class MemoryConnection:
 class MemoryServer:
     """A frontend's agents for in-memory clients; each :meth:`connect` is one client."""
 
+    connection_class: type[MemoryConnection] = MemoryConnection
+
     def __init__(
         self,
         handler: IConnectionHandler,
@@ -138,7 +140,7 @@ class MemoryServer:
             FakeTransport(client_protocol, isServer=False),
             greet=False,
         )
-        conn = MemoryConnection(self, client, pump)
+        conn = self.connection_class(self, client, pump)
         if handshake:
             outcome: list[Any] = []
             client.ready.addBoth(outcome.append)

@@ -1,0 +1,246 @@
+"""The Application: one server process's state, wiring and lifecycle (Pomelo's ``app``).
+
+It is a ``MultiService``: twistd (or the standalone runner) starts it, it
+starts its components in load order, then the game's modules and handler
+hooks; ``after_start`` runs once the whole cluster is up; stopping runs the
+modules' and handlers' shutdown hooks, then the components in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface.verify import verifyObject
+
+from ..channels import ChannelService
+from ..cluster import ServerInfo
+from ..errors import ConfigError
+from ..handlers.dispatch import Dispatcher
+from ..handlers.registry import HandlerRegistry, default_name
+from ..interfaces import IComponent, IRpcTransport
+from ..protocol import RouteDictionary
+from ..rpc import RemoteDispatcher, Router, RpcProxies
+from ..session.service import SessionService
+from .config import GameConfig
+from .lifecycle import run_in_order
+
+__all__ = ["Application"]
+
+log = Logger()
+
+HOOKS_UP = ("init", "after_init")
+HOOKS_DOWN = ("before_shutdown", "shutdown")
+
+
+def _matches(selector: str | None, value: str) -> bool:
+    return selector is None or value in selector.split("|")
+
+
+class Application(MultiService):
+    """One server: its ServerInfo, settings, components, handlers, filters and RPC."""
+
+    def __init__(
+        self,
+        server: ServerInfo,
+        *,
+        reactor: Any,
+        rpc: IRpcTransport,
+        servers: Mapping[str, Sequence[ServerInfo]],
+        config: GameConfig | None = None,
+        env: str = "development",
+    ) -> None:
+        super().__init__()
+        self.setName(server.id)
+        self.server = server
+        self.reactor = reactor
+        self.clock = reactor
+        self.env = config.env if config is not None else env
+        self.config = config
+        self.rpc_transport = rpc
+        self.servers: dict[str, list[ServerInfo]] = {t: list(s) for t, s in servers.items()}
+        self.settings: dict[str, Any] = {}
+        self.components: dict[str, IComponent] = {}
+        self.modules: dict[str, object] = {}
+        self.handlers = HandlerRegistry()
+        self.remotes = RemoteDispatcher()
+        self.router = Router()
+        self.rpc = RpcProxies(rpc, self.router, self.servers_of)
+        self.dispatcher = Dispatcher({server.type}, self.handlers, reactor)
+        self.session_service = SessionService(server.id) if server.frontend else None
+        self.channel_service = ChannelService(self.rpc_call, self.frontend_ids)
+        self.dictionary: RouteDictionary | None = None
+        self.started: Deferred[None] = Deferred()
+        self.on_start_failure: Callable[[Failure], None] | None = None
+        self._after_start_done = False
+
+    def __repr__(self) -> str:
+        return f"<Application {self.server.id} ({self.server.type})>"
+
+    # -- identity and membership ----------------------------------------------
+
+    @property
+    def server_id(self) -> str:
+        """This server's id."""
+        return self.server.id
+
+    @property
+    def server_type(self) -> str:
+        """This server's type."""
+        return self.server.type
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The game folder, when the application runs a game."""
+        return self.config.base_dir if self.config is not None else None
+
+    def servers_of(self, server_type: str) -> list[ServerInfo]:
+        """The servers of ``server_type`` in the cluster."""
+        return self.servers.get(server_type, [])
+
+    def frontend_ids(self) -> list[str]:
+        """The ids of every frontend server."""
+        return [s.id for servers in self.servers.values() for s in servers if s.frontend]
+
+    def rpc_call(self, server_id: str, service: str, method: str, args: tuple[Any, ...]) -> Any:
+        """A server-to-server call with the default deadline (``rpc_timeout`` setting)."""
+        timeout = float(self.get("rpc_timeout", 10.0))
+        return self.rpc_transport.call(server_id, service, method, args, timeout)
+
+    # -- settings and configuration -------------------------------------------
+
+    def set(self, key: str, value: Any) -> Application:
+        """Store a setting; returns the application for chaining."""
+        self.settings[key] = value
+        return self
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A setting, or ``default``."""
+        return self.settings.get(key, default)
+
+    def configure(
+        self, env: str | None, server_type: str | None, fn: Callable[[Application], object]
+    ) -> None:
+        """Run ``fn(app)`` now when ``env`` and ``server_type`` match (``"a|b"`` selects
+        several, ``None`` any), like Pomelo's ``app.configure``."""
+        if _matches(env, self.env) and _matches(server_type, self.server.type):
+            fn(self)
+
+    # -- components, modules, handlers, filters, routes -----------------------
+
+    def load(self, component: IComponent, name: str | None = None) -> IComponent:
+        """Add a component; components start in load order and stop in reverse."""
+        verifyObject(IComponent, component)
+        key = name or component.name
+        if key in self.components:
+            raise ConfigError(f"{self.server.id}: a component named {key!r} is loaded already")
+        self.components[key] = component
+        return component
+
+    def register_module(self, module: object, name: str) -> object:
+        """Add a game module (init/after_init/before_shutdown/shutdown hooks)."""
+        if name in self.modules:
+            raise ConfigError(f"{self.server.id}: a module named {name!r} is registered already")
+        self.modules[name] = module
+        return module
+
+    def register_handler(self, handler: object, name: str | None = None) -> None:
+        """Serve ``handler``'s public methods as ``<this type>.<name>.<method>``."""
+        self.handlers.register(self.server.type, name, handler)
+
+    def register_remote(self, remote: object, name: str | None = None) -> None:
+        """Declare ``remote``'s public methods for ``app.rpc.<type>.<name>.<method>``."""
+        self.remotes.add(name or default_name(remote), remote)
+
+    def before(self, flt: object, server_type: str | None = None) -> None:
+        """Add a before-filter (global, or for the server types ``"a|b"``)."""
+        if _matches(server_type, self.server.type):
+            self.dispatcher.add_before(flt)
+
+    def after(self, flt: object, server_type: str | None = None) -> None:
+        """Add an after-filter (global, or for the server types ``"a|b"``)."""
+        if _matches(server_type, self.server.type):
+            self.dispatcher.add_after(flt)
+
+    def filter(self, flt: object, server_type: str | None = None) -> None:
+        """Add a filter to whichever chains it serves (before, after or both)."""
+        if _matches(server_type, self.server.type):
+            self.dispatcher.add_filter(flt)
+
+    def set_error_handler(self, fn: Callable[[Any, Failure], object]) -> None:
+        """Decide the response of a failed request: ``fn(context, failure) -> body``."""
+        self.dispatcher.error_handler = fn
+
+    def route(self, server_type: str, fn: Callable[[Any, Sequence[ServerInfo]], str]) -> None:
+        """Choose the server of ``server_type`` for a session/uid: ``fn(param, servers)``."""
+        self.router.set(server_type, fn)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _hooked(self) -> list[tuple[str, object]]:
+        steps: list[tuple[str, object]] = [(f"module {n}", m) for n, m in self.modules.items()]
+        steps += [(f"handler {n}", h) for n, h in self.handlers.handlers()]
+        steps += [(f"remote {n}", r) for n, r in self.remotes.objects()]
+        return steps
+
+    def startService(self) -> None:
+        """Start components in load order, then modules and handler hooks."""
+        super().startService()
+        d = run_in_order("start", self.components.items(), "start")
+        for hook in HOOKS_UP:
+            d.addCallback(self._run_hook, hook)
+        d.addCallbacks(self._up, self._start_failed)
+
+    def _run_hook(self, _: object, hook: str) -> Deferred[None]:
+        return run_in_order(hook, self._hooked(), hook)
+
+    def _up(self, _: object) -> None:
+        log.info(
+            "{server} ({type}) started with components: {names}",
+            server=self.server.id,
+            type=self.server.type,
+            names=", ".join(self.components) or "none",
+        )
+        self.started.callback(None)
+
+    def _start_failed(self, failure: Failure) -> None:
+        log.critical(
+            "server {server} failed to start: {error}",
+            server=self.server.id,
+            error=failure.getErrorMessage(),
+        )
+        log.failure("start of {server}", failure, server=self.server.id)
+        self.started.errback(failure)
+        self.started.addErrback(lambda _: None)
+        if self.on_start_failure is not None:
+            self.on_start_failure(failure)
+
+    def after_start(self) -> Deferred[None]:
+        """The whole cluster is up: run every component's ``after_start`` once."""
+        if self._after_start_done:
+            return succeed(None)
+        self._after_start_done = True
+        return run_in_order("after_start", self.components.items(), "after_start")
+
+    def stopService(self) -> Deferred[None]:
+        """Shutdown hooks of modules and handlers, then components in reverse order."""
+        super().stopService()
+        d = run_in_order("before_shutdown", self._hooked(), "before_shutdown", stop_on_error=False)
+        d.addCallback(
+            lambda _: run_in_order("shutdown", self._hooked(), "shutdown", stop_on_error=False)
+        )
+        d.addCallback(
+            lambda _: run_in_order(
+                "stop", reversed(list(self.components.items())), "stop", False, stop_on_error=False
+            )
+        )
+        return d
+
+    def handler_routes(self) -> Iterable[str]:
+        """Routes of this server's handlers."""
+        return self.handlers.routes()

@@ -1,0 +1,166 @@
+"""Building the Applications of a game: one server, or every server in one process.
+
+``build_application`` wires one server: system remotes, the RPC server and (for
+a frontend) the connector component, the game's handlers and remotes
+discovered from ``servers/<type>/``, the route dictionary, then the game's own
+``app.py`` ``configure(app)``. ``build_standalone`` does it for every server of
+``servers.json`` in one process, joined by the in-process RPC transport.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..cluster import ServerInfo
+from ..errors import ConfigError
+from ..handlers.discovery import discover, discover_routes
+from ..interfaces import IRpcTransport
+from ..protocol import RouteDictionary
+from ..rpc import LocalRpcTransport
+from .application import Application
+from .components import ConnectorComponent, RpcServerComponent
+from .config import GameConfig
+from .frontend import forward_request
+from .sysremote import declare_system_remotes
+
+__all__ = ["StandaloneService", "build_application", "build_standalone", "load_game_module"]
+
+log = Logger()
+
+
+def load_game_module(base_dir: Path) -> ModuleType | None:
+    """The game's ``app.py`` (its ``configure(app)`` wiring), or None when absent."""
+    path = base_dir / "app.py"
+    if not path.exists():
+        return None
+    name = "pomelo_game_" + hashlib.sha1(str(base_dir).encode()).hexdigest()[:12] + "_app"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(f"{path} failed to import: {exc}") from exc
+    return module
+
+
+def game_dictionary(config: GameConfig, server_types: Sequence[str]) -> RouteDictionary:
+    """Handler routes of every server type, then ``config/dictionary.json``."""
+    routes: list[str] = []
+    for server_type in server_types:
+        routes.extend(discover_routes(config.base_dir, server_type))
+    return RouteDictionary.from_routes(routes, config.dictionary_routes())
+
+
+def build_application(
+    server: ServerInfo,
+    *,
+    reactor: Any,
+    rpc: IRpcTransport,
+    servers: Mapping[str, Sequence[ServerInfo]],
+    config: GameConfig | None,
+    dictionary: RouteDictionary | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Application:
+    """One server of a game, wired and configured, not yet started."""
+    app = Application(server, reactor=reactor, rpc=rpc, servers=servers, config=config)
+    for key, value in (settings or {}).items():
+        app.set(key, value)
+    if server.frontend:
+        app.dispatcher.forward = partial(forward_request, app)
+    declare_system_remotes(app)
+    app.load(RpcServerComponent(app))
+    if server.frontend:
+        app.load(ConnectorComponent(app))
+    if config is not None:
+        for name, handler in discover(config.base_dir, server.type, "handler", app):
+            app.register_handler(handler, name)
+        for name, remote in discover(config.base_dir, server.type, "remote", app):
+            app.register_remote(remote, name)
+        app.dictionary = dictionary or game_dictionary(config, list(servers))
+        module = load_game_module(config.base_dir)
+        configure = getattr(module, "configure", None)
+        if configure is not None:
+            configure(app)
+    else:
+        app.dictionary = dictionary
+    return app
+
+
+class StandaloneService(MultiService):
+    """Every server of a game in one process; ``after_start`` once all have started."""
+
+    def __init__(self, apps: list[Application]) -> None:
+        super().__init__()
+        self.apps = apps
+        for app in apps:
+            app.setServiceParent(self)
+        self.all_started: Deferred[None] = Deferred()
+
+    def startService(self) -> None:
+        """Start every server (frontends last, so backends are ready for them)."""
+        super().startService()
+        started = gatherResults([app.started for app in self.apps], consumeErrors=True)
+        started.addCallback(self._all_up)
+        started.addErrback(self._failed)
+
+    def _all_up(self, _: object) -> Deferred[Any]:
+        d = gatherResults([app.after_start() for app in self.apps], consumeErrors=True)
+        d.addCallback(lambda _: self.all_started.callback(None))
+        return d
+
+    def _failed(self, failure: Failure) -> None:
+        if not self.all_started.called:
+            self.all_started.errback(failure)
+            self.all_started.addErrback(lambda _: None)
+
+
+def build_standalone(
+    reactor: Any,
+    base_dir: Path | str,
+    env: str = "development",
+    *,
+    settings: Mapping[str, Any] | None = None,
+    overrides: Callable[[ServerInfo], Mapping[str, Any]] | None = None,
+) -> StandaloneService:
+    """Every server of the game at ``base_dir`` in one process, with in-process RPC.
+
+    ``overrides(server)`` may give per-server settings (e.g. a ``listen`` endpoint).
+    """
+    config = GameConfig(base_dir, env)
+    servers = config.servers()
+    if not servers:
+        raise ConfigError(f"{config.path('servers')} declares no server for {env!r}")
+    transport = LocalRpcTransport(reactor)
+    dictionary = game_dictionary(config, list(servers))
+    ordered = [s for infos in servers.values() for s in infos if not s.frontend]
+    ordered += [s for infos in servers.values() for s in infos if s.frontend]
+    apps = []
+    for server in ordered:
+        server_settings = dict(settings or {})
+        if overrides is not None:
+            server_settings.update(overrides(server))
+        apps.append(
+            build_application(
+                server,
+                reactor=reactor,
+                rpc=transport,
+                servers=servers,
+                config=config,
+                dictionary=dictionary,
+                settings=server_settings,
+            )
+        )
+    return StandaloneService(apps)

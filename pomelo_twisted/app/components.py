@@ -1,0 +1,97 @@
+"""The default components of an Application: the RPC server and the client connector."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..errors import ConfigError
+from ..interfaces import IComponent
+from ..serializers import get_serializer
+from ..session import AgentConfig
+from .frontend import FrontendHandler
+
+if TYPE_CHECKING:
+    from .application import Application
+
+__all__ = ["ConnectorComponent", "RpcServerComponent"]
+
+
+@implementer(IComponent)
+class RpcServerComponent:
+    """Serves this server's declared remotes (and the system remotes) over the transport."""
+
+    name = "rpc_server"
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    def start(self) -> Deferred[None]:
+        """Register the remote dispatcher under this server's id."""
+        self.app.rpc_transport.register(self.app.server_id, self.app.remotes)
+        return succeed(None)
+
+    def after_start(self) -> None:
+        """Nothing to do once the cluster is up."""
+
+    def stop(self, force: bool) -> Deferred[None]:
+        """Stop serving: calls to this server now fail fast."""
+        self.app.rpc_transport.unregister(self.app.server_id)
+        return succeed(None)
+
+
+@implementer(IComponent)
+class ConnectorComponent:
+    """A frontend's client listener.
+
+    Settings: ``connector`` (an ``AgentConfig`` mapping: heartbeat, limits, use_dict;
+    ``connector_overrides``, from the command line, wins over it),
+    ``acceptor`` (``hybrid`` default, ``tcp``, ``ws``), ``serializer`` (``json`` or
+    ``msgpack``), ``listen`` (an endpoint string overriding the server's client port).
+    """
+
+    name = "connector"
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.agents: AgentFactory | None = None
+        self.acceptor: AcceptorService | None = None
+
+    def start(self) -> Deferred[Any]:
+        """Listen for clients; fires once bound (fails when the port is taken)."""
+        app = self.app
+        endpoint = app.get("listen") or app.server.client_endpoint
+        if endpoint is None:
+            raise ConfigError(f"frontend {app.server_id!r} has no clientPort and no 'listen'")
+        kind = app.get("acceptor", "hybrid")
+        if kind not in KINDS:
+            raise ConfigError(f"{app.server_id}: unknown acceptor {kind!r}")
+        try:
+            config = AgentConfig.from_mapping(
+                {**app.get("connector", {}), **app.get("connector_overrides", {})}
+            )
+            serializer = get_serializer(app.get("serializer", "json"))
+        except ValueError as exc:
+            raise ConfigError(f"{app.server_id}: {exc}") from None
+        self.agents = AgentFactory(
+            FrontendHandler(app),
+            app.clock,
+            serializer=serializer,
+            config=config,
+            dictionary=app.dictionary,
+        )
+        self.acceptor = AcceptorService(app.reactor, endpoint, self.agents, kind=kind)
+        self.acceptor.startService()
+        return self.acceptor.listening
+
+    def after_start(self) -> None:
+        """Nothing to do once the cluster is up."""
+
+    def stop(self, force: bool) -> Deferred[None]:
+        """Stop listening and close every client connection."""
+        if self.acceptor is None or not self.acceptor.running:
+            return succeed(None)
+        return self.acceptor.stopService()

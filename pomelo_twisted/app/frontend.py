@@ -1,0 +1,90 @@
+"""The frontend side of an Application: client connections become sessions and requests.
+
+:class:`FrontendHandler` is what the agents of a frontend call; local routes go
+to the dispatcher, routes of other server types are forwarded through RPC to a
+server chosen by the route function, with a copy of the session.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..errors import RpcError
+from ..handlers.context import RequestContext
+from ..interfaces import IConnectionHandler
+from ..protocol import ClientHandshake
+from ..session import SYS_SERVICE, Agent
+
+if TYPE_CHECKING:
+    from .application import Application
+
+__all__ = ["SYS", "FrontendHandler", "forward_request"]
+
+log = Logger()
+
+SYS = SYS_SERVICE
+
+
+def forward_request(app: Application, context: RequestContext) -> Deferred[Any]:
+    """Send a request for another server type to the server its route function picks."""
+    server_type = context.server_type
+    servers = app.servers_of(server_type)
+    if not servers:
+        return succeed({"code": 500, "msg": f"no server type {server_type!r}"})
+    try:
+        server_id = app.router.pick(server_type, context.session, servers)
+    except RpcError as exc:
+        return succeed({"code": 500, "msg": str(exc)})
+    args = (context.session.export(), context.route, context.msg, context.notify)
+    d: Deferred[Any] = app.rpc_call(server_id, SYS, "forward", args)
+
+    def failed(failure: Failure) -> dict[str, Any]:
+        failure.trap(RpcError)
+        log.warn(
+            "forwarding {route} to {server} failed: {error}",
+            route=context.route,
+            server=server_id,
+            error=failure.getErrorMessage(),
+        )
+        return {"code": 500, "msg": failure.getErrorMessage()}
+
+    return d.addErrback(failed)
+
+
+@implementer(IConnectionHandler)
+class FrontendHandler:
+    """Connections of one frontend Application."""
+
+    def __init__(self, app: Application) -> None:
+        assert app.session_service is not None, "only a frontend has client connections"
+        self.app = app
+        self.sessions = app.session_service
+
+    def handshake(self, agent: Agent, handshake: ClientHandshake) -> object:
+        """The game's ``handshake`` setting decides: ``fn(user, sys) -> user data``;
+        it may raise ``HandshakeRejected`` (code 501) or return a Deferred."""
+        hook = self.app.get("handshake")
+        if hook is None:
+            return None
+        return hook(handshake.user, handshake.sys)
+
+    def connected(self, agent: Agent) -> None:
+        """The client acked the handshake: a session exists from now on."""
+        agent.session = self.sessions.create(agent)
+
+    def request(self, agent: Agent, route: str, msg: object) -> object:
+        """Dispatch (locally or forwarded); always a Deferred of a body."""
+        return self.app.dispatcher.dispatch(route, msg, agent.session)
+
+    def notify(self, agent: Agent, route: str, msg: object) -> object:
+        """Dispatch a notify; the result is discarded."""
+        return self.app.dispatcher.dispatch(route, msg, agent.session, notify=True)
+
+    def disconnected(self, agent: Agent, reason: str) -> None:
+        """The connection closed: the session's on_closed callbacks run."""
+        self.sessions.closed(agent.sid, reason)

@@ -1,0 +1,35 @@
+"""Server-to-server calls: declared remotes, transports, route functions and proxies.
+
+- :class:`RemoteDispatcher` — the remote services a server declares (callee side);
+- :class:`LocalRpcTransport` — calls between servers of one process
+  (a Perspective Broker transport implements the same ``IRpcTransport``);
+- :class:`Router`, :func:`default_route` — which server of a type serves a call;
+- :class:`RpcProxies` — ``app.rpc.<type>.<remote>.<method>(route_param, *args)``.
+"""
+
+from .local import Dispatcher, LocalRpcTransport
+from .metrics import RpcCounters
+from .payload import copy_plain, pack_plain, unpack_plain
+from .proxies import MethodProxy, RemoteProxy, RpcProxies, TypeProxy
+from .remotes import LIFECYCLE_HOOKS, RemoteDispatcher, declared_methods
+from .router import RouteFunction, Router, default_route, route_key
+
+__all__ = [
+    "LIFECYCLE_HOOKS",
+    "Dispatcher",
+    "LocalRpcTransport",
+    "MethodProxy",
+    "RemoteDispatcher",
+    "RemoteProxy",
+    "RouteFunction",
+    "Router",
+    "RpcCounters",
+    "RpcProxies",
+    "TypeProxy",
+    "copy_plain",
+    "declared_methods",
+    "default_route",
+    "pack_plain",
+    "route_key",
+    "unpack_plain",
+]

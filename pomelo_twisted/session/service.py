@@ -1,0 +1,238 @@
+"""The session service of a frontend: every client session, indexed by id and by uid.
+
+Besides the local API (``create``, ``bind``, ``kick``...), three plain methods serve the
+calls other servers make through the system service ``"pomelo.sys"`` (the application
+exposes them): :meth:`SessionService.remote_session` (a backend session's ``bind``,
+``unbind``, ``push`` and ``kick``), :meth:`SessionService.push_to_uids` and
+:meth:`SessionService.broadcast` (a channel service's pushes). Pushes are encoded once
+and the same bytes written to every connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+
+from ..errors import HandlerError
+from ..protocol import encode_push
+from .session import Session, SessionAgent
+
+__all__ = ["ANOTHER_LOGIN", "SESSION_OPS", "SessionService"]
+
+log = Logger()
+
+ANOTHER_LOGIN = "another login"
+"""The kick reason of the older sessions of a uid under ``single_session``."""
+
+SESSION_OPS = ("bind", "unbind", "push", "kick")
+"""The operations a backend session asks of its frontend through ``remote_session``."""
+
+CODE_SESSION = 500
+
+
+class SessionService:
+    """The sessions of one frontend server.
+
+    Several sessions may share a uid (one user, several devices) unless
+    ``single_session`` is set: then binding a uid kicks its older sessions with the
+    reason ``"another login"`` first.
+    """
+
+    def __init__(self, frontend_id: str, *, single_session: bool = False) -> None:
+        self.frontend_id = frontend_id
+        self.single_session = single_session
+        self._sessions: dict[int, Session] = {}
+        # uid -> {sid: session}, in binding order.
+        self._by_uid: dict[str, dict[int, Session]] = {}
+
+    def __repr__(self) -> str:
+        return f"<SessionService {self.frontend_id!r}: {len(self._sessions)} sessions>"
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # -- lookups -------------------------------------------------------------
+
+    def create(self, agent: SessionAgent) -> Session:
+        """A new session for ``agent``'s connection; ``ValueError`` if its sid is taken."""
+        sid = agent.sid
+        if sid in self._sessions:
+            raise ValueError(f"session {sid} already exists on {self.frontend_id}")
+        session = Session(agent, self.frontend_id, self)
+        self._sessions[sid] = session
+        return session
+
+    def get(self, sid: int) -> Session | None:
+        """The session ``sid``, or None."""
+        return self._sessions.get(sid)
+
+    def get_by_uid(self, uid: str) -> list[Session]:
+        """The sessions bound to ``uid``, oldest binding first (empty if none)."""
+        return list(self._by_uid.get(uid, {}).values())
+
+    def sessions(self) -> list[Session]:
+        """Every open session, oldest first."""
+        return list(self._sessions.values())
+
+    def uids(self) -> list[str]:
+        """Every bound uid."""
+        return list(self._by_uid)
+
+    # -- binding -------------------------------------------------------------
+
+    def bind(self, sid: int, uid: str) -> Deferred[None]:
+        """Bind session ``sid`` to ``uid`` (again to the same uid: nothing happens).
+
+        Fails with ``HandlerError(500)`` for an unknown session or one bound to another
+        uid, with ``ValueError`` for a uid that is not a non-empty string.
+        """
+        if not isinstance(uid, str) or not uid:
+            return fail(ValueError(f"uid must be a non-empty string, not {uid!r}"))
+        session = self._sessions.get(sid)
+        if session is None:
+            return fail(HandlerError(CODE_SESSION, f"session {sid} not found"))
+        if session.uid == uid:
+            return succeed(None)
+        if session.uid is not None:
+            return fail(HandlerError(CODE_SESSION, f"session already bound to {session.uid}"))
+        if self.single_session:
+            for older in list(self._by_uid.get(uid, {}).values()):
+                self._kick(older, ANOTHER_LOGIN)
+        session.uid = uid
+        self._by_uid.setdefault(uid, {})[sid] = session
+        return succeed(None)
+
+    def unbind(self, sid: int, uid: str) -> Deferred[None]:
+        """Unbind session ``sid`` from ``uid``; ``HandlerError(500)`` if not bound to it."""
+        session = self._sessions.get(sid)
+        if session is None:
+            return fail(HandlerError(CODE_SESSION, f"session {sid} not found"))
+        if session.uid != uid:
+            return fail(HandlerError(CODE_SESSION, f"session {sid} is not bound to {uid}"))
+        self._drop_uid(session)
+        session.uid = None
+        return succeed(None)
+
+    # -- closing -------------------------------------------------------------
+
+    def kick(self, uid: str, reason: str = "kick") -> Deferred[int]:
+        """Kick every session of ``uid``; fires with how many were kicked."""
+        sessions = self.get_by_uid(uid)
+        for session in sessions:
+            self._kick(session, reason)
+        return succeed(len(sessions))
+
+    def kick_by_sid(self, sid: int, reason: str = "kick") -> Deferred[bool]:
+        """Kick session ``sid``; fires with False if there is no such session."""
+        session = self._sessions.get(sid)
+        if session is None:
+            return succeed(False)
+        self._kick(session, reason)
+        return succeed(True)
+
+    def closed(self, sid: int, reason: str) -> None:
+        """The connection of session ``sid`` closed: forget it, run its callbacks once.
+
+        Unknown (or already removed) sessions are ignored; this never raises.
+        """
+        session = self._sessions.get(sid)
+        if session is not None:
+            self._remove(session, reason)
+
+    def _kick(self, session: Session, reason: str) -> None:
+        # Forget the session first, so the callbacks see ``reason`` and the indexes are
+        # right at once even if the link reports its close later (or never).
+        self._remove(session, reason)
+        try:
+            session.agent.kick(reason)
+        except Exception:
+            log.failure("kicking {session} failed", session=session)
+
+    def _remove(self, session: Session, reason: str) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+        self._drop_uid(session)
+        session.mark_closed(reason)
+
+    def _drop_uid(self, session: Session) -> None:
+        uid = session.uid
+        if uid is None:
+            return
+        members = self._by_uid.get(uid)
+        if members is not None and members.get(session.id) is session:
+            del members[session.id]
+            if not members:
+                del self._by_uid[uid]
+
+    # -- served to other servers ----------------------------------------------
+
+    def remote_session(self, op: str, sid: int, args: Sequence[Any]) -> Deferred[bool]:
+        """Serve a backend session's ``op`` on session ``sid``.
+
+        ``bind``/``unbind`` take ``[uid]``, ``push`` takes ``[{key: value}]`` (stored in
+        the settings), ``kick`` takes ``[reason]``. Fires with False when the session is
+        gone, True when done; a refused bind or unbind fails with ``HandlerError``.
+        Raises ``ValueError`` for an unknown op or malformed arguments.
+        """
+        if op not in SESSION_OPS:
+            raise ValueError(f"unknown session op {op!r}: expected one of {SESSION_OPS}")
+        if len(args) != 1:
+            raise ValueError(f"session op {op!r} takes one argument, got {len(args)}")
+        (arg,) = args
+        if op == "push":
+            if not isinstance(arg, dict) or not all(isinstance(k, str) for k in arg):
+                raise ValueError(f"session op 'push' takes a dict of settings, not {arg!r}")
+        elif not isinstance(arg, str):
+            raise ValueError(f"session op {op!r} takes a string, not {arg!r}")
+        session = self._sessions.get(sid)
+        if session is None:
+            log.debug("{op} on session {sid}: gone", op=op, sid=sid)
+            return succeed(False)
+        if op == "bind":
+            return self.bind(sid, arg).addCallback(lambda _: True)
+        if op == "unbind":
+            return self.unbind(sid, arg).addCallback(lambda _: True)
+        if op == "push":
+            session.settings.update(arg)
+            return succeed(True)
+        return self.kick_by_sid(sid, arg)
+
+    def push_to_uids(self, route: str, msg: object, uids: Iterable[str]) -> int:
+        """Push ``msg`` on ``route`` to every session of every uid; how many got it.
+
+        The message is encoded once; ``SerializationError`` if it cannot be.
+        """
+        targets: list[Session] = []
+        for uid in dict.fromkeys(uids):
+            targets.extend(self._by_uid.get(uid, {}).values())
+        return self._push(route, msg, targets)
+
+    def broadcast(self, route: str, msg: object) -> int:
+        """Push ``msg`` on ``route`` to every working session; how many got it."""
+        return self._push(route, msg, list(self._sessions.values()))
+
+    def _push(self, route: str, msg: object, sessions: Iterable[Session]) -> int:
+        # The agents of a frontend share one serializer and one dictionary, so this
+        # encodes once; keyed by identity, it stays right if they ever differ.
+        bodies: dict[int, bytes] = {}
+        packages: dict[tuple[int, int], bytes] = {}
+        count = 0
+        for session in sessions:
+            agent = session.agent
+            if not agent.working:
+                continue
+            serializer = agent.serializer
+            dictionary = agent.connection.dictionary
+            key = (id(serializer), id(dictionary))
+            package = packages.get(key)
+            if package is None:
+                body = bodies.get(key[0])
+                if body is None:
+                    body = bodies[key[0]] = serializer.encode(msg)
+                package = packages[key] = encode_push(route, body, dictionary)
+            if agent.push_encoded(package):
+                count += 1
+        return count
