@@ -50,7 +50,8 @@ class ConnectorComponent:
     Settings: ``connector`` (an ``AgentConfig`` mapping: heartbeat, limits, use_dict;
     ``connector_overrides``, from the command line, wins over it),
     ``acceptor`` (``hybrid`` default, ``tcp``, ``ws``), ``serializer`` (``json`` or
-    ``msgpack``), ``listen`` (an endpoint string overriding the server's client port).
+    ``msgpack``), ``listen`` (an endpoint string overriding the server's client port),
+    ``single_session`` (a uid logging in again kicks its older session).
     """
 
     name = "connector"
@@ -76,6 +77,8 @@ class ConnectorComponent:
             serializer = get_serializer(app.get("serializer", "json"))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: {exc}") from None
+        assert app.session_service is not None
+        app.session_service.single_session = bool(app.get("single_session", False))
         self.agents = AgentFactory(
             FrontendHandler(app),
             app.clock,
