@@ -160,17 +160,22 @@ class Application(MultiService):
     def before(self, flt: object, server_type: str | None = None) -> None:
         """Add a before-filter (global, or for the server types ``"a|b"``)."""
         if _matches(server_type, self.server.type):
-            self.dispatcher.add_before(flt)
+            self.dispatcher.add_before(flt, self._filter_chain(server_type))
 
     def after(self, flt: object, server_type: str | None = None) -> None:
         """Add an after-filter (global, or for the server types ``"a|b"``)."""
         if _matches(server_type, self.server.type):
-            self.dispatcher.add_after(flt)
+            self.dispatcher.add_after(flt, self._filter_chain(server_type))
 
     def filter(self, flt: object, server_type: str | None = None) -> None:
         """Add a filter to whichever chains it serves (before, after or both)."""
         if _matches(server_type, self.server.type):
-            self.dispatcher.add_filter(flt)
+            self.dispatcher.add_filter(flt, self._filter_chain(server_type))
+
+    def _filter_chain(self, server_type: str | None) -> str | None:
+        # A filter selected by server type joins the dispatcher's chain of this type,
+        # which runs after the global chain (whatever the registration order).
+        return None if server_type is None else self.server.type
 
     def set_error_handler(self, fn: Callable[[Any, Failure], object]) -> None:
         """Decide the response of a failed request: ``fn(context, failure) -> body``."""

@@ -111,10 +111,12 @@ class StandaloneService(MultiService):
 
     def startService(self) -> None:
         """Start every server (frontends last, so backends are ready for them)."""
-        super().startService()
+        # Listen before starting: a server failing synchronously inside startService
+        # must reach all_started (its ``started`` is consumed once it has failed).
         started = gatherResults([app.started for app in self.apps], consumeErrors=True)
         started.addCallback(self._all_up)
         started.addErrback(self._failed)
+        super().startService()
 
     def _all_up(self, _: object) -> Deferred[Any]:
         d = gatherResults([app.after_start() for app in self.apps], consumeErrors=True)
