@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pomelo_twisted.acceptors import AcceptorService
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
-from pomelo_twisted.app.tap import Options, makeService
+from pomelo_twisted.app.tap import Options, exit_after_shutdown, makeService
 from pomelo_twisted.serializers import MsgpackSerializer
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "example_game")
@@ -145,6 +145,12 @@ class MakeServiceTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError) as caught:
             makeService(parse("--app", EXAMPLE, "--type", "chat", "--id", "nope"), MemoryReactor())
         self.assertIn("nope", str(caught.exception))
+
+    def test_exit_helper_before_the_loop_runs(self) -> None:
+        """A failure during startup (loop not running yet) stops the reactor once it runs."""
+        reactor = MemoryReactorClock()
+        exit_after_shutdown(reactor, 1)
+        self.assertEqual([hook[0] for hook in reactor.whenRunningHooks], [reactor.stop])
 
     def test_start_failure_exits(self) -> None:
         """A frontend that cannot listen makes the process exit (non-zero) after shutdown."""

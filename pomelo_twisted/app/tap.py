@@ -131,6 +131,8 @@ def exit_after_shutdown(reactor: Any, code: int = 1) -> None:
     reactor.addSystemEventTrigger("after", "shutdown", leave)
     if reactor.running:
         reactor.stop()
+    else:  # failed during startup (twistd starts services before the loop runs)
+        reactor.callWhenRunning(reactor.stop)
 
 
 def graceful_sigterm(reactor: Any) -> None:
