@@ -26,7 +26,7 @@ help:
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
 	@echo "  make run           twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
-	@echo "  make bench         codec benchmark (bench/codec.py)"
+	@echo "  make bench         codec and runtime benchmarks (bench/codec.py, bench/runtime.py)"
 	@echo "  make clean         remove $(VENV), caches and _trial_temp"
 
 # Editable install.  twistd finds the `pomelo` plugin because setup.cfg's `package_dir = =.`
@@ -69,6 +69,7 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
+	$(PY) bench/runtime.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from pomelo_twisted.client import PomeloClient, connect
 
 __all__ = [
     "KINDS",
+    "LoadCase",
     "RunResult",
     "Tally",
     "run_alternating",
@@ -149,10 +150,10 @@ class RunResult:
 # -- ours: the pomelo_twisted client ------------------------------------------------
 
 
-def _ours_chain(client: PomeloClient, tally: Tally) -> None:
+def _ours_chain(client: PomeloClient, tally: Tally, route: str) -> None:
     def fire() -> None:
         body = body_for(tally.next_seq())
-        d = client.request(ROUTE, body)
+        d = client.request(route, body)
         d.addCallbacks(replied, lost, callbackArgs=(body, time.perf_counter()))
 
     def replied(reply: object, body: dict[str, Any], sent_at: float) -> None:
@@ -168,7 +169,9 @@ def _ours_chain(client: PomeloClient, tally: Tally) -> None:
     fire()
 
 
-async def _ours_run(reactor: Any, port: int, conns: int, inflight: int, tally: Tally) -> None:
+async def _ours_run(
+    reactor: Any, port: int, conns: int, inflight: int, tally: Tally, route: str
+) -> None:
     clients: list[PomeloClient] = await defer.gatherResults(
         [connect(reactor, f"tcp:127.0.0.1:{port}") for _ in range(conns)], consumeErrors=True
     )
@@ -176,7 +179,7 @@ async def _ours_run(reactor: Any, port: int, conns: int, inflight: int, tally: T
         tally.begin()
         for client in clients:
             for _ in range(inflight):
-                _ours_chain(client, tally)
+                _ours_chain(client, tally, route)
         await tally.done
     finally:
         await defer.gatherResults([client.close() for client in clients])
@@ -218,7 +221,10 @@ class BareClient(Int32StringReceiver):
         self.lost.callback(None)
 
 
-async def _bare_run(reactor: Any, port: int, conns: int, inflight: int, tally: Tally) -> None:
+async def _bare_run(
+    reactor: Any, port: int, conns: int, inflight: int, tally: Tally, route: str
+) -> None:
+    """``route`` is not carried: the bare frames have no message layer."""
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     protos: list[BareClient] = await defer.gatherResults(
         [connectProtocol(endpoint, BareClient(tally)) for _ in range(conns)], consumeErrors=True
@@ -242,14 +248,25 @@ async def _bare_run(reactor: Any, port: int, conns: int, inflight: int, tally: T
 RUNNERS = {"ours": _ours_run, "bare": _bare_run}
 
 
+@dataclass(frozen=True)
+class LoadCase:
+    """What one column of the alternation drives: a server, a client (a RUNNERS key), a route."""
+
+    server: ServerProcess
+    client: str
+    route: str = ROUTE
+
+
 async def run_once(
-    reactor: Any, server: ServerProcess, conns: int, inflight: int, duration: float
+    reactor: Any, case: LoadCase, kind: str, conns: int, inflight: int, duration: float
 ) -> RunResult:
     """One timed run of ``conns`` × ``inflight`` request chains for ``duration`` s."""
+    server = case.server
     tally = Tally(duration, conns * inflight, server.cpu_seconds)
     tally.done.addTimeout(duration + 30.0, reactor)
     try:
-        await RUNNERS[server.name](reactor, server.port, conns, inflight, tally)
+        runner = RUNNERS[case.client]
+        await runner(reactor, server.port, conns, inflight, tally, case.route)
     except defer.TimeoutError:
         # Closing the connections failed the requests still waiting: they count as errors.
         tally.errors += tally.chains
@@ -264,7 +281,7 @@ async def run_once(
     other_cpu = max(0.0, end.machine - start.machine - client_cpu - (server_cpu or 0.0))
     answered = tally.completed + tally.mismatches
     return RunResult(
-        kind=server.name,
+        kind=kind,
         requests=answered,
         seconds=seconds,
         rate=answered / seconds if seconds > 0 else 0.0,
@@ -287,18 +304,26 @@ async def run_alternating(
     duration: float,
     runs: int,
     progress: Callable[[str], None],
+    cases: Mapping[str, LoadCase] | None = None,
 ) -> dict[str, list[RunResult]]:
-    """A short warm-up of each server, then runs A B A B ... (``runs`` of each)."""
+    """A short warm-up of each case, then runs A B A B ... (``runs`` of each).
+
+    ``cases`` by label; default: each of :data:`KINDS` driven by its own client.
+    """
+    if cases is None:
+        cases = {kind: LoadCase(servers[kind], kind) for kind in KINDS}
+
     warmup = min(1.0, duration / 5)
-    for kind in KINDS:
-        await run_once(reactor, servers[kind], conns, inflight, warmup)
-    results: dict[str, list[RunResult]] = {kind: [] for kind in KINDS}
+    width = max(4, *(len(kind) for kind in cases))
+    for kind in cases:
+        await run_once(reactor, cases[kind], kind, conns, inflight, warmup)
+    results: dict[str, list[RunResult]] = {kind: [] for kind in cases}
     for i in range(runs):
-        for kind in KINDS:
-            result = await run_once(reactor, servers[kind], conns, inflight, duration)
+        for kind in cases:
+            result = await run_once(reactor, cases[kind], kind, conns, inflight, duration)
             results[kind].append(result)
             progress(
-                f"  run {i + 1}/{runs} {kind:4}: {result.rate:9,.0f} req/s "
+                f"  run {i + 1}/{runs} {kind:{width}}: {result.rate:9,.0f} req/s "
                 f"({result.requests:,} in {result.seconds:.2f} s, "
                 f"mismatches {result.mismatches} (429: {result.rate_limited}), "
                 f"errors {result.errors}; other load {result.other_cpu_s / result.seconds:.0%})"

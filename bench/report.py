@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "format_header",
     "format_loopback",
     "format_loopback_intro",
+    "format_rate_table",
 ]
 
 BUSY_WARNING = 0.2
@@ -135,22 +137,40 @@ def _cpu(value: float | None, utilization: float | None) -> str:
     return f"{value:6.1f} µs/req ({utilization:4.0%} of a CPU)"
 
 
-def format_loopback(loop: dict[str, Any]) -> str:
-    """Section 2: rates, ratio, latency, CPU per request, mismatches."""
+def format_rate_table(
+    summaries: Mapping[str, dict[str, Any]], baseline: str | None = None
+) -> list[str]:
+    """One line per summary (:func:`bench.loopback.summarize_runs`): rate, latency, CPU.
+
+    With ``baseline``, a column gives each median rate over the baseline's.
+    """
+    width = max(6, *(len(kind) for kind in summaries))
+    ratio_head = f" {'vs ' + baseline:>8}" if baseline else ""
     lines = [
         "",
-        f"   {'server':<6} {'req/s median (min–max)':>28} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'mismatches':>10} {'errors':>6}   client CPU / server CPU",
+        f"   {'server' if baseline is None else 'case':<{width}} {'req/s median (min–max)':>28}"
+        f"{ratio_head} {'p50 ms':>7} {'p99 ms':>7} {'mismatches':>10} {'errors':>6}   "
+        "client CPU / server CPU",
     ]
-    for kind in ("ours", "bare"):
-        s = loop[kind]
+    for kind, s in summaries.items():
         lat = s["latency_ms"]
+        ratio = (
+            f" {s['rate']['median'] / summaries[baseline]['rate']['median']:7.3f}×"
+            if baseline
+            else ""
+        )
         lines.append(
-            f"   {kind:<6} {_range(s['rate']):>28} {lat['p50']:7.2f} {lat['p99']:7.2f} "
-            f"{s['mismatches']:>10} {s['errors']:>6}   "
+            f"   {kind:<{width}} {_range(s['rate']):>28}{ratio} "
+            f"{lat['p50']:7.2f} {lat['p99']:7.2f} {s['mismatches']:>10} {s['errors']:>6}   "
             f"{_cpu(s['client_cpu_us_per_request'], s['client_cpu_utilization'])} / "
             f"{_cpu(s['server_cpu_us_per_request'], s['server_cpu_utilization'])}"
         )
+    return lines
+
+
+def format_loopback(loop: dict[str, Any]) -> str:
+    """Section 2: rates, ratio, latency, CPU per request, mismatches."""
+    lines = format_rate_table({kind: loop[kind] for kind in ("ours", "bare")})
     ratio = loop["ratio_ours_vs_bare"]
     lines.append(
         f"   => ours/bare = {ratio:.3f} (median rates; bare is {1 / ratio:.1f}× faster); "

@@ -21,7 +21,9 @@ __all__ = [
     "bare_argv",
     "can_pin",
     "free_port",
+    "game_argv",
     "pomelo_argv",
+    "profiled_argv",
     "start_server",
 ]
 
@@ -69,6 +71,38 @@ def pomelo_argv(port: int) -> list[str]:
         "--heartbeat",
         "0",
     ]
+
+
+def game_argv(port: int, app: Path = REPO_ROOT / "example_game") -> list[str]:
+    """``twistd pomelo --app APP --type all``: every server of a game in one process.
+
+    Heartbeats and the per-connection request rate limit are off; RPC is in process.
+    """
+    return [
+        _twistd(),
+        "-n",
+        "--pidfile=",
+        "pomelo",
+        "--app",
+        str(app),
+        "--type",
+        "all",
+        "--listen",
+        f"tcp:{port}:interface=127.0.0.1",
+        "--heartbeat",
+        "0",
+        "--request-rate",
+        "0",
+    ]
+
+
+def profiled_argv(argv: list[str], output: Path) -> list[str]:
+    """``argv`` (a Python script and its arguments) under cProfile, stats to ``output``.
+
+    The stats are written when the process exits normally (``twistd pomelo`` does on
+    SIGTERM).
+    """
+    return [sys.executable, "-m", "cProfile", "-o", str(output), *argv]
 
 
 def bare_argv(port: int) -> list[str]:

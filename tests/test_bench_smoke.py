@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from bench.broadcast import BroadcastResult, PushLedger, push_content, send_schedule
 from bench.codec import (
     BareCodec,
     ConnectionCodec,
@@ -15,6 +18,10 @@ from bench.codec import (
     time_codec,
 )
 from bench.common import BODY, ROUTE, BareSplitter, bare_frame, bare_payload, body_for
+from bench.loopback import RunResult, summarize_runs
+from bench.runtime import format_broadcast, format_requests, round_ratios, summarize_broadcast
+from bench.runtime import parse_args as runtime_args
+from bench.servers import game_argv, profiled_argv
 from pomelo_twisted.serializers import JsonSerializer
 
 
@@ -75,3 +82,153 @@ class CodecSmokeTests(SynchronousTestCase):
         for key, (_description, make) in cases.items():
             rates = time_codec(make, messages=20, repeats=2)
             self.assertEqual([type(rate) for rate in rates], [float, float], key)
+
+
+def _broadcast_result(run: int, latencies: list[float], **changes: Any) -> BroadcastResult:
+    figures: dict[str, Any] = {
+        "run": run,
+        "members": 4,
+        "senders": 2,
+        "send_rate": 5.0,
+        "sent": 10,
+        "send_ok": 10,
+        "send_errors": 0,
+        "expected": 40,
+        "delivered": 40,
+        "seconds": 1.0,
+        "rate": 40.0,
+        "expected_rate": 40.0,
+        "missing": 0,
+        "members_missing": 0,
+        "duplicates": 0,
+        "reordered": 0,
+        "stray": 0,
+        "drained": True,
+        "send_lag_max_s": 0.001,
+        "cpu_wall_s": 1.0,
+        "client_cpu_s": 0.25,
+        "server_cpu_s": 0.5,
+        "other_cpu_s": 0.0,
+        "examples": [],
+        "latencies": latencies,
+    }
+    figures.update(changes)
+    return BroadcastResult(**figures)
+
+
+def _run_result(kind: str, rate: float) -> RunResult:
+    return RunResult(
+        kind=kind,
+        requests=int(rate),
+        seconds=1.0,
+        rate=rate,
+        mismatches=0,
+        rate_limited=0,
+        errors=0,
+        client_cpu_s=0.5,
+        server_cpu_s=0.5,
+        other_cpu_s=0.0,
+        examples=[],
+        latencies=[0.001, 0.002],
+    )
+
+
+class RuntimeSmokeTests(SynchronousTestCase):
+    """The pure parts of ``bench/runtime.py`` and ``bench/broadcast.py`` (no server, no timing)."""
+
+    def test_send_schedule(self) -> None:
+        """Each sender sends rate × duration times, one period apart, staggered evenly."""
+        schedule = send_schedule(senders=2, rate=10.0, duration=0.5)
+        self.assertEqual([len(times) for times in schedule], [5, 5])
+        self.assertEqual(schedule[0][:2], [0.0, 0.1])
+        self.assertAlmostEqual(schedule[1][0], 0.05)
+        self.assertEqual(send_schedule(senders=1, rate=10.0, duration=0.01), [[0.0]])
+
+    def test_push_content(self) -> None:
+        """The content of a send names its run, sender, sequence number and send time."""
+        self.assertEqual(push_content(3, 1, 7, 2.5), {"r": 3, "s": 1, "n": 7, "t": 2.5})
+
+    def test_ledger_in_order(self) -> None:
+        """Every push once and in order: nothing missing, duplicated or reordered."""
+        ledger = PushLedger(members=2, senders=2)
+        for member in (0, 1):
+            for seq in (1, 2, 3):
+                for sender in (0, 1):
+                    ledger.record(member, sender, seq)
+        self.assertEqual(ledger.received, 12)
+        self.assertEqual(ledger.missing([3, 3]), [0, 0])
+        self.assertEqual((ledger.duplicates, ledger.reordered, ledger.stray), ([0, 0], [0, 0], 0))
+
+    def test_ledger_problems(self) -> None:
+        """Missing, duplicate, reordered and stray pushes are each counted per member."""
+        ledger = PushLedger(members=2, senders=1)
+        for seq in (1, 3, 2, 3):  # 2 after 3: reordered; 3 again: duplicate
+            ledger.record(0, 0, seq)
+        ledger.record(1, 0, 1)
+        ledger.record(1, 5, 1)  # no such sender
+        ledger.record(1, 0, "x")  # not a sequence number
+        self.assertEqual(ledger.received, 4)
+        self.assertEqual(ledger.duplicates, [1, 0])
+        self.assertEqual(ledger.reordered, [1, 0])
+        self.assertEqual(ledger.stray, 2)
+        self.assertEqual(ledger.missing([3]), [0, 2])
+        self.assertEqual(ledger.missing([4]), [1, 3])
+
+    def test_round_ratios(self) -> None:
+        """Each run's rate over the baseline run of the same round."""
+        runs = [_run_result("dispatch", rate) for rate in (10.0, 30.0)]
+        base = [_run_result("bare", rate) for rate in (20.0, 60.0)]
+        self.assertEqual(round_ratios(runs, base), [0.5, 0.5])
+
+    def test_summarize_and_format_broadcast(self) -> None:
+        """Runs pool into one summary, and the report prints it."""
+        results = [
+            _broadcast_result(1, [0.001, 0.003]),
+            _broadcast_result(2, [0.002], rate=30.0, delivered=39, missing=1, members_missing=1),
+        ]
+        summary = summarize_broadcast(results)
+        self.assertEqual(summary["rate"], {"median": 35.0, "min": 30.0, "max": 40.0})
+        self.assertEqual((summary["delivered"], summary["expected"]), (79, 80))
+        self.assertEqual((summary["missing"], summary["members_missing_max"]), (1, 1))
+        self.assertEqual(summary["latency_ms"]["p50"], 2.0)
+        self.assertEqual(summary["server_cpu_utilization"], 0.5)
+        self.assertEqual(len(summary["runs"]), 2)
+        json.dumps(summary)
+        text = format_broadcast(summary)
+        self.assertIn("delivered / expected = 79 / 80", text)
+        self.assertIn("is not the bottleneck", text)
+        late = summarize_broadcast([_broadcast_result(1, [0.1], send_lag_max_s=0.5)])
+        self.assertIn("MAY BE the bottleneck", format_broadcast(late))
+
+    def test_format_requests(self) -> None:
+        """The request table has one row per case and a ratio against bare."""
+        summaries = {
+            kind: summarize_runs([_run_result(kind, rate)])
+            for kind, rate in (("dispatch", 10.0), ("forward", 5.0), ("bare", 20.0))
+        }
+        for summary in summaries.values():
+            summary["ratio_vs_bare"] = summary["rate"]["median"] / 20.0
+            summary["ratio_vs_bare_per_round"] = [summary["ratio_vs_bare"]]
+        text = format_requests(summaries)
+        self.assertIn("dispatch/bare = 0.500", text)
+        self.assertIn("forward/dispatch = 0.500", text)
+
+    def test_arguments(self) -> None:
+        """Defaults match the documented sizes; --quick shortens the runs."""
+        args = runtime_args([])
+        self.assertEqual(
+            (args.connections, args.inflight, args.duration, args.runs), (50, 2, 5.0, 3)
+        )
+        self.assertEqual((args.members, args.senders, args.send_rate), (200, 5, 10.0))
+        quick = runtime_args(["--quick", "--sections", "broadcast"])
+        self.assertEqual((quick.duration, quick.runs, quick.sections), (1.0, 1, ["broadcast"]))
+
+    def test_game_argv(self) -> None:
+        """The game server runs every server type, heartbeats and rate limit off."""
+        argv = game_argv(4321)
+        self.assertIn("tcp:4321:interface=127.0.0.1", argv)
+        self.assertEqual(argv[argv.index("--type") + 1], "all")
+        self.assertEqual(argv[argv.index("--request-rate") + 1], "0")
+        profiled = profiled_argv(argv, Path("/tmp/x.prof"))
+        self.assertEqual(profiled[1:4], ["-m", "cProfile", "-o"])
+        self.assertEqual(profiled[5:], argv)
