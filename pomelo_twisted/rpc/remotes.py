@@ -16,35 +16,18 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
 from ..errors import ConfigError, RpcError
+from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
 
 __all__ = ["LIFECYCLE_HOOKS", "RemoteDispatcher", "declared_methods"]
 
 #: Hooks the application runs on handlers, remotes and modules; never remote methods.
-LIFECYCLE_HOOKS = frozenset({"init", "after_init", "before_shutdown", "shutdown"})
 
 
 def declared_methods(obj: object) -> frozenset[str]:
-    """The names ``obj`` serves as remote methods.
-
-    A name is declared when a class of ``obj``'s MRO other than ``object`` defines
-    it, it does not start with ``_``, it is not a lifecycle hook, it is not a
-    property (never evaluated here), and ``getattr(obj, name)`` is callable.
-    Attributes set on the instance alone are not declared.
-    """
-    names: set[str] = set()
-    seen: set[str] = set()
-    for klass in type(obj).__mro__:
-        if klass is object:
-            continue
-        for name, attr in vars(klass).items():
-            if name in seen:
-                continue  # the most derived definition decides
-            seen.add(name)
-            if name.startswith("_") or name in LIFECYCLE_HOOKS or isinstance(attr, property):
-                continue
-            if callable(getattr(obj, name, None)):
-                names.add(name)
-    return frozenset(names)
+    """The names ``obj`` serves as remote methods: the same rule as handler routes
+    (:func:`~pomelo_twisted.handlers.registry.public_methods`): public methods its
+    class defines, lifecycle hooks and properties excluded, nothing evaluated."""
+    return public_methods(obj)
 
 
 def _check_name(what: str, name: str) -> None:
