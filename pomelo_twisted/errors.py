@@ -7,7 +7,10 @@ caller can tell framework failures from bugs.  Errors of the sans-I/O wire codec
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "INTERNAL_ERROR",
     "ConfigError",
     "HandlerError",
     "HandshakeRejected",
@@ -15,7 +18,16 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "SerializationError",
+    "error_response",
 ]
+
+INTERNAL_ERROR = "internal server error"
+"""The ``msg`` of a request whose handler failed unexpectedly (details go to the log)."""
+
+
+def error_response(code: int, msg: str) -> dict[str, Any]:
+    """The response body of a failed request: ``{"code": code, "msg": msg}``."""
+    return {"code": code, "msg": msg}
 
 
 class PomeloError(Exception):
@@ -33,6 +45,10 @@ class HandlerError(PomeloError):
         super().__init__(f"{code}: {msg}" if msg else str(code))
         self.code = code
         self.msg = msg
+
+    def response(self) -> dict[str, Any]:
+        """The response body this error answers with."""
+        return error_response(self.code, self.msg)
 
 
 class HandshakeRejected(PomeloError):

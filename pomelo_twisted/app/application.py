@@ -201,8 +201,8 @@ class Application(MultiService):
             d.addCallback(self._run_hook, hook)
         d.addCallbacks(self._up, self._start_failed)
 
-    def _run_hook(self, _: object, hook: str) -> Deferred[None]:
-        return run_in_order(hook, self._hooked(), hook)
+    def _run_hook(self, _: object, hook: str, stop_on_error: bool = True) -> Deferred[None]:
+        return run_in_order(hook, self._hooked(), hook, stop_on_error=stop_on_error)
 
     def _up(self, _: object) -> None:
         log.info(
@@ -235,10 +235,9 @@ class Application(MultiService):
     def stopService(self) -> Deferred[None]:
         """Shutdown hooks of modules and handlers, then components in reverse order."""
         super().stopService()
-        d = run_in_order("before_shutdown", self._hooked(), "before_shutdown", stop_on_error=False)
-        d.addCallback(
-            lambda _: run_in_order("shutdown", self._hooked(), "shutdown", stop_on_error=False)
-        )
+        d: Deferred[None] = succeed(None)
+        for hook in HOOKS_DOWN:
+            d.addCallback(self._run_hook, hook, stop_on_error=False)
         d.addCallback(
             lambda _: run_in_order(
                 "stop", reversed(list(self.components.items())), "stop", False, stop_on_error=False

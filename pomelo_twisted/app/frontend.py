@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..errors import RpcError
+from ..errors import RpcError, error_response
 from ..handlers.context import RequestContext
 from ..interfaces import IConnectionHandler
 from ..protocol import ClientHandshake
@@ -23,11 +23,9 @@ from ..session import SYS_SERVICE, Agent
 if TYPE_CHECKING:
     from .application import Application
 
-__all__ = ["SYS", "FrontendHandler", "forward_request"]
+__all__ = ["FrontendHandler", "forward_request"]
 
 log = Logger()
-
-SYS = SYS_SERVICE
 
 
 def forward_request(app: Application, context: RequestContext) -> Deferred[Any]:
@@ -35,13 +33,13 @@ def forward_request(app: Application, context: RequestContext) -> Deferred[Any]:
     server_type = context.server_type
     servers = app.servers_of(server_type)
     if not servers:
-        return succeed({"code": 500, "msg": f"no server type {server_type!r}"})
+        return succeed(error_response(500, f"no server type {server_type!r}"))
     try:
         server_id = app.router.pick(server_type, context.session, servers)
     except RpcError as exc:
-        return succeed({"code": 500, "msg": str(exc)})
+        return succeed(error_response(500, str(exc)))
     args = (context.session.export(), context.route, context.msg, context.notify)
-    d: Deferred[Any] = app.rpc_call(server_id, SYS, "forward", args)
+    d: Deferred[Any] = app.rpc_call(server_id, SYS_SERVICE, "forward", args)
 
     def failed(failure: Failure) -> dict[str, Any]:
         failure.trap(RpcError)
@@ -51,7 +49,7 @@ def forward_request(app: Application, context: RequestContext) -> Deferred[Any]:
             server=server_id,
             error=failure.getErrorMessage(),
         )
-        return {"code": 500, "msg": failure.getErrorMessage()}
+        return error_response(500, failure.getErrorMessage())
 
     return d.addErrback(failed)
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
-from ..session.backend import BackendSession
-from .frontend import SYS
+from ..session.backend import SYS_SERVICE, BackendSession
 
 if TYPE_CHECKING:
     from .application import Application
@@ -26,10 +25,10 @@ def declare_system_remotes(app: Application) -> None:
         backend_session = BackendSession(session, app.rpc_call)
         return app.dispatcher.dispatch(route, msg, backend_session, notify=notify)
 
-    app.remotes.add_function(SYS, "forward", forward)
+    app.remotes.add_function(SYS_SERVICE, "forward", forward)
     service = app.session_service
     if service is None:
         return
-    app.remotes.add_function(SYS, "session", service.remote_session)
-    app.remotes.add_function(SYS, "push", service.push_to_uids)
-    app.remotes.add_function(SYS, "broadcast", service.broadcast)
+    app.remotes.add_function(SYS_SERVICE, "session", service.remote_session)
+    app.remotes.add_function(SYS_SERVICE, "push", service.push_to_uids)
+    app.remotes.add_function(SYS_SERVICE, "broadcast", service.broadcast)

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..errors import HandlerError
+from ..errors import INTERNAL_ERROR, HandlerError, error_response
 from .context import RequestContext, parse_route
 from .registry import HandlerRegistry
 
@@ -34,8 +34,6 @@ BeforeFn = Callable[[RequestContext], object]
 AfterFn = Callable[[RequestContext, object], object]
 Forward = Callable[[RequestContext], object]
 ErrorHandler = Callable[[RequestContext, Failure], object]
-
-INTERNAL_ERROR = "internal server error"
 
 
 class HandlerTimeout(HandlerError):
@@ -70,13 +68,13 @@ def error_body(context: RequestContext | None, failure: Failure) -> dict[str, An
     a cancellation is answered 500 quietly; anything else is logged with its traceback
     and answered 500."""
     if isinstance(failure.value, HandlerError):
-        return {"code": failure.value.code, "msg": failure.value.msg}
+        return failure.value.response()
     route = context.route if context is not None else "?"
     if failure.check(CancelledError):  # the caller gave up (e.g. the client left)
         log.debug("request {route} cancelled", route=route)
-        return {"code": 500, "msg": "request cancelled"}
+        return error_response(500, "request cancelled")
     log.failure("request {route} failed", failure, route=route)
-    return {"code": 500, "msg": INTERNAL_ERROR}
+    return error_response(500, INTERNAL_ERROR)
 
 
 class Dispatcher:
@@ -151,7 +149,7 @@ class Dispatcher:
         """A Deferred that always fires with the response body of ``route``."""
         parts = parse_route(route)
         if parts is None:
-            return succeed({"code": 500, "msg": f"invalid route {route!r}"})
+            return succeed(error_response(500, f"invalid route {route!r}"))
         server_type, handler, method = parts
         context = RequestContext(
             route=route,
@@ -166,7 +164,7 @@ class Dispatcher:
         if server_type in self.server_types:
             return self.dispatch_local(context)
         if self.forward is None:
-            return succeed({"code": 500, "msg": f"no server type {server_type!r}"})
+            return succeed(error_response(500, f"no server type {server_type!r}"))
         d = maybeDeferred(self.forward, context)
         d.addCallback(_normalise)
         d.addErrback(lambda failure: Deferred.fromCoroutine(self._error(context, failure)))
@@ -254,7 +252,7 @@ class Dispatcher:
 
     def _bug(self, failure: Failure, context: RequestContext) -> dict[str, Any]:
         log.failure("dispatch of {route} failed", failure, route=context.route)
-        return {"code": 500, "msg": INTERNAL_ERROR}
+        return error_response(500, INTERNAL_ERROR)
 
 
 def _normalise(result: object) -> object:

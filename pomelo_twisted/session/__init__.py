@@ -1,7 +1,7 @@
 """Client connections on a frontend: the per-connection agent, its limits and metrics,
 the sessions of a frontend and the copy a backend sees."""
 
-from .agent import Agent, error_body
+from .agent import Agent
 from .backend import SYS_SERVICE, BackendSession, RpcCall
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
@@ -22,5 +22,4 @@ __all__ = [
     "Session",
     "SessionAgent",
     "SessionService",
-    "error_body",
 ]

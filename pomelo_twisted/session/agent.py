@@ -20,7 +20,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..errors import HandlerError, HandshakeRejected, SerializationError
+from ..errors import (
+    INTERNAL_ERROR,
+    HandlerError,
+    HandshakeRejected,
+    SerializationError,
+    error_response,
+)
 from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
@@ -48,7 +54,7 @@ from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .ratelimit import TokenBucket
 
-__all__ = ["Agent", "error_body"]
+__all__ = ["Agent"]
 
 log = Logger()
 
@@ -56,11 +62,6 @@ CODE_BAD_REQUEST = 400
 CODE_RATE_LIMITED = 429
 CODE_INTERNAL = 500
 CODE_BUSY = 503
-
-
-def error_body(code: int, msg: str) -> dict[str, object]:
-    """The response body of a failed request."""
-    return {"code": code, "msg": msg}
 
 
 @implementer(IPushProducer)
@@ -358,16 +359,17 @@ class Agent:
         self.metrics.requests += 1
         msg_id = event.id
         if not self._admit():
-            self._respond(msg_id, error_body(CODE_RATE_LIMITED, "request rate limit exceeded"))
+            self._respond(msg_id, error_response(CODE_RATE_LIMITED, "request rate limit exceeded"))
             return
         if self._inflight >= self.config.max_inflight:
-            self._respond(msg_id, error_body(CODE_BUSY, "too many requests in flight"))
+            self._respond(msg_id, error_response(CODE_BUSY, "too many requests in flight"))
             return
         try:
             msg = self.serializer.decode(event.body)
         except SerializationError:
             self._respond(
-                msg_id, error_body(CODE_BAD_REQUEST, f"body is not valid {self.serializer.name}")
+                msg_id,
+                error_response(CODE_BAD_REQUEST, f"body is not valid {self.serializer.name}"),
             )
             return
         try:
@@ -398,10 +400,10 @@ class Agent:
     def _respond_failure(self, failure: Failure, msg_id: int, route: str) -> None:
         if failure.check(HandlerError):
             exc: HandlerError = failure.value  # type: ignore[assignment]
-            self._respond(msg_id, error_body(exc.code, exc.msg))
+            self._respond(msg_id, exc.response())
             return
         log.failure("handler for {route} failed ({agent})", failure, route=route, agent=self)
-        self._respond(msg_id, error_body(CODE_INTERNAL, "internal server error"))
+        self._respond(msg_id, error_response(CODE_INTERNAL, INTERNAL_ERROR))
 
     def _respond(self, msg_id: int, body: object) -> None:
         if not self.working:
@@ -419,7 +421,7 @@ class Agent:
                 error=exc,
             )
             package = self.connection.send(
-                Response(msg_id, self.serializer.encode(error_body(CODE_INTERNAL, str(exc))))
+                Response(msg_id, self.serializer.encode(error_response(CODE_INTERNAL, str(exc))))
             )
         self._write(package)
 
@@ -450,7 +452,9 @@ class Agent:
 
     def _on_unknown_code(self, event: UnknownRouteCode) -> None:
         if event.id:
-            self._respond(event.id, error_body(CODE_INTERNAL, f"unknown route code {event.code}"))
+            self._respond(
+                event.id, error_response(CODE_INTERNAL, f"unknown route code {event.code}")
+            )
         else:
             self.metrics.dropped["notify with unknown route code"] += 1
 
