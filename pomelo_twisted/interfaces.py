@@ -161,3 +161,25 @@ class IRpcTransport(Interface):
     ) -> object:
         """A Deferred of the remote result; ``RpcError`` when the server is unknown or
         down, the remote is undeclared or fails, or ``timeout`` seconds pass."""
+
+
+class INetworkRpcTransport(IRpcTransport):
+    """An ``IRpcTransport`` between processes: it listens, and keeps a connection per peer."""
+
+    def listen(endpoint: str) -> object:
+        """Serve the registered servers to peers on ``endpoint``; a Deferred of the port."""
+
+    def stop() -> object:
+        """Stop listening and close every peer connection; a Deferred."""
+
+    def add_peer(info: object) -> None:
+        """Keep a connection to the peer server ``info`` (a ``ServerInfo``)."""
+
+    def remove_peer(server_id: str) -> object:
+        """Forget a peer; calls to it fail as to an unknown server."""
+
+    def reconnect(server_id: str) -> None:
+        """The peer is known to be up again: connect now instead of after the backoff."""
+
+    def peer_state(server_id: str) -> str | None:
+        """``connecting``, ``up`` or ``down``; None for an unknown peer."""

@@ -67,6 +67,21 @@ class ServerInfo:
             return None
         return f"tcp:{self.client_port}:interface={self.client_host or self.host}"
 
+    @property
+    def rpc_endpoint(self) -> str:
+        """The server-to-server (RPC) listener as an endpoint string."""
+        return f"tcp:{self.port}:interface={self.host}"
+
+    @property
+    def rpc_client_endpoint(self) -> str:
+        """The endpoint string that connects to this server's RPC port."""
+        return f"tcp:host={self.host}:port={self.port}"
+
+    @property
+    def auto_restart(self) -> bool:
+        """Whether the master restarts this server when it dies (``"auto-restart": true``)."""
+        return self.extra.get("auto-restart", False) in (True, "true")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for RPC and the admin interface)."""
         return {
