@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.application.service import IServiceMaker, MultiService
@@ -14,6 +17,8 @@ from pomelo_twisted.acceptors import AcceptorService
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.tap import Options, exit_after_shutdown, makeService
+from pomelo_twisted.cluster.master import MasterService
+from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "example_game")
@@ -29,12 +34,12 @@ class OptionsTests(SynchronousTestCase):
     """Command-line options and their validation."""
 
     def test_defaults(self) -> None:
-        """Without --app: the echo type; with --app: every server (all); limits default."""
+        """Without --app: the echo type; with --app: the master; limits default."""
         options = parse()
         self.assertEqual((options["type"], options["id"], options["listen"]), ("echo", None, None))
         self.assertEqual(options["config"].heartbeat, 30.0)
         self.assertEqual(options["limits"], {})
-        self.assertEqual(parse("--app", "example_game")["type"], "all")
+        self.assertEqual(parse("--app", "example_game")["type"], "master")
 
     def test_game_type_needs_app(self) -> None:
         """A game server type without --app is a usage error."""
@@ -113,10 +118,20 @@ class MakeServiceTests(SynchronousTestCase):
         service.stopService()
 
     def test_game_standalone(self) -> None:
-        """--app example_game --type all: one Application per server, --listen on the frontend."""
+        """--type all (production: one frontend): one Application per server, --listen on it."""
         reactor = MemoryReactorClock()
         service = makeService(
-            parse("--app", EXAMPLE, "--listen", "tcp:4555:interface=127.0.0.1"), reactor
+            parse(
+                "--app",
+                EXAMPLE,
+                "--env",
+                "production",
+                "--type",
+                "all",
+                "--listen",
+                "tcp:4555:interface=127.0.0.1",
+            ),
+            reactor,
         )
         self.assertIsInstance(service, StandaloneService)
         assert isinstance(service, StandaloneService)
@@ -139,6 +154,68 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(service, Application)
         assert isinstance(service, Application)
         self.assertEqual((service.server_id, service.server_type), ("chat-server-1", "chat"))
+        self.assertIsInstance(service.rpc_transport, PbRpcTransport)
+        self.assertEqual(list(service.components), ["rpc_server", "monitor"])
+
+    def test_cluster_server_listens_for_rpc_and_joins_peers(self) -> None:
+        """A cluster server listens on its RPC port and connects to every other server."""
+        reactor = MemoryReactorClock()
+        service = makeService(
+            parse("--app", EXAMPLE, "--type", "connector", "--id", "connector-server-2"), reactor
+        )
+        assert isinstance(service, Application)
+        service.startService()
+        reactor.advance(0)
+        listening = sorted(port for port, _f, _b, _i in reactor.tcpServers)
+        self.assertEqual(listening, [3011, 4151])
+        assert isinstance(service.rpc_transport, PbRpcTransport)
+        self.assertEqual(
+            sorted(service.rpc_transport.peers()),
+            ["chat-server-1", "chat-server-2", "connector-server-1"],
+        )
+        connecting = sorted(port for _h, port, *_ in reactor.tcpClients)
+        self.assertEqual(connecting, [4005, 4150, 4250, 4251])  # the peers, then the master
+        service.stopService()
+
+    def test_server_entry_from_the_command_line(self) -> None:
+        """--server JSON runs a server servers.json does not declare (the admin add)."""
+        entry = '{"id": "chat-server-3", "host": "127.0.0.1", "port": 4252}'
+        service = makeService(
+            parse("--app", EXAMPLE, "--type", "chat", "--id", "chat-server-3", "--server", entry),
+            MemoryReactorClock(),
+        )
+        assert isinstance(service, Application)
+        self.assertEqual((service.server_id, service.server.port), ("chat-server-3", 4252))
+        self.assertIn("chat-server-3", [s.id for s in service.servers_of("chat")])
+        with self.assertRaises(usage.UsageError) as caught:
+            makeService(
+                parse("--app", EXAMPLE, "--type", "chat", "--server", "[1"), MemoryReactorClock()
+            )
+        self.assertIn("--server", str(caught.exception))
+
+    def test_master_is_the_default_with_app(self) -> None:
+        """--app alone builds the master of the game's cluster, listening on master.json's port."""
+        reactor = MemoryReactorClock()
+        service = makeService(parse("--app", EXAMPLE), reactor)
+        self.assertIsInstance(service, MasterService)
+        assert isinstance(service, MasterService)
+        self.assertEqual(service.listen_endpoint, "tcp:4005:interface=127.0.0.1")
+        self.assertEqual(
+            list(service.declared),
+            ["connector-server-1", "connector-server-2", "chat-server-1", "chat-server-2"],
+        )
+
+    def test_cluster_needs_a_secret(self) -> None:
+        """Without a cluster secret a cluster server or master is a usage error naming master.json."""
+        game = Path(tempfile.mkdtemp()) / "game"
+        self.addCleanup(shutil.rmtree, game.parent)
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if "POMELO" not in k})
+        shutil.copytree(EXAMPLE, game)
+        (game / "config" / "master.json").write_text('{"id": "m", "port": 4005}')
+        for argv in (("--type", "chat"), ()):
+            with self.assertRaises(usage.UsageError) as caught:
+                makeService(parse("--app", str(game), *argv), MemoryReactorClock())
+            self.assertIn("master.json", str(caught.exception))
 
     def test_unknown_server_is_a_usage_error(self) -> None:
         """An id that servers.json does not declare is named in a usage error."""
@@ -157,7 +234,7 @@ class MakeServiceTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         exits: list[object] = []
         service = makeService(
-            parse("--app", EXAMPLE, "--listen", "tcp:not-a-port"),
+            parse("--app", EXAMPLE, "--env", "production", "--type", "all", "--listen", "tcp:x"),
             reactor,
             exit_process=exits.append,
         )

@@ -23,7 +23,7 @@ from ..cluster import ServerInfo
 from ..errors import ConfigError
 from ..handlers.dispatch import Dispatcher
 from ..handlers.registry import HandlerRegistry, default_name
-from ..interfaces import IComponent, IRpcTransport
+from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
 from ..session.service import SessionService
@@ -102,6 +102,33 @@ class Application(MultiService):
     def servers_of(self, server_type: str) -> list[ServerInfo]:
         """The servers of ``server_type`` in the cluster."""
         return self.servers.get(server_type, [])
+
+    def add_server(self, info: ServerInfo) -> None:
+        """A server joined the cluster (or changed address): route to it, connect to it."""
+        servers = self.servers.setdefault(info.type, [])
+        for index, known in enumerate(servers):
+            if known.id == info.id:
+                servers[index] = info
+                break
+        else:
+            servers.append(info)
+        if info.id != self.server.id and INetworkRpcTransport.providedBy(self.rpc_transport):
+            self.rpc_transport.add_peer(info)
+
+    def remove_server(self, server_id: str) -> ServerInfo | None:
+        """A server left the cluster for good (stopped, not crashed): stop routing to it."""
+        for servers in self.servers.values():
+            for known in servers:
+                if known.id == server_id:
+                    servers.remove(known)
+                    if INetworkRpcTransport.providedBy(self.rpc_transport):
+                        self.rpc_transport.remove_peer(server_id)
+                    return known
+        return None
+
+    def all_servers(self) -> list[ServerInfo]:
+        """Every server of the cluster, this one included, by type then in order."""
+        return [s for servers in self.servers.values() for s in servers]
 
     def frontend_ids(self) -> list[str]:
         """The ids of every frontend server."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..errors import ConfigError
-from ..interfaces import IComponent
+from ..interfaces import IComponent, INetworkRpcTransport
+from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from .frontend import FrontendHandler
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from .application import Application
 
 __all__ = ["ConnectorComponent", "RpcServerComponent"]
+
+log = Logger()
 
 
 @implementer(IComponent)
@@ -29,17 +33,47 @@ class RpcServerComponent:
     def __init__(self, app: Application) -> None:
         self.app = app
 
-    def start(self) -> Deferred[None]:
-        """Register the remote dispatcher under this server's id."""
-        self.app.rpc_transport.register(self.app.server_id, self.app.remotes)
-        return succeed(None)
+    def start(self) -> Deferred[Any]:
+        """Register the remote dispatcher under this server's id; over a network
+        transport also listen on the server's RPC port and connect to every peer."""
+        app = self.app
+        transport = app.rpc_transport
+        transport.register(app.server_id, app.remotes)
+        if not INetworkRpcTransport.providedBy(transport):
+            return succeed(None)
+        for info in app.all_servers():
+            if info.id != app.server_id:
+                transport.add_peer(info)
+        endpoint = app.get("rpc_listen") or app.server.rpc_endpoint
+        listening: Deferred[Any] = transport.listen(endpoint)  # type: ignore[assignment]
+        return listening.addCallback(lambda _: None)
 
-    def after_start(self) -> None:
-        """Nothing to do once the cluster is up."""
+    def after_start(self) -> Deferred[None] | None:
+        """Over a network transport, wait (``peer_wait`` seconds, default 5) until every
+        peer is connected, so the cluster counts as up only once it can serve."""
+        transport = self.app.rpc_transport
+        if not isinstance(transport, PbRpcTransport):
+            return None
+        wait = float(self.app.get("peer_wait", 5.0))
+
+        def report(down: list[str]) -> None:
+            if down:
+                log.warn(
+                    "{server}: peers still not connected after {wait}s: {down}",
+                    server=self.app.server_id,
+                    wait=wait,
+                    down=", ".join(down),
+                )
+
+        return transport.when_peers_up(wait).addCallback(report)
 
     def stop(self, force: bool) -> Deferred[None]:
-        """Stop serving: calls to this server now fail fast."""
-        self.app.rpc_transport.unregister(self.app.server_id)
+        """Stop serving: calls to this server now fail fast; close peer connections."""
+        transport = self.app.rpc_transport
+        transport.unregister(self.app.server_id)
+        if INetworkRpcTransport.providedBy(transport):
+            stopped: Deferred[None] = transport.stop()  # type: ignore[assignment]
+            return stopped
         return succeed(None)
 
 

@@ -9,6 +9,7 @@ Any other ``config/<name>.json`` may have per-environment sections too.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,23 @@ class GameConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{self.path('master')}: expected an object")
         return dict(data)
+
+    def cluster_secret(self) -> bytes:
+        """The cluster secret: ``POMELO_CLUSTER_SECRET``, else master.json's ``secret``."""
+        secret = os.environ.get("POMELO_CLUSTER_SECRET") or self.master().get("secret")
+        if not isinstance(secret, str) or len(secret) < 8:
+            raise ConfigError(
+                f"{self.path('master')} ({self.env}) needs a 'secret' of 8 characters or more "
+                "(or set POMELO_CLUSTER_SECRET): servers of a cluster authenticate with it"
+            )
+        return secret.encode("utf-8")
+
+    def master_endpoint(self) -> str | None:
+        """The endpoint string connecting to the master, when one is configured."""
+        entry = self.master()
+        if "port" not in entry:
+            return None
+        return f"tcp:host={entry.get('host', '127.0.0.1')}:port={int(entry['port'])}"
 
     def dictionary_routes(self) -> list[str]:
         """Extra dictionary routes (push routes), in file order."""

@@ -1,8 +1,14 @@
 """``twistd pomelo``: command-line options and the service tree of a server process.
 
-- ``--app DIR --type all``: every server of the game in this process (standalone,
-  in-process RPC); the default when ``--app`` is given.
-- ``--app DIR --type TYPE [--id ID]``: one server of the game.
+- ``--app DIR [--type master]``: the master of the game's cluster; it starts
+  every server of ``config/servers.json`` as its own process (the default
+  type when ``--app`` is given);
+- ``--app DIR --type TYPE [--id ID]``: one server of the game, talking to its
+  peers over Perspective Broker and joining the master (``config/master.json``);
+  ``--server JSON`` gives the entry of a server not in servers.json (the
+  admin ``add`` command);
+- ``--app DIR --type all``: every server of the game in this process
+  (standalone, in-process RPC, no master);
 - ``--type echo``: the echo frontend of :mod:`pomelo_twisted.testing.echo`
   (tests and benchmarks); the default without ``--app``.
 
@@ -12,6 +18,7 @@ setting; ``--listen`` overrides the client endpoint of the (single) frontend.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -26,8 +33,10 @@ from twisted.python.failure import Failure
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..cluster import ServerInfo
+from ..cluster.master import MasterService
+from ..cluster.monitor import MonitorComponent
 from ..errors import ConfigError
-from ..rpc import LocalRpcTransport
+from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from ..testing.echo import EchoHandler, echo_dictionary
@@ -70,15 +79,18 @@ class Options(usage.Options):
 
     synopsis = "[--app DIR] [--env ENV] [--type TYPE] [--id ID] [options]"
     longdesc = (
-        "Start pomelo_twisted servers: every server of a game (--type all, the default with "
-        "--app), one of them (--type TYPE --id ID), or the echo frontend (--type echo)."
+        "Start pomelo_twisted servers: the master of a game's cluster (--type master, the "
+        "default with --app), which starts every server as its own process; one server "
+        "(--type TYPE --id ID); every server in one process (--type all); or the echo "
+        "frontend (--type echo)."
     )
 
     optParameters: list[list[Any]] = [
         ["app", "a", None, "game folder (config/servers.json, servers/<type>/...)"],
         ["env", "e", "development", "environment section of the game's config files"],
-        ["type", "t", None, "server type, 'all' (standalone) or 'echo' (default: all/echo)"],
+        ["type", "t", None, "'master' (default with --app), a server type, 'all' or 'echo'"],
         ["id", None, None, "server id (default: the first server of the type)"],
+        ["server", None, None, "JSON entry of a server not in servers.json (the master's add)"],
         ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
         ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
         ["serializer", None, None, "message body serializer: json or msgpack"],
@@ -94,7 +106,7 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         """Validate choices and collect the connection-limit overrides."""
         if self["type"] is None:
-            self["type"] = "all" if self["app"] else "echo"
+            self["type"] = "master" if self["app"] else "echo"
         if self["type"] != "echo" and not self["app"]:
             raise usage.UsageError(f"--type {self['type']} needs --app DIR (a game folder)")
         if self["acceptor"] is not None and self["acceptor"] not in KINDS:
@@ -210,6 +222,8 @@ def makeService(
     def failed(failure: Failure) -> None:
         exit_process(reactor)
 
+    if options["type"] == "master":
+        return _master_service(config, reactor, exit_process)
     if options["type"] == "all":
         frontends = [s for infos in servers.values() for s in infos if s.frontend]
         per_server = _listen_override(options, frontends)
@@ -223,6 +237,45 @@ def makeService(
         for each in standalone.apps:
             each.on_start_failure = failed
         return standalone
+    server = _chosen_server(options, config, servers)
+    server_settings = {**settings, **_listen_override(options, [server]).get(server.id, {})}
+    try:
+        master = config.master_endpoint()
+        secret = config.cluster_secret()
+    except ConfigError as exc:
+        raise usage.UsageError(str(exc)) from None
+    app: Application = build_application(
+        server,
+        reactor=reactor,
+        rpc=PbRpcTransport(reactor, server.id, secret),
+        servers=servers,
+        config=config,
+        dictionary=game_dictionary(config, list(servers)),
+        settings=server_settings,
+    )
+    app.on_start_failure = failed
+    if master is None:  # no master: the server is the whole cluster's judge of "up"
+        app.started.addCallback(lambda _: app.after_start())
+    else:
+        app.load(MonitorComponent(app, master, secret, stop_process=reactor.stop))
+    return app
+
+
+def _chosen_server(
+    options: Options, config: GameConfig, servers: dict[str, list[ServerInfo]]
+) -> ServerInfo:
+    """The server of ``--type``/``--id`` (or ``--server``, added to ``servers``)."""
+    if options["server"] is not None:
+        try:
+            entry = json.loads(options["server"])
+            entry = {k: v for k, v in entry.items() if k != "type" and v is not None}
+            server = ServerInfo.from_entry(options["type"], entry)
+        except (ValueError, AttributeError, ConfigError) as exc:
+            raise usage.UsageError(f"--server: not a server entry ({exc})") from None
+        if options["id"] is not None and options["id"] != server.id:
+            raise usage.UsageError(f"--id {options['id']} differs from --server's {server.id}")
+        servers.setdefault(server.type, []).append(server)
+        return server
     candidates = servers.get(options["type"], [])
     if options["id"] is not None:
         candidates = [s for s in candidates if s.id == options["id"]]
@@ -231,17 +284,22 @@ def makeService(
             f"no server {options['id'] or ''} of type {options['type']!r} in "
             f"{config.path('servers')} ({options['env']})"
         )
-    server = candidates[0]
-    server_settings = {**settings, **_listen_override(options, [server]).get(server.id, {})}
-    app: Application = build_application(
-        server,
-        reactor=reactor,
-        rpc=LocalRpcTransport(reactor),
-        servers=servers,
-        config=config,
-        dictionary=game_dictionary(config, list(servers)),
-        settings=server_settings,
-    )
-    app.on_start_failure = failed
-    app.started.addCallback(lambda _: app.after_start())
-    return app
+    return candidates[0]
+
+
+def _master_service(
+    config: GameConfig, reactor: Any, exit_process: Callable[[Any], None]
+) -> IService:
+    """The master of the game's cluster; exits 1 when it cannot listen."""
+    try:
+        secret = config.cluster_secret()
+        master = MasterService(reactor, config, secret, stop_process=reactor.stop)
+    except ConfigError as exc:
+        raise usage.UsageError(str(exc)) from None
+    master.stop_process = lambda: reactor.stop()
+
+    def cannot_listen() -> None:
+        exit_process(reactor)
+
+    master.on_listen_failure = cannot_listen
+    return master

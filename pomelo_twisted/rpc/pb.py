@@ -252,7 +252,9 @@ class PbRpcTransport:
     def server_factory(self) -> pb.PBServerFactory:
         """The PB factory of the RPC port: a portal guarded by the cluster secret."""
         portal = make_portal(self._secret, lambda peer, _mind: RpcAvatar(self, peer))
-        return pb.PBServerFactory(portal)
+        factory = pb.PBServerFactory(portal)
+        factory.noisy = False
+        return factory
 
     def listen(self, endpoint: str) -> Deferred[IListeningPort]:
         """Listen for peers on ``endpoint`` (an endpoint string)."""

@@ -48,6 +48,8 @@ class _LoginBroker(pb.Broker):
 class _LoginFactory(Factory):
     """Builds client brokers; ``Broker.connectionReady`` calls ``clientConnectionMade``."""
 
+    noisy = False  # one factory per peer: "Starting factory" on every retry is noise
+
     def __init__(self, owner: PersistentLogin) -> None:
         self.owner = owner
 
