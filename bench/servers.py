@@ -74,7 +74,8 @@ def pomelo_argv(port: int) -> list[str]:
 
 
 def game_argv(port: int, app: Path = REPO_ROOT / "example_game") -> list[str]:
-    """``twistd pomelo --app APP --type all``: every server of a game in one process.
+    """``twistd pomelo --app APP --env production --type all``: every server of a game in
+    one process (the production section: one connector, so ``--listen`` names its port).
 
     Heartbeats and the per-connection request rate limit are off; RPC is in process.
     """
@@ -85,6 +86,8 @@ def game_argv(port: int, app: Path = REPO_ROOT / "example_game") -> list[str]:
         "pomelo",
         "--app",
         str(app),
+        "--env",
+        "production",
         "--type",
         "all",
         "--listen",

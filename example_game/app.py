@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from pomelo_twisted.app import Application
+from pomelo_twisted.cluster import ServerInfo
+from pomelo_twisted.rpc import default_route
+
+#: The routing key of sessions that entered without a room: they share one chat server.
+LOBBY = "lobby"
+
+
+def route_by_room(session: Any, servers: Sequence[ServerInfo]) -> str:
+    """The chat server of the session's room (``rid`` given at entry), so that every
+    member of a room, whichever connector holds it, reaches the same chat server."""
+    rid = session.get("rid") if hasattr(session, "get") else None
+    return default_route(rid or LOBBY, servers)
 
 
 def configure(app: Application) -> None:
-    """Connector settings: hybrid TCP + WebSocket, heartbeat 3 s, route dictionary on."""
+    """Connector settings: hybrid TCP + WebSocket, heartbeat 3 s, route dictionary on;
+    chat requests routed by room."""
     app.configure(
         None,
         "connector",
         lambda app: app.set("connector", {"heartbeat": 3.0, "use_dict": True}),
     )
+    app.route("chat", route_by_room)

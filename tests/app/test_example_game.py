@@ -27,7 +27,8 @@ class ExampleGameTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.game = start_game(self, EXAMPLE_GAME)
         self.connector = self.game.app("connector-server-1")
-        self.chat = self.game.app("chat-server-1")
+        # Sessions that entered without a room route to the lobby's chat server.
+        self.chat = self.game.app("chat-server-2")
 
     def login(self, uid: str) -> GameConnection:
         conn = self.game.connect()

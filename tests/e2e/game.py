@@ -1,6 +1,6 @@
 """Run ``twistd -n pomelo --app example_game --type all`` as a real process for the e2e tests.
 
-:class:`GameProcess` starts the example game on a free loopback port with its output in
+:class:`GameProcess` starts a copy of the example game on free loopback ports with its output in
 a log file of a temporary directory, waits (bounded) until the port completes a Pomelo
 handshake, and stops it with SIGTERM (SIGKILL if it does not go). The log helpers tell
 the deliberate failures of ``connector.entryHandler.fail`` from any other traceback.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import json
 import os
 import re
 import shutil
@@ -79,12 +80,34 @@ def log_problems(log: str, deliberate: int) -> list[str]:
     return problems
 
 
+def copy_game(dest: Path, env: str = "development") -> dict[str, Any]:
+    """Copy the example game to ``dest`` with every port of ``env`` (servers' RPC and client
+    ports, the master's) replaced by a free loopback port; the rewritten servers section."""
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("logs", "__pycache__"))
+    servers_path = dest / "config" / "servers.json"
+    master_path = dest / "config" / "master.json"
+    servers = json.loads(servers_path.read_text())
+    master = json.loads(master_path.read_text())
+    entries = [entry for group in servers[env].values() for entry in group]
+    ports = iter(free_ports(1 + len(entries) + sum("clientPort" in e for e in entries)))
+    for entry in entries:
+        entry["port"] = next(ports)
+        if "clientPort" in entry:
+            entry["clientPort"] = next(ports)
+    master[env]["port"] = next(ports)
+    servers_path.write_text(json.dumps(servers, indent=1))
+    master_path.write_text(json.dumps(master, indent=1))
+    return {"servers": servers[env], "master": master[env]}
+
+
 class GameProcess:
     """One ``twistd pomelo --type all`` process of the example game on a loopback port."""
 
     def __init__(self) -> None:
-        self.port = free_ports(1)[0]
         self.workdir = Path(tempfile.mkdtemp(prefix="pomelo-e2e-"))
+        self.game = self.workdir / "game"
+        layout = copy_game(self.game)
+        self.port = layout["servers"]["connector"][0]["clientPort"]
         self.log_path = self.workdir / "twistd.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.ready = False
@@ -109,11 +132,9 @@ class GameProcess:
             "--pidfile=",
             "pomelo",
             "--app",
-            str(EXAMPLE),
+            str(self.game),
             "--type",
             "all",
-            "--listen",
-            f"tcp:{self.port}:interface=127.0.0.1",
         ]
         path = os.environ.get("PYTHONPATH")
         env = dict(

@@ -20,11 +20,14 @@ class ChatHandler:
         return str(session.uid)
 
     def join(self, session: Any, msg: Any) -> dict[str, Any]:
-        """Add the session's uid to channel ``rid``."""
+        """Add the session's uid to channel ``rid`` (the room given at entry, if any)."""
         uid = self._uid(session)
         rid = str(msg.get("rid", "")) if isinstance(msg, dict) else ""
         if not rid:
             raise HandlerError(500, "rid required")
+        entered = session.get("rid")
+        if entered is not None and entered != rid:
+            raise HandlerError(500, f"this session entered room {entered}, not {rid}")
         channel = self.app.channel_service.get(rid, create=True)
         channel.add(uid, session.frontend_id)
         return {"code": 200, "rid": rid, "members": channel.members()}

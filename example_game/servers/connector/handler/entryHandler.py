@@ -18,11 +18,22 @@ class EntryHandler:
         self.app = app
 
     async def entry(self, session: Any, msg: Any) -> dict[str, Any]:
-        """Bind the session to ``msg["uid"]``; leaving the chat rooms on disconnect."""
+        """Bind the session to ``msg["uid"]``; leaving the chat rooms on disconnect.
+
+        An optional ``msg["rid"]`` names the chat room this session will use: the
+        chat server of that room serves all its chat requests (see ``app.py``).
+        """
         uid = msg.get("uid") if isinstance(msg, dict) else None
         if uid is None or uid == "":
             raise HandlerError(500, "uid required")
         uid = str(uid)
+        rid = msg.get("rid")
+        if rid is not None:
+            if not isinstance(rid, str) or not rid:
+                raise HandlerError(500, "rid must be a non-empty string")
+            if session.get("rid") not in (None, rid):
+                raise HandlerError(500, f"session already in room {session.get('rid')}")
+            session.set("rid", rid)
         if session.uid is not None and session.uid != uid:
             raise HandlerError(500, f"session already bound to {session.uid}")
         if session.uid is None:
