@@ -206,7 +206,7 @@ class MakeServiceTests(SynchronousTestCase):
         )
 
     def test_cluster_needs_a_secret(self) -> None:
-        """Without a cluster secret a cluster server or master is a usage error naming master.json."""
+        """Without a cluster secret, a cluster server or the master is a usage error."""
         game = Path(tempfile.mkdtemp()) / "game"
         self.addCleanup(shutil.rmtree, game.parent)
         self.patch(os, "environ", {k: v for k, v in os.environ.items() if "POMELO" not in k})

@@ -30,8 +30,9 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -169,6 +170,7 @@ class MasterService(Service):
         listen: str | None = None,
         stop_process: Callable[[], object] | None = None,
         stop_timeout: float = 10.0,
+        probe: Callable[[ServerInfo], Deferred[bool]] | None = None,
     ) -> None:
         self.setName("master")
         self.reactor = reactor
@@ -185,6 +187,9 @@ class MasterService(Service):
         self.spawn = spawn
         self.stop_process = stop_process
         self.stop_timeout = stop_timeout
+        self.probe = probe or self._probe
+        #: Servers found running at start (a master restart): joined, not spawned.
+        self.adopted: set[str] = set()
         self.declared: dict[str, ServerInfo] = {
             info.id: info for infos in config.servers().values() for info in infos
         }
@@ -228,8 +233,38 @@ class MasterService(Service):
         )
         if self.spawn:
             ordered = sorted(self.declared.values(), key=lambda info: info.frontend)
-            for info in ordered:
+            probes = [self.probe(info) for info in ordered]
+            d = gatherResults(probes, consumeErrors=True)
+            d.addCallback(self._spawn_missing, ordered)
+
+    def _spawn_missing(self, running: list[bool], ordered: list[ServerInfo]) -> None:
+        """Spawn every server whose RPC port is free; one already answering (left by a
+        master that died) is adopted: it registers by itself, as it keeps retrying."""
+        for info, is_running in zip(ordered, running, strict=True):
+            if self.stopping:
+                return
+            if is_running:
+                self.adopted.add(info.id)
+                log.warn(
+                    "server {server} already answers on {host}:{port}: adopting it",
+                    server=info.id,
+                    host=info.host,
+                    port=info.port,
+                )
+            else:
                 self.start_server(info)
+
+    def _probe(self, info: ServerInfo) -> Deferred[bool]:
+        """Whether something accepts connections on ``info``'s RPC port (1 s at most)."""
+        endpoint = clientFromString(self.reactor, info.rpc_client_endpoint + ":timeout=1")
+        d: Deferred[Any] = endpoint.connect(Factory.forProtocol(Protocol))
+
+        def connected(protocol: Protocol) -> bool:
+            if protocol.transport is not None:
+                protocol.transport.loseConnection()
+            return True
+
+        return d.addCallbacks(connected, lambda _: False)
 
     def _listen_failed(self, failure: Failure) -> None:
         log.critical(
@@ -342,6 +377,15 @@ class MasterService(Service):
             level = log.info if self.stopping else log.warn
             level("server {server} is down", server=avatar.server_id)
             self.publish("down", member.info)
+            info = member.info
+            if avatar.server_id in self.adopted and info.auto_restart and not self.stopping:
+                # Not our child, so the supervisor cannot see it die: start it anew.
+                self.adopted.discard(avatar.server_id)
+                self.reactor.callLater(self.supervisor.min_delay, self._respawn, info)
+
+    def _respawn(self, info: ServerInfo) -> None:
+        if not self.stopping and info.id in self.declared and info.id not in self.members:
+            self.start_server(info)
 
     def publish(self, event: str, info: ServerInfo, exclude: str | None = None) -> None:
         """Tell every registered server (but ``exclude``) about ``event`` on ``info``."""

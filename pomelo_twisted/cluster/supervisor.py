@@ -132,6 +132,11 @@ class Supervisor:
         self.on_spawn: Callable[[str, int], None] | None = None
         self.on_exit: Callable[[str, int | None, int | None, bool], None] | None = None
 
+    @property
+    def min_delay(self) -> float:
+        """The shortest wait before an automatic restart, in seconds."""
+        return self._min_delay
+
     # -- control ---------------------------------------------------------------
 
     def start(self, spec: ProcessSpec) -> int:

@@ -42,6 +42,12 @@ class MasterCase(SynchronousTestCase):
 
     spawn = True
 
+    #: Server ids whose RPC port already answers when the master starts.
+    running_at_start: frozenset[str] = frozenset()
+
+    def probe(self, info: ServerInfo) -> Deferred[bool]:
+        return succeed(info.id in self.running_at_start)
+
     def setUp(self) -> None:
         self.base = write_game(self)
         self.config = GameConfig(self.base)
@@ -55,6 +61,7 @@ class MasterCase(SynchronousTestCase):
             supervisor=self.supervisor,
             spawn=self.spawn,
             stop_process=self.stop_process,
+            probe=self.probe,
         )
         self.infos = {info.id: info for infos in self.config.servers().values() for info in infos}
         self.minds: dict[str, FakeMind] = {}
@@ -154,6 +161,39 @@ class StartTests(MasterCase):
         avatar = self.master.portal_avatar("chat-1", mind)
         assert isinstance(avatar, ServerAvatar)
         self.assertEqual((avatar.server_id, avatar.mind), ("chat-1", mind))
+
+
+class AdoptionTests(MasterCase):
+    """A master (re)started while servers of the game still run adopts them."""
+
+    running_at_start = frozenset({"chat-1", "connector-2"})
+
+    def test_running_servers_are_not_spawned_again(self) -> None:
+        """Servers whose RPC port answers are adopted, the others spawned."""
+        self.master.startService()
+        self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-1"])
+        self.assertEqual(self.master.adopted, {"chat-1", "connector-2"})
+        self.register_all()
+        self.assertTrue(self.master.cluster_up)
+
+    def test_adopted_auto_restart_server_is_respawned_when_it_dies(self) -> None:
+        """An adopted auto-restart server that goes down is spawned after the backoff."""
+        self.master.startService()
+        self.register_all()
+        self.avatars["chat-1"].logout()
+        self.reactor.advance(0.49)
+        self.assertNotIn("chat-1", self.reactor.spawned_ids())
+        self.reactor.advance(0.01)
+        self.assertEqual(self.reactor.spawned_ids()[-1], "chat-1")
+
+    def test_adopted_server_without_auto_restart_stays_down(self) -> None:
+        """An adopted server without auto-restart is only published down."""
+        self.master.startService()
+        self.register_all()
+        self.avatars["connector-2"].logout()
+        self.reactor.advance(5)
+        self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-1"])
+        self.assertEqual(self.events("chat-2")[-1], ("down", "connector-2"))
 
 
 class RegistrationTests(MasterCase):

@@ -331,7 +331,7 @@ class FullPathTests(SynchronousTestCase):
         self.config = GameConfig(write_game(self))
         self.master = MasterService(
             self.reactor, self.config, SECRET, supervisor=Supervisor(self.reactor), spawn=False
-        )
+        )  # spawn=False: nothing is probed or spawned
         factory = pb.PBServerFactory(make_portal(SECRET, self.master.portal_avatar))
         self.network.listen(MASTER_ADDRESS, factory)
         self.apps: dict[str, Application] = {}

@@ -1,0 +1,496 @@
+"""``pomelo-twisted``: start, inspect and stop a game's cluster.
+
+Every command takes ``--app DIR`` (the game folder, default ``.``) and ``--env
+ENV`` (default ``development``), before or after the command name: ``start
+[--daemon]`` (in the foreground it *becomes* the master, so signals reach it;
+``--daemon`` runs it in the background and waits until it answers), ``list``,
+``stop [ID ...]`` (no ids: the whole cluster, waiting until it is gone),
+``kill``, ``restart ID`` and ``add key=value ...``.
+
+All but ``start`` log in to the master as ``admin`` (:mod:`.client`). The
+command logic takes the reactor, the output streams and the parsed arguments;
+only :func:`run_reactor` uses the global reactor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+
+from ..app.config import GameConfig
+from ..cluster.master import TWISTD
+from ..errors import ConfigError
+from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
+
+__all__ = ["Target", "await_started", "execute", "format_table", "format_uptime", "load_target"]
+__all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
+__all__ += ["start_foreground", "wait_until_gone", "wait_until_up"]
+
+PROG = "pomelo-twisted"
+#: Seconds ``start --daemon`` waits for the master to answer.
+START_TIMEOUT = 15.0
+#: Seconds ``stop`` (the whole cluster) waits for the master to be gone.
+STOP_TIMEOUT = 60.0
+#: Seconds between two polls of the master.
+POLL_INTERVAL = 0.25
+#: Seconds one connect-and-login attempt may take.
+LOGIN_TIMEOUT = 5.0
+#: The master's port when ``config/master.json`` names none (as the master does).
+DEFAULT_MASTER_PORT = 3005
+
+#: ``connect_admin``, or a stand-in: ``(reactor, endpoint, secret, timeout)``.
+Connector = Callable[[Any, str, bytes, float], "Deferred[AdminClient]"]
+
+_INT_KEYS = {"port", "clientPort"}
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def parse_entry(items: Iterable[str]) -> dict[str, Any]:
+    """A server entry from ``key=value`` words; ``ValueError`` naming a bad one.
+
+    ``port`` and ``clientPort`` are integers, ``true``/``false`` booleans, the
+    rest strings; ``type`` and ``id`` are required.
+    """
+    entry: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        if key in entry:
+            raise ValueError(f"{key} given twice")
+        value: Any = text
+        if key in _INT_KEYS:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {text!r}") from None
+        elif text in ("true", "false"):
+            value = text == "true"
+        entry[key] = value
+    missing = [key for key in ("type", "id") if not entry.get(key)]
+    if missing:
+        raise ValueError(f"add needs {' and '.join(f'{k}=...' for k in missing)}")
+    return entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: ``--app``/``--env`` are accepted before or after the command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Start, inspect and stop a pomelo_twisted game cluster."
+    )
+    _folder_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _folder_options(sub, suppress=True)
+        return sub
+
+    start = command("start", "start the master, which starts every server")
+    start.add_argument(
+        "--daemon",
+        action="store_true",
+        help="run in the background (logs/master.log) and wait until it answers",
+    )
+    command("list", "list the servers and their state")
+    stop = command("stop", "stop these servers, or (no ids) the whole cluster")
+    stop.add_argument("ids", nargs="*", metavar="ID", help="server ids")
+    command("kill", "SIGKILL every server; the master stops too")
+    restart = command("restart", "stop a server and start it again")
+    restart.add_argument("id", metavar="ID", help="server id")
+    add = command("add", "start a new server, e.g. add type=chat id=chat-server-3 port=4252")
+    add.add_argument(
+        "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
+    )
+    return parser
+
+
+def _folder_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # A subcommand's copy has no default, so it never overrides one given before the command.
+    parser.add_argument(
+        "--app",
+        metavar="DIR",
+        default=argparse.SUPPRESS if suppress else ".",
+        help="game folder (default: .)",
+    )
+    parser.add_argument(
+        "--env",
+        metavar="ENV",
+        default=argparse.SUPPRESS if suppress else "development",
+        help="environment in the config files (default: development)",
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; exits 2 with a message on a usage error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "add":
+        try:
+            args.entry = parse_entry(args.entry)
+        except ValueError as exc:
+            parser.error(str(exc))
+    return args
+
+
+# -- the game and its master --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """The game folder, and how to reach its master."""
+
+    config: GameConfig
+    endpoint: str
+    secret: bytes
+
+
+def load_target(args: argparse.Namespace) -> Target:
+    """The game of ``--app``/``--env``; ``ConfigError`` naming a missing folder or file."""
+    folder = Path(args.app).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"no game folder {folder.resolve()}: pass --app DIR")
+    config = GameConfig(folder, args.env)
+    endpoint = config.master_endpoint()
+    if endpoint is None:
+        host = config.master().get("host", "127.0.0.1")
+        endpoint = f"tcp:host={host}:port={DEFAULT_MASTER_PORT}"
+    return Target(config, endpoint, config.cluster_secret())
+
+
+def master_argv(config: GameConfig, daemon: bool) -> list[str]:
+    """twistd running the game's master: in the foreground, or daemonized with logs/."""
+    logs = config.base_dir / "logs"
+    if daemon:
+        head = ["--pidfile", str(logs / "master.pid"), "--logfile", str(logs / "master.log")]
+    else:
+        head = ["-n", "--pidfile="]
+    app = ["--app", str(config.base_dir), "--env", config.env, "--type", "master"]
+    return [*TWISTD, *head, "pomelo", *app]
+
+
+# -- output ------------------------------------------------------------------------------
+
+COLUMNS = ("ID", "TYPE", "STATE", "PID", "HOST:PORT", "UPTIME", "CONNECTIONS", "RESTARTS")
+
+
+def format_uptime(seconds: float | None) -> str:
+    """``45s``, ``12m05s``, ``1h02m``, ``3d04h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    total = max(0, int(seconds))
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _host_port(row: Mapping[str, Any]) -> str:
+    host, port = row.get("host"), row.get("port")
+    if isinstance(host, str) and ":" in host and "=" in host:  # the master's endpoint string
+        fields = dict(part.split("=", 1) for part in host.split(":") if "=" in part)
+        host = fields.get("interface", "*")
+    if host is None and port is None:
+        return "-"
+    host_text = _cell(host)
+    if ":" in host_text:
+        host_text = f"[{host_text}]"
+    return f"{host_text}:{_cell(port)}"
+
+
+def format_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The rows of ``list`` as an aligned table (header first), one line per server."""
+    lines = [list(COLUMNS)]
+    for row in rows:
+        uptime = row.get("uptime")
+        lines.append(
+            [_cell(row.get(key)) for key in ("id", "type", "state", "pid")]
+            + [_host_port(row), format_uptime(uptime if isinstance(uptime, int | float) else None)]
+            + [_cell(row.get("connections")), _cell(row.get("restarts"))]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in lines
+    )
+
+
+def client_endpoints(config: GameConfig) -> list[str]:
+    """``id: clients connect to host:port`` for each frontend of the game."""
+    lines = []
+    for infos in config.servers().values():
+        for info in infos:
+            if info.frontend and info.client_port is not None:
+                host = info.client_host or info.host
+                lines.append(f"{info.id}: clients connect to {host}:{info.client_port}")
+    return lines
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+async def _ask(
+    reactor: Any,
+    args: argparse.Namespace,
+    connect: Connector,
+    call: Callable[[AdminClient], Deferred[Any]],
+) -> Any:
+    """Log in, make one call, close: the answer (the target's errors are AdminErrors)."""
+    target = load_target(args)
+    client = await connect(reactor, target.endpoint, target.secret, LOGIN_TIMEOUT)
+    try:
+        return await call(client)
+    finally:
+        await client.close()
+
+
+async def _list(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+    rows = await _ask(reactor, args, connect, lambda client: client.list())
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise AdminError("the master sent a malformed server list")
+    out.write(format_table(rows))
+    return 0
+
+
+async def _stop(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+    answer = await _ask(reactor, args, connect, lambda client: client.stop(list(args.ids)))
+    if args.ids:
+        out.write(f"stopped: {', '.join(_field(answer, 'stopped') or args.ids)}\n")
+        return 0
+    out.write("stopping the cluster (frontends, then backends, then the master)\n")
+    out.flush()
+    await wait_until_gone(reactor, load_target(args), connect, STOP_TIMEOUT)
+    out.write("stopped\n")
+    return 0
+
+
+async def _kill(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+    killed = _field(await _ask(reactor, args, connect, lambda client: client.kill()), "killed")
+    out.write(f"killed: {', '.join(killed) if killed else 'no server process'}\n")
+    return 0
+
+
+async def _restart(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+    answer = await _ask(reactor, args, connect, lambda client: client.restart(args.id))
+    out.write(f"restarted {args.id} (pid {_cell(_field(answer, 'pid'))})\n")
+    return 0
+
+
+async def _add(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+    answer = await _ask(reactor, args, connect, lambda client: client.add(dict(args.entry)))
+    added = _field(answer, "added") or args.entry["id"]
+    out.write(f"added {added} (pid {_cell(_field(answer, 'pid'))})\n")
+    return 0
+
+
+def _field(answer: object, key: str) -> Any:
+    """``answer[key]`` of a dict answer (lists as lists of str); None otherwise."""
+    value = answer.get(key) if isinstance(answer, dict) else None
+    return [str(item) for item in value] if isinstance(value, list) else value
+
+
+Command = Callable[[Any, argparse.Namespace, TextIO, Connector], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, Command] = {
+    "list": _list,
+    "stop": _stop,
+    "kill": _kill,
+    "restart": _restart,
+    "add": _add,
+}
+
+
+def execute(
+    reactor: Any,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    connect: Connector = connect_admin,
+) -> Deferred[int]:
+    """Run a master command (not ``start``): a Deferred of the exit status.
+
+    Admin and configuration errors are reported on ``err`` (exit status 1).
+    """
+    d: Deferred[int] = Deferred.fromCoroutine(COMMANDS[args.command](reactor, args, out, connect))
+    return d.addErrback(_report, err)
+
+
+def _report(failure: Failure, err: TextIO) -> int:
+    if not failure.check(AdminError, ConfigError):
+        failure.raiseException()
+    err.write(f"{PROG}: error: {failure.getErrorMessage()}\n")
+    return 1
+
+
+async def wait_until_gone(
+    reactor: Any, target: Target, connect: Connector, within: float = STOP_TIMEOUT
+) -> None:
+    """Poll until the master's port no longer accepts a login; AdminError after ``within`` s."""
+    deadline = reactor.seconds() + within
+    while True:
+        try:
+            client = await connect(reactor, target.endpoint, target.secret, LOGIN_TIMEOUT)
+        except MasterUnreachable:
+            return
+        except AdminError:
+            pass  # going down mid-login: try again
+        else:
+            await client.close()
+        if reactor.seconds() >= deadline:
+            raise AdminError(
+                f"the master still answers after {within:g}s; "
+                f"see {target.config.base_dir / 'logs' / 'master.log'}"
+            )
+        await deferLater(reactor, POLL_INTERVAL, lambda: None)
+
+
+async def wait_until_up(
+    reactor: Any, target: Target, connect: Connector, within: float = START_TIMEOUT
+) -> AdminError | None:
+    """Poll until the master accepts the admin login: None, or the last error after ``within`` s.
+
+    A refused login (wrong secret) is raised at once: waiting cannot mend it.
+    """
+    deadline = reactor.seconds() + within
+    while True:
+        remaining = deadline - reactor.seconds()
+        try:
+            client = await connect(
+                reactor, target.endpoint, target.secret, max(0.1, min(LOGIN_TIMEOUT, remaining))
+            )
+        except LoginRefused:
+            raise
+        except AdminError as exc:
+            if reactor.seconds() + POLL_INTERVAL > deadline:
+                return exc
+            await deferLater(reactor, POLL_INTERVAL, lambda: None)
+        else:
+            await client.close()
+            return None
+
+
+# -- start -----------------------------------------------------------------------------------
+
+
+def start_foreground(
+    target: Target, out: TextIO, execv: Callable[[str, list[str]], object] = os.execv
+) -> int:
+    """Become the master process (``os.execv``), so signals reach it directly."""
+    argv = master_argv(target.config, daemon=False)
+    out.flush()
+    sys.stderr.flush()
+    execv(argv[0], argv)
+    return 0  # only reached with a stand-in execv
+
+
+def start_daemon(
+    target: Target,
+    err: TextIO,
+    run: Callable[[list[str]], int] = lambda argv: subprocess.call(argv),
+) -> int:
+    """Start the master in the background (twistd daemonizes); its twistd's exit status."""
+    (target.config.base_dir / "logs").mkdir(parents=True, exist_ok=True)
+    status = run(master_argv(target.config, daemon=True))
+    if status != 0:
+        err.write(f"{PROG}: error: twistd could not start the master (exit status {status})\n")
+        err.write(log_tail(target.config))
+    return status
+
+
+def log_tail(config: GameConfig, lines: int = 20) -> str:
+    """The last lines of ``logs/master.log`` (or a note that there is none)."""
+    path = config.base_dir / "logs" / "master.log"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"(no log at {path})\n"
+    tail = text.splitlines()[-lines:]
+    return f"--- last lines of {path} ---\n" + "".join(line + "\n" for line in tail)
+
+
+async def await_started(
+    reactor: Any, target: Target, out: TextIO, err: TextIO, connect: Connector = connect_admin
+) -> int:
+    """After ``start --daemon``: report the running master, or its log tail (exit 1)."""
+    last = await wait_until_up(reactor, target, connect, START_TIMEOUT)
+    if last is not None:
+        err.write(f"{PROG}: error: the master did not answer within {START_TIMEOUT:g}s: {last}\n")
+        err.write(log_tail(target.config))
+        return 1
+    out.write(f"master running; logs in {target.config.base_dir / 'logs'}\n")
+    for line in client_endpoints(target.config):
+        out.write(line + "\n")
+    return 0
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def run_reactor(work: Callable[[Any], Deferred[int]], reactor: Any = None) -> int:
+    """Run ``work(reactor)`` on the (global by default) reactor; its exit status."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    status = [1]
+
+    def finished(result: int | Failure) -> None:
+        if isinstance(result, Failure):
+            sys.stderr.write(f"{PROG}: internal error:\n{result.getTraceback()}")
+        else:
+            status[0] = result
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: work(reactor).addBoth(finished))
+    reactor.run()
+    return status[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pomelo-twisted`` command: its exit status."""
+    args, stdout = parse_args(argv), sys.stdout
+    try:
+        if args.command == "start":
+            target = load_target(args)
+            if not args.daemon:
+                return start_foreground(target, stdout)
+            status = start_daemon(target, sys.stderr)
+            if status != 0:
+                return 1
+            return run_reactor(lambda reactor: _started(reactor, target, stdout))
+    except (AdminError, ConfigError, OSError) as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 1
+    return run_reactor(lambda reactor: execute(reactor, args, stdout, sys.stderr))
+
+
+def _started(reactor: Any, target: Target, out: TextIO) -> Deferred[int]:
+    d = Deferred.fromCoroutine(await_started(reactor, target, out, sys.stderr))
+    return d.addErrback(_report, sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
