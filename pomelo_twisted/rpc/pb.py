@@ -30,7 +30,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, fail, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -212,6 +217,7 @@ class PbRpcTransport:
         *,
         rng: random_module.Random | None = None,
         connect: Callable[[ServerInfo], IStreamClientEndpoint] | None = None,
+        server_endpoint: Callable[[str], IStreamServerEndpoint] | None = None,
         initial_delay: float = 0.1,
         max_delay: float = 2.0,
         login_timeout: float = 5.0,
@@ -221,6 +227,7 @@ class PbRpcTransport:
         self._secret = secret
         self._rng = rng or random_module.Random()
         self._connect = connect or _connect_endpoint(reactor)
+        self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
         self._local = LocalRpcTransport(reactor)
         self._dispatchers: dict[str, Dispatcher] = {}
@@ -258,9 +265,7 @@ class PbRpcTransport:
 
     def listen(self, endpoint: str) -> Deferred[IListeningPort]:
         """Listen for peers on ``endpoint`` (an endpoint string)."""
-        d: Deferred[IListeningPort] = serverFromString(self._reactor, endpoint).listen(
-            self.server_factory()
-        )
+        d: Deferred[IListeningPort] = self._server_endpoint(endpoint).listen(self.server_factory())
 
         def listening(port: IListeningPort) -> IListeningPort:
             self._port = port

@@ -15,11 +15,16 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.test import iosim
 from zope.interface import implementer
 
-__all__ = ["MemoryEndpoint", "MemoryNetwork"]
+__all__ = ["MemoryEndpoint", "MemoryNetwork", "MemoryPort", "MemoryServerEndpoint"]
 
 
 class _Link:
@@ -32,6 +37,41 @@ class _Link:
         self.pump = pump
         self.client = client
         self.server = server
+
+
+@implementer(IListeningPort)
+class MemoryPort:
+    """What listening on a :class:`MemoryServerEndpoint` gives: ``stopListening`` unlistens."""
+
+    def __init__(self, network: MemoryNetwork, address: str) -> None:
+        self.network = network
+        self.address = address
+
+    def startListening(self) -> None:
+        """Listening started already (at ``listen``)."""
+
+    def stopListening(self) -> Deferred[None]:
+        """Stop accepting connections to the address."""
+        self.network.unlisten(self.address)
+        return succeed(None)
+
+    def getHost(self) -> IPv4Address:
+        """A made-up loopback address."""
+        return IPv4Address("TCP", "127.0.0.1", 0)
+
+
+@implementer(IStreamServerEndpoint)
+class MemoryServerEndpoint:
+    """Listens on ``address`` of a :class:`MemoryNetwork`."""
+
+    def __init__(self, network: MemoryNetwork, address: str) -> None:
+        self.network = network
+        self.address = address
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Serve the address with ``protocolFactory``."""
+        self.network.listen(self.address, protocolFactory)
+        return succeed(MemoryPort(self.network, self.address))
 
 
 @implementer(IStreamClientEndpoint)
@@ -62,6 +102,10 @@ class MemoryNetwork:
     def unlisten(self, address: str) -> None:
         """Stop accepting connections to ``address`` (existing ones stay)."""
         self.listeners.pop(address, None)
+
+    def server_endpoint(self, address: str) -> MemoryServerEndpoint:
+        """A server endpoint listening on ``address``."""
+        return MemoryServerEndpoint(self, address)
 
     def endpoint(self, address: str) -> MemoryEndpoint:
         """A client endpoint connecting to ``address``."""

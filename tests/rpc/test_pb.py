@@ -8,7 +8,11 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.internet.task import Clock
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
@@ -82,6 +86,13 @@ class InterfaceTests(PbCase):
         endpoint = ObservedEndpoint(self.network.endpoint("x"), lambda failure: None)
         self.assertTrue(verifyObject(IStreamClientEndpoint, endpoint))
         self.assertTrue(verifyObject(IStreamClientEndpoint, MemoryEndpoint(self.network, "x")))
+        server_endpoint = self.network.server_endpoint("x")
+        self.assertTrue(verifyObject(IStreamServerEndpoint, server_endpoint))
+        port = self.successResultOf(server_endpoint.listen(self.chat.server_factory()))
+        self.assertTrue(verifyObject(IListeningPort, port))
+        self.assertIn("x", self.network.listeners)
+        self.successResultOf(port.stopListening())
+        self.assertNotIn("x", self.network.listeners)
 
     def test_empty_secret_refused(self) -> None:
         """A checker cannot be built with an empty secret."""

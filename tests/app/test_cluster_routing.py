@@ -1,0 +1,156 @@
+"""Routing a frontend's requests to backends over the PB transport (in memory, on a Clock)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from pomelo_twisted.app.application import Application
+from pomelo_twisted.app.build import build_application
+from pomelo_twisted.cluster.server_info import ServerInfo
+from pomelo_twisted.rpc import default_route
+from pomelo_twisted.rpc.pb import PbRpcTransport
+from pomelo_twisted.testing.network import MemoryNetwork
+
+SECRET = b"routing-secret"
+CONNECTOR = ServerInfo(
+    id="connector-1", type="connector", port=4150, client_port=3010, frontend=True
+)
+CHATS = [
+    ServerInfo(id="chat-1", type="chat", port=4250),
+    ServerInfo(id="chat-2", type="chat", port=4251),
+]
+ECHO = "chat.chatHandler.echo"
+
+
+class ChatHandler:
+    """Answers which chat server ran the request."""
+
+    def __init__(self, server_id: str) -> None:
+        self.server_id = server_id
+
+    def echo(self, session: Any, msg: Any) -> dict[str, Any]:
+        return {"server": self.server_id, "uid": session.uid, "msg": msg}
+
+
+class FakeSession:
+    """The frontend session of one client, as the dispatcher and the router see it."""
+
+    def __init__(self, uid: str) -> None:
+        self.id = 1
+        self.uid = uid
+        self.frontend_id = CONNECTOR.id
+        self.settings: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def export(self) -> dict[str, Any]:
+        return {"id": self.id, "uid": self.uid, "frontend_id": self.frontend_id, "settings": {}}
+
+
+def uid_on(server_id: str, servers: list[ServerInfo]) -> str:
+    """A uid that the default route sends to ``server_id`` among ``servers``."""
+    return next(uid for n in range(1000) if default_route(uid := f"user-{n}", servers) == server_id)
+
+
+class ClusterRoutingTests(SynchronousTestCase):
+    """A connector and two chat servers, each with its own PbRpcTransport."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.network = MemoryNetwork()
+        self.apps: dict[str, Application] = {}
+        servers = {"connector": [CONNECTOR], "chat": list(CHATS)}
+        for info in (CONNECTOR, *CHATS):
+            self.apps[info.id] = self.build(info, servers)
+        self.network.flush()
+        self.connector = self.apps[CONNECTOR.id]
+        # The connector started first and found the chats down: its backoff brings them up.
+        for _ in range(10):
+            self.clock.advance(0.2)
+            self.network.flush()
+        self.assertEqual(set(self.connector.rpc_transport.peers().values()), {"up"})  # type: ignore[attr-defined]
+
+    def build(self, info: ServerInfo, servers: dict[str, list[ServerInfo]]) -> Application:
+        addresses = {s.rpc_endpoint: s.rpc_client_endpoint for s in (CONNECTOR, *CHATS)}
+        addresses[info.rpc_endpoint] = info.rpc_client_endpoint
+        transport = PbRpcTransport(
+            self.clock,
+            info.id,
+            SECRET,
+            rng=random.Random(3),
+            connect=lambda peer: self.network.endpoint(peer.rpc_client_endpoint),
+            server_endpoint=lambda endpoint: self.network.server_endpoint(addresses[endpoint]),
+        )
+        app = build_application(
+            info, reactor=self.clock, rpc=transport, servers=servers, config=None
+        )
+        if info.type == "chat":
+            app.register_handler(ChatHandler(info.id), "chatHandler")
+        self.successResultOf(app.components["rpc_server"].start())  # type: ignore[arg-type]
+        return app
+
+    def request(self, uid: str, msg: Any = "hi") -> Any:
+        d = self.connector.dispatcher.dispatch(ECHO, msg, FakeSession(uid))
+        self.network.flush()
+        self.clock.advance(0)
+        self.network.flush()
+        return self.successResultOf(d)
+
+    def test_requests_go_where_the_route_sends_them(self) -> None:
+        """Each uid's request is answered by the chat server its route picks (both serve)."""
+        for chat in CHATS:
+            uid = uid_on(chat.id, CHATS)
+            self.assertEqual(self.request(uid), {"server": chat.id, "uid": uid, "msg": "hi"})
+
+    def test_a_down_server_answers_its_requests_with_an_error_at_once(self) -> None:
+        """A crashed backend stays routed: its requests get a 500 at once, others still work."""
+        self.network.unlisten(CHATS[0].rpc_client_endpoint)
+        self.network.drop(CHATS[0].rpc_client_endpoint)
+        self.network.flush()
+        answer = self.request(uid_on("chat-1", CHATS))  # no clock advance: fail fast
+        self.assertEqual(answer["code"], 500)
+        self.assertIn("chat-1", answer["msg"])
+        self.assertIn("down", answer["msg"])
+        other = uid_on("chat-2", CHATS)
+        self.assertEqual(self.request(other)["server"], "chat-2")
+        self.flushLoggedErrors()
+
+    def test_a_server_back_up_is_used_again(self) -> None:
+        """Once the backend listens again and the master says up, its requests succeed."""
+        self.network.unlisten(CHATS[0].rpc_client_endpoint)
+        self.network.drop(CHATS[0].rpc_client_endpoint)
+        self.network.flush()
+        uid = uid_on("chat-1", CHATS)
+        self.assertEqual(self.request(uid)["code"], 500)
+        chat = self.apps["chat-1"]
+        self.network.listen(
+            CHATS[0].rpc_client_endpoint,
+            chat.rpc_transport.server_factory(),  # type: ignore[attr-defined]
+        )
+        self.connector.rpc_transport.reconnect("chat-1")  # type: ignore[attr-defined]
+        self.network.flush()
+        self.assertEqual(self.request(uid)["server"], "chat-1")
+
+    def test_a_removed_server_is_routed_around(self) -> None:
+        """A server removed from the membership no longer receives requests."""
+        uid = uid_on("chat-1", CHATS)
+        self.connector.remove_server("chat-1")
+        self.network.flush()
+        self.assertEqual(self.request(uid)["server"], "chat-2")
+        self.assertIsNone(self.connector.rpc_transport.peer_state("chat-1"))  # type: ignore[attr-defined]
+
+    def test_an_added_server_is_connected_and_routed_to(self) -> None:
+        """A server added to the membership is connected to and takes its share."""
+        chat3 = ServerInfo(id="chat-3", type="chat", port=4252)
+        servers = {"connector": [CONNECTOR], "chat": [*CHATS, chat3]}
+        self.apps["chat-3"] = self.build(chat3, servers)
+        self.connector.add_server(chat3)
+        self.network.flush()
+        self.assertEqual(self.connector.rpc_transport.peer_state("chat-3"), "up")  # type: ignore[attr-defined]
+        uid = uid_on("chat-3", [*CHATS, chat3])
+        self.assertEqual(self.request(uid)["server"], "chat-3")
