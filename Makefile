@@ -9,6 +9,7 @@ PY = $(VENV)/bin/python
 PYTHON3 ?= python3
 STAMP = $(VENV)/.installed
 RUN_ARGS ?= --app example_game --type all
+START_ARGS ?=
 
 # Trees to lint; ones that do not exist (yet) are left out.
 LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
@@ -17,7 +18,7 @@ LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install test test-interop lint run bench clean
+.PHONY: help install test test-interop lint run run-standalone bench clean
 
 help:
 	@echo "pomelo_twisted targets:"
@@ -25,8 +26,9 @@ help:
 	@echo "  make test          unit and integration tests, under pytest and under trial"
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
-	@echo "  make run           twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
-	@echo "  make bench         codec and runtime benchmarks (bench/codec.py, bench/runtime.py)"
+	@echo "  make run           the example game as a cluster (pomelo-twisted start --app example_game)"
+	@echo "  make run-standalone  twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
+	@echo "  make bench         codec, runtime and cluster RPC benchmarks (bench/codec.py, runtime.py, rpc.py)"
 	@echo "  make clean         remove $(VENV), caches and _trial_temp"
 
 # Editable install.  twistd finds the `pomelo` plugin because setup.cfg's `package_dir = =.`
@@ -63,13 +65,22 @@ lint: $(STAMP)
 	$(PY) -m mypy $(MYPY_PATHS)
 
 run: $(STAMP)
-	@echo "pomelo_twisted: the example chat game (every server in one process)."
+	@echo "pomelo_twisted: the example chat game as a cluster: master + 2 connectors + 2 chat servers."
+	@echo "  clients connect to tcp:127.0.0.1:3010 or ws://127.0.0.1:3010/ (connector-server-1),"
+	@echo "  and port 3011 (connector-server-2); server logs in example_game/logs/<id>.log."
+	@echo "  pomelo-twisted list / stop --app example_game operate it; Ctrl-C stops it in order."
+	$(VENV)/bin/pomelo-twisted start --app example_game $(START_ARGS)
+
+# Every server of the example game in one process (in-process RPC, no master).
+run-standalone: $(STAMP)
+	@echo "pomelo_twisted: the example chat game, every server in one process."
 	@echo "  connect clients to tcp:127.0.0.1:3010 or ws://127.0.0.1:3010/ (see README)"
 	$(VENV)/bin/twistd -n --pidfile= pomelo $(RUN_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
 	$(PY) bench/runtime.py
+	$(PY) bench/rpc.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist

@@ -257,7 +257,9 @@ class MasterService(Service):
     def _probe(self, info: ServerInfo) -> Deferred[bool]:
         """Whether something accepts connections on ``info``'s RPC port (1 s at most)."""
         endpoint = clientFromString(self.reactor, info.rpc_client_endpoint + ":timeout=1")
-        d: Deferred[Any] = endpoint.connect(Factory.forProtocol(Protocol))
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = False
+        d: Deferred[Any] = endpoint.connect(factory)
 
         def connected(protocol: Protocol) -> bool:
             if protocol.transport is not None:

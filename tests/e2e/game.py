@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
-import json
 import os
 import re
 import shutil
@@ -27,8 +26,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 
 from pomelo_twisted.client import connect
-
-from ..interop.pinus import free_ports
+from pomelo_twisted.testing.gamecopy import copy_game as copy_example
 
 __all__ = ["DELIBERATE", "GameProcess", "log_problems", "traceback_entries"]
 
@@ -81,23 +79,8 @@ def log_problems(log: str, deliberate: int) -> list[str]:
 
 
 def copy_game(dest: Path, env: str = "development") -> dict[str, Any]:
-    """Copy the example game to ``dest`` with every port of ``env`` (servers' RPC and client
-    ports, the master's) replaced by a free loopback port; the rewritten servers section."""
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("logs", "__pycache__"))
-    servers_path = dest / "config" / "servers.json"
-    master_path = dest / "config" / "master.json"
-    servers = json.loads(servers_path.read_text())
-    master = json.loads(master_path.read_text())
-    entries = [entry for group in servers[env].values() for entry in group]
-    ports = iter(free_ports(1 + len(entries) + sum("clientPort" in e for e in entries)))
-    for entry in entries:
-        entry["port"] = next(ports)
-        if "clientPort" in entry:
-            entry["clientPort"] = next(ports)
-    master[env]["port"] = next(ports)
-    servers_path.write_text(json.dumps(servers, indent=1))
-    master_path.write_text(json.dumps(master, indent=1))
-    return {"servers": servers[env], "master": master[env]}
+    """The example game copied to ``dest`` on free loopback ports (see ``copy_game``)."""
+    return copy_example(EXAMPLE, dest, env)
 
 
 class GameProcess:
