@@ -39,6 +39,8 @@ __all__ += ["start_foreground", "wait_until_gone", "wait_until_up"]
 PROG = "pomelo-twisted"
 #: Seconds ``start --daemon`` waits for the master to answer.
 START_TIMEOUT = 15.0
+#: Seconds ``start --daemon`` waits for every server to be up once the master answers.
+CLUSTER_TIMEOUT = 30.0
 #: Seconds ``stop`` (the whole cluster) waits for the master to be gone.
 STOP_TIMEOUT = 60.0
 #: Seconds between two polls of the master.
@@ -441,9 +443,38 @@ async def await_started(
         err.write(log_tail(target.config))
         return 1
     out.write(f"master running; logs in {target.config.base_dir / 'logs'}\n")
+    waiting = await wait_servers_up(reactor, target, connect, CLUSTER_TIMEOUT)
+    if waiting:
+        logs = ", ".join(f"logs/{server_id}.log" for server_id in waiting)
+        err.write(
+            f"{PROG}: error: not up after {CLUSTER_TIMEOUT:g}s: {', '.join(waiting)} (see {logs})\n"
+        )
+        return 1
+    out.write("every server is up\n")
     for line in client_endpoints(target.config):
         out.write(line + "\n")
     return 0
+
+
+async def wait_servers_up(
+    reactor: Any, target: Target, connect: Connector, within: float = CLUSTER_TIMEOUT
+) -> list[str]:
+    """Poll ``list`` until every server is up; the ids still not up after ``within`` s."""
+    deadline = reactor.seconds() + within
+    waiting: list[str] = ["?"]
+    while True:
+        try:
+            client = await connect(reactor, target.endpoint, target.secret, LOGIN_TIMEOUT)
+            try:
+                rows = await client.list()
+            finally:
+                await client.close()
+            waiting = [row["id"] for row in rows if row.get("state") != "up"]
+        except AdminError:
+            pass
+        if not waiting or reactor.seconds() + POLL_INTERVAL > deadline:
+            return waiting
+        await deferLater(reactor, POLL_INTERVAL, lambda: None)
 
 
 # -- entry point -----------------------------------------------------------------------------

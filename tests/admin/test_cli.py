@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.admin import AdminError, LoginRefused, MasterUnreachable
 from pomelo_twisted.admin.cli import (
+    CLUSTER_TIMEOUT,
     POLL_INTERVAL,
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -433,18 +434,31 @@ class StartTests(SynchronousTestCase):
         self.assertIn("boom: cannot listen", self.err.getvalue())
 
     def test_started_reports_endpoints(self) -> None:
-        """Once the master answers, the logs folder and the frontends' client ports are shown."""
-        client = FakeClient()
-        clock, d = self.started(FakeConnect(MasterUnreachable("not yet"), client))
+        """Once the master answers and every server is up, the logs folder and the
+        frontends' client ports are shown."""
+        starting = FakeClient(list=[{"id": "m", "state": "up"}, {"id": "c1", "state": "starting"}])
+        up = FakeClient(list=[{"id": "m", "state": "up"}, {"id": "c1", "state": "up"}])
+        clock, d = self.started(FakeConnect(MasterUnreachable("not yet"), starting, starting, up))
+        self.assertNoResult(d)
+        clock.advance(POLL_INTERVAL)
         self.assertNoResult(d)
         clock.advance(POLL_INTERVAL)
         self.assertEqual(self.successResultOf(d), 0)
         self.assertEqual(
             self.out.getvalue(),
             f"master running; logs in {self.folder.resolve() / 'logs'}\n"
+            "every server is up\n"
             "connector-server-1: clients connect to 127.0.0.1:3010\n",
         )
-        self.assertTrue(client.closed)
+        self.assertTrue(starting.closed and up.closed)
+
+    def test_started_names_servers_that_never_come_up(self) -> None:
+        """Servers still not up after the wait are named with their logs; exit 1."""
+        starting = FakeClient(list=[{"id": "m", "state": "up"}, {"id": "c1", "state": "down"}])
+        clock, d = self.started(FakeConnect(starting))
+        clock.pump([POLL_INTERVAL] * int(CLUSTER_TIMEOUT / POLL_INTERVAL + 2))
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertIn("not up after 30s: c1 (see logs/c1.log)", self.err.getvalue())
 
     def test_started_gives_up_with_the_log(self) -> None:
         """A master that never answers is exit 1 with the last error and the log's tail."""
