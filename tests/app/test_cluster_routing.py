@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -13,6 +14,8 @@ from pomelo_twisted.app.build import build_application
 from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.rpc import default_route
 from pomelo_twisted.rpc.pb import PbRpcTransport
+from pomelo_twisted.serializers import JsonSerializer
+from pomelo_twisted.session.backend import BackendSession
 from pomelo_twisted.testing.network import MemoryNetwork
 
 SECRET = b"routing-secret"
@@ -57,7 +60,7 @@ def uid_on(server_id: str, servers: list[ServerInfo]) -> str:
     return next(uid for n in range(1000) if default_route(uid := f"user-{n}", servers) == server_id)
 
 
-class ClusterRoutingTests(SynchronousTestCase):
+class ClusterCase(SynchronousTestCase):
     """A connector and two chat servers, each with its own PbRpcTransport."""
 
     def setUp(self) -> None:
@@ -100,6 +103,10 @@ class ClusterRoutingTests(SynchronousTestCase):
         self.clock.advance(0)
         self.network.flush()
         return self.successResultOf(d)
+
+
+class ClusterRoutingTests(ClusterCase):
+    """Where the frontend forwards requests as the membership changes."""
 
     def test_requests_go_where_the_route_sends_them(self) -> None:
         """Each uid's request is answered by the chat server its route picks (both serve)."""
@@ -154,3 +161,74 @@ class ClusterRoutingTests(SynchronousTestCase):
         self.assertEqual(self.connector.rpc_transport.peer_state("chat-3"), "up")  # type: ignore[attr-defined]
         uid = uid_on("chat-3", [*CHATS, chat3])
         self.assertEqual(self.request(uid)["server"], "chat-3")
+
+
+class FakeAgent:
+    """The connection under a frontend session: records pushes and kicks."""
+
+    def __init__(self, sid: int) -> None:
+        self.sid = sid
+        self.working = True
+        self.serializer = JsonSerializer()
+        self.connection = SimpleNamespace(dictionary=None)
+        self.pushed: list[tuple[str, object]] = []
+        self.encoded: list[bytes] = []
+        self.kicked: list[str] = []
+
+    def push(self, route: str, msg: object) -> bool:
+        self.pushed.append((route, msg))
+        return True
+
+    def push_encoded(self, package: bytes) -> bool:
+        self.encoded.append(package)
+        return True
+
+    def kick(self, reason: str = "kick") -> None:
+        self.kicked.append(reason)
+
+    def close(self, reason: str = "close") -> None:
+        self.working = False
+
+
+class SystemCallTests(ClusterCase):
+    """A backend's session calls and channel pushes travel back to the frontend over PB."""
+
+    def session(self, uid: str) -> tuple[Any, FakeAgent]:
+        """A real frontend session on connector-1, bound to ``uid``."""
+        service = self.connector.session_service
+        assert service is not None
+        agent = FakeAgent(sid=len(service) + 1)
+        session = service.create(agent)
+        self.successResultOf(service.bind(session.id, uid))
+        return session, agent
+
+    def test_backend_session_push_and_kick_reach_the_frontend(self) -> None:
+        """BackendSession.push stores settings and kick kicks, through pomelo.sys over PB."""
+        session, agent = self.session("alice")
+        chat = self.apps["chat-1"]
+        backend = BackendSession(session.export(), chat.rpc_call)
+        backend.set("room", "lobby")
+        d = backend.push("room")
+        self.network.flush()
+        self.successResultOf(d)
+        self.assertEqual(session.get("room"), "lobby")
+        d = backend.kick("bye")
+        self.network.flush()
+        self.successResultOf(d)
+        self.assertEqual(agent.kicked, ["bye"])
+
+    def test_channel_push_is_one_call_per_frontend(self) -> None:
+        """A push to 3 members on one frontend is one PB call carrying all three uids."""
+        agents = [self.session(uid)[1] for uid in ("a", "b", "c")]
+        chat = self.apps["chat-1"]
+        channel = chat.channel_service.get("room", create=True)
+        for uid in ("a", "b", "c"):
+            channel.add(uid, CONNECTOR.id)
+        before = chat.rpc_transport.counters(CONNECTOR.id).calls  # type: ignore[attr-defined]
+        d = channel.push("onChat", {"content": "hi"})
+        self.network.flush()
+        self.successResultOf(d)
+        after = chat.rpc_transport.counters(CONNECTOR.id).calls  # type: ignore[attr-defined]
+        self.assertEqual(after - before, 1)
+        self.assertEqual([len(agent.encoded) for agent in agents], [1, 1, 1])
+        self.assertEqual(len({agent.encoded[0] for agent in agents}), 1)  # encoded once
