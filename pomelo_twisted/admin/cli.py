@@ -18,7 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +31,7 @@ from ..app.config import GameConfig
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
+from .table import cell, format_table, format_uptime
 
 __all__ = ["Target", "await_started", "execute", "format_table", "format_uptime", "load_target"]
 __all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
@@ -184,63 +185,6 @@ def master_argv(config: GameConfig, daemon: bool) -> list[str]:
     return [*TWISTD, *head, "pomelo", *app]
 
 
-# -- output ------------------------------------------------------------------------------
-
-COLUMNS = ("ID", "TYPE", "STATE", "PID", "HOST:PORT", "UPTIME", "CONNECTIONS", "RESTARTS")
-
-
-def format_uptime(seconds: float | None) -> str:
-    """``45s``, ``12m05s``, ``1h02m``, ``3d04h``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    total = max(0, int(seconds))
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def _cell(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
-
-
-def _host_port(row: Mapping[str, Any]) -> str:
-    host, port = row.get("host"), row.get("port")
-    if isinstance(host, str) and ":" in host and "=" in host:  # the master's endpoint string
-        fields = dict(part.split("=", 1) for part in host.split(":") if "=" in part)
-        host = fields.get("interface", "*")
-    if host is None and port is None:
-        return "-"
-    host_text = _cell(host)
-    if ":" in host_text:
-        host_text = f"[{host_text}]"
-    return f"{host_text}:{_cell(port)}"
-
-
-def format_table(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The rows of ``list`` as an aligned table (header first), one line per server."""
-    lines = [list(COLUMNS)]
-    for row in rows:
-        uptime = row.get("uptime")
-        lines.append(
-            [_cell(row.get(key)) for key in ("id", "type", "state", "pid")]
-            + [_host_port(row), format_uptime(uptime if isinstance(uptime, int | float) else None)]
-            + [_cell(row.get("connections")), _cell(row.get("restarts"))]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        + "\n"
-        for line in lines
-    )
-
-
 def client_endpoints(config: GameConfig) -> list[str]:
     """``id: clients connect to host:port`` for each frontend of the game."""
     lines = []
@@ -298,14 +242,14 @@ async def _kill(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Co
 
 async def _restart(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
     answer = await _ask(reactor, args, connect, lambda client: client.restart(args.id))
-    out.write(f"restarted {args.id} (pid {_cell(_field(answer, 'pid'))})\n")
+    out.write(f"restarted {args.id} (pid {cell(_field(answer, 'pid'))})\n")
     return 0
 
 
 async def _add(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
     answer = await _ask(reactor, args, connect, lambda client: client.add(dict(args.entry)))
     added = _field(answer, "added") or args.entry["id"]
-    out.write(f"added {added} (pid {_cell(_field(answer, 'pid'))})\n")
+    out.write(f"added {added} (pid {cell(_field(answer, 'pid'))})\n")
     return 0
 
 

@@ -53,14 +53,15 @@ class AdminAvatar(pb.Avatar):
         """Every server's row, the master's first (msgpack bytes of a list of dicts)."""
         master = self.master
         now = master.reactor.seconds()
+        address = master.port.getHost() if master.port is not None else None
         rows: list[dict[str, Any]] = [
             {
                 "id": master.id,
                 "type": "master",
                 "state": "stopping" if master.stopping else "up",
                 "pid": master_pid(),
-                "host": master.listen_endpoint,
-                "port": getattr(master.port.getHost(), "port", None) if master.port else None,
+                "host": master.host,
+                "port": getattr(address, "port", None),
                 "clientPort": None,
                 "uptime": now - master.started_at,
                 "connections": len(master.members),

@@ -23,8 +23,6 @@ same port to the ``admin`` login.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,47 +40,15 @@ from ..errors import ConfigError
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
 from .server_info import ServerInfo
+from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
-__all__ = ["ADMIN", "MasterService", "Member", "ServerAvatar", "server_command"]
+__all__ = ["ADMIN", "TWISTD", "MasterService", "Member", "ServerAvatar", "server_command"]
 
 log = Logger()
 
 #: The login name of the admin CLI.
 ADMIN = "admin"
-
-
-#: twistd run by this interpreter (``python -m twisted`` is ``twist``, not ``twistd``).
-TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
-
-
-def server_command(config: GameConfig, info: ServerInfo, declared: bool = True) -> ProcessSpec:
-    """How the master starts ``info``: ``twistd -n pomelo --type T --id ID`` (this Python)."""
-    args = [
-        *TWISTD,
-        "-n",
-        "--pidfile=",
-        "pomelo",
-        "--app",
-        str(config.base_dir),
-        "--env",
-        config.env,
-        "--type",
-        info.type,
-        "--id",
-        info.id,
-    ]
-    if not declared:
-        args += ["--server", json.dumps(info.to_dict())]
-    return ProcessSpec(
-        server_id=info.id,
-        executable=sys.executable,
-        args=tuple(args),
-        log_path=config.base_dir / "logs" / f"{info.id}.log",
-        env=None,
-        path=str(config.base_dir),
-        auto_restart=info.auto_restart,
-    )
 
 
 class Member:
@@ -178,6 +144,7 @@ class MasterService(Service):
         self.secret = secret
         entry = config.master()
         self.id = str(entry.get("id", "master-server-1"))
+        self.host = str(entry.get("host", "127.0.0.1"))
         self.listen_endpoint = listen or (
             f"tcp:{int(entry.get('port', 3005))}:interface={entry.get('host', '127.0.0.1')}"
         )

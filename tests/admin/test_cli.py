@@ -178,8 +178,8 @@ class FormatTests(SynchronousTestCase):
             self.assertEqual(format_uptime(seconds), text)
 
     def test_table(self) -> None:
-        """The table is aligned, '-' stands for None, the master shows its interface."""
-        master_host = "tcp:4005:interface=127.0.0.1"
+        """The table is aligned, '-' stands for None, IPv6 hosts are bracketed."""
+        master_host = "127.0.0.1"
         keys = ("id", "type", "state", "pid", "host", "port", "uptime", "connections", "restarts")
         rows: list[dict[str, Any]] = [
             dict(zip(keys, values, strict=True))

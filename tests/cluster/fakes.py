@@ -92,9 +92,11 @@ class FakeProcess:
         self.pid = pid
         self.signals: list[str] = []
         self.ended = False
+        #: When set, signals fail as if the process had exited already (a race).
+        self.refuse_signals = False
 
     def signalProcess(self, signal: str) -> None:  # noqa: N802 (Twisted's name)
-        if self.ended:
+        if self.ended or self.refuse_signals:
             raise ProcessExitedAlready()
         self.signals.append(signal)
 

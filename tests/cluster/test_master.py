@@ -680,7 +680,7 @@ class AdminTests(MasterCase):
                 "type": "master",
                 "state": "up",
                 "pid": os.getpid(),
-                "host": self.master.listen_endpoint,
+                "host": "127.0.0.1",
                 "port": MASTER_PORT,
                 "clientPort": None,
                 "uptime": 3.0,

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pomelo_twisted.cluster.supervisor import ProcessSpec, Supervisor
+
+from .fakes import FakeProcess
 
 
 def temp_dir(test: SynchronousTestCase) -> Path:
@@ -32,35 +32,6 @@ def temp_dir(test: SynchronousTestCase) -> Path:
     path = Path(tempfile.mkdtemp(prefix="pomelo-supervisor-"))
     test.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
-
-
-class FakeProcess:
-    """The transport a fake spawn returns: records signals, ends on demand."""
-
-    def __init__(self, protocol: ProcessProtocol, pid: int) -> None:
-        self.protocol = protocol
-        self.pid = pid
-        self.signals: list[str] = []
-        self.ended = False
-        self.refuse_signals = False
-
-    def signalProcess(self, signal: str) -> None:  # noqa: N802 (Twisted's name)
-        if self.ended or self.refuse_signals:
-            raise ProcessExitedAlready()
-        self.signals.append(signal)
-
-    def exit(self, code: int = 0) -> None:
-        """End the process with ``code`` (ProcessDone for 0)."""
-        reason = ProcessDone(0) if code == 0 else ProcessTerminated(exitCode=code)
-        self._end(reason)
-
-    def die(self, signal: int) -> None:
-        """End the process by ``signal``."""
-        self._end(ProcessTerminated(signal=signal))
-
-    def _end(self, reason: Exception) -> None:
-        self.ended = True
-        self.protocol.processEnded(Failure(reason))
 
 
 @dataclass
