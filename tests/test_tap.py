@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -204,6 +205,23 @@ class MakeServiceTests(SynchronousTestCase):
             list(service.declared),
             ["connector-server-1", "connector-server-2", "chat-server-1", "chat-server-2"],
         )
+
+    def test_master_limits_from_master_json(self) -> None:
+        """master.json tunes the stop timeout and the restart backoff; bad values are named."""
+        game = Path(tempfile.mkdtemp()) / "game"
+        self.addCleanup(shutil.rmtree, game.parent)
+        shutil.copytree(EXAMPLE, game)
+        master = {"id": "m", "port": 4005, "secret": "a-long-secret", "stopTimeout": 3}
+        master |= {"restartMinDelay": 2, "restartMaxDelay": 8}
+        (game / "config" / "master.json").write_text(json.dumps(master))
+        service = makeService(parse("--app", str(game)), MemoryReactorClock())
+        assert isinstance(service, MasterService)
+        self.assertEqual((service.stop_timeout, service.supervisor.min_delay), (3.0, 2.0))
+        for bad in ({"stopTimeout": 0}, {"restartMinDelay": 9, "restartMaxDelay": 8}):
+            (game / "config" / "master.json").write_text(json.dumps(master | bad))
+            with self.assertRaises(usage.UsageError) as caught:
+                makeService(parse("--app", str(game)), MemoryReactorClock())
+            self.assertIn("master.json", str(caught.exception))
 
     def test_cluster_needs_a_secret(self) -> None:
         """Without a cluster secret, a cluster server or the master is a usage error."""

@@ -35,6 +35,7 @@ from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..cluster import ServerInfo
 from ..cluster.master import MasterService
 from ..cluster.monitor import MonitorComponent
+from ..cluster.supervisor import Supervisor
 from ..errors import ConfigError
 from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
@@ -287,13 +288,52 @@ def _chosen_server(
     return candidates[0]
 
 
+def _seconds(entry: dict[str, Any], key: str, default: float) -> float:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"master.json: {key!r} must be a positive number of seconds")
+    return float(value)
+
+
 def _master_service(
     config: GameConfig, reactor: Any, exit_process: Callable[[Any], None]
 ) -> IService:
-    """The master of the game's cluster; exits 1 when it cannot listen."""
+    """The master of the game's cluster; exits 1 when it cannot listen.
+
+    master.json may tune it: ``stopTimeout`` (seconds a server gets to stop before
+    SIGKILL, default 10), ``restartMinDelay`` / ``restartMaxDelay`` (the restart
+    backoff, default 0.5 and 30 s) and ``restartStableAfter`` (a run this long, in
+    seconds, resets the backoff; default 10).
+    """
     try:
         secret = config.cluster_secret()
-        master = MasterService(reactor, config, secret, stop_process=reactor.stop)
+        entry = config.master()
+        limits = {
+            key: _seconds(entry, key, default)
+            for key, default in (
+                ("stopTimeout", 10.0),
+                ("restartMinDelay", 0.5),
+                ("restartMaxDelay", 30.0),
+                ("restartStableAfter", 10.0),
+            )
+        }
+        try:
+            supervisor = Supervisor(
+                reactor,
+                min_delay=limits["restartMinDelay"],
+                max_delay=limits["restartMaxDelay"],
+                stable_after=limits["restartStableAfter"],
+                stop_timeout=limits["stopTimeout"],
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{config.path('master')}: {exc}") from None
+        master = MasterService(
+            reactor,
+            config,
+            secret,
+            supervisor=supervisor,
+            stop_timeout=limits["stopTimeout"],
+        )
     except ConfigError as exc:
         raise usage.UsageError(str(exc)) from None
     master.stop_process = lambda: reactor.stop()
