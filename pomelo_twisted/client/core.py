@@ -51,6 +51,8 @@ DEFAULT_CLIENT_MAX_PACKET_SIZE = MAX_BODY_LENGTH
 """16 MiB - 1: the largest body a package header can declare."""
 
 PushCallback = Callable[[Any], object]
+AnyPushCallback = Callable[[str, Any], object]
+"""``callback(route, body)``: any push (see :meth:`PomeloClient.on_any_push`)."""
 ReasonCallback = Callable[[str], object]
 
 
@@ -100,6 +102,7 @@ class PomeloClient:
         self._serializer: ISerializer = JsonSerializer()
         self._requests = RequestTable(clock, self._conn.forget)
         self._push_callbacks: dict[str, list[PushCallback]] = {}
+        self._any_push_callbacks: list[AnyPushCallback] = []
         self._kick_callbacks: list[ReasonCallback] = []
         self._close_callbacks: list[ReasonCallback] = []
         self._closed_waiters: list[Deferred[str]] = []
@@ -262,6 +265,11 @@ class PomeloClient:
             if not callbacks:
                 del self._push_callbacks[route]
 
+    def on_any_push(self, callback: AnyPushCallback) -> None:
+        """Call ``callback(route, body)`` for every push, whatever its route (after the
+        route's own callbacks): for REPLs, bots and recorders."""
+        self._any_push_callbacks.append(callback)
+
     def on_kick(self, callback: ReasonCallback) -> None:
         """Call ``callback(reason)`` when the server kicks this client."""
         self._kick_callbacks.append(callback)
@@ -324,7 +332,7 @@ class PomeloClient:
 
     def _on_push(self, event: Push) -> None:
         callbacks = self._push_callbacks.get(event.route)
-        if not callbacks:
+        if not callbacks and not self._any_push_callbacks:
             self.log.debug("push on {route} with no callback", route=event.route)
             return
         try:
@@ -332,11 +340,16 @@ class PomeloClient:
         except SerializationError as exc:
             self.log.warn("undecodable push on {route}: {error}", route=event.route, error=exc)
             return
-        for callback in tuple(callbacks):
+        for callback in tuple(callbacks or ()):
             try:
                 callback(body)
             except Exception:
                 self.log.failure("push callback for {route} failed", route=event.route)
+        for any_callback in tuple(self._any_push_callbacks):
+            try:
+                any_callback(event.route, body)
+            except Exception:
+                self.log.failure("push callback (any route) failed on {route}", route=event.route)
 
     def _on_kick(self, reason: str) -> None:
         self.log.info("kicked by the server: {reason}", reason=reason)

@@ -50,6 +50,17 @@ class PushTests(SynchronousTestCase):
         self.fake.send(Push("onMove", b"1"))
         self.assertEqual(got, [1])
 
+    def test_any_push_callback_sees_every_route(self) -> None:
+        """on_any_push gets (route, body) of every push, after the route's own callbacks."""
+        order: list[Any] = []
+        self.client.on("onMove", lambda body: order.append(("route", body)))
+        self.client.on_any_push(lambda route, body: order.append((route, body)))
+        self.client.on_any_push(lambda route, body: 1 / 0)
+        self.fake.send(Push("onMove", b"1"), Push("onChat", b'{"msg":"hi"}'))
+        self.assertEqual(order, [("route", 1), ("onMove", 1), ("onChat", {"msg": "hi"})])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+        self.assertTrue(self.client.connected)
+
     def test_push_without_callback(self) -> None:
         """A push nobody listens to is dropped; the connection stays up."""
         self.fake.send(Push("onNobody", b"{}"))
