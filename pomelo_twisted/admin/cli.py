@@ -28,6 +28,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from ..app.config import GameConfig
+from ..bots import cli as bots_cli
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
     )
+    bots_cli.add_parser(commands)
     return parser
 
 
@@ -447,6 +449,10 @@ def run_reactor(work: Callable[[Any], Deferred[int]], reactor: Any = None) -> in
 def main(argv: list[str] | None = None) -> int:
     """The ``pomelo-twisted`` command: its exit status."""
     args, stdout = parse_args(argv), sys.stdout
+    if args.command == "bot":
+        return run_reactor(
+            lambda reactor: Deferred.fromCoroutine(bots_cli.run(reactor, args, stdout, sys.stderr))
+        )
     try:
         if args.command == "start":
             target = load_target(args)

@@ -12,9 +12,11 @@ client joined to a frontend's agents through an iosim pump::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
@@ -120,6 +122,15 @@ class GameHarness:
         if isinstance(outcome[0], Failure):
             outcome[0].raiseException()
         return game_conn
+
+    def bot_connector(self, frontend_id: str | None = None) -> Callable[..., Deferred[Any]]:
+        """A ``connector`` for :class:`pomelo_twisted.bots.Runner`: each bot is a client
+        of this game in memory (run the runner on :attr:`clock`, then :meth:`advance`)."""
+
+        def connect(reactor: object, target: str, **options: Any) -> Deferred[Any]:
+            return succeed(self.connect(frontend_id, user=options.get("user")).client)
+
+        return connect
 
     def stop(self) -> None:
         """Stop every server (frontends close their clients) and settle."""

@@ -1,0 +1,1 @@
+"""Bot and load-test tests."""
