@@ -5,7 +5,9 @@ ENV`` (default ``development``), before or after the command name: ``start
 [--daemon]`` (in the foreground it *becomes* the master, so signals reach it;
 ``--daemon`` runs it in the background and waits until it answers), ``list``,
 ``stop [ID ...]`` (no ids: the whole cluster, waiting until it is gone),
-``kill``, ``restart ID`` and ``add key=value ...``.
+``kill``, ``restart ID`` and ``add key=value ...``; and two client tools, ``bot
+SCENARIO`` (a load test, :mod:`pomelo_twisted.bots.cli`) and ``repl [ENDPOINT]``
+(an interactive client, :mod:`pomelo_twisted.repl`).
 
 All but ``start`` log in to the master as ``admin`` (:mod:`.client`). The
 command logic takes the reactor, the output streams and the parsed arguments;
@@ -27,6 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from .. import repl
 from ..app.config import GameConfig
 from ..bots import cli as bots_cli
 from ..cluster.master import TWISTD
@@ -93,7 +96,9 @@ def parse_entry(items: Iterable[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``--app``/``--env`` are accepted before or after the command."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Start, inspect and stop a pomelo_twisted game cluster."
+        prog=PROG,
+        description="Start, inspect and stop a pomelo_twisted game cluster; load-test it and "
+        "talk to it.",
     )
     _folder_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -120,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
     )
     bots_cli.add_parser(commands)
+    repl.add_parser(commands)
     return parser
 
 
@@ -449,6 +455,8 @@ def run_reactor(work: Callable[[Any], Deferred[int]], reactor: Any = None) -> in
 def main(argv: list[str] | None = None) -> int:
     """The ``pomelo-twisted`` command: its exit status."""
     args, stdout = parse_args(argv), sys.stdout
+    if args.command == "repl":
+        return run_reactor(lambda reactor: repl.run(reactor, args))
     if args.command == "bot":
         return run_reactor(
             lambda reactor: Deferred.fromCoroutine(bots_cli.run(reactor, args, stdout, sys.stderr))
