@@ -33,3 +33,30 @@ class ReadmeTests(SynchronousTestCase):
         self.assertTrue(blocks)
         for block in blocks:
             compile(block, str(README), "exec")
+
+    def test_load_testing_scenario_runs(self) -> None:
+        """The Load-testing scenario runs against the example game in memory, without error,
+        and gets its own messages back."""
+        from pomelo_twisted.bots import Runner
+        from pomelo_twisted.testing import GameHarness
+
+        [block] = [b for b in python_blocks() if "async def scenario(bot, context)" in b]
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        game = GameHarness(README.parent / "example_game")
+        self.addCleanup(game.stop)
+        runner = Runner(
+            game.clock,
+            namespace["scenario"],  # type: ignore[arg-type]
+            "memory",
+            bots=20,
+            duration=5.0,
+            connector=game.bot_connector(),
+        )
+        d = runner.run()
+        for _ in range(200):
+            game.advance(0.05)
+        stats = self.successResultOf(d)
+        self.assertEqual((stats.totals()[1], stats.scenario_errors), (0, {}))
+        self.assertGreater(stats.routes["chat.chatHandler.send"].requests, 40)
+        self.assertGreater(stats.pushes["onChat"], stats.routes["chat.chatHandler.send"].requests)
