@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -120,17 +121,28 @@ def run_workers(
     config: RunConfig,
     workers: int,
     on_progress: Callable[[Stats], object] | None = None,
+    interval: float = 1.0,
 ) -> Deferred[Stats]:
-    """Run ``config`` in ``workers`` processes; the merged final stats."""
+    """Run ``config`` in ``workers`` processes; the merged final stats.
+
+    ``on_progress(merged)`` is called every ``interval`` seconds with the merge of
+    each worker's latest snapshot (workers report at their own pace).
+    """
     latest: dict[int, Stats] = {}
 
     def progressed(worker: int, stats: Stats) -> None:
         latest[worker] = stats
-        if on_progress is not None:
+
+    def tick() -> None:
+        if on_progress is not None and latest:
             merged = Stats()
             for each in latest.values():
                 merged.merge(each)
             on_progress(merged)
+
+    ticker = LoopingCall(tick)
+    ticker.clock = reactor
+    ticker.start(interval, now=False)
 
     ends = []
     for worker in range(workers):
@@ -145,10 +157,17 @@ def run_workers(
         ends.append(protocol.ended)
 
     def merge(finals: list[Stats]) -> Stats:
+        if ticker.running:
+            ticker.stop()
         merged = Stats()
         for stats in finals:
             merged.merge(stats)
         return merged
 
+    def failed(failure: Failure) -> Failure:
+        if ticker.running:
+            ticker.stop()
+        return failure
+
     d: Deferred[list[Stats]] = gatherResults(ends, consumeErrors=True)
-    return d.addCallback(merge)
+    return d.addCallbacks(merge, failed)
