@@ -9,8 +9,6 @@ discovered from ``servers/<type>/``, the route dictionary, then the game's own
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +24,7 @@ from ..cluster import ServerInfo
 from ..errors import ConfigError
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport
+from ..loading import import_file
 from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport
 from .application import Application
@@ -44,16 +43,10 @@ def load_game_module(base_dir: Path) -> ModuleType | None:
     path = base_dir / "app.py"
     if not path.exists():
         return None
-    name = "pomelo_game_" + hashlib.sha1(str(base_dir).encode()).hexdigest()[:12] + "_app"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        return import_file(path, "pomelo_game_app_")
     except Exception as exc:
         raise ConfigError(f"{path} failed to import: {exc}") from exc
-    return module
 
 
 def game_dictionary(config: GameConfig, server_types: Sequence[str]) -> RouteDictionary:

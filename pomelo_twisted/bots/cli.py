@@ -19,11 +19,10 @@ from typing import Any, TextIO
 from twisted.internet.defer import Deferred, FirstError
 
 from .report import format_progress, format_report, summarize
-from .runner import Runner
 from .scenario import ScenarioError, load_scenario
 from .stats import Stats
 from .thresholds import evaluate, parse_thresholds
-from .workers import RunConfig, WorkerFailed, run_workers
+from .workers import RunConfig, WorkerFailed, make_runner, run_workers
 
 __all__ = ["add_parser", "config_from_args", "run"]
 
@@ -159,21 +158,8 @@ async def _measure(
     reactor: Any, config: RunConfig, scenario: Any, workers: int, progress: _Progress | None
 ) -> Stats:
     if workers == 1:
-        runner = Runner(
-            reactor,
-            scenario,
-            config.target,
-            bots=config.bots,
-            ramp_up=config.ramp_up,
-            duration=config.duration,
-            rate=config.rate,
-            seed=config.seed,
-            request_timeout=config.request_timeout,
-            connect_timeout=config.connect_timeout,
-            grace=config.grace,
-            user=config.user,
-            progress=(lambda r: progress(r.stats)) if progress is not None else None,
-        )
+        each: Any = (lambda r: progress(r.stats)) if progress is not None else None
+        runner = make_runner(reactor, config, scenario, progress=each)
         stats: Stats = await runner.run()
         return stats
     d: Deferred[Stats] = run_workers(reactor, config, workers, progress)

@@ -18,7 +18,6 @@ module's ``scenario`` is used, else its only scenario class or function.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..loading import import_file
 from .bot import Bot, BotContext
 
 __all__ = ["ScenarioError", "load_scenario", "run_scenario"]
@@ -44,16 +44,10 @@ def _import(spec: str) -> ModuleType:
     if spec.endswith(".py") or path.exists():
         if not path.is_file():
             raise ScenarioError(f"no scenario file {spec}")
-        name = "pomelo_scenario_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        loader = importlib.util.spec_from_file_location(name, path)
-        if loader is None or loader.loader is None:
-            raise ScenarioError(f"cannot load {spec}")
-        module = importlib.util.module_from_spec(loader)
         try:
-            loader.loader.exec_module(module)
+            return import_file(path, "pomelo_scenario_")
         except Exception as exc:
             raise ScenarioError(f"{spec} failed to import: {type(exc).__name__}: {exc}") from exc
-        return module
     try:
         return importlib.import_module(spec)
     except ImportError as exc:

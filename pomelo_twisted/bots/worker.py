@@ -13,10 +13,9 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
-from .runner import Runner
 from .scenario import load_scenario
 from .stats import Stats
-from .workers import RunConfig, worker_indices
+from .workers import RunConfig, make_runner
 
 __all__ = ["main", "run_worker"]
 
@@ -28,20 +27,10 @@ def _emit(kind: str, stats: Stats) -> None:
 
 def run_worker(reactor: Any, config: RunConfig) -> Deferred[None]:
     """Run the worker's bots on ``reactor``; fires once its final line is written."""
-    runner = Runner(
+    runner = make_runner(
         reactor,
+        config,
         load_scenario(config.scenario),
-        config.target,
-        bots=config.bots,
-        indices=worker_indices(config.bots, config.worker, config.workers),
-        ramp_up=config.ramp_up,
-        duration=config.duration,
-        rate=config.rate,
-        seed=config.seed,
-        request_timeout=config.request_timeout,
-        connect_timeout=config.connect_timeout,
-        grace=config.grace,
-        user=config.user,
         progress=lambda r: _emit("progress", r.stats),
     )
     d = runner.run()

@@ -23,9 +23,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .runner import Runner
+from .scenario import Scenario
 from .stats import Stats
 
-__all__ = ["RunConfig", "WorkerFailed", "run_workers", "worker_indices"]
+__all__ = ["RunConfig", "WorkerFailed", "make_runner", "run_workers", "worker_indices"]
 
 log = Logger()
 
@@ -62,6 +64,31 @@ class RunConfig:
         rate = None if self.rate is None else self.rate / workers
         data = asdict(self) | {"worker": worker, "workers": workers, "rate": rate}
         return RunConfig(**data)
+
+
+def make_runner(
+    reactor: Any,
+    config: RunConfig,
+    scenario: Scenario,
+    progress: Callable[[Runner], object] | None = None,
+) -> Runner:
+    """The Runner of ``config``'s bots (this worker's share) on ``reactor``."""
+    return Runner(
+        reactor,
+        scenario,
+        config.target,
+        bots=config.bots,
+        indices=worker_indices(config.bots, config.worker, config.workers),
+        ramp_up=config.ramp_up,
+        duration=config.duration,
+        rate=config.rate,
+        seed=config.seed,
+        request_timeout=config.request_timeout,
+        connect_timeout=config.connect_timeout,
+        grace=config.grace,
+        user=config.user,
+        progress=progress,
+    )
 
 
 def worker_indices(bots: int, worker: int, workers: int) -> list[int]:
