@@ -8,17 +8,35 @@ beyond 64 bits are refused.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
 
-__all__ = ["copy_plain", "pack_plain", "unpack_plain"]
+__all__ = ["chunks", "copy_plain", "pack_array", "pack_plain", "unpack_plain"]
+
+
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    packer: msgpack.Packer = msgpack.Packer(use_bin_type=True)
+    _packers.packer = packer
+    return packer
 
 
 def pack_plain(value: object) -> bytes:
-    """The msgpack bytes of ``value``; ``ValueError`` naming why it is not plain data."""
+    """The msgpack bytes of ``value``; ``ValueError`` naming why it is not plain data.
+
+    One ``Packer`` per thread is reused (``msgpack.packb`` builds one per call, which
+    costs more than packing a small value); a failed ``pack`` leaves it empty.
+    """
     try:
-        data: bytes = msgpack.packb(value, use_bin_type=True)
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packer()
+    try:
+        data: bytes = packer.pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
     return data
@@ -35,3 +53,34 @@ def unpack_plain(data: bytes) -> Any:
 def copy_plain(value: object) -> Any:
     """A deep copy of ``value`` through msgpack (tuples become lists)."""
     return unpack_plain(pack_plain(value))
+
+
+def pack_array(items: list[bytes]) -> bytes:
+    """The msgpack bytes of an array whose items are packed already (``pack_plain``
+    each): one array header, then the items as they are, so a batch of calls or
+    answers is packed once per item and decoded by one ``unpack_plain``."""
+    n = len(items)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 0x10000:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(items)
+
+
+def chunks(items: list[bytes], limit: int) -> list[list[bytes]]:
+    """``items`` in order, in runs of at most ``limit`` bytes (an item over ``limit``
+    makes a run of its own), for arrays that must each stay under a size."""
+    runs: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for item in items:
+        if size + len(item) > limit and current:
+            runs.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += len(item)
+    if current:
+        runs.append(current)
+    return runs

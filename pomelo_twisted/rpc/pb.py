@@ -2,33 +2,40 @@
 
 Each server listens for RPC on its ``port`` (an endpoint string, loopback by
 default) and keeps one persistent, reconnecting, authenticated connection to
-every peer (:class:`~pomelo_twisted.rpc.pbconnection.PersistentLogin`). What
-crosses is narrow on purpose:
+every peer (:class:`~pomelo_twisted.rpc.pbconnection.PersistentLogin`). Calls
+and answers travel in batches, and what crosses is narrow on purpose:
 
-- the only remote method is ``call(target, service, method, payload)``: two
-  strings name a *declared* remote (the server's ``RemoteDispatcher`` refuses
-  anything else) and ``payload`` is the msgpack ``bytes`` of the argument list.
-  Anything that is not ``str``/``bytes`` is refused before it is looked at;
-  nothing is jellied but those four values;
-- the answer is msgpack ``bytes`` of an envelope: ``[0, result]``,
-  ``[1, code, msg]`` for a ``HandlerError`` (re-raised as such on the caller,
-  so a forwarded request keeps the backend's code) or ``[2, message]`` for
-  any other failure (an ``RpcError`` on the caller).
+- the calls made to a peer during one reactor turn leave at the end of the turn
+  as ONE one-way PB message ``calls(batch)`` to the peer's avatar: ``batch`` is
+  msgpack ``bytes`` of a list of ``[id, target, service, method, args]``, the
+  strings naming a *declared* remote (the ``RemoteDispatcher`` refuses anything
+  else). A ``batch`` that is not ``bytes`` is refused before it is looked at;
+- the answers ready during one turn go back as ONE one-way message
+  ``answers(batch)`` to the caller's *answer sink* (the PB "mind" it gave at
+  login): msgpack ``bytes`` of ``[id, 0, result]``, ``[id, 1, code, msg]`` for a
+  ``HandlerError`` (re-raised as such, so a forwarded request keeps the
+  backend's code) or ``[id, 2, message]`` (an ``RpcError``). Each call is
+  answered on its own: a slow or failing call holds back or fails no other.
 
-Calls to a peer that is down fail at once (``RpcError``: no connection), calls
-in flight fail when their connection is lost, and every call has a deadline
-(``RpcTimeout``; a later answer is dropped and counted). Calls to a server id
-registered in this process go through an in-process transport.
+PB's per-message costs (jelly, banana, request ids, Deferreds) are so paid once
+per batch. A batch stays under banana's 640 KiB limit on a string (a bigger one
+is split); a single call or answer above it fails on its own, at once.
+
+Calls to a peer that is down fail at once, calls in flight (queued or sent)
+fail when their connection is lost, and every call has a deadline
+(``RpcTimeout``; a later answer is dropped and counted), all kept by one timer
+(:class:`~pomelo_twisted.rpc.local.Deadlines`). Calls to a server id registered
+in this process go in-process. PB connections set ``TCP_NODELAY``.
 """
 
 from __future__ import annotations
 
 import random as random_module
 from collections.abc import Callable, Sequence
-from types import CoroutineType
+from itertools import count
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -37,172 +44,222 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.spread import pb
+from twisted.spread import banana, pb
 from zope.interface import implementer
 
 from ..cluster.server_info import ServerInfo
-from ..errors import HandlerError, PomeloError, RpcError, RpcTimeout
+from ..errors import HandlerError, RpcError, RpcTimeout
 from ..interfaces import INetworkRpcTransport
-from .local import Dispatcher, LocalRpcTransport
+from .local import Deadlines, Dispatcher, LocalRpcTransport, entry_point
 from .metrics import RpcCounters
-from .payload import pack_plain, unpack_plain
+from .payload import chunks, pack_array, pack_plain, unpack_plain
 from .pbauth import make_portal
-from .pbconnection import PersistentLogin
+from .pbconnection import NoDelayBroker, PersistentLogin
+from .remotes import ERROR, HANDLER_ERROR, OK, CallRunner
 
-__all__ = ["PbRpcTransport", "RpcAvatar", "answer_envelope"]
+__all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
 log = Logger()
 
-OK, HANDLER_ERROR, ERROR = 0, 1, 2
-
-
-def answer_envelope(result: object) -> bytes:
-    """The answer bytes of a result (``ValueError`` when it is not plain data)."""
-    return pack_plain([OK, result])
-
-
-def _error_envelope(failure: Failure, where: str) -> bytes:
-    exc = failure.value
-    if isinstance(exc, HandlerError):
-        return pack_plain([HANDLER_ERROR, exc.code, exc.msg])
-    if not isinstance(exc, PomeloError):
-        log.failure("{where} failed", failure, where=where)
-        return pack_plain([ERROR, f"{type(exc).__name__}: {exc}"])
-    return pack_plain([ERROR, str(exc)])
+MAX_BATCH = banana.SIZE_LIMIT - 8
+"""The most bytes one ``calls`` or ``answers`` message carries (banana refuses a string
+over ``SIZE_LIMIT``; 8 bytes are left for the array header). One call's item or one
+answer above it is refused on its own."""
 
 
 class RpcAvatar(pb.Avatar):
-    """What a peer that logged in may do on this server's RPC port: ``call``."""
+    """What a peer that logged in may do on this server's RPC port: ``calls``.
 
-    def __init__(self, transport: PbRpcTransport, peer: str) -> None:
+    ``mind`` is the peer's answer sink (a remote reference): the answers to the calls
+    of its batches (run by a :class:`~pomelo_twisted.rpc.remotes.CallRunner`) are
+    queued, and sent to it as one ``answers`` message per reactor turn.
+    """
+
+    def __init__(self, transport: PbRpcTransport, peer: str, mind: Any = None) -> None:
         self.transport = transport
         self.peer = peer
+        self.mind: Any = mind if callable(getattr(mind, "callRemote", None)) else None
+        self._runner = CallRunner(transport.dispatcher, self._queue, peer, MAX_BATCH)
+        self._answers: list[bytes] = []
+        self._flush: IDelayedCall | None = None
 
-    def perspective_call(
-        self, target: object, service: object, method: object, payload: object
-    ) -> Deferred[bytes] | bytes:
-        """Run ``service.method(*args)`` of server ``target``; the answer envelope."""
-        if not (
-            type(target) is str
-            and type(service) is str
-            and type(method) is str
-            and type(payload) is bytes
-        ):
-            kinds = ", ".join(type(v).__name__ for v in (target, service, method, payload))
-            log.warn(
-                "refused an rpc from {peer} with arguments ({kinds})", peer=self.peer, kinds=kinds
-            )
-            return pack_plain([ERROR, f"refused: expected (str, str, str, bytes), got ({kinds})"])
-        where = f"remote {service}.{method} on server {target} (called by {self.peer})"
-        dispatcher = self.transport.dispatcher(target)
-        if dispatcher is None:
-            return pack_plain([ERROR, f"server {target!r} is not served at this address"])
-        try:
-            args = unpack_plain(payload)
-            if not isinstance(args, list):
-                raise ValueError("the arguments are not a list")
-        except ValueError as exc:
-            return pack_plain([ERROR, f"{where}: bad arguments payload ({exc})"])
-        try:
-            result = dispatcher(service, method, args)
-        except Exception:
-            return _error_envelope(Failure(), where)
-        if isinstance(result, CoroutineType):
-            result = ensureDeferred(result)
-        if not isinstance(result, Deferred):
-            return self._answer(result, where)
-        d: Deferred[bytes] = result.addCallbacks(
-            self._answer, _error_envelope, callbackArgs=(where,), errbackArgs=(where,)
-        )
-        return d
+    def logout(self) -> None:
+        """The peer's connection is gone: answers still to come have nowhere to go."""
+        self.mind = None
+        self._answers = []
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush = None
 
-    def _answer(self, result: object, where: str) -> bytes:
-        try:
-            return answer_envelope(result)
-        except ValueError as exc:
-            return pack_plain([ERROR, f"{where}: the result is not plain data ({exc})"])
+    def perspective_calls(self, batch: object) -> None:
+        """Run each ``[id, target, service, method, args]`` of ``batch``; answer each."""
+        if type(batch) is not bytes:
+            kind = type(batch).__name__
+            log.warn("refused rpcs from {peer}: {kind}, not bytes", peer=self.peer, kind=kind)
+        elif self.mind is None:
+            log.warn("refused rpcs from {peer}: it gave no answer sink", peer=self.peer)
+        else:
+            self._runner.run(batch)
+
+    def _queue(self, item: bytes) -> None:
+        if self.mind is None:  # logged out: the caller failed these calls already
+            return
+        self._answers.append(item)
+        if self._flush is None:
+            self._flush = self.transport._reactor.callLater(0, self._send_answers)
+
+    def _send_answers(self) -> None:
+        self._flush = None
+        answers, self._answers = self._answers, []
+        mind = self.mind
+        if mind is None or not answers:
+            return
+        for chunk in chunks(answers, MAX_BATCH):
+            try:
+                mind.callRemote("answers", pack_array(chunk), pbanswer=False)
+            except pb.DeadReferenceError:
+                return  # the connection is going: the caller fails these calls itself
+
+
+class _AnswerSink(pb.Referenceable):
+    """The mind this server gives a peer at login: the peer sends ``answers`` here."""
+
+    def __init__(self, transport: PbRpcTransport, peer_id: str) -> None:
+        self.transport = transport
+        self.peer_id = peer_id
+
+    def remoteMessageReceived(  # noqa: N802 (PB's name)
+        self, broker: pb.Broker, message: str | bytes, args: Any, kw: Any
+    ) -> None:
+        """Only ``answers(batch)``, with the broker it came on."""
+        if message not in ("answers", b"answers"):
+            raise pb.NoSuchMethod(f"No such method: remote_{message!r}")
+        args, kw = broker.unserialize(args), broker.unserialize(kw)
+        if kw or len(args) != 1:
+            log.warn("refused answers from {peer}: bad arguments", peer=self.peer_id)
+            return
+        self.transport._answered(self.peer_id, broker, args[0])
 
 
 class _Peer:
-    """One peer server: its address and the connection to it."""
+    """One peer server: its address, the connection to it, the calls on that connection."""
 
-    __slots__ = ("connection", "info")
+    __slots__ = ("channel", "connection", "info")
 
     def __init__(self, info: ServerInfo, connection: PersistentLogin) -> None:
         self.info = info
         self.connection = connection
+        self.channel: _Channel | None = None
+
+
+class _Channel:
+    """The calls made over one logged-in connection to a peer: queued until the end of
+    the reactor turn, then sent as one batch; kept by id until answered."""
+
+    __slots__ = (
+        "avatar",
+        "broker",
+        "calls",
+        "counters",
+        "deadlines",
+        "flush",
+        "queue",
+        "server_id",
+    )
+
+    def __init__(
+        self, server_id: str, avatar: Any, counters: RpcCounters, deadlines: Deadlines
+    ) -> None:
+        self.server_id = server_id
+        self.avatar = avatar
+        self.broker: pb.Broker = avatar.broker
+        self.counters = counters
+        self.deadlines = deadlines
+        self.calls: dict[int, _Call] = {}
+        self.queue: list[_Call] = []
+        self.flush: IDelayedCall | None = None
 
 
 class _Call:
-    """One call in flight: its caller's Deferred and its deadline."""
+    """One call in flight: its caller's Deferred, its batch item until sent, its deadline."""
 
-    __slots__ = ("counters", "deferred", "done", "label", "timeout", "timer")
+    __slots__ = (
+        "call_id",
+        "channel",
+        "deadline",
+        "deferred",
+        "done",
+        "item",
+        "method",
+        "service",
+        "timeout",
+    )
 
-    def __init__(self, label: str, timeout: float, counters: RpcCounters) -> None:
-        self.label = label
+    def __init__(
+        self,
+        channel: _Channel,
+        call_id: int,
+        service: str,
+        method: str,
+        timeout: float,
+        item: bytes,
+    ) -> None:
+        self.channel = channel
+        self.call_id = call_id
+        self.service = service
+        self.method = method
         self.timeout = timeout
-        self.counters = counters
+        self.deadline = 0.0
+        self.item: bytes | None = item
         self.done = False
-        self.timer: IDelayedCall | None = None
         self.deferred: Deferred[Any] = Deferred(self._cancel)
+
+    def __str__(self) -> str:
+        return _label(self.channel.server_id, self.service, self.method)
 
     def _cancel(self, _: Deferred[Any]) -> None:
         self.finish()
 
     def finish(self) -> bool:
         """Mark answered; False when it was answered (or expired) already."""
+        channel = self.channel
         if self.done:
-            self.counters.late += 1
+            channel.counters.late += 1
             return False
         self.done = True
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
+        self.item = None
+        channel.calls.pop(self.call_id, None)
+        channel.deadlines.remove(self)
         return True
 
     def expire(self) -> None:
-        self.timer = None
+        """The deadline passed first."""
+        if not self.done and self.finish():
+            self.channel.counters.timeouts += 1
+            self.deferred.errback(RpcTimeout(f"{self} timed out after {self.timeout:g} seconds"))
+
+    def answered(self, answer: list[Any]) -> None:
+        """``answer`` is ``[id, kind, ...]`` from the peer."""
+        if not self.finish():
+            return
+        kind, size = answer[1], len(answer)
+        if kind == OK and size == 3:
+            self.deferred.callback(answer[2])
+        elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
+            self._fail(HandlerError(answer[2], str(answer[3])))
+        elif kind == ERROR and size == 3:
+            self._fail(RpcError(f"{self} failed: {answer[2]}"))
+        else:
+            self._fail(RpcError(f"{self}: the peer sent a malformed answer"))
+
+    def lost(self, why: str) -> None:
+        """The connection went (or the call could not be sent) before the answer."""
         if self.finish():
-            self.counters.timeouts += 1
-            self.deferred.errback(
-                RpcTimeout(f"{self.label} timed out after {self.timeout:g} seconds")
-            )
-
-    def answered(self, data: object) -> None:
-        if not self.finish():
-            return
-        try:
-            envelope = unpack_plain(data) if type(data) is bytes else None
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, list) or not envelope:
-            self._fail(RpcError(f"{self.label}: the peer sent a malformed answer"))
-        elif envelope[0] == OK and len(envelope) == 2:
-            self.deferred.callback(envelope[1])
-        elif envelope[0] == HANDLER_ERROR and len(envelope) == 3:
-            self._fail(HandlerError(int(envelope[1]), str(envelope[2])))
-        else:
-            self._fail(RpcError(f"{self.label} failed: {envelope[-1]}"))
-
-    def failed(self, failure: Failure) -> None:
-        if not self.finish():
-            return
-        if failure.check(pb.PBConnectionLost):
-            self._fail(RpcError(f"{self.label}: the connection was lost before the answer"))
-        else:
-            self._fail(RpcError(f"{self.label} failed: {failure.getErrorMessage()}"))
+            self._fail(RpcError(f"{self}: {why}"))
 
     def _fail(self, error: Exception) -> None:
-        self.counters.failures += 1
+        self.channel.counters.failures += 1
         self.deferred.errback(error)
-
-
-def _connect_endpoint(reactor: Any) -> Callable[[ServerInfo], IStreamClientEndpoint]:
-    def connect(info: ServerInfo) -> IStreamClientEndpoint:
-        return clientFromString(reactor, info.rpc_client_endpoint)
-
-    return connect
 
 
 @implementer(INetworkRpcTransport)
@@ -226,16 +283,20 @@ class PbRpcTransport:
         self.name = name
         self._secret = secret
         self._rng = rng or random_module.Random()
-        self._connect = connect or _connect_endpoint(reactor)
+        self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
         self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
         self._local = LocalRpcTransport(reactor)
         self._dispatchers: dict[str, Dispatcher] = {}
         self._peers: dict[str, _Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
+        self._deadlines = Deadlines(reactor)
+        self._ids = count(1)
         self._port: IListeningPort | None = None
         #: Calls to a server id that is neither served here nor a known peer.
         self.unknown_calls = 0
+        #: ``calls`` messages sent (each a batch of one or more calls).
+        self.batches_sent = 0
 
     def __repr__(self) -> str:
         return f"<PbRpcTransport {self.name}: peers {sorted(self._peers)}>"
@@ -245,7 +306,7 @@ class PbRpcTransport:
     def register(self, server_id: str, dispatcher: object) -> None:
         """Serve calls to ``server_id`` (from peers, and in-process)."""
         self._local.register(server_id, dispatcher)
-        self._dispatchers[server_id] = dispatcher  # type: ignore[assignment]
+        self._dispatchers[server_id] = entry_point(dispatcher)  # type: ignore[arg-type]
 
     def unregister(self, server_id: str) -> None:
         """Stop serving ``server_id``."""
@@ -258,8 +319,9 @@ class PbRpcTransport:
 
     def server_factory(self) -> pb.PBServerFactory:
         """The PB factory of the RPC port: a portal guarded by the cluster secret."""
-        portal = make_portal(self._secret, lambda peer, _mind: RpcAvatar(self, peer))
+        portal = make_portal(self._secret, lambda peer, mind: RpcAvatar(self, peer, mind))
         factory = pb.PBServerFactory(portal)
+        factory.protocol = NoDelayBroker
         factory.noisy = False
         return factory
 
@@ -300,6 +362,7 @@ class PbRpcTransport:
             self._secret,
             clock=self._reactor,
             jitter=lambda: self._rng.random() * initial,
+            mind=_AnswerSink(self, info.id),
             initial_delay=initial,
             max_delay=maximum,
             login_timeout=login_timeout,
@@ -357,38 +420,121 @@ class PbRpcTransport:
     def call(
         self, server_id: str, service: str, method: str, args: Sequence[Any], timeout: float
     ) -> Deferred[Any]:
-        """A Deferred of ``service.method(*args)`` on ``server_id``; never raises."""
+        """A Deferred of ``service.method(*args)`` on ``server_id``; never raises.
+
+        The call joins the batch to ``server_id`` sent at the end of this reactor turn.
+        """
         if server_id in self._dispatchers:
             return self._local.call(server_id, service, method, tuple(args), timeout)
-        label = f"rpc {service}.{method} to server {server_id!r}"
         peer = self._peers.get(server_id)
         if peer is None:
             self.unknown_calls += 1
-            return fail(RpcError(f"{label}: unknown server"))
+            return fail(RpcError(f"{_label(server_id, service, method)}: unknown server"))
         counters = self._counters[server_id]
         counters.calls += 1
         avatar = peer.connection.avatar
-        if avatar is None:
+        if avatar is None or avatar.broker.disconnected:
             counters.failures += 1
             why = peer.connection.last_error or "not connected yet"
+            label = _label(server_id, service, method)
             return fail(RpcError(f"{label}: the server is down ({why})"))
         if not timeout > 0:
             counters.failures += 1
+            label = _label(server_id, service, method)
             return fail(RpcError(f"{label}: timeout must be positive, not {timeout!r}"))
+        call_id = next(self._ids)
         try:
-            payload = pack_plain(list(args))
+            if type(args) not in (tuple, list):
+                args = list(args)
+            item = pack_plain([call_id, server_id, service, method, args])
         except ValueError as exc:
             counters.failures += 1
+            label = _label(server_id, service, method)
             return fail(RpcError(f"{label}: arguments are not plain data ({exc})"))
-        call = _Call(label, timeout, counters)
-        call.timer = self._reactor.callLater(timeout, call.expire)
-        try:
-            d: Deferred[Any] = avatar.callRemote("call", server_id, service, method, payload)
-        except Exception:  # a broker torn down under us
-            call.failed(Failure())
-            return call.deferred
-        d.addCallbacks(call.answered, call.failed)
+        if len(item) > MAX_BATCH:
+            counters.failures += 1
+            label = _label(server_id, service, method)
+            size = f"{len(item)} bytes, at most {MAX_BATCH}"
+            return fail(RpcError(f"{label}: the arguments are too large ({size})"))
+        channel = peer.channel
+        if channel is None or channel.avatar is not avatar:
+            channel = self._open(peer, avatar)
+        call = _Call(channel, call_id, service, method, timeout, item)
+        channel.calls[call_id] = call
+        channel.queue.append(call)
+        if channel.flush is None:
+            channel.flush = self._reactor.callLater(0, self._send, channel)
+        self._deadlines.add(call)
         return call.deferred
+
+    def _open(self, peer: _Peer, avatar: pb.RemoteReference) -> _Channel:
+        """A channel for the calls over ``avatar``'s connection, failed when it is lost."""
+        server_id = peer.info.id
+        channel = _Channel(server_id, avatar, self._counters[server_id], self._deadlines)
+        peer.channel = channel
+        channel.broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
+        return channel
+
+    def _lost(self, peer: _Peer, channel: _Channel) -> None:
+        if peer.channel is channel:
+            peer.channel = None
+        if channel.flush is not None and channel.flush.active():
+            channel.flush.cancel()
+        channel.flush = None
+        channel.queue = []
+        calls, channel.calls = channel.calls, {}
+        for call in calls.values():
+            call.lost("the connection was lost before the answer")
+
+    def _send(self, channel: _Channel) -> None:
+        """End of the turn: the queued calls leave as one batch (or a few, if large)."""
+        channel.flush = None
+        queue, channel.queue = channel.queue, []
+        calls = [call for call in queue if call.item is not None]  # not ended meanwhile
+        if not calls:
+            return
+        items: list[bytes] = []
+        for call in calls:
+            items.append(call.item)  # type: ignore[arg-type]
+            call.item = None
+        for chunk in chunks(items, MAX_BATCH):
+            try:
+                channel.avatar.callRemote("calls", pack_array(chunk), pbanswer=False)
+            except Exception:  # the broker is gone: _lost fails (or failed) the calls
+                log.failure("sending a batch of rpcs failed")
+                for call in calls:
+                    call.lost("the batch could not be sent")
+                return
+            self.batches_sent += 1
+
+    def _answered(self, peer_id: str, broker: pb.Broker, batch: object) -> None:
+        """Answers from ``peer_id`` on ``broker``: each to its call."""
+        peer = self._peers.get(peer_id)
+        channel = peer.channel if peer is not None else None
+        if channel is None or channel.broker is not broker:
+            return  # a connection we no longer use: its calls failed already
+        try:
+            answers = unpack_plain(batch) if type(batch) is bytes else None
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list):
+            log.warn("dropped malformed answers from {peer}", peer=peer_id)
+            return
+        calls = channel.calls
+        counters = self._counters[peer_id]
+        for answer in answers:
+            if type(answer) is not list or len(answer) < 3 or type(answer[0]) is not int:
+                log.warn("dropped a malformed answer from {peer}", peer=peer_id)
+                continue
+            call = calls.pop(answer[0], None)
+            if call is None:  # expired or cancelled: a late answer
+                counters.late += 1
+            else:
+                call.answered(answer)
+
+
+def _label(server_id: str, service: str, method: str) -> str:
+    return f"rpc {service}.{method} to server {server_id!r}"
 
 
 async def _stop_listening(port: IListeningPort) -> None:

@@ -21,7 +21,12 @@ from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,12 +35,29 @@ from zope.interface import implementer
 
 from .pbauth import login
 
-__all__ = ["PersistentLogin"]
+__all__ = ["NoDelayBroker", "PersistentLogin", "no_delay"]
 
 log = Logger()
 
 
-class _LoginBroker(pb.Broker):
+def no_delay(broker: pb.Broker) -> None:
+    """Turn Nagle's algorithm off on ``broker``'s TCP connection: PB messages are small
+    and each is one write (RPC batches, answers); holding one back until the previous
+    one is acknowledged only adds latency."""
+    transport = broker.transport
+    if ITCPTransport.providedBy(transport):
+        transport.setTcpNoDelay(True)
+
+
+class NoDelayBroker(pb.Broker):
+    """A broker setting ``TCP_NODELAY`` once connected (e.g. an RPC port's brokers)."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        no_delay(self)
+
+
+class _LoginBroker(NoDelayBroker):
     """A client broker telling its factory when it is ready and when it is gone."""
 
     factory: _LoginFactory  # type: ignore[assignment]

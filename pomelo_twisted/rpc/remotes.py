@@ -4,7 +4,13 @@ A remote is declared, never looked up from an arbitrary string: ``add(name, obj)
 computes once the set of ``obj``'s public methods, and a call whose service or
 method is not in that set is refused before anything runs. This is the server
 side of ``app.rpc.<type>.<service>.<method>``; a transport (in-process or
-Perspective Broker) calls the dispatcher as ``dispatcher(service, method, args)``.
+Perspective Broker) calls the dispatcher as ``dispatcher(service, method, args)``,
+or its :meth:`~RemoteDispatcher.invoke`.
+
+:class:`CallRunner` is the callee side of *batched* calls, whatever carries them:
+it runs each ``[id, target, service, method, args]`` of a batch and hands back
+each answer, on its own and as soon as it is ready, as msgpack bytes of
+``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,28 @@ from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from ..errors import ConfigError, RpcError
+from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
+from .payload import pack_plain, unpack_plain
 
-__all__ = ["LIFECYCLE_HOOKS", "RemoteDispatcher", "declared_methods"]
+__all__ = [
+    "ERROR",
+    "HANDLER_ERROR",
+    "LIFECYCLE_HOOKS",
+    "OK",
+    "CallRunner",
+    "RemoteDispatcher",
+    "declared_methods",
+]
+
+log = Logger()
+
+OK, HANDLER_ERROR, ERROR = 0, 1, 2
+"""The kinds of answer: ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as
+``HandlerError`` by the caller) and ``[id, ERROR, message]`` (an ``RpcError``)."""
 
 #: Hooks the application runs on handlers, remotes and modules; never remote methods.
 
@@ -94,6 +117,25 @@ class RemoteDispatcher:
         """``(name, obj)`` for each object declared with :meth:`add` (for lifecycle hooks)."""
         yield from self._objects.items()
 
+    def _lookup(self, service: str, method: str) -> Callable[..., Any]:
+        methods = self._methods.get(service)
+        if methods is None:
+            raise RpcError(f"unknown remote service {service!r} (method {method!r})")
+        fn = methods.get(method)
+        if fn is None:
+            raise RpcError(f"unknown remote method {service}.{method}")
+        return fn
+
+    def invoke(self, service: str, method: str, args: Sequence[Any]) -> object:
+        """Call ``service.method(*args)`` and return what it returns, as it is.
+
+        The transports' entry point (a :data:`~pomelo_twisted.rpc.local.Dispatcher`):
+        a value, a Deferred or a coroutine, without wrapping a value in a Deferred; an
+        exception of the method propagates. An undeclared service or method raises
+        ``RpcError`` (nothing runs).
+        """
+        return self._lookup(service, method)(*args)
+
     def __call__(self, service: str, method: str, args: Sequence[Any]) -> Deferred[Any]:
         """Call ``service.method(*args)``; a Deferred of its result.
 
@@ -102,12 +144,7 @@ class RemoteDispatcher:
         of the Deferred it returns, or of its coroutine (``async def``); an
         exception it raises becomes a failed Deferred.
         """
-        methods = self._methods.get(service)
-        if methods is None:
-            raise RpcError(f"unknown remote service {service!r} (method {method!r})")
-        fn = methods.get(method)
-        if fn is None:
-            raise RpcError(f"unknown remote method {service}.{method}")
+        fn = self._lookup(service, method)
         try:
             result = fn(*args)
         except Exception:
@@ -117,3 +154,106 @@ class RemoteDispatcher:
         if isinstance(result, CoroutineType):
             return ensureDeferred(result)
         return succeed(result)
+
+
+def _error_answer(call_id: int, failure: Failure, where: Callable[[], str]) -> bytes:
+    """The answer of a failed remote; a bug of the remote (not a ``PomeloError``) is logged."""
+    exc = failure.value
+    if isinstance(exc, HandlerError):
+        return pack_plain([call_id, HANDLER_ERROR, exc.code, exc.msg])
+    if not isinstance(exc, PomeloError):
+        log.failure("{where} failed", failure, where=where())
+        return pack_plain([call_id, ERROR, f"{type(exc).__name__}: {exc}"])
+    return pack_plain([call_id, ERROR, str(exc)])
+
+
+class CallRunner:
+    """Runs the batches of calls one peer sends; hands each answer to ``answer``.
+
+    ``dispatchers(target)`` is the dispatcher serving server ``target`` here (None when
+    it is not served): a callable ``(service, method, args)`` returning a value, a
+    Deferred or a coroutine, e.g. :meth:`RemoteDispatcher.invoke`. A batch is msgpack
+    bytes of a list of ``[id, target, service, method, args]``; a batch that is not
+    such a list runs nothing (and is logged), a call whose names are not ``str`` or whose
+    ``args`` is not a list is answered with an error. An answer whose bytes exceed
+    ``max_size`` is replaced by an error.
+    """
+
+    def __init__(
+        self,
+        dispatchers: Callable[[str], Callable[[str, str, list[Any]], object] | None],
+        answer: Callable[[bytes], object],
+        peer: str,
+        max_size: int,
+    ) -> None:
+        self._dispatchers = dispatchers
+        self._answer = answer
+        self.peer = peer
+        self._max_size = max_size
+
+    def run(self, batch: bytes) -> None:
+        """Run every call of ``batch``."""
+        try:
+            calls = unpack_plain(batch)
+        except ValueError as exc:
+            calls = exc
+        if not isinstance(calls, list):
+            log.warn("refused a malformed batch of rpcs from {peer}", peer=self.peer)
+            return
+        for item in calls:
+            if type(item) is not list or len(item) != 5 or type(item[0]) is not int:
+                log.warn("refused a malformed rpc from {peer}: {item!r}", peer=self.peer, item=item)
+            else:
+                self._run(*item)
+
+    def _run(self, call_id: int, target: Any, service: Any, method: Any, args: Any) -> None:
+        if not (
+            type(target) is str
+            and type(service) is str
+            and type(method) is str
+            and type(args) is list
+        ):
+            kinds = ", ".join(type(v).__name__ for v in (target, service, method, args))
+            log.warn("refused an rpc from {peer} with ({kinds})", peer=self.peer, kinds=kinds)
+            message = f"refused: expected (str, str, str, list), got ({kinds})"
+            self._answer(pack_plain([call_id, ERROR, message]))
+            return
+        dispatcher = self._dispatchers(target)
+        if dispatcher is None:
+            message = f"server {target!r} is not served at this address"
+            self._answer(pack_plain([call_id, ERROR, message]))
+            return
+        try:
+            result = dispatcher(service, method, args)
+        except Exception:
+            self._failed(Failure(), call_id, target, service, method)
+            return
+        if isinstance(result, CoroutineType):
+            result = ensureDeferred(result)
+        if isinstance(result, Deferred):
+            names = (call_id, target, service, method)
+            result.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
+        else:
+            self._returned(result, call_id, target, service, method)
+
+    def _where(self, target: str, service: str, method: str) -> str:
+        return f"remote {service}.{method} on server {target} (called by {self.peer})"
+
+    def _returned(
+        self, result: object, call_id: int, target: str, service: str, method: str
+    ) -> None:
+        try:
+            item = pack_plain([call_id, OK, result])
+        except ValueError as exc:
+            where = self._where(target, service, method)
+            item = pack_plain([call_id, ERROR, f"{where}: the result is not plain data ({exc})"])
+        if len(item) > self._max_size:
+            where = self._where(target, service, method)
+            size = f"{len(item)} bytes, at most {self._max_size}"
+            item = pack_plain([call_id, ERROR, f"{where}: the result is too large ({size})"])
+        self._answer(item)
+
+    def _failed(
+        self, failure: Failure, call_id: int, target: str, service: str, method: str
+    ) -> None:
+        self._answer(_error_answer(call_id, failure, lambda: self._where(target, service, method)))

@@ -44,13 +44,14 @@ class BackendSession:
     def __init__(self, data: Mapping[str, Any], rpc: RpcCall) -> None:
         sid, frontend_id = data.get("id"), data.get("frontend_id")
         uid, settings = data.get("uid"), data.get("settings", {})
-        if not isinstance(sid, int) or isinstance(sid, bool):
+        # Exact types first: what msgpack delivers on every forwarded request.
+        if type(sid) is not int and (not isinstance(sid, int) or isinstance(sid, bool)):
             raise ValueError(f"session data needs an int 'id', not {sid!r}")
-        if not isinstance(frontend_id, str) or not frontend_id:
+        if (type(frontend_id) is not str and not isinstance(frontend_id, str)) or not frontend_id:
             raise ValueError(f"session data needs a 'frontend_id', not {frontend_id!r}")
-        if uid is not None and not isinstance(uid, str):
+        if uid is not None and type(uid) is not str and not isinstance(uid, str):
             raise ValueError(f"session data 'uid' must be a string or None, not {uid!r}")
-        if not isinstance(settings, Mapping):
+        if type(settings) is not dict and not isinstance(settings, Mapping):
             raise ValueError(f"session data 'settings' must be a mapping, not {settings!r}")
         self.id: int = sid
         self.frontend_id: str = frontend_id

@@ -51,6 +51,10 @@ class ChatRemote:
     def unsendable(self) -> object:
         return object()
 
+    def sized(self, size: int) -> str:
+        """A result of ``size`` characters (from a small argument)."""
+        return "x" * size
+
     def _secret(self) -> str:
         return "never"
 

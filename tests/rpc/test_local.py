@@ -12,6 +12,8 @@ from zope.interface.verify import verifyObject
 from pomelo_twisted.errors import ConfigError, HandlerError, RpcError, RpcTimeout
 from pomelo_twisted.interfaces import IRpcTransport
 from pomelo_twisted.rpc import LocalRpcTransport, RemoteDispatcher, copy_plain
+from pomelo_twisted.rpc.local import Deadlines
+from pomelo_twisted.rpc.payload import chunks, pack_array, pack_plain, unpack_plain
 
 from .helpers import ChatRemote
 
@@ -114,6 +116,23 @@ class DeliveryTests(TransportCase):
         self.assertEqual(copy_plain(value), {"a": [1, {"b": [2]}]})
         self.assertRaises(ValueError, copy_plain, {1, 2})
         self.assertRaises(ValueError, copy_plain, 2**64)
+
+    def test_pack_plain_is_clean_after_a_refusal(self) -> None:
+        """A value refused half-way leaves nothing behind for the next one (reused packer)."""
+        self.assertRaises(ValueError, pack_plain, [1, "two", {"x": object()}])
+        self.assertEqual(unpack_plain(pack_plain([3])), [3])
+
+    def test_chunks(self) -> None:
+        """chunks keeps the order, stays under the limit, and gives a big item its own run."""
+        items = [b"a" * 4, b"b" * 4, b"c" * 9, b"d", b"e" * 3]
+        self.assertEqual(chunks(items, 8), [[b"aaaa", b"bbbb"], [b"c" * 9], [b"d", b"eee"]])
+        self.assertEqual(chunks([], 8), [])
+
+    def test_pack_array(self) -> None:
+        """pack_array joins packed items under one array header, for any count."""
+        for n in (0, 1, 15, 16, 65535, 65536):
+            items = [pack_plain([i, "x"]) for i in range(n)]
+            self.assertEqual(unpack_plain(pack_array(items)), [[i, "x"] for i in range(n)])
 
 
 class FailureTests(TransportCase):
@@ -237,6 +256,157 @@ class FailureTests(TransportCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.clock.advance(0)
         self.assertEqual(self.remote.received, [])
+
+
+class TurnTests(TransportCase):
+    """The calls of one turn share one delivery; deadlines share one timer."""
+
+    def test_one_hop_and_one_timer_for_many_calls(self) -> None:
+        """Ten calls in one turn leave two delayed calls on the clock, not twenty."""
+        calls = [self.call("echo", i) for i in range(10)]
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        self.clock.advance(0)
+        self.assertEqual([self.successResultOf(d) for d in calls], [[i] for i in range(10)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_call_made_during_delivery_is_not_run_inside_it(self) -> None:
+        """A remote calling out during delivery does not run the callee inside its call."""
+        inner: list[Deferred[Any]] = []
+        seen: list[list[Any]] = []
+
+        def relay() -> str:
+            inner.append(self.call("record", "inner"))
+            seen.append(list(self.remote.received))
+            return "outer"
+
+        self.dispatcher.add_function("relay", "go", relay)
+        d = self.transport.call("chat-1", "relay", "go", (), 10)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), "outer")
+        self.assertEqual(seen, [[]])
+        self.assertEqual(self.successResultOf(inner[0]), "chat-1")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancelling_one_call_of_a_turn(self) -> None:
+        """A call cancelled before delivery never runs; the others of its turn do."""
+        first, second, third = (self.call("record", n) for n in (1, 2, 3))
+        second.cancel()
+        self.failureResultOf(second, CancelledError)
+        self.clock.advance(0)
+        self.assertEqual(self.remote.received, [("record", (1,)), ("record", (3,))])
+        self.successResultOf(first)
+        self.successResultOf(third)
+
+    def test_cancelled_during_the_delivery_of_its_turn(self) -> None:
+        """A call cancelled by an earlier call of the same turn is skipped, not delivered."""
+        victim: list[Deferred[Any]] = []
+        self.dispatcher.add_function("killer", "go", lambda: victim[0].cancel())
+        self.transport.call("chat-1", "killer", "go", (), 10)
+        victim.append(self.call("record", "victim"))
+        self.clock.advance(0)
+        self.failureResultOf(victim[0], CancelledError)
+        self.assertEqual(self.remote.received, [])
+
+    def test_a_timeout_cancelling_another_call_due_with_it(self) -> None:
+        """A call cancelled by the errback of a call timing out with it is not timed out."""
+        first, second = self.call("later", timeout=1.0), self.call("later", timeout=1.0)
+        first.addErrback(lambda _: second.cancel())
+        self.clock.advance(0)
+        self.clock.advance(1)
+        self.failureResultOf(second, CancelledError)
+        self.assertEqual(self.transport.counters("chat-1").timeouts, 1)
+
+    def test_deadlines_of_different_timeouts(self) -> None:
+        """Calls with different timeouts in one turn each expire at their own deadline."""
+        slow, fast, mid = (self.call("later", timeout=t) for t in (5.0, 1.0, 3.0))
+        self.clock.advance(0)
+        self.clock.advance(1)
+        self.failureResultOf(fast, RpcTimeout)
+        self.assertNoResult(mid)
+        self.clock.advance(2)
+        self.failureResultOf(mid, RpcTimeout)
+        self.assertNoResult(slow)
+        self.remote.pending[0].callback("in time")
+        self.assertEqual(self.successResultOf(slow), "in time")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class _Entry:
+    """Something with a deadline, recording when it expired."""
+
+    def __init__(self, timeout: float, expired: list[tuple[str, float]], name: str) -> None:
+        self.timeout = timeout
+        self.deadline = 0.0
+        self.name = name
+        self._expired = expired
+        self.on_expire: Any = None
+
+    def expire(self) -> None:
+        self._expired.append((self.name, self.deadline))
+        if self.on_expire is not None:
+            self.on_expire()
+
+
+class DeadlinesTests(SynchronousTestCase):
+    """Deadlines: many deadlines on one timer of a Clock."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.deadlines = Deadlines(self.clock)
+        self.expired: list[tuple[str, float]] = []
+
+    def entry(self, name: str, timeout: float) -> _Entry:
+        entry = _Entry(timeout, self.expired, name)
+        self.deadlines.add(entry)
+        return entry
+
+    def test_expiry_in_deadline_order_on_one_timer(self) -> None:
+        """Entries expire exactly at their deadlines, in order, with one timer at a time."""
+        self.entry("a", 5.0)
+        self.clock.advance(1)
+        self.entry("b", 5.0)
+        self.entry("c", 2.0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(2)
+        self.assertEqual(self.expired, [("c", 3.0)])
+        self.clock.advance(2)
+        self.assertEqual(self.expired, [("c", 3.0), ("a", 5.0)])
+        self.clock.advance(1)
+        self.assertEqual([name for name, _ in self.expired], ["c", "a", "b"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.deadlines), 0)
+
+    def test_removed_entries_never_expire(self) -> None:
+        """A removed entry does not expire; removing the last one cancels the timer."""
+        a, b = self.entry("a", 1.0), self.entry("b", 2.0)
+        self.deadlines.remove(a)
+        self.deadlines.remove(a)  # twice is harmless
+        self.clock.advance(1)
+        self.assertEqual(self.expired, [])
+        self.deadlines.remove(b)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(5)
+        self.assertEqual(self.expired, [])
+
+    def test_an_entry_removed_by_an_expiring_one_does_not_expire(self) -> None:
+        """Entries due together: one removed while another expires never expires."""
+        first, second = self.entry("first", 1.0), self.entry("second", 1.0)
+        first.on_expire = lambda: self.deadlines.remove(second)
+        self.clock.advance(1)
+        self.assertEqual(self.expired, [("first", 1.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_entries_added_while_expiring(self) -> None:
+        """An entry added by an expiring one gets its own full timeout."""
+        first = self.entry("first", 1.0)
+        first.on_expire = lambda: self.entry("second", 1.0)
+        self.clock.advance(1)
+        self.assertEqual(self.expired, [("first", 1.0)])
+        self.clock.advance(0.5)
+        self.assertEqual(len(self.expired), 1)
+        self.clock.advance(0.5)
+        self.assertEqual(self.expired, [("first", 1.0), ("second", 2.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class CounterTests(TransportCase):

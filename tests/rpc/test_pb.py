@@ -1,4 +1,5 @@
-"""PbRpcTransport over an in-memory network (iosim) on a Clock: auth, deadlines, failures."""
+"""PbRpcTransport over an in-memory network (iosim) on a Clock: auth, batches, deadlines,
+failures."""
 
 from __future__ import annotations
 
@@ -7,24 +8,33 @@ from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import (
     IListeningPort,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
+    ITCPTransport,
 )
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.errors import HandlerError, RpcError, RpcTimeout
 from pomelo_twisted.interfaces import INetworkRpcTransport, IRpcTransport
 from pomelo_twisted.rpc import RemoteDispatcher, pack_plain, unpack_plain
-from pomelo_twisted.rpc.pb import PbRpcTransport, RpcAvatar
+from pomelo_twisted.rpc.payload import pack_array
+from pomelo_twisted.rpc.pb import MAX_BATCH, PbRpcTransport, RpcAvatar, _AnswerSink
 from pomelo_twisted.rpc.pbauth import AvatarRealm, ClusterSecretChecker, login
-from pomelo_twisted.rpc.pbconnection import ObservedEndpoint
+from pomelo_twisted.rpc.pbconnection import (
+    ObservedEndpoint,
+    PersistentLogin,
+    _LoginFactory,
+    no_delay,
+)
 from pomelo_twisted.testing.network import MemoryEndpoint, MemoryNetwork
 
 from .helpers import ChatRemote
@@ -63,11 +73,22 @@ class PbCase(SynchronousTestCase):
     def join(self) -> None:
         """connector-1 connects to chat-1 and logs in."""
         self.connector.add_peer(CHAT)
-        self.network.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Run the ends of reactor turns (batches leave then) and move every byte, until
+        neither has anything left to do now."""
+        for _ in range(100):
+            self.network.flush()
+            due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
+            if not due:
+                return
+            self.clock.advance(0)
+        raise AssertionError("the network does not settle")
 
     def call(self, method: str, *args: Any, timeout: float = 10.0) -> Deferred[Any]:
         d = self.connector.call("chat-1", "chatRemote", method, args, timeout)
-        self.network.flush()
+        self.flush()
         return d
 
 
@@ -133,7 +154,7 @@ class CallTests(PbCase):
         failure = self.failureResultOf(self.call("__init__"), RpcError)
         self.assertIn("unknown remote method chatRemote.__init__", str(failure.value))
         d = self.connector.call("chat-1", "os", "system", ("true",), 10.0)
-        self.network.flush()
+        self.flush()
         failure = self.failureResultOf(d, RpcError)
         self.assertIn("unknown remote service 'os'", str(failure.value))
 
@@ -142,7 +163,7 @@ class CallTests(PbCase):
         d = self.call("doubled")
         self.assertNoResult(d)
         self.remote.pending[0].callback(21)
-        self.network.flush()
+        self.flush()
         self.assertEqual(self.successResultOf(d), 42)
 
     def test_non_plain_arguments_refused_by_the_caller(self) -> None:
@@ -168,7 +189,7 @@ class CallTests(PbCase):
         self.clock.advance(0.001)
         self.failureResultOf(d, RpcTimeout)
         self.remote.pending[0].callback("late")
-        self.network.flush()
+        self.flush()
         counters = self.connector.counters("chat-1")
         self.assertEqual((counters.timeouts, counters.late), (1, 1))
 
@@ -201,14 +222,14 @@ class FailureTests(PbCase):
         self.join()
         d = self.call("later")
         self.assertEqual(self.network.drop(CHAT.rpc_client_endpoint), 1)
-        self.network.flush()
+        self.flush()
         failure = self.failureResultOf(d, RpcError)
         self.assertIn("connection was lost", str(failure.value))
         self.assertEqual(self.connector.peer_state("chat-1"), "down")
         self.failureResultOf(self.call("echo"), RpcError)
         for _ in range(20):
             self.clock.advance(0.5)
-            self.network.flush()
+            self.flush()
         self.assertEqual(self.connector.peer_state("chat-1"), "up")
         self.assertEqual(self.successResultOf(self.call("echo", 1)), [1])
 
@@ -218,19 +239,19 @@ class FailureTests(PbCase):
         self.join()
         for _ in range(10):
             self.clock.advance(0.5)
-            self.network.flush()
+            self.flush()
         attempts = self.network.attempts
         self.assertLess(attempts, 12)  # 5 s of 0.1 s * 1.5^n backoff, not 50 tries
         self.serve(self.chat, CHAT)
         self.connector.reconnect("chat-1")
-        self.network.flush()
+        self.flush()
         self.assertEqual(self.connector.peer_state("chat-1"), "up")
 
     def test_removed_peer_is_unknown(self) -> None:
         """After remove_peer the connection is closed and calls fail as unknown."""
         self.join()
         self.connector.remove_peer("chat-1")
-        self.network.flush()
+        self.flush()
         self.assertEqual(self.network.connections(CHAT.rpc_client_endpoint), 0)
         self.assertIn("unknown server", str(self.failureResultOf(self.call("echo")).value))
 
@@ -240,7 +261,7 @@ class FailureTests(PbCase):
         self.assertEqual(self.successResultOf(self.connector.when_peers_up(1.0)), [])
         self.connector.add_peer(ServerInfo(id="chat-2", type="chat", port=4251))
         d = self.connector.when_peers_up(1.0)
-        self.network.flush()
+        self.flush()
         self.assertNoResult(d)
         self.clock.advance(1.0)
         self.assertEqual(self.successResultOf(d), ["chat-2"])
@@ -249,9 +270,9 @@ class FailureTests(PbCase):
         """stop() closes the peer connections; no reconnect follows."""
         self.join()
         self.connector.stop()
-        self.network.flush()
+        self.flush()
         self.clock.advance(10)
-        self.network.flush()
+        self.flush()
         self.assertEqual(self.network.connections(CHAT.rpc_client_endpoint), 0)
 
 
@@ -262,7 +283,7 @@ class AuthTests(PbCase):
         """A transport with another secret never gets up; its calls fail fast."""
         intruder = self.transport("connector-1", secret=b"not-the-secret")
         intruder.add_peer(CHAT)
-        self.network.flush()
+        self.flush()
         self.assertEqual(intruder.peer_state("chat-1"), "down")
         d = intruder.call("chat-1", "chatRemote", "record", ("x",), 10.0)
         self.failureResultOf(d, RpcError)
@@ -281,52 +302,351 @@ class AuthTests(PbCase):
 
         factory.clientConnectionMade = made  # type: ignore[method-assign]
         self.network.connect(CHAT.rpc_client_endpoint, factory)
-        self.network.flush()
+        self.flush()
         root = self.successResultOf(factory.getRootObject())
         d = root.callRemote("call", "chat-1", "chatRemote", "record", pack_plain(["x"]))
-        self.network.flush()
+        self.flush()
         self.failureResultOf(d)
         self.assertEqual(self.remote.received, [])
         wrong = login(brokers[0], "connector-1", b"guess")
-        self.network.flush()
+        self.flush()
         self.failureResultOf(wrong)
         self.flushLoggedErrors()
 
 
 class PayloadTests(PbCase):
-    """Only str names and msgpack bytes cross."""
+    """Only msgpack bytes cross, and only through ``calls``."""
 
-    def test_non_bytes_payload_refused(self) -> None:
-        """The avatar refuses arguments that are not (str, str, str, bytes); nothing runs."""
-        avatar = RpcAvatar(self.chat, "connector-1")
-        for args in (
-            ("chat-1", "chatRemote", "record", ["x"]),
-            ("chat-1", "chatRemote", "record", {"a": 1}),
-            ("chat-1", b"chatRemote", "record", pack_plain(["x"])),
-        ):
-            answer = avatar.perspective_call(*args)
-            assert isinstance(answer, bytes)
-            kind, message = unpack_plain(answer)
-            self.assertEqual(kind, 2)
-            self.assertIn("refused", message)
-        self.assertEqual(self.remote.received, [])
-
-    def test_non_bytes_payload_over_the_wire(self) -> None:
-        """A logged-in peer sending a list instead of bytes gets an error, not a call."""
+    def test_non_bytes_batch_over_the_wire(self) -> None:
+        """A logged-in peer sending a list instead of bytes has nothing run."""
         self.join()
         avatar = self.connector._peers["chat-1"].connection.avatar
         assert avatar is not None
-        d = avatar.callRemote("call", "chat-1", "chatRemote", "record", ["x"])
-        self.network.flush()
-        kind, message = unpack_plain(self.successResultOf(d))
-        self.assertEqual(kind, 2)
-        self.assertIn("expected (str, str, str, bytes)", message)
+        avatar.callRemote("calls", [[1, "chat-1", "chatRemote", "record", ["x"]]], pbanswer=False)
+        self.flush()
         self.assertEqual(self.remote.received, [])
 
-    def test_bad_msgpack_and_wrong_target(self) -> None:
-        """Undecodable payloads and calls for a server not served here are refused."""
+    def test_no_single_call_form(self) -> None:
+        """The avatar offers ``calls`` only: a one-call ``call`` message is refused."""
+        self.join()
+        avatar = self.connector._peers["chat-1"].connection.avatar
+        assert avatar is not None
+        d = avatar.callRemote("call", "chat-1", "chatRemote", "record", pack_plain(["x"]))
+        self.flush()
+        self.failureResultOf(d)
+        self.assertEqual(self.remote.received, [])
+        self.flushLoggedErrors()
+
+
+class BatchCase(PbCase):
+    """Joined, and counting the ``calls`` and ``answers`` messages that cross."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.batches: list[int] = []  # calls per ``calls`` message
+        self.answer_batches: list[int] = []  # answers per ``answers`` message
+        calls, answers = RpcAvatar.perspective_calls, _AnswerSink.remoteMessageReceived
+
+        def counting_calls(avatar: RpcAvatar, batch: object) -> None:
+            self.batches.append(len(unpack_plain(batch)) if type(batch) is bytes else -1)
+            calls(avatar, batch)
+
+        def counting_answers(
+            sink: _AnswerSink, broker: pb.Broker, message: Any, args: Any, kw: Any
+        ) -> None:
+            self.answer_batches.append(len(unpack_plain(broker.unserialize(args)[0])))
+            answers(sink, broker, message, args, kw)
+
+        self.patch(RpcAvatar, "perspective_calls", counting_calls)
+        self.patch(_AnswerSink, "remoteMessageReceived", counting_answers)
+        self.join()
+
+    def calls(self, *calls: tuple[Any, ...], timeout: float = 10.0) -> list[Deferred[Any]]:
+        """Make ``(method, *args)`` calls in one turn (not yet sent)."""
+        return [
+            self.connector.call("chat-1", "chatRemote", method, args, timeout)
+            for method, *args in calls
+        ]
+
+
+class BatchTests(BatchCase):
+    """The calls of a turn travel as one PB message; each call keeps its own outcome."""
+
+    def test_calls_of_one_turn_are_one_message_and_so_are_their_answers(self) -> None:
+        """Five calls in one turn: one ``calls`` message there, one ``answers`` back."""
+        ds = self.calls(*(("echo", n) for n in range(5)))
+        self.assertEqual(self.batches, [])  # nothing leaves before the end of the turn
+        self.flush()
+        self.assertEqual(self.batches, [5])
+        self.assertEqual(self.answer_batches, [5])
+        self.assertEqual([self.successResultOf(d) for d in ds], [[n] for n in range(5)])
+        self.assertEqual(self.connector.batches_sent, 1)
+
+    def test_calls_of_different_turns_are_different_messages(self) -> None:
+        """Calls made after a turn ended go in the next batch."""
+        first = self.calls(("echo", 1), ("echo", 2))
+        self.clock.advance(0)
+        second = self.calls(("echo", 3))
+        self.flush()
+        self.assertEqual(sorted(self.batches), [1, 2])
+        self.assertEqual([self.successResultOf(d) for d in first + second], [[1], [2], [3]])
+
+    def test_answers_reach_their_own_callers_in_any_order(self) -> None:
+        """Answers of one batch arriving in another order still reach the right caller."""
+        ds = self.calls(("later",), ("later",), ("later",), ("echo", "now"))
+        self.flush()
+        self.assertEqual(self.successResultOf(ds[3]), ["now"])
+        for n in (2, 0, 1):
+            self.remote.pending[n].callback(f"answer {n}")
+        self.flush()
+        self.assertEqual(
+            [self.successResultOf(d) for d in ds[:3]], [f"answer {n}" for n in range(3)]
+        )
+        self.assertEqual(self.answer_batches, [1, 3])  # the late three answered in one turn
+
+    def test_a_failing_call_fails_no_other_call_of_its_batch(self) -> None:
+        """Errors, a HandlerError, an undeclared method and a bad result stay with their call."""
+        echo, boom, refuse, undeclared, unsendable, record = self.calls(
+            ("echo", 1),
+            ("boom", "bad"),
+            ("refuse", 403, "no"),
+            ("__init__",),
+            ("unsendable",),
+            ("record", "x"),
+        )
+        self.flush()
+        self.assertEqual(self.batches, [6])
+        self.assertEqual(self.successResultOf(echo), [1])
+        self.assertIn("ValueError: bad", str(self.failureResultOf(boom, RpcError).value))
+        self.assertEqual(self.failureResultOf(refuse, HandlerError).value.code, 403)
+        self.assertIn("unknown remote method", str(self.failureResultOf(undeclared).value))
+        self.assertIn("not plain data", str(self.failureResultOf(unsendable, RpcError).value))
+        self.assertEqual(self.successResultOf(record), "chat-1")
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        counters = self.connector.counters("chat-1")
+        self.assertEqual((counters.calls, counters.failures), (6, 4))
+
+    def test_each_call_of_a_batch_has_its_own_deadline(self) -> None:
+        """Calls sent together with timeouts 1 and 3: each expires at its own deadline."""
+        fast = self.calls(("later",), timeout=1.0)[0]
+        slow = self.calls(("later",), timeout=3.0)[0]
+        self.flush()
+        self.assertEqual(self.batches, [2])
+        self.clock.advance(1)
+        self.failureResultOf(fast, RpcTimeout)
+        self.assertNoResult(slow)
+        self.remote.pending[1].callback("in time")
+        self.remote.pending[0].callback("too late")
+        self.flush()
+        self.assertEqual(self.successResultOf(slow), "in time")
+        counters = self.connector.counters("chat-1")
+        self.assertEqual((counters.timeouts, counters.late), (1, 1))
+
+    def test_a_timeout_cancelling_another_call_of_the_batch(self) -> None:
+        """A call cancelled by the errback of a call timing out with it is not timed out."""
+        first, second = self.calls(("later",), ("later",), timeout=1.0)
+        first.addErrback(lambda _: second.cancel())
+        self.flush()
+        self.clock.advance(1)
+        self.failureResultOf(second, CancelledError)
+        self.assertEqual(self.connector.counters("chat-1").timeouts, 1)
+
+    def test_one_deadline_timer_for_many_calls(self) -> None:
+        """Fifty calls in flight: one timer on the clock for all their deadlines."""
+        ds = self.calls(*(("later",) for _ in range(50)))
+        self.flush()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        for pending in self.remote.pending:
+            pending.callback(None)
+        self.flush()
+        self.assertEqual([self.successResultOf(d) for d in ds], [None] * 50)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_cancelled_call_is_not_sent(self) -> None:
+        """A call cancelled before its batch leaves is left out of it."""
+        keep, drop = self.calls(("record", "keep"), ("record", "drop"))
+        drop.cancel()
+        self.failureResultOf(drop, CancelledError)
+        self.flush()
+        self.assertEqual(self.batches, [1])
+        self.assertEqual(self.remote.received, [("record", ("keep",))])
+        self.successResultOf(keep)
+
+    def test_large_batches_are_split(self) -> None:
+        """Calls adding up to more than one PB string go in several messages."""
+        big = "x" * (MAX_BATCH // 3)
+        ds = self.calls(*(("echo", big) for _ in range(4)), ("echo", "small"))
+        self.flush()
+        self.assertEqual(sum(self.batches), 5)
+        self.assertGreater(len(self.batches), 1)
+        self.assertEqual([self.successResultOf(d) for d in ds], [[big]] * 4 + [["small"]])
+
+    def test_too_large_arguments_and_results(self) -> None:
+        """A call or an answer that cannot fit in one PB string fails on its own."""
+        too_big = self.connector.call("chat-1", "chatRemote", "echo", ("x" * MAX_BATCH,), 10.0)
+        self.assertIn("too large", str(self.failureResultOf(too_big, RpcError).value))
+        huge, fine = self.calls(("sized", MAX_BATCH), ("sized", 3))
+        self.flush()
+        self.assertIn("result is too large", str(self.failureResultOf(huge, RpcError).value))
+        self.assertEqual(self.successResultOf(fine), "xxx")
+
+
+class BatchFailureTests(BatchCase):
+    """Connections lost under batches."""
+
+    def test_connection_loss_fails_every_call_of_a_batch(self) -> None:
+        """A lost connection fails every call sent and not answered, and those queued."""
+        sent = self.calls(("later",), ("later",), ("later",))
+        self.flush()
+        queued = self.calls(("echo", 1))
+        self.network.drop(CHAT.rpc_client_endpoint)
+        self.network.flush()
+        for d in [*sent, *queued]:
+            self.assertIn("connection was lost", str(self.failureResultOf(d, RpcError).value))
+        self.assertEqual(self.connector.counters("chat-1").failures, 4)
+        self.assertEqual(len(self.connector._deadlines), 0)  # no deadline left to keep
+        for pending in self.remote.pending:  # the callee finishing later changes nothing
+            pending.callback("gone")
+        self.flush()
+
+    def test_a_call_made_while_failing_a_lost_batch_fails_fast(self) -> None:
+        """A caller reacting to the loss by calling again is told the server is down."""
+        again: list[Deferred[Any]] = []
+        d = self.calls(("later",))[0]
+        d.addErrback(
+            lambda _: again.append(self.connector.call("chat-1", "chatRemote", "echo", (), 1))
+        )
+        self.flush()
+        self.network.drop(CHAT.rpc_client_endpoint)
+        self.network.flush()
+        self.assertIn("down", str(self.failureResultOf(again[0], RpcError).value))
+
+    def test_removed_peer_fails_its_calls_in_flight(self) -> None:
+        """remove_peer closes the connection: calls in flight on it fail."""
+        d = self.calls(("later",))[0]
+        self.flush()
+        self.connector.remove_peer("chat-1")
+        self.flush()
+        self.assertIn("connection was lost", str(self.failureResultOf(d, RpcError).value))
+
+    def test_answers_on_another_connection_are_dropped(self) -> None:
+        """Answers arriving on a broker that is not the call's connection reach nobody."""
+        d = self.calls(("later",))[0]
+        self.flush()
+        stranger = pb.Broker()
+        self.connector._answered("chat-1", stranger, pack_array([pack_plain([1, 0, "forged"])]))
+        self.assertNoResult(d)
+        self.remote.pending[0].callback("real")
+        self.flush()
+        self.assertEqual(self.successResultOf(d), "real")
+
+    def test_malformed_answers(self) -> None:
+        """Undecodable answers are dropped; an answer of an unknown kind fails its call."""
+        d = self.calls(("later",))[0]
+        self.flush()
+        channel = self.connector._peers["chat-1"].channel
+        assert channel is not None
+        [call_id] = channel.calls
+        for junk in (b"\xc1", pack_plain({"a": 1}), ["not bytes"]):
+            self.connector._answered("chat-1", channel.broker, junk)
+        odd = [pack_plain("x"), pack_plain([[1], 0, "x"]), pack_plain([call_id, 9, "?"])]
+        self.connector._answered("chat-1", channel.broker, pack_array(odd))
+        self.assertIn("malformed answer", str(self.failureResultOf(d, RpcError).value))
+
+
+class _FakeMind:
+    """An answer sink standing in for the caller's, recording the answers it gets."""
+
+    def __init__(self) -> None:
+        self.answers: list[Any] = []
+
+    def callRemote(self, name: str, batch: bytes, pbanswer: bool = True) -> None:  # noqa: N802
+        self.answers += [(name, answer) for answer in unpack_plain(batch)]
+
+
+class BatchPayloadTests(PbCase):
+    """What the callee accepts in a batch: bytes of a list of well-typed calls."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.mind = _FakeMind()
+        self.avatar = RpcAvatar(self.chat, "connector-1", self.mind)
+
+    def answers(self) -> list[Any]:
+        self.clock.advance(0)
+        return self.mind.answers
+
+    def test_non_bytes_and_malformed_batches_are_refused(self) -> None:
+        """A batch that is not bytes, not msgpack or not a list runs nothing, answers nothing."""
+        for batch in (["x"], b"\xc1", pack_plain({"a": 1}), pack_plain([[1, "chat-1"]])):
+            self.avatar.perspective_calls(batch)
+        self.assertEqual(self.answers(), [])
+        self.assertEqual(self.remote.received, [])
+
+    def test_badly_typed_calls_are_answered_with_an_error(self) -> None:
+        """A call with names that are not str or args that are not a list gets an error."""
+        batch = pack_array(
+            [
+                pack_plain([1, "chat-1", b"chatRemote", "record", ["x"]]),
+                pack_plain([2, "chat-1", "chatRemote", "record", {"a": 1}]),
+                pack_plain([3, "chat-2", "chatRemote", "record", []]),
+                pack_plain([4, "chat-1", "chatRemote", "record", ["ok"]]),
+            ]
+        )
+        self.avatar.perspective_calls(batch)
+        answers = {answer[0]: answer for _, answer in self.answers()}
+        self.assertIn("expected (str, str, str, list)", answers[1][2])
+        self.assertIn("expected (str, str, str, list)", answers[2][2])
+        self.assertIn("not served at this address", answers[3][2])
+        self.assertEqual(answers[4], [4, 0, "chat-1"])
+        self.assertEqual(self.remote.received, [("record", ("ok",))])
+
+    def test_no_answer_sink_no_calls(self) -> None:
+        """A peer that logged in without an answer sink cannot have calls run."""
         avatar = RpcAvatar(self.chat, "connector-1")
-        kind, message = unpack_plain(avatar.perspective_call("chat-1", "a", "b", b"\xc1"))
-        self.assertEqual((kind, "bad arguments payload" in message), (2, True))
-        kind, message = unpack_plain(avatar.perspective_call("chat-2", "a", "b", pack_plain([])))
-        self.assertEqual((kind, "not served at this address" in message), (2, True))
+        avatar.perspective_calls(
+            pack_array([pack_plain([1, "chat-1", "chatRemote", "record", []])])
+        )
+        self.assertEqual(self.remote.received, [])
+
+    def test_answers_after_logout_go_nowhere(self) -> None:
+        """Once the peer's connection is gone, answers still to come are dropped."""
+        self.avatar.perspective_calls(
+            pack_array([pack_plain([1, "chat-1", "chatRemote", "later", []])])
+        )
+        self.avatar.logout()
+        self.remote.pending[0].callback("late")
+        self.assertEqual(self.answers(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+@implementer(ITCPTransport)
+class _TcpTransport(StringTransport):
+    """A TCP transport recording TCP_NODELAY."""
+
+    no_delay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:  # noqa: N802
+        self.no_delay = enabled
+
+
+class NoDelayTests(PbCase):
+    """Both ends of an RPC connection turn Nagle's algorithm off."""
+
+    def test_server_and_client_brokers_set_tcp_nodelay(self) -> None:
+        """The RPC port's brokers and PersistentLogin's brokers set TCP_NODELAY."""
+        server = self.chat.server_factory().buildProtocol(None)
+        server.makeConnection(_TcpTransport())
+        self.assertTrue(server.transport.no_delay)
+        login = PersistentLogin(
+            self.network.endpoint("x"), "connector-1", SECRET, clock=self.clock, jitter=lambda: 0
+        )
+        client = _LoginFactory(login).buildProtocol(None)
+        client.makeConnection(_TcpTransport())
+        self.assertTrue(client.transport.no_delay)
+
+    def test_other_transports_are_left_alone(self) -> None:
+        """A transport that is not TCP (e.g. in memory) is not asked for TCP_NODELAY."""
+        broker = pb.Broker()
+        broker.makeConnection(StringTransport())
+        no_delay(broker)  # no setTcpNoDelay to call: nothing happens

@@ -197,3 +197,32 @@ class CallTests(SynchronousTestCase):
     def test_returns_deferred_type(self) -> None:
         """Whatever the remote returns, the dispatcher returns a Deferred."""
         self.assertIsInstance(self.dispatcher("chatRemote", "record", []), Deferred)
+
+
+class InvokeTests(SynchronousTestCase):
+    """dispatcher.invoke(service, method, args): the transports' entry, nothing wrapped."""
+
+    def setUp(self) -> None:
+        self.remote = ChatRemote()
+        self.dispatcher = RemoteDispatcher()
+        self.dispatcher.add("chatRemote", self.remote)
+
+    def test_value_is_returned_as_it_is(self) -> None:
+        """A plain return value comes back as the value, not in a Deferred."""
+        self.assertEqual(self.dispatcher.invoke("chatRemote", "echo", [1, "two"]), [1, "two"])
+
+    def test_deferred_and_coroutine_are_returned_as_they_are(self) -> None:
+        """A Deferred comes back as that Deferred; a coroutine as the coroutine."""
+        d = self.dispatcher.invoke("chatRemote", "later", [])
+        self.assertIs(d, self.remote.pending[0])
+        coroutine = self.dispatcher.invoke("chatRemote", "doubled", [])
+        self.assertEqual(type(coroutine).__name__, "coroutine")
+        d = Deferred.fromCoroutine(coroutine)  # type: ignore[arg-type]
+        self.remote.pending[1].callback(2)
+        self.assertEqual(self.successResultOf(d), 4)
+
+    def test_exceptions_propagate(self) -> None:
+        """An exception of the method, and RpcError for an undeclared name, are raised."""
+        self.assertRaises(ValueError, self.dispatcher.invoke, "chatRemote", "boom", ["bad"])
+        self.assertRaises(RpcError, self.dispatcher.invoke, "chatRemote", "_secret", [])
+        self.assertRaises(RpcError, self.dispatcher.invoke, "nope", "echo", [])
