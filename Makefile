@@ -10,6 +10,7 @@ PYTHON3 ?= python3
 STAMP = $(VENV)/.installed
 RUN_ARGS ?= --app example_game --type all
 START_ARGS ?=
+SUITE_ARGS ?=
 
 # Trees to lint; ones that do not exist (yet) are left out.
 LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
@@ -18,7 +19,7 @@ LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install test test-interop lint run run-standalone bench clean
+.PHONY: help install test test-interop lint run run-standalone bench bench-suite clean
 
 help:
 	@echo "pomelo_twisted targets:"
@@ -28,7 +29,8 @@ help:
 	@echo "  make lint          ruff check, ruff format --check, mypy"
 	@echo "  make run           the example game as a cluster (pomelo-twisted start --app example_game)"
 	@echo "  make run-standalone  twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
-	@echo "  make bench         codec, runtime and cluster RPC benchmarks (bench/codec.py, runtime.py, rpc.py)"
+	@echo "  make bench         codec, runtime, cluster RPC benchmarks, then the suite against pinus"
+	@echo "  make bench-suite   bench/suite.py: ours vs pinus vs the bare floors (SUITE_ARGS=...)"
 	@echo "  make clean         remove $(VENV), caches and _trial_temp"
 
 # Editable install.  twistd finds the `pomelo` plugin because setup.cfg's `package_dir = =.`
@@ -81,6 +83,13 @@ bench: $(STAMP)
 	$(PY) bench/codec.py
 	$(PY) bench/runtime.py
 	$(PY) bench/rpc.py
+	@mkdir -p bench/results
+	ulimit -n 20000 2>/dev/null || true; $(PY) bench/suite.py --json bench/results/suite.json
+
+# The comparison with pinus alone: make bench-suite SUITE_ARGS="--scenarios broadcast --rounds 1"
+bench-suite: $(STAMP)
+	@mkdir -p bench/results
+	ulimit -n 20000 2>/dev/null || true; $(PY) bench/suite.py --json bench/results/suite.json $(SUITE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist
