@@ -64,6 +64,8 @@ class HybridProtocol(Protocol):
             assert inner is not None and self.transport is not None
             self.inner = inner
             inner.makeConnection(self.transport)
+            # From now on the transport calls the inner protocol straight away.
+            self.dataReceived = inner.dataReceived  # type: ignore[method-assign]
         inner.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

@@ -18,6 +18,7 @@ from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
+from .deadlines import Deadlines
 
 __all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
 
@@ -51,6 +52,8 @@ class AgentFactory:
         self.dictionary = dictionary
         self.metrics = metrics if metrics is not None else ConnectionMetrics()
         self.agents: dict[int, Agent] = {}
+        self.deadlines = Deadlines(clock)
+        """The handshake and idle timeouts of every connection, under one DelayedCall."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
 
@@ -67,6 +70,7 @@ class AgentFactory:
             config=self.config,
             dictionary=self.dictionary,
             metrics=self.metrics,
+            deadlines=self.deadlines,
         )
         self.agents[sid] = agent
         agent.start()
@@ -97,10 +101,16 @@ class AgentFactory:
 
 @implementer(IAgentLink)
 class PomeloTCPProtocol(Protocol):
-    """One raw TCP connection: bytes in to the agent, packages out to the transport."""
+    """One raw TCP connection: bytes in to the agent, packages out to the transport.
+
+    What the agent writes while it handles one read (the responses to the requests of
+    that read) goes to the transport in one ``write``: a stream needs no message
+    boundaries, and a single write is much cheaper than one per package.
+    """
 
     agent: Agent | None = None
     agents: AgentFactory
+    _batch: list[bytes] | None = None
 
     def __init__(self, agents: AgentFactory) -> None:
         self.agents = agents
@@ -119,9 +129,22 @@ class PomeloTCPProtocol(Protocol):
         self.agent = self.agents.new_agent(self)
 
     def dataReceived(self, data: bytes) -> None:
-        """Feed the agent."""
+        """Feed the agent; what it writes meanwhile goes out in one write."""
         assert self.agent is not None
-        self.agent.data_received(data)
+        batch: list[bytes] = []
+        self._batch = batch
+        try:
+            self.agent.data_received(data)
+        finally:
+            self._batch = None
+            if batch:
+                assert self.transport is not None
+                self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    def _flush(self, batch: list[bytes]) -> None:
+        assert self.transport is not None
+        self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        batch.clear()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         """Tell the agent and forget it."""
@@ -132,18 +155,27 @@ class PomeloTCPProtocol(Protocol):
 
     # IAgentLink
     def write(self, data: bytes) -> None:
-        """Write one package."""
+        """Write one package (joined with the others of the same read)."""
+        batch = self._batch
+        if batch is not None:
+            batch.append(data)
+            return
         assert self.transport is not None
         self.transport.write(data)
 
     def close(self) -> None:
         """Close once written bytes are sent."""
         assert self.transport is not None
+        if self._batch:
+            self._flush(self._batch)
         self.transport.loseConnection()
 
     def abort(self) -> None:
         """Close at once."""
         transport = self.transport
+        if self._batch and transport is not None:
+            # As if written before the abort (which discards them all the same).
+            self._flush(self._batch)
         abort = getattr(transport, "abortConnection", None)
         if abort is not None:
             abort()

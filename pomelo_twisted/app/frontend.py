@@ -76,12 +76,12 @@ class FrontendHandler:
         agent.session = self.sessions.create(agent)
 
     def request(self, agent: Agent, route: str, msg: object) -> object:
-        """Dispatch (locally or forwarded); always a Deferred of a body."""
-        return self.app.dispatcher.dispatch(route, msg, agent.session)
+        """Dispatch (locally or forwarded): the body, or a Deferred of it."""
+        return self.app.dispatcher.call(route, msg, agent.session)
 
     def notify(self, agent: Agent, route: str, msg: object) -> object:
         """Dispatch a notify; the result is discarded."""
-        return self.app.dispatcher.dispatch(route, msg, agent.session, notify=True)
+        return self.app.dispatcher.call(route, msg, agent.session, True)
 
     def disconnected(self, agent: Agent, reason: str) -> None:
         """The connection closed: the session's on_closed callbacks run."""

@@ -10,11 +10,16 @@ a missing handler or method, a failing filter or handler, each becomes an error 
 where global filters run before the ones added for the request's server type. A
 before-filter's failure skips the rest of the chain and the handler; the error body
 still goes through the after-filters.
+
+``call(route, msg, session)`` is the same without a Deferred when the body is ready at
+once: a local request whose server type has no filter calls its handler directly, so a
+plain result costs neither a Deferred nor a coroutine (the frontends' hot path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
@@ -29,6 +34,12 @@ from .registry import HandlerRegistry
 __all__ = ["AfterFn", "BeforeFn", "Dispatcher", "HandlerTimeout", "error_body"]
 
 log = Logger()
+
+ROUTE_CACHE_SIZE = 4096
+"""How many distinct parsed routes a dispatcher keeps (routes past it are parsed each time)."""
+
+# What a handler may return instead of a body.
+_NOT_A_BODY = (Deferred, CoroutineType, Failure)
 
 BeforeFn = Callable[[RequestContext], object]
 AfterFn = Callable[[RequestContext, object], object]
@@ -104,6 +115,11 @@ class Dispatcher:
         self.error_handler = error_handler
         self._before: dict[str | None, list[BeforeFn]] = {}
         self._after: dict[str | None, list[AfterFn]] = {}
+        # The keys of both chains: server types (None: all) whose requests go through
+        # the filter machinery; the others are called directly.
+        self._filtered: set[str | None] = set()
+        # Parsed routes, bounded: clients choose the routes they send.
+        self._routes: dict[str, tuple[str, str, str]] = {}
         for flt in before:
             self.add_before(flt)
         for flt in after:
@@ -115,11 +131,13 @@ class Dispatcher:
         """Add a before-filter: an ``IBeforeFilter`` or a callable ``(context)``, global
         (``server_type=None``) or for one server type."""
         self._before.setdefault(server_type, []).append(_as_before(flt))
+        self._filtered.add(server_type)
 
     def add_after(self, flt: object, server_type: str | None = None) -> None:
         """Add an after-filter: an ``IAfterFilter`` or a callable ``(context, response)``
         returning the response to pass on (None: unchanged)."""
         self._after.setdefault(server_type, []).append(_as_after(flt))
+        self._filtered.add(server_type)
 
     def add_filter(self, flt: object, server_type: str | None = None) -> None:
         """Add an object as a before-filter and/or an after-filter, as it provides."""
@@ -147,15 +165,43 @@ class Dispatcher:
         self, route: str, msg: object, session: object, notify: bool = False
     ) -> Deferred[Any]:
         """A Deferred that always fires with the response body of ``route``."""
-        parts = parse_route(route)
+        result = self.call(route, msg, session, notify)
+        return result if isinstance(result, Deferred) else succeed(result)
+
+    def call(self, route: str, msg: object, session: object, notify: bool = False) -> Any:
+        """:meth:`dispatch` without the Deferred when the body is ready at once.
+
+        Returns the body itself, or a Deferred that always fires with it. A local
+        request whose server type has no filter calls its handler directly: a plain
+        result is the body, with neither Deferred nor coroutine in between (the
+        frontends' hot path).
+        """
+        parts = self._routes.get(route)
         if parts is None:
-            return succeed(error_response(500, f"invalid route {route!r}"))
-        server_type, handler, method = parts
+            parts = parse_route(route)
+            if parts is None:
+                return error_response(500, f"invalid route {route!r}")
+            if len(self._routes) < ROUTE_CACHE_SIZE:
+                self._routes[route] = parts
+        server_type = parts[0]
+        if server_type in self.server_types:
+            filtered = self._filtered
+            if not filtered or (None not in filtered and server_type not in filtered):
+                # A local request without filters (so without a timeout either): what
+                # _run does, minus the coroutine; a context only when needed.
+                try:
+                    result = self.registry.lookup(server_type, parts[1], parts[2])(session, msg)
+                except Exception:
+                    failure = Failure()
+                    return self._failed(self._context(route, parts, msg, session, notify), failure)
+                if not isinstance(result, _NOT_A_BODY):
+                    return {} if result is None else result
+                return self._later(result, self._context(route, parts, msg, session, notify))
         context = RequestContext(
             route=route,
             server_type=server_type,
-            handler=handler,
-            method=method,
+            handler=parts[1],
+            method=parts[2],
             msg=msg,
             session=session,
             started=self.clock.seconds(),
@@ -164,12 +210,57 @@ class Dispatcher:
         if server_type in self.server_types:
             return self.dispatch_local(context)
         if self.forward is None:
-            return succeed(error_response(500, f"no server type {server_type!r}"))
+            return error_response(500, f"no server type {server_type!r}")
         d = maybeDeferred(self.forward, context)
         d.addCallback(_normalise)
         d.addErrback(lambda failure: Deferred.fromCoroutine(self._error(context, failure)))
         d.addErrback(self._bug, context)
         return d
+
+    def _later(
+        self,
+        result: Deferred[Any] | CoroutineType[Any, Any, Any] | Failure,
+        context: RequestContext,
+    ) -> Any:
+        """The body of a handler that did not return one: a Deferred, a coroutine or a
+        Failure."""
+        if isinstance(result, Failure):
+            return self._failed(context, result)
+        d: Deferred[Any] = (
+            result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
+        )
+        d.addCallbacks(_normalise, self._failed_later, errbackArgs=(context,))
+        d.addErrback(self._bug, context)
+        return d
+
+    def _context(
+        self, route: str, parts: tuple[str, str, str], msg: object, session: object, notify: bool
+    ) -> RequestContext:
+        return RequestContext(
+            route=route,
+            server_type=parts[0],
+            handler=parts[1],
+            method=parts[2],
+            msg=msg,
+            session=session,
+            started=self.clock.seconds(),
+            notify=notify,
+        )
+
+    def _failed(self, context: RequestContext, failure: Failure) -> Any:
+        """The body answering ``failure`` (or a Deferred of it, when an error handler
+        decides it)."""
+        if self.error_handler is None:
+            try:
+                return error_body(context, failure)
+            except Exception:
+                return self._bug(Failure(), context)
+        d = Deferred.fromCoroutine(self._error(context, failure))
+        d.addErrback(self._bug, context)
+        return d
+
+    def _failed_later(self, failure: Failure, context: RequestContext) -> Any:
+        return Deferred.fromCoroutine(self._error(context, failure))
 
     def dispatch_local(self, context: RequestContext) -> Deferred[Any]:
         """Run filters and the local handler of ``context``; always fires with a body."""

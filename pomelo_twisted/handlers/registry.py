@@ -159,7 +159,8 @@ class HandlerRegistry:
         Raises :class:`RouteNotFound` (code 500) naming what is missing. The method name
         is checked against the registered set before any attribute is read.
         """
-        methods = self._methods.get(server_type, {}).get(handler)
+        by_name = self._methods.get(server_type)
+        methods = by_name.get(handler) if by_name is not None else None
         if methods is None:
             raise RouteNotFound(f"no {self.kind} {handler!r} on server type {server_type!r}")
         if method not in methods:

@@ -5,10 +5,9 @@ acceptors, the agent and the client drive these objects from the outside.
 See ``shared/PROTOCOL.md`` for the wire format.
 """
 
+from .client import CLIENT_RECEIVE, ClientConnection
 from .connection import (
-    CLIENT_RECEIVE,
     SERVER_RECEIVE,
-    ClientConnection,
     ConnectionState,
     ServerConnection,
     encode_push,

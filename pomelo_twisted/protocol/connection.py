@@ -2,8 +2,8 @@
 
 ``receive_data(bytes) -> list[Event]`` and ``send(event) -> bytes``. States
 go ``INITIAL → WAITING_ACK → WORKING → CLOSED``. What each state does with
-each received package type is one table per side (``SERVER_RECEIVE``,
-``CLIENT_RECEIVE``); anything not in the table is a protocol error that
+each received package type is one table per side (``SERVER_RECEIVE`` here,
+``CLIENT_RECEIVE`` in :mod:`.client`); anything not in the table is a protocol error that
 names the package and the state. A remote violation is reported as a final
 :class:`ProtocolViolation` event (the events decoded before it stay valid)
 and the connection is then ``CLOSED``.
@@ -11,6 +11,7 @@ and the connection is then ``CLOSED``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -19,7 +20,6 @@ from .dictionary import RouteDictionary
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     BadHandshake,
-    ClientHandshake,
     Event,
     HandshakeAck,
     HandshakeResponse,
@@ -35,15 +35,11 @@ from .events import (
 )
 from .handshake import (
     CODE_OK,
-    encode_client_handshake,
     encode_handshake_response,
     encode_kick,
     parse_client_handshake,
-    parse_handshake_response,
-    parse_kick,
 )
 from .message import (
-    MAX_MESSAGE_ID,
     MessageType,
     decode_message,
     encode_message,
@@ -59,17 +55,108 @@ from .packet import (
 )
 
 __all__ = [
-    "CLIENT_RECEIVE",
     "SERVER_RECEIVE",
-    "ClientConnection",
     "ConnectionState",
     "ServerConnection",
     "encode_push",
     "encode_response",
 ]
 
+_DATA = int(PackageType.DATA)
+_HEARTBEAT = int(PackageType.HEARTBEAT)
+_PACKAGE_TYPES: tuple[PackageType, ...] = (PackageType.HANDSHAKE, *PackageType)
+_HEARTBEAT_EVENT = Heartbeat()
+
+# Events of the hot path are built without the frozen dataclass __init__, whose
+# object.__setattr__ per field costs more than the decoding: the slot descriptors are
+# set directly. The result is an ordinary, equal, still frozen instance.
+_REQUEST = int(MessageType.REQUEST)
+_NOTIFY = int(MessageType.NOTIFY)
+_new = object.__new__
+_set_request_id = Request.__dict__["id"].__set__
+_set_request_route = Request.__dict__["route"].__set__
+_set_request_body = Request.__dict__["body"].__set__
+_set_notify_route = Notify.__dict__["route"].__set__
+_set_notify_body = Notify.__dict__["body"].__set__
+
+
+def decode_request_fast(body: bytes, routes: dict[int, str] | None) -> Request | Notify | None:
+    """A client's request or notify straight from the body of a data package: the
+    server's hot path, for the usual shapes (a varint id of up to four bytes, a route
+    as a code in ``routes``, the dictionary's code -> route map, or as UTF-8). None
+    for anything else, which :func:`decode_message` then decodes (or refuses) in
+    full. The events are built without the frozen dataclass ``__init__``."""
+    size = len(body)
+    if size < 2:
+        return None
+    flag = body[0]
+    msg_type = (flag >> 1) & 0x07
+    offset = 1
+    msg_id = 0
+    if msg_type == _REQUEST:
+        byte = body[1]
+        offset = 2
+        if byte < 0x80:
+            msg_id = byte
+        else:
+            msg_id = byte & 0x7F
+            shift = 7
+            while True:
+                # At most four bytes here (28 bits, always a valid id): a fifth one,
+                # which may overflow 31 bits, is left to decode_message.
+                if offset >= size or offset > 4:
+                    return None
+                byte = body[offset]
+                offset += 1
+                msg_id |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+    elif msg_type != _NOTIFY:
+        return None
+    if flag & 0x01:
+        if routes is None or offset + 2 > size:
+            return None
+        route = routes.get((body[offset] << 8) | body[offset + 1])
+        if route is None:
+            return None
+        offset += 2
+    else:
+        if offset >= size:
+            return None
+        stop = offset + 1 + body[offset]
+        if stop > size:
+            return None
+        try:
+            route = body[offset + 1 : stop].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        offset = stop
+    payload = body[offset:] if offset < size else b""
+    if msg_id:
+        request = _new(Request)
+        _set_request_id(request, msg_id)
+        _set_request_route(request, route)
+        _set_request_body(request, payload)
+        return request
+    notify = _new(Notify)
+    _set_notify_route(notify, route)
+    _set_notify_body(notify, payload)
+    return notify
+
+
 HEARTBEAT_PACKAGE = encode_package(PackageType.HEARTBEAT)
 HANDSHAKE_ACK_PACKAGE = encode_package(PackageType.HANDSHAKE_ACK)
+
+# A response's package header and message flag, packed at once: the type byte and the
+# 24-bit length as one big-endian word, then the flag (RESPONSE << 1) and the varint id
+# (one or two bytes for ids below 2**14; longer ids are appended).
+_DATA_TYPE_BITS = int(PackageType.DATA) << 24
+_RESPONSE_FLAG = int(MessageType.RESPONSE) << 1
+_RESPONSE_FLAG_BITS = _RESPONSE_FLAG << 8
+_PACK_0 = struct.Struct(">IB").pack
+_PACK_1 = struct.Struct(">IH").pack
+_PACK_2 = struct.Struct(">IBH").pack
 
 
 class ConnectionState(Enum):
@@ -106,17 +193,26 @@ def _violation(reason: str) -> Action:
 def encode_response(msg_id: int, body: bytes) -> bytes:
     """One data package holding the response to request ``msg_id``.
 
-    Built in one concatenation (the hot path); equal to
+    Built with one pack and one concatenation (the hot path); equal to
     ``encode_package(DATA, encode_message(RESPONSE, msg_id, "", body))``.
     """
-    msg_id_bytes = encode_varint(msg_id)
-    length = 1 + len(msg_id_bytes) + len(body)
+    if 0 <= msg_id < 0x80:
+        length = 2 + len(body)
+    elif 0x80 <= msg_id < 0x4000:
+        length = 3 + len(body)
+    else:
+        msg_id_bytes = encode_varint(msg_id)
+        length = 1 + len(msg_id_bytes) + len(body)
     if length > MAX_BODY_LENGTH:
         raise ValueError(
             f"package body of {length} bytes exceeds the protocol maximum of {MAX_BODY_LENGTH}"
         )
-    header = bytes((PackageType.DATA, length >> 16, (length >> 8) & 0xFF, length & 0xFF, 0x04))
-    return header + msg_id_bytes + body
+    if msg_id < 0x80:
+        return _PACK_1(_DATA_TYPE_BITS | length, _RESPONSE_FLAG_BITS | msg_id) + body
+    if msg_id < 0x4000:
+        varint = (msg_id & 0x7F | 0x80) << 8 | msg_id >> 7
+        return _PACK_2(_DATA_TYPE_BITS | length, _RESPONSE_FLAG, varint) + body
+    return b"".join((_PACK_0(_DATA_TYPE_BITS | length, _RESPONSE_FLAG), msg_id_bytes, body))
 
 
 def encode_push(route: str, body: bytes, dictionary: RouteDictionary | None = None) -> bytes:
@@ -155,13 +251,7 @@ class _Connection:
             while packages:
                 for package in packages:
                     self.packages_received += 1
-                    action = self._table.get((self.state, package.type))
-                    if action is None:
-                        raise RemoteProtocolError(
-                            f"unexpected {package.type.name.lower()} package in state "
-                            f"{self.state.value}"
-                        )
-                    events.extend(action(self, package))
+                    events.extend(self._act(package))
                     if self._closed():
                         return events
                 # A bad header right behind these packages stays buffered: raise it now.
@@ -170,6 +260,15 @@ class _Connection:
             self.state = ConnectionState.CLOSED
             events.append(ProtocolViolation(exc))
         return events
+
+    def _act(self, package: Package) -> list[Event]:
+        """What the state table makes of ``package`` in the current state."""
+        action = self._table.get((self.state, package.type))
+        if action is None:
+            raise RemoteProtocolError(
+                f"unexpected {package.type.name.lower()} package in state {self.state.value}"
+            )
+        return action(self, package)
 
     def _closed(self) -> bool:
         return self.state is ConnectionState.CLOSED
@@ -201,6 +300,44 @@ class ServerConnection(_Connection):
         self._client_dict_version: str | None = None
 
     # -- receiving ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; return the events they complete.
+
+        Once working, data and heartbeat packages take a fast path: the common
+        message shapes are decoded inline, straight into events; anything else goes
+        through the state table exactly as before the handshake ack.
+        """
+        if self.state is not ConnectionState.WORKING:
+            return super().receive_data(data)
+        events: list[Event] = []
+        decoder = self._decoder
+        received = self.packages_received
+        dictionary = self.dictionary
+        routes = dictionary._code_to_route if dictionary is not None else None
+        try:
+            frames = decoder.feed_frames(data)
+            while frames:
+                for ptype, body in frames:
+                    received += 1
+                    if ptype == _DATA:
+                        event = decode_request_fast(body, routes)
+                        if event is None:
+                            events.extend(self._on_data(Package(P.DATA, body)))
+                        else:
+                            events.append(event)
+                    elif ptype == _HEARTBEAT:
+                        events.append(_HEARTBEAT_EVENT)
+                    else:
+                        # Handshake, ack or kick once working: the table decides.
+                        events.extend(self._act(Package(_PACKAGE_TYPES[ptype], body)))
+                frames = decoder.feed_frames(b"") if decoder.blocked else []
+        except RemoteProtocolError as exc:
+            self.state = ConnectionState.CLOSED
+            events.append(ProtocolViolation(exc))
+        finally:
+            self.packages_received = received
+        return events
 
     def _on_handshake(self, package: Package) -> list[Event]:
         if self._handshake_pending:
@@ -292,114 +429,3 @@ SERVER_RECEIVE: dict[tuple[ConnectionState, PackageType], Action] = {
     (S.WORKING, P.KICK): _violation("client sent a kick package"),
 }
 ServerConnection._table = SERVER_RECEIVE
-
-
-class ClientConnection(_Connection):
-    """The client side of one connection to a Pomelo server."""
-
-    __slots__ = ("_handshake_sent", "_pending_routes", "dictionary", "use_dict")
-
-    def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
-        super().__init__(max_packet_size)
-        self.dictionary: RouteDictionary | None = None
-        self.use_dict = False
-        self._handshake_sent = False
-        self._pending_routes: dict[int, str] = {}
-
-    @property
-    def pending(self) -> int:
-        """Requests sent and not yet answered."""
-        return len(self._pending_routes)
-
-    # -- receiving ----------------------------------------------------------
-
-    def _on_handshake_response(self, package: Package) -> list[Event]:
-        if not self._handshake_sent:
-            raise RemoteProtocolError("handshake response before the client handshake")
-        response = parse_handshake_response(package.body)
-        if response.code != CODE_OK:
-            self.state = ConnectionState.CLOSED
-            return [response]
-        if response.dictionary is not None:
-            self.dictionary = response.dictionary
-        self.use_dict = response.use_dict
-        self.state = ConnectionState.WAITING_ACK
-        return [response]
-
-    def _on_heartbeat(self, _package: Package) -> list[Event]:
-        return [Heartbeat()]
-
-    def _on_kick(self, package: Package) -> list[Event]:
-        self.state = ConnectionState.CLOSED
-        return [Kick(parse_kick(package.body))]
-
-    def _on_data(self, package: Package) -> list[Event]:
-        msg = decode_message(package.body)
-        if msg.type is MessageType.RESPONSE:
-            route = self._pending_routes.pop(msg.id, "")
-            return [Response(msg.id, msg.body, route)]
-        if msg.type is MessageType.PUSH:
-            route = msg.route
-            if msg.route_code:
-                resolved = self.dictionary.route_of(msg.route_code) if self.dictionary else None
-                if resolved is None:
-                    raise RemoteProtocolError(f"push with unknown route code {msg.route_code}")
-                route = resolved
-            return [Push(route, msg.body)]
-        raise RemoteProtocolError(f"server sent a {msg.type.name.lower()} message")
-
-    # -- sending ------------------------------------------------------------
-
-    def send(self, event: Event) -> bytes:
-        """Bytes for ``event``; raises :class:`LocalProtocolError` when the state forbids it."""
-        if isinstance(event, Request):
-            self._require(event, S.WORKING)
-            if not 0 < event.id <= MAX_MESSAGE_ID:
-                raise LocalProtocolError(f"request id {event.id} is outside 1..{MAX_MESSAGE_ID}")
-            if event.id in self._pending_routes:
-                raise LocalProtocolError(f"request id {event.id} is already in flight")
-            data = self._encode_routed(MessageType.REQUEST, event.id, event.route, event.body)
-            self._pending_routes[event.id] = event.route
-            return data
-        if isinstance(event, Notify):
-            self._require(event, S.WORKING)
-            return self._encode_routed(MessageType.NOTIFY, 0, event.route, event.body)
-        if isinstance(event, Heartbeat):
-            self._require(event, S.WORKING)
-            return HEARTBEAT_PACKAGE
-        if isinstance(event, HandshakeAck):
-            self._require(event, S.WAITING_ACK)
-            self.state = ConnectionState.WORKING
-            return HANDSHAKE_ACK_PACKAGE
-        if isinstance(event, ClientHandshake):
-            self._require(event, S.INITIAL)
-            if self._handshake_sent:
-                raise LocalProtocolError("handshake already sent")
-            self._handshake_sent = True
-            return encode_package(PackageType.HANDSHAKE, encode_client_handshake(event))
-        raise LocalProtocolError(f"a client does not send {type(event).__name__}")
-
-    def forget(self, msg_id: int) -> None:
-        """Stop tracking request ``msg_id`` (it timed out); a late response has no route."""
-        self._pending_routes.pop(msg_id, None)
-
-    def _encode_routed(self, msg_type: MessageType, msg_id: int, route: str, body: bytes) -> bytes:
-        code = self.dictionary.code_of(route) if self.use_dict and self.dictionary else 0
-        return encode_package(
-            PackageType.DATA, encode_message(msg_type, msg_id, route, body, route_code=code)
-        )
-
-
-CLIENT_RECEIVE: dict[tuple[ConnectionState, PackageType], Action] = {
-    (S.INITIAL, P.HANDSHAKE): ClientConnection._on_handshake_response,
-    (S.INITIAL, P.KICK): ClientConnection._on_kick,
-    (S.WAITING_ACK, P.HANDSHAKE): _ignore("second handshake response"),
-    (S.WAITING_ACK, P.HEARTBEAT): _ignore("heartbeat before the ack was sent"),
-    (S.WAITING_ACK, P.DATA): _ignore("message before the ack was sent"),
-    (S.WAITING_ACK, P.KICK): ClientConnection._on_kick,
-    (S.WORKING, P.HANDSHAKE): _ignore("second handshake response"),
-    (S.WORKING, P.HEARTBEAT): ClientConnection._on_heartbeat,
-    (S.WORKING, P.DATA): ClientConnection._on_data,
-    (S.WORKING, P.KICK): ClientConnection._on_kick,
-}
-ClientConnection._table = CLIENT_RECEIVE

@@ -37,7 +37,6 @@ class PackageType(IntEnum):
     KICK = 5
 
 
-_VALID_TYPES = frozenset(int(t) for t in PackageType)
 # Indexing a tuple is much cheaper than calling the IntEnum per package.
 _TYPES: tuple[PackageType, ...] = (PackageType.HANDSHAKE, *PackageType)
 
@@ -48,6 +47,11 @@ class Package:
 
     type: PackageType
     body: bytes = b""
+
+
+_new = object.__new__
+_set_type = Package.__dict__["type"].__set__
+_set_body = Package.__dict__["body"].__set__
 
 
 def encode_package(package_type: PackageType, body: bytes = b"") -> bytes:
@@ -93,34 +97,69 @@ class PackageDecoder:
 
     def feed(self, data: bytes) -> list[Package]:
         """Add ``data`` to the stream and return every package it completes."""
+        packages = []
+        for ptype, body in self.feed_frames(data):
+            # Built without the frozen dataclass __init__ (its setattr per field is
+            # slower than the framing): an ordinary, equal, still frozen Package.
+            package = _new(Package)
+            _set_type(package, _TYPES[ptype])
+            _set_body(package, body)
+            packages.append(package)
+        return packages
+
+    def feed_frames(self, data: bytes) -> list[tuple[int, bytes]]:
+        """:meth:`feed` as ``(type, body)`` pairs, the type a plain int (1..5).
+
+        The hot path: whole packages are sliced straight out of ``data``; only an
+        incomplete tail is copied into the buffer, and a buffered package is joined
+        once, when its last byte arrives.
+        """
         if self._failed:
             raise RuntimeError("PackageDecoder used after a protocol error")
+        if type(data) is not bytes:
+            data = bytes(data)  # bodies are sliced out of it: they must be bytes
         buf = self._buffer
-        buf += data
-        packages: list[Package] = []
+        if buf:
+            buf += data
+            end = len(buf)
+            if end < HEADER_SIZE:
+                return []
+            ptype = buf[0]
+            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if not 1 <= ptype <= 5 or length > self.max_body_size:
+                self._fail()
+                if not 1 <= ptype <= 5:
+                    raise BadPackageType(ptype)
+                raise PackageTooLarge(length, self.max_body_size)
+            if end - HEADER_SIZE < length:
+                return []
+            data = bytes(buf)
+            buf.clear()
+            self.blocked = False
+        frames: list[tuple[int, bytes]] = []
         offset = 0
-        end = len(buf)
+        end = len(data)
         max_body = self.max_body_size
         while end - offset >= HEADER_SIZE:
-            ptype = buf[offset]
-            length = (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]
-            if ptype not in _VALID_TYPES or length > max_body:
-                if packages:
+            ptype = data[offset]
+            length = (data[offset + 1] << 16) | (data[offset + 2] << 8) | data[offset + 3]
+            if not 1 <= ptype <= 5 or length > max_body:
+                if frames:
                     # Hand out the good packages first; the next feed raises.
                     self.blocked = True
                     break
                 self._fail()
-                if ptype not in _VALID_TYPES:
+                if not 1 <= ptype <= 5:
                     raise BadPackageType(ptype)
                 raise PackageTooLarge(length, max_body)
             stop = offset + HEADER_SIZE + length
             if stop > end:
                 break
-            packages.append(Package(_TYPES[ptype], bytes(buf[offset + HEADER_SIZE : stop])))
+            frames.append((ptype, data[offset + HEADER_SIZE : stop]))
             offset = stop
-        if offset:
-            del buf[:offset]
-        return packages
+        if offset < end:
+            buf += data[offset:] if offset else data
+        return frames
 
     def _fail(self) -> None:
         self._failed = True

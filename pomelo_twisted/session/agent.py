@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from types import CoroutineType
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -48,13 +49,14 @@ from ..protocol import (
     ServerConnection,
     UnknownRouteCode,
     encode_package,
+    encode_response,
 )
 from ..protocol.handshake import encode_kick
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .ratelimit import TokenBucket
 
-__all__ = ["Agent"]
+__all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent", "DeadlineScheduler", "OwnTimers"]
 
 log = Logger()
 
@@ -62,6 +64,38 @@ CODE_BAD_REQUEST = 400
 CODE_RATE_LIMITED = 429
 CODE_INTERNAL = 500
 CODE_BUSY = 503
+
+# What an agent waits for: the handshake (+ ack) to complete, or the client's next package.
+HANDSHAKE_DEADLINE, IDLE_DEADLINE = 0, 1
+
+
+class DeadlineScheduler(Protocol):
+    """Calls ``agent._deadline_passed(kind, now)`` at a time; see ``acceptors.deadlines``."""
+
+    def add(self, delay: float, agent: Agent, kind: int) -> Any: ...
+    def add_at(self, when: float, agent: Agent, kind: int) -> Any: ...
+    def cancel(self, handle: Any) -> None: ...
+
+
+class OwnTimers:
+    """A DeadlineScheduler of one ``callLater`` per deadline (an agent on its own)."""
+
+    __slots__ = ("clock",)
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def add(self, delay: float, agent: Agent, kind: int) -> IDelayedCall:
+        return self.clock.callLater(
+            delay, lambda: agent._deadline_passed(kind, self.clock.seconds())
+        )
+
+    def add_at(self, when: float, agent: Agent, kind: int) -> IDelayedCall:
+        return self.add(when - self.clock.seconds(), agent, kind)
+
+    def cancel(self, handle: IDelayedCall) -> None:
+        if handle.active():
+            handle.cancel()
 
 
 @implementer(IPushProducer)
@@ -73,8 +107,8 @@ class Agent:
         "_close_timer",
         "_closing",
         "_connected",
-        "_handshake_timer",
-        "_idle_timer",
+        "_deadline",
+        "_deadlines",
         "_inflight",
         "_last_seen",
         "_paused",
@@ -105,6 +139,7 @@ class Agent:
         config: AgentConfig | None = None,
         dictionary: RouteDictionary | None = None,
         metrics: ConnectionMetrics | None = None,
+        deadlines: DeadlineScheduler | None = None,
     ) -> None:
         self.link = link
         self.handler = handler
@@ -122,7 +157,7 @@ class Agent:
         self._closing = False
         self._connected = False
         self._paused = False
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytes] | None = None  # made when a write must wait (760 bytes)
         self._queued_bytes = 0
         self._inflight = 0
         self._bucket = (
@@ -132,8 +167,9 @@ class Agent:
         )
         self._seen_packages = 0
         self._last_seen = clock.seconds()
-        self._handshake_timer: IDelayedCall | None = None
-        self._idle_timer: IDelayedCall | None = None
+        # The handshake, then the idle timeout (a listener's agents share one scheduler).
+        self._deadlines = deadlines if deadlines is not None else OwnTimers(clock)
+        self._deadline: Any = None
         self._close_timer: IDelayedCall | None = None
 
     def __repr__(self) -> str:
@@ -160,8 +196,8 @@ class Agent:
         """The link is connected: register as its producer, start the handshake timer."""
         self.metrics.connections_opened += 1
         self.link.register_producer(self)
-        self._handshake_timer = self.clock.callLater(
-            self.config.handshake_timeout, self._close, CloseReason.HANDSHAKE_TIMEOUT
+        self._deadline = self._deadlines.add(
+            self.config.handshake_timeout, self, HANDSHAKE_DEADLINE
         )
 
     def data_received(self, data: bytes) -> None:
@@ -209,7 +245,7 @@ class Agent:
         self._closing = True
         self.connection.close()
         self._cancel_timers()
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
         cause = self.close_reason.split(":", 1)[0]
         self.metrics.closed[cause] += 1
@@ -265,7 +301,7 @@ class Agent:
 
     def stopProducing(self) -> None:
         """The transport will take no more data."""
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
 
     # -- handshake ---------------------------------------------------------
@@ -321,14 +357,12 @@ class Agent:
         self._close(f"{CloseReason.BAD_HANDSHAKE}: {reason}")
 
     def _on_ack(self) -> None:
-        if self._handshake_timer is not None and self._handshake_timer.active():
-            self._handshake_timer.cancel()
-        self._handshake_timer = None
+        self._cancel_timers()  # the handshake deadline
         timeout = self.config.effective_heartbeat_timeout
         if self.config.heartbeat is not None:
             self._write(self.connection.send(Heartbeat()))
         if timeout is not None:
-            self._idle_timer = self.clock.callLater(timeout, self._check_idle)
+            self._deadline = self._deadlines.add(timeout, self, IDLE_DEADLINE)
         self._connected = True
         try:
             self.handler.connected(self)
@@ -336,21 +370,23 @@ class Agent:
             log.failure("connected hook failed for {agent}", agent=self)
             self._close(f"{CloseReason.SERVER_CLOSED}: connected hook failed")
 
-    def _check_idle(self) -> None:
+    def _deadline_passed(self, kind: int, now: float) -> None:
+        """The deadline this agent waited for has come (``now``: the clock's time)."""
+        self._deadline = None
+        if kind == HANDSHAKE_DEADLINE:
+            self._close(CloseReason.HANDSHAKE_TIMEOUT)
+            return
         timeout = self.config.effective_heartbeat_timeout
-        assert timeout is not None
-        idle = self.clock.seconds() - self._last_seen
-        if idle >= timeout:
-            self._idle_timer = None
+        deadline = self._last_seen + (timeout if timeout is not None else 0.0)
+        if deadline <= now:
             self._close(CloseReason.HEARTBEAT_TIMEOUT)
         else:
-            self._idle_timer = self.clock.callLater(timeout - idle, self._check_idle)
+            self._deadline = self._deadlines.add_at(deadline, self, IDLE_DEADLINE)
 
     # -- requests ----------------------------------------------------------
 
     def _admit(self) -> bool:
-        bucket = self._bucket
-        if bucket is None or bucket.take():
+        if self._bucket is None or self._bucket.take():
             return True
         self.metrics.rate_limited += 1
         return False
@@ -388,7 +424,7 @@ class Agent:
                 errbackArgs=(msg_id, event.route),
             )
             result.addBoth(self._request_done)
-        else:
+        else:  # a plain body (the common case): answered at once, without a Deferred
             self._respond(msg_id, result)
 
     def _request_done(self, _: object) -> None:
@@ -406,13 +442,11 @@ class Agent:
         self._respond(msg_id, error_response(CODE_INTERNAL, INTERNAL_ERROR))
 
     def _respond(self, msg_id: int, body: object) -> None:
-        if not self.working:
+        if self._closing or self.connection.state is not ConnectionState.WORKING:
             self.metrics.responses_dropped += 1
             return
         try:
-            package = self.connection.send_response(
-                msg_id, self.serializer.encode({} if body is None else body)
-            )
+            package = encode_response(msg_id, self.serializer.encode({} if body is None else body))
         except (SerializationError, ValueError) as exc:
             log.error(
                 "response to request {id} of {agent} cannot be sent: {error}",
@@ -466,7 +500,10 @@ class Agent:
         if not self._paused:
             self.link.write(data)
             return True
-        self._queue.append(data)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(data)
         self._queued_bytes += len(data)
         if self._queued_bytes > self.config.max_pending_bytes:
             log.warn(
@@ -493,7 +530,7 @@ class Agent:
         self.connection.close()
         self._cancel_timers()
         # Nothing queued behind a paused transport goes out after a kick or a close.
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
         if abort:
             self.link.abort()
@@ -504,8 +541,10 @@ class Agent:
             self.link.close()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._handshake_timer, self._idle_timer, self._close_timer):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._idle_timer = None
+        if self._deadline is not None:
+            self._deadlines.cancel(self._deadline)
+            self._deadline = None
+        timer = self._close_timer
+        if timer is not None and timer.active():
+            timer.cancel()
         self._close_timer = None

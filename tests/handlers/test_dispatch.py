@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.errors import HandlerError, RpcError
 from pomelo_twisted.handlers import RequestContext
+from pomelo_twisted.handlers.dispatch import ROUTE_CACHE_SIZE
 
 from .helpers import FakeSession, context_for, make_dispatcher
 
@@ -281,3 +283,92 @@ class TimeoutTests(SynchronousTestCase):
         )
         clock.advance(1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class CallTests(SynchronousTestCase):
+    """``call``: the body itself when it is ready at once, else a Deferred of it."""
+
+    def test_plain_value_without_deferred(self) -> None:
+        """Without filters a plain result comes back as is; None becomes {}."""
+        dispatcher, handler, _ = make_dispatcher()
+        self.assertEqual(
+            dispatcher.call("connector.entryHandler.echo", {"a": 1}, SESSION), {"a": 1}
+        )
+        self.assertEqual(dispatcher.call("connector.entryHandler.nothing", 1, SESSION), {})
+        self.assertEqual(handler.calls, [("echo", {"a": 1}), ("nothing", 1)])
+
+    def test_errors_answered_at_once(self) -> None:
+        """Refusals, crashes and bad routes are bodies too, not Deferreds."""
+        dispatcher, _, _ = make_dispatcher()
+        cases = {
+            "connector.entryHandler.refuse": {"code": 42, "msg": "refused"},
+            "connector.entryHandler.crash": {"code": 500, "msg": "internal server error"},
+            "connector.entryHandler.nope": {
+                "code": 500,
+                "msg": "handler 'entryHandler' has no method 'nope'",
+            },
+            "a.b": {"code": 500, "msg": "invalid route 'a.b'"},
+            "chat.chatHandler.send": {"code": 500, "msg": "no server type 'chat'"},
+        }
+        for route, body in cases.items():
+            self.assertEqual(dispatcher.call(route, 1, SESSION), body, route)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_deferred_and_coroutine_results(self) -> None:
+        """A Deferred or a coroutine gives a Deferred that fires with the body."""
+        dispatcher, handler, clock = make_dispatcher()
+        later = dispatcher.call("connector.entryHandler.later", {"delay": 1}, SESSION)
+        coro = dispatcher.call("connector.entryHandler.coro", 3, SESSION)
+        failing = dispatcher.call("connector.entryHandler.refuse_async", 1, SESSION)
+        hung = dispatcher.call("connector.entryHandler.hang", 1, SESSION)
+        for d in (later, coro, hung):
+            self.assertIsInstance(d, Deferred)
+        self.assertEqual(self.successResultOf(failing), {"code": 43, "msg": "refused later"})
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(later), {"delay": 1})
+        self.assertEqual(self.successResultOf(coro), {"async": 3})
+        handler.pending[0].callback(None)
+        self.assertEqual(self.successResultOf(hung), {})
+
+    def test_returned_failure(self) -> None:
+        """A handler returning a Failure is answered as if it had raised."""
+        dispatcher, handler, _ = make_dispatcher()
+        handler.echo = lambda session, msg: Failure(HandlerError(418, "teapot"))  # type: ignore[method-assign]
+        self.assertEqual(
+            dispatcher.call("connector.entryHandler.echo", 1, SESSION),
+            {"code": 418, "msg": "teapot"},
+        )
+
+    def test_error_handler_sees_the_context(self) -> None:
+        """The error handler gets the request's context on the direct path as well."""
+        seen: list[tuple[str, float, bool]] = []
+
+        def on_error(context: RequestContext, failure: Failure) -> object:
+            seen.append((context.route, context.started, context.notify))
+            return {"code": 599}
+
+        dispatcher, _, clock = make_dispatcher(error_handler=on_error)
+        clock.advance(4)
+        d = dispatcher.dispatch("connector.entryHandler.crash", 1, SESSION, notify=True)
+        self.assertEqual(self.successResultOf(d), {"code": 599})
+        self.assertEqual(seen, [("connector.entryHandler.crash", 4.0, True)])
+
+    def test_filters_of_another_type_keep_the_direct_path(self) -> None:
+        """Only filters of the request's type (or global ones) bring the filter chain."""
+        dispatcher, _, _ = make_dispatcher()
+        dispatcher.add_before(lambda ctx: None, "chat")
+        self.assertEqual(dispatcher.call("connector.entryHandler.echo", 1, SESSION), 1)
+        dispatcher.add_after(lambda ctx, response: {"after": response}, "connector")
+        d = dispatcher.call("connector.entryHandler.echo", 1, SESSION)
+        self.assertEqual(self.successResultOf(d), {"after": 1})
+
+    def test_parsed_routes_are_bounded(self) -> None:
+        """Clients choose routes: the parse cache stops growing at ROUTE_CACHE_SIZE."""
+        dispatcher, _, _ = make_dispatcher()
+        for i in range(ROUTE_CACHE_SIZE + 10):
+            dispatcher.call(f"connector.entryHandler.m{i}", 1, SESSION)
+        self.assertEqual(len(dispatcher._routes), ROUTE_CACHE_SIZE)
+        self.assertEqual(
+            dispatcher.call(f"connector.entryHandler.m{ROUTE_CACHE_SIZE + 5}", 1, SESSION)["code"],
+            500,
+        )
