@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
-
 from ..session.backend import SYS_SERVICE, BackendSession
 
 if TYPE_CHECKING:
@@ -21,9 +19,10 @@ __all__ = ["declare_system_remotes"]
 def declare_system_remotes(app: Application) -> None:
     """Declare the system service (``pomelo.sys``) of ``app``."""
 
-    def forward(session: dict[str, Any], route: str, msg: Any, notify: bool) -> Deferred[Any]:
+    def forward(session: dict[str, Any], route: str, msg: Any, notify: bool) -> Any:
+        # Dispatcher.call: the body itself when the handler answers at once (no Deferred).
         backend_session = BackendSession(session, app.rpc_call)
-        return app.dispatcher.dispatch(route, msg, backend_session, notify=notify)
+        return app.dispatcher.call(route, msg, backend_session, notify=notify)
 
     app.remotes.add_function(SYS_SERVICE, "forward", forward)
     service = app.session_service

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..cluster import ServerInfo
+from ..cluster.server_info import LISTEN_BACKLOG
 from ..cluster.master import MasterService
 from ..cluster.monitor import MonitorComponent
 from ..cluster.supervisor import Supervisor
@@ -182,7 +183,7 @@ def _echo_service(options: Options, reactor: Any) -> IService:
         config=options["config"],
         dictionary=echo_dictionary(),
     )
-    endpoint = options["listen"] or "tcp:3010:interface=127.0.0.1"
+    endpoint = options["listen"] or f"tcp:3010:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"
     acceptor = AcceptorService(reactor, endpoint, agents, kind=options["acceptor"] or "hybrid")
     acceptor.setName("acceptor")
     acceptor.setServiceParent(server)

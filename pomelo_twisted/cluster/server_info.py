@@ -8,7 +8,11 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ServerInfo"]
+__all__ = ["LISTEN_BACKLOG", "ServerInfo"]
+
+#: The listen backlog of servers' ports: Twisted's default of 50 overflows (and clients
+#: wait a second to retry) when thousands of players connect at once, as at a launch.
+LISTEN_BACKLOG = 1024
 
 _KNOWN = {"id", "host", "port", "clientHost", "clientPort", "frontend"}
 
@@ -65,12 +69,13 @@ class ServerInfo:
         """The client listener as an endpoint string, for a frontend."""
         if not self.frontend or self.client_port is None:
             return None
-        return f"tcp:{self.client_port}:interface={self.client_host or self.host}"
+        host = self.client_host or self.host
+        return f"tcp:{self.client_port}:interface={host}:backlog={LISTEN_BACKLOG}"
 
     @property
     def rpc_endpoint(self) -> str:
         """The server-to-server (RPC) listener as an endpoint string."""
-        return f"tcp:{self.port}:interface={self.host}"
+        return f"tcp:{self.port}:interface={self.host}:backlog={LISTEN_BACKLOG}"
 
     @property
     def rpc_client_endpoint(self) -> str:
