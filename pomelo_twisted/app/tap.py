@@ -33,9 +33,9 @@ from twisted.python.failure import Failure
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..cluster import ServerInfo
-from ..cluster.server_info import LISTEN_BACKLOG
 from ..cluster.master import MasterService
 from ..cluster.monitor import MonitorComponent
+from ..cluster.server_info import LISTEN_BACKLOG
 from ..cluster.supervisor import Supervisor
 from ..errors import ConfigError
 from ..rpc.pb import PbRpcTransport
