@@ -58,6 +58,25 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             agent.connection_lost()
             self.factory.agents.agent_gone(agent)
 
+    # autobahn's own dataReceived and sendData format a debug line (hltype, hlval) on
+    # every read and every write even when debug logging is off: about a tenth of a
+    # WebSocket request's CPU in a profile. These do the same work without the log line.
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes from the transport, straight to the WebSocket frame parser."""
+        self._dataReceived(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Write ``data`` at once when nothing is queued (autobahn's path otherwise)."""
+        if chopsize or sync or self.send_queue or getattr(self, "logOctets", False):
+            super().sendData(data, sync, chopsize)
+            return
+        assert self.transport is not None
+        self.transport.write(data)
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        else:
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+
     # IAgentLink
     def write(self, data: bytes) -> None:
         """Send one package as one binary message."""
