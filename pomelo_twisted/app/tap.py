@@ -269,10 +269,8 @@ def _chosen_server(
     """The server of ``--type``/``--id`` (or ``--server``, added to ``servers``)."""
     if options["server"] is not None:
         try:
-            entry = json.loads(options["server"])
-            entry = {k: v for k, v in entry.items() if k != "type" and v is not None}
-            server = ServerInfo.from_entry(options["type"], entry)
-        except (ValueError, AttributeError, ConfigError) as exc:
+            server = ServerInfo.from_dict(json.loads(options["server"]), options["type"])
+        except (ValueError, ConfigError) as exc:
             raise usage.UsageError(f"--server: not a server entry ({exc})") from None
         if options["id"] is not None and options["id"] != server.id:
             raise usage.UsageError(f"--id {options['id']} differs from --server's {server.id}")

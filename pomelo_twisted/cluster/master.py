@@ -78,14 +78,8 @@ class ServerAvatar(pb.Avatar):
         data = unpack_plain(payload)
         if not isinstance(data, dict) or not isinstance(data.get("server"), dict):
             raise pb.Error("register takes {'server': {...}, 'pid': n}")
-        entry = dict(data["server"])
-        server_type = entry.pop("type", None)
-        if not isinstance(server_type, str):
-            raise pb.Error("the server entry has no type")
         try:
-            info = ServerInfo.from_entry(
-                server_type, {k: v for k, v in entry.items() if v is not None}
-            )
+            info = ServerInfo.from_dict(data["server"])
         except ConfigError as exc:
             raise pb.Error(str(exc)) from None
         if info.id != self.server_id:

@@ -203,8 +203,7 @@ def _server_info(entry: object) -> ServerInfo | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
         return None
     try:
-        data = {k: v for k, v in entry.items() if k != "type" and v is not None}
-        return ServerInfo.from_entry(entry["type"], data)
+        return ServerInfo.from_dict(entry)
     except Exception:
         log.failure("bad server entry from the master: {entry!r}", entry=entry)
         return None

@@ -64,6 +64,19 @@ class ServerInfo:
             extra={k: v for k, v in entry.items() if k not in _KNOWN},
         )
 
+    @classmethod
+    def from_dict(cls, data: object, server_type: str | None = None) -> ServerInfo:
+        """Read :meth:`to_dict`'s form back (``None`` values count as absent); the type is
+        ``data["type"]`` unless ``server_type`` is given. ``ConfigError`` names what is
+        wrong."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("a server entry must be an object")
+        kind = server_type if server_type is not None else data.get("type")
+        if not isinstance(kind, str):
+            raise ConfigError("the server entry has no type")
+        entry = {k: v for k, v in data.items() if k != "type" and v is not None}
+        return cls.from_entry(kind, entry)
+
     @property
     def client_endpoint(self) -> str | None:
         """The client listener as an endpoint string, for a frontend."""
