@@ -16,6 +16,7 @@ refused command raises ``pb.Error`` with a message naming the culprit.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -59,7 +60,7 @@ class AdminAvatar(pb.Avatar):
                 "id": master.id,
                 "type": "master",
                 "state": "stopping" if master.stopping else "up",
-                "pid": master_pid(),
+                "pid": os.getpid(),
                 "host": master.host,
                 "port": getattr(address, "port", None),
                 "clientPort": None,
@@ -171,10 +172,3 @@ class AdminAvatar(pb.Avatar):
             master.declared.pop(info.id, None)
             raise pb.Error(f"cannot start {info.id}: {exc}") from None
         return pack_plain({"added": info.id, "pid": pid})
-
-
-def master_pid() -> int:
-    """This process's pid."""
-    import os
-
-    return os.getpid()
