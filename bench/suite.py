@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s, fewer clients")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument(
+        "--contenders", default="", help="comma-separated subset of each scenario's contenders"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
@@ -335,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in chosen if s not in table]
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(table)}")
+    only = {c for c in args.contenders.split(",") if c}
+    if only:
+        for spec in table.values():
+            spec["contenders"] = [c for c in spec["contenders"] if c in only]
     needed = {c for s in chosen for c in table[s]["contenders"]}
     if not (LOADGEN / "node_modules" / "ws").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LOADGEN, check=True)

@@ -19,6 +19,7 @@ from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from .deadlines import Deadlines
+from .eagerwrite import Send, socket_send, write_eagerly
 
 __all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
 
@@ -111,6 +112,7 @@ class PomeloTCPProtocol(Protocol):
     agent: Agent | None = None
     agents: AgentFactory
     _batch: list[bytes] | None = None
+    _socket_send: Send | None = None
 
     def __init__(self, agents: AgentFactory) -> None:
         self.agents = agents
@@ -126,6 +128,7 @@ class PomeloTCPProtocol(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        self._socket_send = socket_send(self.transport)
         self.agent = self.agents.new_agent(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -138,12 +141,16 @@ class PomeloTCPProtocol(Protocol):
         finally:
             self._batch = None
             if batch:
-                assert self.transport is not None
-                self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+                write_eagerly(
+                    self.transport,
+                    self._socket_send,
+                    batch[0] if len(batch) == 1 else b"".join(batch),
+                )
 
     def _flush(self, batch: list[bytes]) -> None:
-        assert self.transport is not None
-        self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        write_eagerly(
+            self.transport, self._socket_send, batch[0] if len(batch) == 1 else b"".join(batch)
+        )
         batch.clear()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
@@ -160,8 +167,7 @@ class PomeloTCPProtocol(Protocol):
         if batch is not None:
             batch.append(data)
             return
-        assert self.transport is not None
-        self.transport.write(data)
+        write_eagerly(self.transport, self._socket_send, data)
 
     def close(self) -> None:
         """Close once written bytes are sent."""

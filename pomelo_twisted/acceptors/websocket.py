@@ -15,6 +15,7 @@ from zope.interface import implementer
 from ..interfaces import IAgentLink
 from ..protocol.packet import HEADER_SIZE
 from ..session import Agent
+from .eagerwrite import Send, socket_send, write_eagerly
 from .tcp import AgentFactory, format_address
 
 __all__ = ["PomeloWebSocketProtocol", "WebSocketFactory"]
@@ -26,6 +27,7 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
 
     agent: Agent | None = None
     factory: WebSocketFactory
+    _socket_send: Send | None = None
 
     @property
     def peer(self) -> str:
@@ -36,6 +38,11 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
     @peer.setter
     def peer(self, value: str | None) -> None:
         """Ignored: autobahn assigns its own form of the address in ``connectionMade``."""
+
+    def connectionMade(self) -> None:
+        """Note the socket for eager writes, then let autobahn start the handshake."""
+        self._socket_send = socket_send(self.transport)
+        super().connectionMade()
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """Accept the upgrade on any path, with no subprotocol."""
@@ -70,8 +77,7 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         if chopsize or sync or self.send_queue or getattr(self, "logOctets", False):
             super().sendData(data, sync, chopsize)
             return
-        assert self.transport is not None
-        self.transport.write(data)
+        write_eagerly(self.transport, self._socket_send, data)
         if self.state == WebSocketServerProtocol.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
         else:
