@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pomelo_twisted.acceptors import AcceptorService
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
+from pomelo_twisted.app.heap import freeze_heap
 from pomelo_twisted.app.tap import Options, exit_after_shutdown, makeService
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.rpc.pb import PbRpcTransport
@@ -260,6 +261,16 @@ class MakeServiceTests(SynchronousTestCase):
         reactor.advance(0)
         self.assertEqual(exits, [reactor])
         self.flushLoggedErrors()
+
+    def test_heap_is_frozen_once_running(self) -> None:
+        """Every server type freezes the startup heap when the reactor runs, unless told not to."""
+        for argv in [(), ("--app", EXAMPLE), ("--app", EXAMPLE, "--type", "chat")]:
+            reactor = MemoryReactorClock()
+            makeService(parse(*argv), reactor)
+            self.assertIn(freeze_heap, [hook[0] for hook in reactor.whenRunningHooks], argv)
+            reactor = MemoryReactorClock()
+            makeService(parse("--no-gc-freeze", *argv), reactor)
+            self.assertNotIn(freeze_heap, [hook[0] for hook in reactor.whenRunningHooks], argv)
 
     def test_serializer_choice(self) -> None:
         """--serializer msgpack gives the agents the msgpack serializer."""

@@ -14,6 +14,8 @@
 
 Connection limits given on the command line override the game's ``connector``
 setting; ``--listen`` overrides the client endpoint of the (single) frontend.
+Once the reactor runs, the startup heap is frozen out of the garbage collector
+(:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from ..testing.echo import EchoHandler, echo_dictionary
 from .application import Application
 from .build import StandaloneService, build_application, build_standalone, game_dictionary
 from .config import GameConfig
+from .heap import freeze_heap_when_running
 
 __all__ = ["Options", "exit_after_shutdown", "makeService"]
 
@@ -86,6 +89,10 @@ class Options(usage.Options):
         "(--type TYPE --id ID); every server in one process (--type all); or the echo "
         "frontend (--type echo)."
     )
+
+    optFlags: list[list[Any]] = [
+        ["no-gc-freeze", None, "do not freeze the startup heap out of the garbage collector"],
+    ]
 
     optParameters: list[list[Any]] = [
         ["app", "a", None, "game folder (config/servers.json, servers/<type>/...)"],
@@ -212,6 +219,8 @@ def makeService(
 
         reactor = global_reactor
     graceful_sigterm(reactor)
+    if not options["no-gc-freeze"]:
+        freeze_heap_when_running(reactor)
     if options["type"] == "echo":
         return _echo_service(options, reactor)
     try:
