@@ -14,12 +14,12 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from .deadlines import Deadlines
-from .eagerwrite import Send, socket_send, write_eagerly
 
 __all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
 

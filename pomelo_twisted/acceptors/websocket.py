@@ -12,10 +12,10 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionRequest
 from zope.interface import implementer
 
+from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink
 from ..protocol.packet import HEADER_SIZE
 from ..session import Agent
-from .eagerwrite import Send, socket_send, write_eagerly
 from .tcp import AgentFactory, format_address
 
 __all__ = ["PomeloWebSocketProtocol", "WebSocketFactory"]

@@ -1,4 +1,4 @@
-"""Writing to a TCP socket at once when nothing is queued (``acceptors.eagerwrite``)."""
+"""Writing to a TCP socket at once when nothing is queued (``pomelo_twisted.eagerwrite``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from pomelo_twisted.acceptors.eagerwrite import socket_send, write_eagerly
+from pomelo_twisted.eagerwrite import socket_send, write_eagerly
 
 
 class FakeTcpTransport:
