@@ -81,6 +81,7 @@ run-standalone: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
+	$(PY) bench/wsframe.py
 	$(PY) bench/runtime.py
 	$(PY) bench/rpc.py
 	@mkdir -p bench/results

@@ -22,6 +22,8 @@ from bench.loopback import RunResult, summarize_runs
 from bench.runtime import format_broadcast, format_requests, round_ratios, summarize_broadcast
 from bench.runtime import parse_args as runtime_args
 from bench.servers import game_argv, profiled_argv
+from bench.wsframe import format_report as format_wsframe_report
+from bench.wsframe import run_cases as run_wsframe_cases
 from pomelo_twisted.serializers import JsonSerializer
 
 
@@ -232,3 +234,14 @@ class RuntimeSmokeTests(SynchronousTestCase):
         profiled = profiled_argv(argv, Path("/tmp/x.prof"))
         self.assertEqual(profiled[1:4], ["-m", "cProfile", "-o"])
         self.assertEqual(profiled[5:], argv)
+
+
+class WsFrameBenchSmokeTests(SynchronousTestCase):
+    """``bench/wsframe.py``: every case echoes the right frame (its own check) and reports."""
+
+    def test_every_case_runs_and_echoes(self) -> None:
+        """A tiny run of every case completes (a wrong echo raises) and formats a report."""
+        figures = run_wsframe_cases(messages=20, repeats=1)
+        self.assertEqual(set(figures["cases"]), {"ours", "ours_transport", "autobahn"})
+        report = format_wsframe_report({"cpu_busy_before": {"cpu0": 0.1}, **figures})
+        self.assertIn("ours/autobahn", report)
