@@ -240,7 +240,7 @@ class WebSocketPathTests(GlobalReactorCheck):
         self.assertEqual(frames[1], (OP_CLOSE, CLOSE_NORMAL))
         self.assertTrue(self.transport.connected)
         self.send(CLOSE_NORMAL, OP_CLOSE)
-        self.assertTrue(self.transport.disconnected)
+        self.assertFalse(self.transport.connected)
         self.assertEqual(agent.close_reason, "kicked: bye")
         self.assertEqual(self.agents.metrics.closed, {"kicked": 1})
         self.assertEqual(self.agents.handler.closes, [(agent, "kicked: bye")])
