@@ -29,7 +29,7 @@ _Entry = list[Any]
 
 
 class Deadlines:
-    """A :class:`~pomelo_twisted.session.agent.DeadlineScheduler` of many agents
+    """A :class:`~pomelo_twisted.session.timers.DeadlineScheduler` of many agents
     under one DelayedCall.
 
     Deadlines fire in time order, equal times in the order they were added, each at the

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from types import CoroutineType
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -55,6 +55,7 @@ from ..protocol.handshake import encode_kick
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .ratelimit import TokenBucket
+from .timers import HANDSHAKE_DEADLINE, IDLE_DEADLINE, DeadlineScheduler, OwnTimers
 
 __all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent", "DeadlineScheduler", "OwnTimers"]
 
@@ -64,38 +65,6 @@ CODE_BAD_REQUEST = 400
 CODE_RATE_LIMITED = 429
 CODE_INTERNAL = 500
 CODE_BUSY = 503
-
-# What an agent waits for: the handshake (+ ack) to complete, or the client's next package.
-HANDSHAKE_DEADLINE, IDLE_DEADLINE = 0, 1
-
-
-class DeadlineScheduler(Protocol):
-    """Calls ``agent._deadline_passed(kind, now)`` at a time; see ``acceptors.deadlines``."""
-
-    def add(self, delay: float, agent: Agent, kind: int) -> Any: ...
-    def add_at(self, when: float, agent: Agent, kind: int) -> Any: ...
-    def cancel(self, handle: Any) -> None: ...
-
-
-class OwnTimers:
-    """A DeadlineScheduler of one ``callLater`` per deadline (an agent on its own)."""
-
-    __slots__ = ("clock",)
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self.clock = clock
-
-    def add(self, delay: float, agent: Agent, kind: int) -> IDelayedCall:
-        return self.clock.callLater(
-            delay, lambda: agent._deadline_passed(kind, self.clock.seconds())
-        )
-
-    def add_at(self, when: float, agent: Agent, kind: int) -> IDelayedCall:
-        return self.add(when - self.clock.seconds(), agent, kind)
-
-    def cancel(self, handle: IDelayedCall) -> None:
-        if handle.active():
-            handle.cancel()
 
 
 @implementer(IPushProducer)
@@ -267,9 +236,13 @@ class Agent:
 
     def push_encoded(self, package: bytes) -> bool:
         """Write a push package encoded once for many clients (see ``encode_push``)."""
-        if not self.working:
+        # ``working`` and ``_write`` inlined: this runs once per member of a broadcast.
+        if self._closing or self.connection.state is not ConnectionState.WORKING:
             return False
-        return self._write(package)
+        if self._paused:
+            return self._write(package)
+        self.link.write(package)
+        return True
 
     def kick(self, reason: str = "kick") -> None:
         """Send a kick package with ``reason``, then close."""
