@@ -72,13 +72,16 @@ def call_frontends(
 class Channel:
     """Named group of users: ``uid -> frontend_id``, in join order."""
 
-    __slots__ = ("_members", "_rpc", "destroyed", "name")
+    __slots__ = ("_groups", "_members", "_rpc", "destroyed", "name")
 
     def __init__(self, name: str, rpc: RpcCall) -> None:
         self.name = name
         self.destroyed = False
         self._rpc = rpc
         self._members: dict[str, str] = {}
+        self._groups: dict[str, list[str]] | None = None
+        """The members by frontend, kept between pushes until the membership changes
+        (the lists go to the frontends as they are: nothing may change them)."""
 
     def __repr__(self) -> str:
         return f"<Channel {self.name!r}: {len(self._members)} members>"
@@ -98,6 +101,7 @@ class Channel:
         if self.destroyed or self._members.get(uid) == frontend_id:
             return False
         self._members[uid] = frontend_id
+        self._groups = None
         return True
 
     def leave(self, uid: str, frontend_id: str) -> bool:
@@ -106,6 +110,7 @@ class Channel:
         if self._members.get(uid) != frontend_id:
             return False
         del self._members[uid]
+        self._groups = None
         return True
 
     def members(self) -> list[str]:
@@ -119,15 +124,22 @@ class Channel:
     def clear(self) -> None:
         """Remove every member."""
         self._members.clear()
+        self._groups = None
 
     def push(self, route: str, msg: object, exclude: Sequence[str] = ()) -> Deferred[int]:
         """Push ``msg`` on ``route`` to every member but ``exclude``: one call per frontend.
 
         Fires with how many frontends took the push (failures are logged).
         """
-        excluded = set(exclude)
-        groups = group_by_frontend(
-            (uid, frontend_id) for uid, frontend_id in self._members.items() if uid not in excluded
-        )
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = group_by_frontend(self._members.items())
+        if exclude:
+            excluded = set(exclude)
+            groups = {
+                frontend: kept
+                for frontend, uids in groups.items()
+                if (kept := [uid for uid in uids if uid not in excluded])
+            }
         calls = {frontend_id: (route, msg, uids) for frontend_id, uids in groups.items()}
         return call_frontends(self._rpc, "push", calls, route)

@@ -205,9 +205,12 @@ class SessionService:
 
         The message is encoded once; ``SerializationError`` if it cannot be.
         """
+        by_uid = self._by_uid
         targets: list[Session] = []
         for uid in dict.fromkeys(uids):
-            targets.extend(self._by_uid.get(uid, {}).values())
+            sessions = by_uid.get(uid)
+            if sessions:
+                targets.extend(sessions.values())
         return self._push(route, msg, targets)
 
     def broadcast(self, route: str, msg: object) -> int:
@@ -216,23 +219,29 @@ class SessionService:
 
     def _push(self, route: str, msg: object, sessions: Iterable[Session]) -> int:
         # The agents of a frontend share one serializer and one dictionary, so this
-        # encodes once; keyed by identity, it stays right if they ever differ.
+        # encodes once (when the first working agent is met); keyed by identity, it
+        # stays right if they ever differ. This loop runs once per member of a room.
         bodies: dict[int, bytes] = {}
         packages: dict[tuple[int, int], bytes] = {}
+        package = b""
+        serializer: object = None
+        dictionary: object = None
         count = 0
         for session in sessions:
             agent = session.agent
-            if not agent.working:
-                continue
-            serializer = agent.serializer
-            dictionary = agent.connection.dictionary
-            key = (id(serializer), id(dictionary))
-            package = packages.get(key)
-            if package is None:
-                body = bodies.get(key[0])
-                if body is None:
-                    body = bodies[key[0]] = serializer.encode(msg)
-                package = packages[key] = encode_push(route, body, dictionary)
+            if agent.serializer is not serializer or agent.connection.dictionary is not dictionary:
+                if not agent.working:
+                    continue
+                serializer = agent.serializer
+                dictionary = agent.connection.dictionary
+                key = (id(serializer), id(dictionary))
+                found = packages.get(key)
+                if found is None:
+                    body = bodies.get(key[0])
+                    if body is None:
+                        body = bodies[key[0]] = agent.serializer.encode(msg)
+                    found = packages[key] = encode_push(route, body, agent.connection.dictionary)
+                package = found
             if agent.push_encoded(package):
                 count += 1
         return count

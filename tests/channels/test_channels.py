@@ -96,6 +96,30 @@ class ChannelPushTests(SynchronousTestCase):
             ],
         )
 
+    def test_membership_changes_between_pushes(self) -> None:
+        """Joins, leaves, moves and clear between pushes are seen by the next push; an
+        exclude leaves the following pushes whole."""
+        rpc = FakeRpc()
+        channel = filled(rpc)
+        channel.push("onChat", {}, exclude=["a", "b"])
+        channel.add("f", "connector-3")
+        channel.leave("e", "connector-2")
+        channel.add("a", "connector-3")
+        rpc.calls.clear()
+        channel.push("onChat", {})
+        self.assertEqual(
+            rpc.calls,
+            [
+                push_call("connector-3", "onChat", {}, ["a", "d", "f"]),
+                push_call("connector-2", "onChat", {}, ["b"]),
+                push_call("connector-1", "onChat", {}, ["c"]),
+            ],
+        )
+        channel.clear()
+        rpc.calls.clear()
+        self.assertEqual(self.successResultOf(channel.push("onChat", {})), 0)
+        self.assertEqual(rpc.calls, [])
+
     def test_empty_channel(self) -> None:
         """Pushing to an empty channel makes no call and fires with 0."""
         rpc = FakeRpc()

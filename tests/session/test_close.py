@@ -231,6 +231,23 @@ class SlowConsumerTests(SynchronousTestCase):
         self.assertTrue(conn.aborted)
         self.assertEqual(conn.agent.close_reason, "slow consumer")
 
+    def test_encoded_push_queues_while_paused_and_not_when_closing(self) -> None:
+        """push_encoded writes at once, queues behind a pause (in order), refuses when closing."""
+        conn = connect(AgentConfig(max_pending_bytes=10_000))
+        agent = conn.agent
+        first = encode_push("onPush", b'{"n":1}', echo_dictionary())
+        second = encode_push("onPush", b'{"n":2}', echo_dictionary())
+        self.assertTrue(agent.push_encoded(first))
+        self.assertEqual(conn.written(), first)
+        agent.pauseProducing()
+        self.assertTrue(agent.push_encoded(second))
+        self.assertEqual((conn.written(), agent.pending_bytes), (b"", len(second)))
+        agent.resumeProducing()
+        self.assertEqual(conn.written(), second)
+        agent.close()
+        self.assertFalse(agent.push_encoded(first))
+        self.assertEqual(conn.written(), b"")
+
     def test_push_to_a_closed_connection(self) -> None:
         """push() on a closed connection returns False and writes nothing."""
         conn = connect()
