@@ -83,6 +83,7 @@ def scenarios(quick: bool) -> dict[str, dict[str, Any]]:
         "broadcast-max": {
             "mode": "broadcast-max", "members": 300 if quick else 1000, "senders": 10,
             "rates": [1, 2, 4] if quick else [1, 2, 4, 8, 16], "p99_limit_ms": 50.0,
+            "refine": 0 if quick else 2,
             "contenders": ["ours", "pinus"],
         },
         "cluster-2conn-forward": {
@@ -156,11 +157,14 @@ def search_broadcast_max(
     contender: Any, spec: dict[str, Any], duration: float, warmup: float
 ) -> dict[str, Any]:
     """The highest push rate ``contender`` delivers with push p99 under the limit and
-    nothing missing, over the sender rates of ``spec`` (stops at the first failed step)."""
+    nothing missing: the sender rates of ``spec`` in turn until one fails, then
+    ``spec["refine"]`` bisections between the last rate that held and the one that
+    failed (a step fails only when it fails twice: noise happens)."""
     best: dict[str, Any] = {"push_rate": 0.0, "steps": []}
-    for rate in spec["rates"]:
+
+    def attempt(rate: float) -> bool:
         step = {"mode": "broadcast", "members": spec["members"], "senders": spec["senders"]}
-        for _attempt in range(2):  # a step fails only when it fails twice (noise happens)
+        for _attempt in range(2):
             result = measure(contender, step | {"rate": rate}, duration, warmup)
             p99 = result.get("push_p99") or 1e9
             ok = p99 < spec["p99_limit_ms"] and not result.get("missing")
@@ -169,11 +173,26 @@ def search_broadcast_max(
         best["steps"].append(
             {"rate_per_sender": rate, "ok": ok}
             | {k: result.get(k) for k in ("push_rate", "push_p50", "push_p99", "missing")}
+            | {"loadgen_cpu": result.get("loadgen_cpu")}
         )
-        if not ok:
+        if ok:
+            best.update({k: result.get(k) for k in ("push_rate", "p50", "p99", "server_cpu")})
+            best["loadgen_cpu"] = result.get("loadgen_cpu")
+        return ok
+
+    held, failed = 0.0, None
+    for rate in spec["rates"]:
+        if not attempt(rate):
+            failed = rate
             break
-        best |= {k: result.get(k) for k in ("push_rate", "p50", "p99", "server_cpu")}
-        best["loadgen_cpu"] = result.get("loadgen_cpu")
+        held = rate
+    if failed is not None and held:
+        for _ in range(spec.get("refine", 0)):
+            middle = (held + failed) / 2
+            if attempt(middle):
+                held = middle
+            else:
+                failed = middle
     return best
 
 
