@@ -285,6 +285,8 @@ def summarize(results: dict[str, list[dict[str, Any]]], spec: dict[str, Any]) ->
             "p99_ms": _median(runs, "p99"),
             "server_cpu": _median(runs, "server_cpu"),
             "loadgen_cpu": _median(runs, "loadgen_cpu"),
+            "server_us_per_op": _server_us_per_op(runs, figure),
+            "generator_bound": _generator_bound(runs),
             "correctness": {
                 key: sum(int(r.get(key, 0) or 0) for r in runs)
                 for key in (
@@ -308,6 +310,28 @@ def summarize(results: dict[str, list[dict[str, Any]]], spec: dict[str, Any]) ->
     return summary
 
 
+def _server_us_per_op(runs: list[dict[str, Any]], figure: str) -> float | None:
+    """Median server CPU µs per request or push (None for memory figures)."""
+    if figure not in ("rate", "push_rate"):
+        return None
+    values = [
+        r["server_cpu"] / r[figure] * 1e6
+        for r in runs
+        if r.get(figure) and isinstance(r.get("server_cpu"), int | float)
+    ]
+    return statistics.median(values) if values else None
+
+
+def _generator_bound(runs: list[dict[str, Any]]) -> bool:
+    """Whether a broadcast-max search stopped where the generator's core was full (≥ 90 %):
+    then the ceiling found is the generator's, not the server's."""
+    for run in runs:
+        failed = [step for step in run.get("steps", []) if not step["ok"]]
+        if failed and all((step.get("loadgen_cpu") or 0) >= 0.9 for step in failed):
+            return True
+    return False
+
+
 def format_summary(name: str, summary: dict[str, Any]) -> str:
     """One scenario's table."""
     figure = summary["figure"]
@@ -321,6 +345,12 @@ def format_summary(name: str, summary: dict[str, Any]) -> str:
             f"  {contender:14} {row['median']:>12,.1f}  ({row['min']:,.1f}–{row['max']:,.1f})"
             f"  p50 {_ms(row['p50_ms'])}  p99 {_ms(row['p99_ms'])}"
             f"  server CPU {_pct(row['server_cpu'])}  load CPU {_pct(row['loadgen_cpu'])}"
+            + (
+                f"  {row['server_us_per_op']:.1f} µs server CPU each"
+                if row["server_us_per_op"]
+                else ""
+            )
+            + ("  (GENERATOR-BOUND: its core was full)" if row["generator_bound"] else "")
             + (f"  PROBLEMS {bad}" if bad else "")
         )
     ratios = [f"{k} = {v:.2f}×" for k, v in summary.items() if k.startswith("ours/")]

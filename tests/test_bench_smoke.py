@@ -22,6 +22,8 @@ from bench.loopback import RunResult, summarize_runs
 from bench.runtime import format_broadcast, format_requests, round_ratios, summarize_broadcast
 from bench.runtime import parse_args as runtime_args
 from bench.servers import game_argv, profiled_argv
+from bench.suite import format_summary as format_suite_summary
+from bench.suite import summarize as summarize_suite
 from bench.wsframe import format_report as format_wsframe_report
 from bench.wsframe import run_cases as run_wsframe_cases
 from pomelo_twisted.serializers import JsonSerializer
@@ -245,3 +247,40 @@ class WsFrameBenchSmokeTests(SynchronousTestCase):
         self.assertEqual(set(figures["cases"]), {"ours", "ours_transport", "autobahn"})
         report = format_wsframe_report({"cpu_busy_before": {"cpu0": 0.1}, **figures})
         self.assertIn("ours/autobahn", report)
+
+
+class SuiteSummaryTests(SynchronousTestCase):
+    """``bench/suite.py``'s summary of the runs of one scenario (no server is started)."""
+
+    def test_medians_ratio_cost_and_problems(self) -> None:
+        """Medians and ranges, ours/pinus, server µs per request, summed correctness counters."""
+        spec = {"mode": "echo", "contenders": ["ours", "pinus"]}
+        runs = {
+            "ours": [
+                {"rate": r, "server_cpu": 0.9, "p50": 1.0, "p99": 2.0} for r in (30e3, 45e3, 40e3)
+            ],
+            "pinus": [{"rate": 20e3, "server_cpu": 1.0, "mismatches": 1}],
+        }
+        summary = summarize_suite(runs, spec)
+        ours = summary["contenders"]["ours"]
+        self.assertEqual((ours["median"], ours["min"], ours["max"]), (40e3, 30e3, 45e3))
+        self.assertAlmostEqual(summary["ours/pinus"], 2.0)
+        self.assertAlmostEqual(ours["server_us_per_op"], 0.9 / 40e3 * 1e6)
+        self.assertEqual(summary["contenders"]["pinus"]["correctness"]["mismatches"], 1)
+        self.assertIn("PROBLEMS {'mismatches': 1}", format_suite_summary("echo", summary))
+
+    def test_broadcast_max_generator_bound(self) -> None:
+        """A search whose failed steps all had the generator's core full is flagged."""
+        spec = {"mode": "broadcast-max", "contenders": ["ours"]}
+
+        def run(failed_load: float) -> dict[str, Any]:
+            steps = [
+                {"ok": True, "loadgen_cpu": 0.5},
+                {"ok": False, "loadgen_cpu": failed_load},
+            ]
+            return {"push_rate": 40e3, "server_cpu": 0.5, "steps": steps}
+
+        bound = summarize_suite({"ours": [run(0.97)]}, spec)["contenders"]["ours"]
+        free = summarize_suite({"ours": [run(0.60)]}, spec)["contenders"]["ours"]
+        self.assertEqual((bound["generator_bound"], free["generator_bound"]), (True, False))
+        self.assertAlmostEqual(bound["server_us_per_op"], 12.5)
