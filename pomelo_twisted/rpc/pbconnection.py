@@ -17,6 +17,7 @@ the master (monitor) and from the admin CLI to the master.
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -33,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..eagerwrite import Send, socket_send, write_eagerly
 from .pbauth import login
 
 __all__ = ["NoDelayBroker", "PersistentLogin", "no_delay"]
@@ -50,11 +52,24 @@ def no_delay(broker: pb.Broker) -> None:
 
 
 class NoDelayBroker(pb.Broker):
-    """A broker setting ``TCP_NODELAY`` once connected (e.g. an RPC port's brokers)."""
+    """A broker setting ``TCP_NODELAY`` once connected (e.g. an RPC port's brokers),
+    whose messages go to the socket at once when nothing is queued (see
+    :mod:`pomelo_twisted.eagerwrite`): a batch of calls or answers is one PB message,
+    and sending it now rather than on the next loop iteration saves two ``epoll_ctl``
+    and a reactor trip per hop."""
+
+    _socket_send: Send | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
         no_delay(self)
+        self._socket_send = socket_send(self.transport)
+
+    def sendEncoded(self, obj: object) -> None:  # noqa: N802 (Banana's name)
+        """Banana-encode ``obj`` and write it eagerly (as ``Banana.sendEncoded`` writes it)."""
+        stream = BytesIO()
+        self._encode(obj, stream.write)
+        write_eagerly(self.transport, self._socket_send, stream.getvalue())
 
 
 class _LoginBroker(NoDelayBroker):

@@ -30,6 +30,7 @@ from pomelo_twisted.rpc.payload import pack_array
 from pomelo_twisted.rpc.pb import MAX_BATCH, PbRpcTransport, RpcAvatar, _AnswerSink
 from pomelo_twisted.rpc.pbauth import AvatarRealm, ClusterSecretChecker, login
 from pomelo_twisted.rpc.pbconnection import (
+    NoDelayBroker,
     ObservedEndpoint,
     PersistentLogin,
     _LoginFactory,
@@ -644,6 +645,26 @@ class NoDelayTests(PbCase):
         client = _LoginFactory(login).buildProtocol(None)
         client.makeConnection(_TcpTransport())
         self.assertTrue(client.transport.no_delay)
+
+    def test_messages_are_encoded_as_banana_encodes_them(self) -> None:
+        """NoDelayBroker's eager sendEncoded writes exactly the bytes Banana's own would."""
+        ours, theirs = NoDelayBroker(), pb.Broker()
+        for broker in (ours, theirs):
+            broker.makeConnection(StringTransport())
+            broker.transport.clear()  # type: ignore[attr-defined]
+        message = [
+            b"message",
+            7,
+            b"root",
+            b"calls",
+            0,
+            [b"tuple", b"\x00\xff" * 40],
+            [b"dictionary"],
+        ]
+        ours.sendEncoded(message)
+        theirs.sendEncoded(message)
+        self.assertEqual(ours.transport.value(), theirs.transport.value())  # type: ignore[attr-defined]
+        self.assertGreater(len(ours.transport.value()), 80)  # type: ignore[attr-defined]
 
     def test_other_transports_are_left_alone(self) -> None:
         """A transport that is not TCP (e.g. in memory) is not asked for TCP_NODELAY."""
