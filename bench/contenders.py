@@ -197,38 +197,12 @@ class PinusCluster:
         return subprocess.run(["./stop.sh"], cwd=self.peer, capture_output=True).returncode
 
 
-class Floor:
-    """The bare Twisted Pomelo echo (``bench/bare_pomelo.py``)."""
+class _OneProcess:
+    """A contender that is one pinned process listening on a free port."""
 
-    name = "floor"
+    name = ""
 
-    def __init__(self, workdir: Path, pin: bool = True) -> None:
-        self.port = free_ports(1)[0]
-        argv = [sys.executable, str(REPO / "bench" / "bare_pomelo.py"), "--port", str(self.port)]
-        self.process = _Process(_pinned(argv, pin), workdir / "floor.log")
-        wait_port(self.port, 20, self.process.alive)
-
-    def pids(self) -> list[int]:
-        return [self.process.proc.pid]
-
-    def frontend_pid(self) -> int:
-        return self.process.proc.pid
-
-    def stop(self) -> int | None:
-        return self.process.stop()
-
-
-class NodeFloor:
-    """The bare Node echo (``bench/loadgen/bare_echo_server.js``)."""
-
-    name = "node-floor"
-
-    def __init__(self, workdir: Path, pin: bool = True, ws: bool = False) -> None:
-        self.port = free_ports(1)[0]
-        argv = ["node", str(LOADGEN / "bare_echo_server.js"), "--port", str(self.port)]
-        if ws:
-            argv.append("--ws")
-            self.name = "node-floor-ws"
+    def _start(self, argv: list[str], workdir: Path, pin: bool) -> None:
         self.process = _Process(_pinned(argv, pin), workdir / f"{self.name}.log")
         wait_port(self.port, 20, self.process.alive)
 
@@ -240,6 +214,31 @@ class NodeFloor:
 
     def stop(self) -> int | None:
         return self.process.stop()
+
+
+class Floor(_OneProcess):
+    """The bare Twisted Pomelo echo (``bench/bare_pomelo.py``)."""
+
+    name = "floor"
+
+    def __init__(self, workdir: Path, pin: bool = True) -> None:
+        self.port = free_ports(1)[0]
+        argv = [sys.executable, str(REPO / "bench" / "bare_pomelo.py"), "--port", str(self.port)]
+        self._start(argv, workdir, pin)
+
+
+class NodeFloor(_OneProcess):
+    """The bare Node echo (``bench/loadgen/bare_echo_server.js``)."""
+
+    name = "node-floor"
+
+    def __init__(self, workdir: Path, pin: bool = True, ws: bool = False) -> None:
+        self.port = free_ports(1)[0]
+        argv = ["node", str(LOADGEN / "bare_echo_server.js"), "--port", str(self.port)]
+        if ws:
+            argv.append("--ws")
+            self.name = "node-floor-ws"
+        self._start(argv, workdir, pin)
 
 
 def new_workdir() -> Path:
