@@ -17,9 +17,14 @@ and answers travel in batches, and what crosses is narrow on purpose:
   backend's code) or ``[id, 2, message]`` (an ``RpcError``). Each call is
   answered on its own: a slow or failing call holds back or fails no other.
 
-PB's per-message costs (jelly, banana, request ids, Deferreds) are so paid once
-per batch. A batch stays under banana's 640 KiB limit on a string (a bigger one
-is split); a single call or answer above it fails on its own, at once.
+Once logged in, a batch crosses as a bare Banana message ``[b"batch", bytes]``
+(:meth:`~pomelo_twisted.rpc.pbconnection.NoDelayBroker.send_batch`), which a
+broker accepts only after its login through the portal: jelly and PB's message
+dispatch, most of a PB message's cost when it carries one call, are skipped; the
+PB ``calls``/``answers`` methods remain for brokers of other kinds. Banana's
+per-message cost is so paid once per batch. A batch stays under banana's 640 KiB
+limit on a string (a bigger one is split); a single call or answer above it fails
+on its own, at once.
 
 Calls to a peer that is down fail at once, calls in flight (queued or sent)
 fail when their connection is lost, and every call has a deadline
@@ -44,7 +49,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
-from twisted.spread import banana, pb
+from twisted.spread import pb
 from zope.interface import implementer
 
 from ..cluster.server_info import ServerInfo
@@ -54,91 +59,13 @@ from .local import Deadlines, Dispatcher, LocalRpcTransport, entry_point
 from .metrics import RpcCounters
 from .payload import chunks, pack_array, pack_plain, unpack_plain
 from .pbauth import make_portal
+from .pbavatar import MAX_BATCH, RpcAvatar, _AnswerSink
 from .pbconnection import NoDelayBroker, PersistentLogin
-from .remotes import ERROR, HANDLER_ERROR, OK, CallRunner
+from .remotes import ERROR, HANDLER_ERROR, OK
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
 log = Logger()
-
-MAX_BATCH = banana.SIZE_LIMIT - 8
-"""The most bytes one ``calls`` or ``answers`` message carries (banana refuses a string
-over ``SIZE_LIMIT``; 8 bytes are left for the array header). One call's item or one
-answer above it is refused on its own."""
-
-
-class RpcAvatar(pb.Avatar):
-    """What a peer that logged in may do on this server's RPC port: ``calls``.
-
-    ``mind`` is the peer's answer sink (a remote reference): the answers to the calls
-    of its batches (run by a :class:`~pomelo_twisted.rpc.remotes.CallRunner`) are
-    queued, and sent to it as one ``answers`` message per reactor turn.
-    """
-
-    def __init__(self, transport: PbRpcTransport, peer: str, mind: Any = None) -> None:
-        self.transport = transport
-        self.peer = peer
-        self.mind: Any = mind if callable(getattr(mind, "callRemote", None)) else None
-        self._runner = CallRunner(transport.dispatcher, self._queue, peer, MAX_BATCH)
-        self._answers: list[bytes] = []
-        self._flush: IDelayedCall | None = None
-
-    def logout(self) -> None:
-        """The peer's connection is gone: answers still to come have nowhere to go."""
-        self.mind = None
-        self._answers = []
-        if self._flush is not None and self._flush.active():
-            self._flush.cancel()
-        self._flush = None
-
-    def perspective_calls(self, batch: object) -> None:
-        """Run each ``[id, target, service, method, args]`` of ``batch``; answer each."""
-        if type(batch) is not bytes:
-            kind = type(batch).__name__
-            log.warn("refused rpcs from {peer}: {kind}, not bytes", peer=self.peer, kind=kind)
-        elif self.mind is None:
-            log.warn("refused rpcs from {peer}: it gave no answer sink", peer=self.peer)
-        else:
-            self._runner.run(batch)
-
-    def _queue(self, item: bytes) -> None:
-        if self.mind is None:  # logged out: the caller failed these calls already
-            return
-        self._answers.append(item)
-        if self._flush is None:
-            self._flush = self.transport._reactor.callLater(0, self._send_answers)
-
-    def _send_answers(self) -> None:
-        self._flush = None
-        answers, self._answers = self._answers, []
-        mind = self.mind
-        if mind is None or not answers:
-            return
-        for chunk in chunks(answers, MAX_BATCH):
-            try:
-                mind.callRemote("answers", pack_array(chunk), pbanswer=False)
-            except pb.DeadReferenceError:
-                return  # the connection is going: the caller fails these calls itself
-
-
-class _AnswerSink(pb.Referenceable):
-    """The mind this server gives a peer at login: the peer sends ``answers`` here."""
-
-    def __init__(self, transport: PbRpcTransport, peer_id: str) -> None:
-        self.transport = transport
-        self.peer_id = peer_id
-
-    def remoteMessageReceived(  # noqa: N802 (PB's name)
-        self, broker: pb.Broker, message: str | bytes, args: Any, kw: Any
-    ) -> None:
-        """Only ``answers(batch)``, with the broker it came on."""
-        if message not in ("answers", b"answers"):
-            raise pb.NoSuchMethod(f"No such method: remote_{message!r}")
-        args, kw = broker.unserialize(args), broker.unserialize(kw)
-        if kw or len(args) != 1:
-            log.warn("refused answers from {peer}: bad arguments", peer=self.peer_id)
-            return
-        self.transport._answered(self.peer_id, broker, args[0])
 
 
 class _Peer:
@@ -472,7 +399,10 @@ class PbRpcTransport:
         server_id = peer.info.id
         channel = _Channel(server_id, avatar, self._counters[server_id], self._deadlines)
         peer.channel = channel
-        channel.broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
+        broker = channel.broker
+        if isinstance(broker, NoDelayBroker):  # the peer's answers come as batch messages
+            broker.batch_receiver = lambda batch: self._answered(server_id, broker, batch)
+        broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
         return channel
 
     def _lost(self, peer: _Peer, channel: _Channel) -> None:
@@ -497,9 +427,15 @@ class PbRpcTransport:
         for call in calls:
             items.append(call.item)  # type: ignore[arg-type]
             call.item = None
+        broker = channel.broker
         for chunk in chunks(items, MAX_BATCH):
             try:
-                channel.avatar.callRemote("calls", pack_array(chunk), pbanswer=False)
+                if isinstance(broker, NoDelayBroker):
+                    if broker.disconnected:
+                        raise pb.DeadReferenceError("Calling Stale Broker")
+                    broker.send_batch(pack_array(chunk))
+                else:
+                    channel.avatar.callRemote("calls", pack_array(chunk), pbanswer=False)
             except Exception:  # the broker is gone: _lost fails (or failed) the calls
                 log.failure("sending a batch of rpcs failed")
                 for call in calls:

@@ -59,11 +59,34 @@ class NoDelayBroker(pb.Broker):
     and a reactor trip per hop."""
 
     _socket_send: Send | None = None
+    batch_receiver: Callable[[object], None] | None = None
+    """Where a ``batch`` message goes: set only once the connection is logged in through
+    the portal (an RPC avatar's calls on the server side, the answers sink on the client
+    side). Without one, a ``batch`` message is refused and the connection dropped."""
 
     def connectionMade(self) -> None:
         super().connectionMade()
         no_delay(self)
         self._socket_send = socket_send(self.transport)
+
+    def send_batch(self, payload: bytes) -> None:
+        """Send ``payload`` as one Banana ``batch`` message: the RPC batches of calls and
+        answers skip jelly and PB's message dispatch, most of a PB message's cost when
+        it carries one call."""
+        self.sendEncoded([b"batch", payload])
+
+    def proto_batch(self, *args: object) -> None:
+        """A ``batch`` message: to the receiver of a logged-in connection, or refused."""
+        receiver = self.batch_receiver
+        if receiver is None or len(args) != 1:
+            log.warn(
+                "refused a batch message ({why}): closing the connection",
+                why="not logged in" if receiver is None else "bad arguments",
+            )
+            if self.transport is not None:
+                self.transport.loseConnection()
+            return
+        receiver(args[0])
 
     def sendEncoded(self, obj: object) -> None:  # noqa: N802 (Banana's name)
         """Banana-encode ``obj`` and write it eagerly (as ``Banana.sendEncoded`` writes it)."""

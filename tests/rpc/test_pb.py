@@ -27,7 +27,7 @@ from pomelo_twisted.errors import HandlerError, RpcError, RpcTimeout
 from pomelo_twisted.interfaces import INetworkRpcTransport, IRpcTransport
 from pomelo_twisted.rpc import RemoteDispatcher, pack_plain, unpack_plain
 from pomelo_twisted.rpc.payload import pack_array
-from pomelo_twisted.rpc.pb import MAX_BATCH, PbRpcTransport, RpcAvatar, _AnswerSink
+from pomelo_twisted.rpc.pb import MAX_BATCH, PbRpcTransport, RpcAvatar
 from pomelo_twisted.rpc.pbauth import AvatarRealm, ClusterSecretChecker, login
 from pomelo_twisted.rpc.pbconnection import (
     NoDelayBroker,
@@ -314,6 +314,50 @@ class AuthTests(PbCase):
         self.failureResultOf(wrong)
         self.flushLoggedErrors()
 
+    def test_batch_message_before_login_is_refused(self) -> None:
+        """A ``batch`` message on a connection that has not logged in runs nothing and
+        gets the connection closed; so does one with the wrong number of arguments."""
+        brokers: list[pb.Broker] = []
+        factory = pb.PBClientFactory()
+        original = factory.clientConnectionMade
+
+        def made(broker: pb.Broker) -> None:
+            brokers.append(broker)
+            original(broker)
+
+        factory.clientConnectionMade = made  # type: ignore[method-assign]
+        self.network.connect(CHAT.rpc_client_endpoint, factory)
+        self.flush()
+        batch = pack_array([pack_plain([1, "chat-1", "chatRemote", "record", ["x"]])])
+        brokers[0].sendEncoded([b"batch", batch])
+        self.flush()
+        self.assertEqual(self.remote.received, [])
+        self.assertTrue(brokers[0].disconnected)
+        self.join()
+        server_broker = NoDelayBroker()
+        server_broker.makeConnection(StringTransport())
+        server_broker.batch_receiver = self.remote.received.append
+        server_broker.proto_batch(batch, b"extra")
+        self.assertEqual(self.remote.received, [])
+        self.assertTrue(server_broker.transport.disconnecting)  # type: ignore[attr-defined]
+
+    def test_logged_in_batches_skip_pb_messages(self) -> None:
+        """Once logged in, calls and answers cross as Banana ``batch`` messages, not as
+        PB ``calls``/``answers`` remote calls."""
+        self.join()
+        sent: list[object] = []
+        original = NoDelayBroker.sendEncoded
+
+        def recording(broker: NoDelayBroker, obj: object) -> None:
+            sent.append(obj[0] if isinstance(obj, list) else obj)
+            original(broker, obj)
+
+        self.patch(NoDelayBroker, "sendEncoded", recording)
+        d = self.connector.call("chat-1", "chatRemote", "echo", ["hi"], 10.0)
+        self.flush()
+        self.assertEqual(self.successResultOf(d), ["hi"])
+        self.assertEqual(sent, [b"batch", b"batch"])
+
 
 class PayloadTests(PbCase):
     """Only msgpack bytes cross, and only through ``calls``."""
@@ -346,20 +390,23 @@ class BatchCase(PbCase):
         super().setUp()
         self.batches: list[int] = []  # calls per ``calls`` message
         self.answer_batches: list[int] = []  # answers per ``answers`` message
-        calls, answers = RpcAvatar.perspective_calls, _AnswerSink.remoteMessageReceived
+        calls, answered = RpcAvatar.perspective_calls, PbRpcTransport._answered
 
         def counting_calls(avatar: RpcAvatar, batch: object) -> None:
             self.batches.append(len(unpack_plain(batch)) if type(batch) is bytes else -1)
             calls(avatar, batch)
 
         def counting_answers(
-            sink: _AnswerSink, broker: pb.Broker, message: Any, args: Any, kw: Any
+            transport: PbRpcTransport, peer_id: str, broker: pb.Broker, batch: object
         ) -> None:
-            self.answer_batches.append(len(unpack_plain(broker.unserialize(args)[0])))
-            answers(sink, broker, message, args, kw)
+            try:
+                self.answer_batches.append(len(unpack_plain(batch)))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                self.answer_batches.append(-1)  # junk: _answered drops it
+            answered(transport, peer_id, broker, batch)
 
         self.patch(RpcAvatar, "perspective_calls", counting_calls)
-        self.patch(_AnswerSink, "remoteMessageReceived", counting_answers)
+        self.patch(PbRpcTransport, "_answered", counting_answers)
         self.join()
 
     def calls(self, *calls: tuple[Any, ...], timeout: float = 10.0) -> list[Deferred[Any]]:
