@@ -291,8 +291,8 @@ class AuthTests(PbCase):
         self.assertEqual(self.remote.received, [])
         self.flushLoggedErrors()
 
-    def test_root_object_offers_only_login(self) -> None:
-        """Before login, the root object answers nothing but login: 'call' is refused."""
+    def unlogged(self) -> tuple[pb.PBClientFactory, pb.Broker]:
+        """A PB client connected to chat-1's RPC port that has not logged in."""
         brokers: list[pb.Broker] = []
         factory = pb.PBClientFactory()
         original = factory.clientConnectionMade
@@ -304,12 +304,17 @@ class AuthTests(PbCase):
         factory.clientConnectionMade = made  # type: ignore[method-assign]
         self.network.connect(CHAT.rpc_client_endpoint, factory)
         self.flush()
+        return factory, brokers[0]
+
+    def test_root_object_offers_only_login(self) -> None:
+        """Before login, the root object answers nothing but login: 'call' is refused."""
+        factory, broker = self.unlogged()
         root = self.successResultOf(factory.getRootObject())
         d = root.callRemote("call", "chat-1", "chatRemote", "record", pack_plain(["x"]))
         self.flush()
         self.failureResultOf(d)
         self.assertEqual(self.remote.received, [])
-        wrong = login(brokers[0], "connector-1", b"guess")
+        wrong = login(broker, "connector-1", b"guess")
         self.flush()
         self.failureResultOf(wrong)
         self.flushLoggedErrors()
@@ -317,22 +322,12 @@ class AuthTests(PbCase):
     def test_batch_message_before_login_is_refused(self) -> None:
         """A ``batch`` message on a connection that has not logged in runs nothing and
         gets the connection closed; so does one with the wrong number of arguments."""
-        brokers: list[pb.Broker] = []
-        factory = pb.PBClientFactory()
-        original = factory.clientConnectionMade
-
-        def made(broker: pb.Broker) -> None:
-            brokers.append(broker)
-            original(broker)
-
-        factory.clientConnectionMade = made  # type: ignore[method-assign]
-        self.network.connect(CHAT.rpc_client_endpoint, factory)
-        self.flush()
+        _, broker = self.unlogged()
         batch = pack_array([pack_plain([1, "chat-1", "chatRemote", "record", ["x"]])])
-        brokers[0].sendEncoded([b"batch", batch])
+        broker.sendEncoded([b"batch", batch])
         self.flush()
         self.assertEqual(self.remote.received, [])
-        self.assertTrue(brokers[0].disconnected)
+        self.assertTrue(broker.disconnected)
         self.join()
         server_broker = NoDelayBroker()
         server_broker.makeConnection(StringTransport())
