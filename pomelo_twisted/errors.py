@@ -11,13 +11,17 @@ from typing import Any
 
 __all__ = [
     "INTERNAL_ERROR",
+    "BadRequest",
     "ConfigError",
     "HandlerError",
     "HandshakeRejected",
     "PomeloError",
+    "RequestTimeout",
+    "RouteNotFound",
     "RpcError",
     "RpcTimeout",
     "SerializationError",
+    "ServerUnavailable",
     "error_response",
 ]
 
@@ -49,6 +53,35 @@ class HandlerError(PomeloError):
     def response(self) -> dict[str, Any]:
         """The response body this error answers with."""
         return error_response(self.code, self.msg)
+
+
+class BadRequest(HandlerError):
+    """The request's body cannot be decoded (answered 400)."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(400, msg)
+
+
+class RouteNotFound(HandlerError):
+    """No handler answers the route: unknown route or route code, handler, method or
+    server type (answered 404)."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(404, msg)
+
+
+class ServerUnavailable(HandlerError):
+    """No server of the route's type can take the request now (answered 503)."""
+
+    def __init__(self, msg: str = "server unavailable") -> None:
+        super().__init__(503, msg)
+
+
+class RequestTimeout(HandlerError):
+    """A request passed its deadline (answered 504, ``"request timed out"``)."""
+
+    def __init__(self, msg: str = "request timed out") -> None:
+        super().__init__(504, msg)
 
 
 class HandshakeRejected(PomeloError):

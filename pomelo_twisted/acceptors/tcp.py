@@ -14,12 +14,12 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
-from .deadlines import Deadlines
 
 __all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
 
@@ -53,7 +53,7 @@ class AgentFactory:
         self.dictionary = dictionary
         self.metrics = metrics if metrics is not None else ConnectionMetrics()
         self.agents: dict[int, Agent] = {}
-        self.deadlines = Deadlines(clock)
+        self.deadlines = DeadlineScheduler(clock)
         """The handshake and idle timeouts of every connection, under one DelayedCall."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []

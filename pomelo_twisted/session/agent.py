@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from types import CoroutineType
-from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -21,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import (
     INTERNAL_ERROR,
     HandlerError,
@@ -55,9 +55,11 @@ from ..protocol.handshake import encode_kick
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .ratelimit import TokenBucket
-from .timers import HANDSHAKE_DEADLINE, IDLE_DEADLINE, DeadlineScheduler, OwnTimers
 
-__all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent", "DeadlineScheduler", "OwnTimers"]
+__all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent"]
+
+# What an agent waits for: the handshake (+ ack) to complete, or the client's next package.
+HANDSHAKE_DEADLINE, IDLE_DEADLINE = 0, 1
 
 log = Logger()
 
@@ -137,8 +139,8 @@ class Agent:
         self._seen_packages = 0
         self._last_seen = clock.seconds()
         # The handshake, then the idle timeout (a listener's agents share one scheduler).
-        self._deadlines = deadlines if deadlines is not None else OwnTimers(clock)
-        self._deadline: Any = None
+        self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
+        self._deadline: DeadlineHandle | None = None
         self._close_timer: IDelayedCall | None = None
 
     def __repr__(self) -> str:
@@ -343,7 +345,7 @@ class Agent:
             log.failure("connected hook failed for {agent}", agent=self)
             self._close(f"{CloseReason.SERVER_CLOSED}: connected hook failed")
 
-    def _deadline_passed(self, kind: int, now: float) -> None:
+    def deadline_passed(self, kind: int, now: float) -> None:
         """The deadline this agent waited for has come (``now``: the clock's time)."""
         self._deadline = None
         if kind == HANDSHAKE_DEADLINE:

@@ -1,36 +1,43 @@
-"""Deadlines: the handshake and idle timeouts of every connection of a listener.
+"""The one deadline scheduler: many deadlines under one DelayedCall of a clock.
 
-An :class:`~pomelo_twisted.session.Agent` waits for one deadline at a time (the
-handshake + ack, then the client's next package). Each on its own ``callLater``, a
-connection would hold a DelayedCall (about half a kilobyte), and a cancelled one stays
-in the reactor's heap until the reactor compacts it. :class:`Deadlines` keeps them as
-small entries of one heap under a single DelayedCall, armed for the earliest.
+Connections (the handshake and idle timeouts of every agent of a listener) and RPC
+calls (each call's deadline) wait for deadlines by the thousand. Each on its own
+``callLater``, a deadline would hold a DelayedCall (about half a kilobyte), and a
+cancelled one stays in the reactor's heap until the reactor compacts it.
+:class:`DeadlineScheduler` keeps them as small entries of one heap under a single
+DelayedCall, armed for the earliest, and calls ``target.deadline_passed(kind, now)``
+on whatever waited (an :class:`IDeadlineTarget`).
 """
 
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from ..session import Agent
-
-__all__ = ["Deadlines"]
+__all__ = ["DeadlineHandle", "DeadlineScheduler", "IDeadlineTarget"]
 
 log = Logger()
 
-# One deadline: [when, sequence, agent (None once cancelled or fired), kind]. A list,
+
+class IDeadlineTarget(Protocol):
+    """What waits for a deadline (an agent, an RPC call)."""
+
+    def deadline_passed(self, kind: int, now: float) -> None:
+        """The deadline of ``kind`` (the waiter's own code) has come; ``now``: clock time."""
+
+
+# One deadline: [when, sequence, target (None once cancelled or fired), kind]. A list,
 # not an object: it is the only per-connection timer state (compared by when, then by
-# sequence, which is unique: the agent is never compared).
-_Entry = list[Any]
+# sequence, which is unique: the target is never compared).
+DeadlineHandle = list[Any]
+_Entry = DeadlineHandle
 
 
-class Deadlines:
-    """A :class:`~pomelo_twisted.session.timers.DeadlineScheduler` of many agents
-    under one DelayedCall.
+class DeadlineScheduler:
+    """Many deadlines under one DelayedCall of ``clock``.
 
     Deadlines fire in time order, equal times in the order they were added, each at the
     clock time it names, as a ``callLater`` per agent would. With nothing left to wait
@@ -52,14 +59,14 @@ class Deadlines:
         """Deadlines still to come."""
         return len(self._heap) - self._cancelled
 
-    def add(self, delay: float, agent: Agent, kind: int) -> _Entry:
-        """Call ``agent._deadline_passed(kind, now)`` in ``delay`` seconds."""
-        return self.add_at(self._clock.seconds() + delay, agent, kind)
+    def add(self, delay: float, target: IDeadlineTarget, kind: int) -> DeadlineHandle:
+        """Call ``target.deadline_passed(kind, now)`` in ``delay`` seconds."""
+        return self.add_at(self._clock.seconds() + delay, target, kind)
 
-    def add_at(self, when: float, agent: Agent, kind: int) -> _Entry:
-        """Call ``agent._deadline_passed(kind, now)`` at clock time ``when``."""
+    def add_at(self, when: float, target: IDeadlineTarget, kind: int) -> DeadlineHandle:
+        """Call ``target.deadline_passed(kind, now)`` at clock time ``when``."""
         self._seq += 1
-        entry: _Entry = [when, self._seq, agent, kind]
+        entry: _Entry = [when, self._seq, target, kind]
         heappush(self._heap, entry)
         if not self._firing and self._heap[0] is entry:
             self._arm(when)
@@ -105,15 +112,15 @@ class Deadlines:
             now = max(self._clock.seconds(), self._at)
             while heap and heap[0][0] <= now:
                 entry = heappop(heap)
-                agent = entry[2]
-                if agent is None:
+                target = entry[2]
+                if target is None:
                     self._cancelled -= 1
                     continue
                 entry[2] = None
                 try:
-                    agent._deadline_passed(entry[3], now)
+                    target.deadline_passed(entry[3], now)
                 except Exception:
-                    log.failure("deadline of {agent} failed", agent=agent)
+                    log.failure("deadline of {target} failed", target=target)
                 heap = self._heap  # a cancel may have rebuilt it
         finally:
             self._firing = False

@@ -1,4 +1,4 @@
-"""Deadlines: the handshake and idle timeouts of many agents under one DelayedCall."""
+"""DeadlineScheduler: the handshake and idle timeouts of many agents under one DelayedCall."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.acceptors.deadlines import Deadlines
+from pomelo_twisted.deadlines import DeadlineScheduler
 from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck, Heartbeat
 from pomelo_twisted.serializers import JsonSerializer
 from pomelo_twisted.session import Agent, AgentConfig
-from pomelo_twisted.session.timers import OwnTimers
 from pomelo_twisted.testing.echo import EchoHandler
 
-from ..session.helpers import SYS, connect, make_agents, open_connection
+from .session.helpers import SYS, connect, make_agents, open_connection
 
 
 class Recorder:
@@ -25,7 +24,7 @@ class Recorder:
         self.log = log
         self.name = name
 
-    def _deadline_passed(self, kind: int, now: float) -> None:
+    def deadline_passed(self, kind: int, now: float) -> None:
         self.log.append((self.name, kind, now))
 
 
@@ -34,13 +33,13 @@ def recorders(clock: Clock, *names: str) -> tuple[list[tuple[str, int, float]], 
     return log, [Recorder(clock, log, name) for name in names]
 
 
-class DeadlinesTests(SynchronousTestCase):
+class DeadlineSchedulerTests(SynchronousTestCase):
     """One pending call at most, deadlines in time order, each at its exact time."""
 
     def test_fire_in_time_order_at_their_times(self) -> None:
         """Added out of order, they fire in time order, ties in the order added."""
         clock = Clock()
-        deadlines = Deadlines(clock)
+        deadlines = DeadlineScheduler(clock)
         log, (a, b, c, d) = recorders(clock, "a", "b", "c", "d")
         deadlines.add(5, a, 0)
         deadlines.add(2, b, 1)
@@ -61,7 +60,7 @@ class DeadlinesTests(SynchronousTestCase):
     def test_cancel_leaves_no_pending_call(self) -> None:
         """Cancelling every deadline cancels the shared call; cancelling twice is harmless."""
         clock = Clock()
-        deadlines = Deadlines(clock)
+        deadlines = DeadlineScheduler(clock)
         log, (a, b) = recorders(clock, "a", "b")
         first = deadlines.add(3, a, 0)
         second = deadlines.add(4, b, 0)
@@ -78,7 +77,7 @@ class DeadlinesTests(SynchronousTestCase):
     def test_earlier_deadline_rearms(self) -> None:
         """A deadline earlier than every other one moves the shared call forward."""
         clock = Clock()
-        deadlines = Deadlines(clock)
+        deadlines = DeadlineScheduler(clock)
         log, (a, b) = recorders(clock, "a", "b")
         deadlines.add(10, a, 0)
         deadlines.add(1, b, 0)
@@ -90,12 +89,12 @@ class DeadlinesTests(SynchronousTestCase):
     def test_deadline_added_while_firing(self) -> None:
         """A callback may add (or cancel) deadlines; a new one due now waits its turn."""
         clock = Clock()
-        deadlines = Deadlines(clock)
+        deadlines = DeadlineScheduler(clock)
         log: list[tuple[str, int, float]] = []
 
         class Again(Recorder):
-            def _deadline_passed(self, kind: int, now: float) -> None:
-                super()._deadline_passed(kind, now)
+            def deadline_passed(self, kind: int, now: float) -> None:
+                super().deadline_passed(kind, now)
                 if kind == 0:
                     deadlines.add(2, self, 1)
 
@@ -108,7 +107,7 @@ class DeadlinesTests(SynchronousTestCase):
     def test_many_cancelled_entries_are_dropped(self) -> None:
         """Mostly cancelled heaps are rebuilt instead of growing."""
         clock = Clock()
-        deadlines = Deadlines(clock)
+        deadlines = DeadlineScheduler(clock)
         log, (a,) = recorders(clock, "a")
         keep = deadlines.add(1000, a, 0)
         for _ in range(10):
@@ -147,8 +146,8 @@ class AgentDeadlineTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
-class OwnTimersTests(SynchronousTestCase):
-    """An agent built without a shared scheduler times out on its own callLaters."""
+class OwnSchedulerTests(SynchronousTestCase):
+    """An agent built without a shared scheduler times out on a scheduler of its own."""
 
     def make_agent(self, config: AgentConfig) -> tuple[Agent, Clock, list[str]]:
         clock = Clock()
@@ -163,7 +162,7 @@ class OwnTimersTests(SynchronousTestCase):
     def test_handshake_timeout(self) -> None:
         """No handshake within handshake_timeout: closed, and no call left pending."""
         agent, clock, closed = self.make_agent(AgentConfig(handshake_timeout=2))
-        self.assertIsInstance(agent._deadlines, OwnTimers)
+        self.assertIsInstance(agent._deadlines, DeadlineScheduler)
         clock.advance(1.999)
         self.assertEqual(closed, [])
         clock.advance(0.001)
