@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorTime
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
@@ -25,7 +26,15 @@ __all__ = [
     "IModule",
     "IRpcTransport",
     "ISerializer",
+    "IServerReactor",
 ]
+
+
+class IServerReactor(IReactorCore, IReactorTime, IReactorTCP, IReactorProcess):
+    """The whole reactor a server, the master or a command runs on (Twisted's default
+    reactor provides it). Code that needs only a clock takes an ``IReactorTime``; code
+    that needs more takes this, never ``Any``. The entry points (``tap.py``, the
+    ``pomelo-twisted`` command) ``cast`` the global reactor to it, once."""
 
 
 class ISerializer(Interface):
