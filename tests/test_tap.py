@@ -18,7 +18,8 @@ from pomelo_twisted.acceptors import AcceptorService
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.heap import freeze_heap
-from pomelo_twisted.app.tap import Options, exit_after_shutdown, makeService
+from pomelo_twisted.app.process import exit_after_shutdown
+from pomelo_twisted.app.tap import Options, makeService
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
