@@ -128,26 +128,29 @@ def _name(child: IService) -> str:
     return child.name or repr(child)
 
 
-@implementer(IReadyService)
-class OrderedServices(MultiService):
-    """A MultiService starting its children in order, each once the previous is ready,
-    and stopping them in reverse order, each once the next has stopped."""
+class _ReadyAfterStart:
+    """``when_ready`` of a service whose ``startService`` sets ``_ready``."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._ready: Deferred[None] | None = None
-
-    def startService(self) -> None:
-        """Start the children one after another (the first failure ends the start)."""
-        Service.startService(self)
-        self._ready = _in_order("start", [(_name(c), partial(_start, c)) for c in self], True)
+    _ready: Deferred[None] | None = None
 
     def when_ready(self) -> Deferred[None]:
-        """Fires once every child is ready, or with the :class:`PhaseError` of the first
-        that failed (the later ones never start)."""
+        """Fires once started (or fails with why not); called once, after startService."""
         assert self._ready is not None, "when_ready() before startService()"
         ready, self._ready = self._ready, None
         return ready
+
+
+@implementer(IReadyService)
+class OrderedServices(_ReadyAfterStart, MultiService):
+    """A MultiService starting its children in order, each once the previous is ready,
+    and stopping them in reverse order, each once the next has stopped."""
+
+    def startService(self) -> None:
+        """Start the children one after another; :meth:`when_ready` fires once every child
+        is ready, or with the :class:`PhaseError` of the first that failed (the later ones
+        never start)."""
+        Service.startService(self)
+        self._ready = _in_order("start", [(_name(c), partial(_start, c)) for c in self], True)
 
     def stopService(self) -> Deferred[None]:
         """Stop the children in reverse order; a failure is logged and the others go on."""
@@ -158,24 +161,17 @@ class OrderedServices(MultiService):
 
 
 @implementer(IReadyService)
-class ComponentService(Service):
+class ComponentService(_ReadyAfterStart, Service):
     """Runs an :class:`~pomelo_twisted.interfaces.IComponent` as a child service."""
 
     def __init__(self, component: IComponent, name: str) -> None:
         self.component = component
         self.setName(name)
-        self._ready: Deferred[None] | None = None
 
     def startService(self) -> None:
         """``component.start()``."""
         super().startService()
         self._ready = call_hook(self.component, "start").addCallback(lambda _: None)
-
-    def when_ready(self) -> Deferred[None]:
-        """Fires once the component's ``start`` has finished."""
-        assert self._ready is not None, "when_ready() before startService()"
-        ready, self._ready = self._ready, None
-        return ready
 
     def stopService(self) -> Deferred[None]:
         """``component.stop(False)``."""
@@ -184,7 +180,7 @@ class ComponentService(Service):
 
 
 @implementer(IReadyService)
-class HooksService(Service):
+class HooksService(_ReadyAfterStart, Service):
     """The lifecycle hooks of a server's modules, handlers and remotes.
 
     ``hooked()`` gives the (name, object) pairs at each phase, modules first.
@@ -192,7 +188,6 @@ class HooksService(Service):
 
     def __init__(self, hooked: Callable[[], list[tuple[str, object]]]) -> None:
         self.hooked = hooked
-        self._ready: Deferred[None] | None = None
 
     def _run(self, hooks: Iterable[str], stop_on_error: bool) -> Deferred[None]:
         steps = [(hook, partial(self._run_hook, hook, stop_on_error)) for hook in hooks]
@@ -205,12 +200,6 @@ class HooksService(Service):
         """``init`` then ``after_init`` of every hooked object, in order."""
         super().startService()
         self._ready = self._run(HOOKS_UP, stop_on_error=True)
-
-    def when_ready(self) -> Deferred[None]:
-        """Fires once every ``after_init`` has finished (or with the first failure)."""
-        assert self._ready is not None, "when_ready() before startService()"
-        ready, self._ready = self._ready, None
-        return ready
 
     def stopService(self) -> Deferred[None]:
         """``before_shutdown`` then ``shutdown`` of every hooked object; failures are logged."""
