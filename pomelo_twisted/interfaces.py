@@ -91,7 +91,7 @@ class IConnectionHandler(Interface):
 class IAcceptor(Interface):
     """A client listener (a Service): where clients connect and the agents it holds."""
 
-    endpoint = Attribute("the endpoint string it listens on, e.g. 'tcp:3010:interface=127.0.0.1'")
+    description = Attribute("its endpoint string, e.g. 'tcp:3010:interface=127.0.0.1'")
     kind = Attribute("'hybrid', 'tcp' or 'ws'")
     agents = Attribute("the AgentFactory holding the live connections and their metrics")
     listening = Attribute("a Deferred firing with the IListeningPort once bound")

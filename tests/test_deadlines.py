@@ -11,7 +11,7 @@ from pomelo_twisted.deadlines import DeadlineScheduler
 from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck, Heartbeat
 from pomelo_twisted.serializers import JsonSerializer
 from pomelo_twisted.session import Agent, AgentConfig
-from pomelo_twisted.testing.echo import EchoHandler
+from pomelo_twisted.testing import EchoHandler
 
 from .session.helpers import SYS, connect, make_agents, open_connection
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -18,7 +19,8 @@ from pomelo_twisted.acceptors import AcceptorService
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.heap import freeze_heap
-from pomelo_twisted.app.tap import Options, exit_after_shutdown, makeService
+from pomelo_twisted.app.process import exit_after_shutdown
+from pomelo_twisted.app.tap import Options, makeService
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
@@ -277,6 +279,37 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(parse("--serializer", "msgpack"), MemoryReactor())
         acceptor = service.getServiceNamed("acceptor")  # type: ignore[attr-defined]
         self.assertIsInstance(acceptor.agents.serializer, MsgpackSerializer)
+
+
+class CompositionTests(SynchronousTestCase):
+    """tap.py composes trees that their owners build; product code stays off testing/."""
+
+    def test_product_code_imports_nothing_from_testing(self) -> None:
+        """No module of pomelo_twisted outside testing/ imports pomelo_twisted.testing."""
+        package = Path(__file__).resolve().parents[1] / "pomelo_twisted"
+        offenders = []
+        for path in sorted(package.rglob("*.py")):
+            if "testing" in path.relative_to(package).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                module = node.module or ""
+                ours = node.level > 0 or module.startswith("pomelo_twisted")
+                if ours and "testing" in module.split("."):
+                    offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+        self.assertEqual(offenders, [])
+
+    def test_echo_handler_is_product_code(self) -> None:
+        """The echo frontend serves pomelo_twisted.app.echo's handler; testing re-exports it."""
+        from pomelo_twisted import testing
+        from pomelo_twisted.app import echo
+
+        self.assertIs(testing.EchoHandler, echo.EchoHandler)
+        service = makeService(parse(), MemoryReactor())
+        assert isinstance(service, MultiService)
+        acceptor = service.getServiceNamed("acceptor")
+        self.assertIsInstance(acceptor.agents.handler, echo.EchoHandler)
 
 
 class PluginTests(SynchronousTestCase):

@@ -1,18 +1,30 @@
-"""The acceptor service: one client listener, from an endpoint string."""
+"""The acceptor service: one client listener, from an endpoint string.
+
+A :class:`~twisted.application.internet.StreamServerEndpointService`, so it
+listens in ``privilegedStartService`` (twistd calls it before dropping root: a
+port below 1024 works) and stops listening on ``stopService``; on top of that it
+holds the agents of its connections, reports the bound port on ``listening``,
+and stopping also closes every client connection.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..interfaces import IAcceptor
+from ..interfaces import IAcceptor, IServerReactor
 from ..session import CloseReason
 from .hybrid import HybridFactory
 from .tcp import AgentFactory, TCPFactory
@@ -36,9 +48,24 @@ def _protocol_factory(kind: AcceptorKind, agents: AgentFactory) -> IProtocolFact
     raise ValueError(f"unknown acceptor kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
+@implementer(IStreamServerEndpoint)
+class _ReportingEndpoint:
+    """An endpoint that tells its acceptor how its ``listen`` ended (port or failure)."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint, acceptor: AcceptorService) -> None:
+        self.endpoint = endpoint
+        self.acceptor = acceptor
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Listen on the wrapped endpoint; the acceptor sees the outcome first."""
+        self.acceptor.listen_requested = True
+        d: Deferred[IListeningPort] = self.endpoint.listen(factory)
+        return d.addCallbacks(self.acceptor.bound, self.acceptor.bind_failed)
+
+
 @implementer(IAcceptor)
-class AcceptorService(Service):
-    """Listens on ``endpoint`` (e.g. ``tcp:3010:interface=127.0.0.1``, ``ssl:...``).
+class AcceptorService(StreamServerEndpointService):
+    """Listens on ``description`` (e.g. ``tcp:3010:interface=127.0.0.1``, ``ssl:...``).
 
     ``kind`` is ``hybrid`` (raw TCP and WebSocket on one port, the default),
     ``tcp`` or ``ws``. Stopping closes every client connection, then the port.
@@ -47,42 +74,48 @@ class AcceptorService(Service):
 
     def __init__(
         self,
-        reactor: object,
-        endpoint: str,
+        reactor: IServerReactor,
+        description: str,
         agents: AgentFactory,
         kind: AcceptorKind = "hybrid",
     ) -> None:
-        self.reactor = reactor
-        self.endpoint = endpoint
+        self.description = description
         self.kind = kind
         self.agents = agents
-        self.factory = _protocol_factory(kind, agents)
+        super().__init__(
+            _ReportingEndpoint(serverFromString(reactor, description), self),
+            _protocol_factory(kind, agents),
+        )
         self.port: IListeningPort | None = None
+        self.listen_requested = False
         self.listening: Deferred[IListeningPort] = Deferred()
 
-    def startService(self) -> None:
-        """Start listening."""
-        super().startService()
-        d = serverFromString(self.reactor, self.endpoint).listen(self.factory)
-        d.addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port: IListeningPort) -> None:
+    def bound(self, port: IListeningPort) -> IListeningPort:
+        """The endpoint is listening: remember the port and fire ``listening``."""
         self.port = port
         log.info("{kind} acceptor listening on {address}", kind=self.kind, address=port.getHost())
         self.listening.callback(port)
+        return port
 
-    def _failed(self, failure: Failure) -> None:
-        log.failure("cannot listen on {endpoint}", failure, endpoint=self.endpoint)
+    def bind_failed(self, failure: Failure) -> Failure:
+        """The endpoint cannot listen: fail ``listening`` (the base service logs it)."""
+        log.error(
+            "cannot listen on {endpoint}: {error}",
+            endpoint=self.description,
+            error=failure.getErrorMessage(),
+        )
         self.listening.errback(failure)
+        return failure
 
     def stopService(self) -> Deferred[None]:
         """Stop listening, close every connection, and fire once they are all gone."""
-        super().stopService()
-        port, self.port = self.port, None
-        waits: list[Deferred[object]] = []
-        if port is not None:
-            waits.append(maybeDeferred(port.stopListening))
+        waits: list[Deferred[Any]] = []
+        if self.listen_requested:
+            waits.append(maybeDeferred(super().stopService))
+        else:
+            Service.stopService(self)
+        self.port = None
         if isinstance(self.factory, HybridFactory):
             self.factory.abort_sniffing()
-        waits.append(self.agents.close_all(CloseReason.SERVER_CLOSED))  # type: ignore[arg-type]
+        waits.append(self.agents.close_all(CloseReason.SERVER_CLOSED))
         return gatherResults(waits).addCallback(lambda _: None)

@@ -1,18 +1,22 @@
 """The Application: one server process's state, wiring and lifecycle (Pomelo's ``app``).
 
-It is a ``MultiService``: twistd (or the standalone runner) starts it, it
-starts its components in load order, then the game's modules and handler
-hooks; ``after_start`` runs once the whole cluster is up; stopping runs the
-modules' and handlers' shutdown hooks, then the components in reverse order.
+It is a service tree (an :class:`~pomelo_twisted.app.lifecycle.OrderedServices`):
+its children are its components in load order (a component that is a service,
+like the connector with its acceptor, as it is; a game's ``IComponent`` through
+a ``ComponentService``), then the hooks of the game's modules, handlers and
+remotes. twistd (or the standalone runner) starts it: each child starts once the
+previous one is ready, so components start in load order, then ``init`` and
+``after_init``; ``after_start`` runs once the whole cluster is up; stopping runs
+the shutdown hooks, then stops the components in reverse order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -23,33 +27,32 @@ from ..cluster import ServerInfo
 from ..errors import ConfigError
 from ..handlers.dispatch import Dispatcher
 from ..handlers.registry import HandlerRegistry, default_name
-from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport
+from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
 from ..session.service import SessionService
 from .config import GameConfig
-from .lifecycle import run_in_order
+from .lifecycle import ComponentService, HooksService, OrderedServices, run_in_order
 
 __all__ = ["Application"]
 
-log = Logger()
+IC = TypeVar("IC", IComponent, IService)
 
-HOOKS_UP = ("init", "after_init")
-HOOKS_DOWN = ("before_shutdown", "shutdown")
+log = Logger()
 
 
 def _matches(selector: str | None, value: str) -> bool:
     return selector is None or value in selector.split("|")
 
 
-class Application(MultiService):
+class Application(OrderedServices):
     """One server: its ServerInfo, settings, components, handlers, filters and RPC."""
 
     def __init__(
         self,
         server: ServerInfo,
         *,
-        reactor: Any,
+        reactor: IServerReactor,
         rpc: IRpcTransport,
         servers: Mapping[str, Sequence[ServerInfo]],
         config: GameConfig | None = None,
@@ -65,7 +68,7 @@ class Application(MultiService):
         self.rpc_transport = rpc
         self.servers: dict[str, list[ServerInfo]] = {t: list(s) for t, s in servers.items()}
         self.settings: dict[str, Any] = {}
-        self.components: dict[str, IComponent] = {}
+        self.components: dict[str, IComponent | IService] = {}
         self.modules: dict[str, object] = {}
         self.handlers = HandlerRegistry()
         self.remotes = RemoteDispatcher()
@@ -78,6 +81,8 @@ class Application(MultiService):
         self.started: Deferred[None] = Deferred()
         self.on_start_failure: Callable[[Failure], None] | None = None
         self._after_start_done = False
+        self._hooks = HooksService(self._hooked)
+        self._hooks.setServiceParent(self)
 
     def __repr__(self) -> str:
         return f"<Application {self.server.id} ({self.server.type})>"
@@ -160,12 +165,25 @@ class Application(MultiService):
 
     # -- components, modules, handlers, filters, routes -----------------------
 
-    def load(self, component: IComponent, name: str | None = None) -> IComponent:
-        """Add a component; components start in load order and stop in reverse."""
-        verifyObject(IComponent, component)
+    def load(self, component: IC, name: str | None = None) -> IC:
+        """Add a component (an ``IComponent``, or a named ``IService``): a child of this
+        server's service tree; components start in load order and stop in reverse."""
+        if IService.providedBy(component):
+            verifyObject(IService, component)
+        else:
+            verifyObject(IComponent, component)
         key = name or component.name
         if key in self.components:
             raise ConfigError(f"{self.server.id}: a component named {key!r} is loaded already")
+        if self.running:
+            raise ConfigError(f"{self.server.id}: load {key!r} before the server starts")
+        child = component if IService.providedBy(component) else ComponentService(component, key)
+        if child.name != key:
+            child.setName(key)
+        # The hooks stay the last child: modules start after the components, stop before.
+        self._hooks.disownServiceParent()
+        child.setServiceParent(self)
+        self._hooks.setServiceParent(self)
         self.components[key] = component
         return component
 
@@ -221,15 +239,9 @@ class Application(MultiService):
         return steps
 
     def startService(self) -> None:
-        """Start components in load order, then modules and handler hooks."""
+        """Start the components in load order, then the modules' and handlers' hooks."""
         super().startService()
-        d = run_in_order("start", self.components.items(), "start")
-        for hook in HOOKS_UP:
-            d.addCallback(self._run_hook, hook)
-        d.addCallbacks(self._up, self._start_failed)
-
-    def _run_hook(self, _: object, hook: str, stop_on_error: bool = True) -> Deferred[None]:
-        return run_in_order(hook, self._hooked(), hook, stop_on_error=stop_on_error)
+        self.when_ready().addCallbacks(self._up, self._start_failed)
 
     def _up(self, _: object) -> None:
         log.info(
@@ -258,19 +270,6 @@ class Application(MultiService):
             return succeed(None)
         self._after_start_done = True
         return run_in_order("after_start", self.components.items(), "after_start")
-
-    def stopService(self) -> Deferred[None]:
-        """Shutdown hooks of modules and handlers, then components in reverse order."""
-        super().stopService()
-        d: Deferred[None] = succeed(None)
-        for hook in HOOKS_DOWN:
-            d.addCallback(self._run_hook, hook, stop_on_error=False)
-        d.addCallback(
-            lambda _: run_in_order(
-                "stop", reversed(list(self.components.items())), "stop", False, stop_on_error=False
-            )
-        )
-        return d
 
     def handler_routes(self) -> Iterable[str]:
         """Routes of this server's handlers."""

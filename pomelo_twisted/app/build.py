@@ -3,8 +3,10 @@
 ``build_application`` wires one server: system remotes, the RPC server and (for
 a frontend) the connector component, the game's handlers and remotes
 discovered from ``servers/<type>/``, the route dictionary, then the game's own
-``app.py`` ``configure(app)``. ``build_standalone`` does it for every server of
-``servers.json`` in one process, joined by the in-process RPC transport.
+``app.py`` ``configure(app)``. ``build_cluster_server`` makes it one server of a
+cluster (Perspective Broker RPC, the monitor joining the master);
+``build_standalone`` does it for every server of ``servers.json`` in one
+process, joined by the in-process RPC transport.
 """
 
 from __future__ import annotations
@@ -21,19 +23,27 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..cluster import ServerInfo
+from ..cluster.monitor import MonitorComponent
 from ..errors import ConfigError
 from ..handlers.discovery import discover, discover_routes
-from ..interfaces import IRpcTransport
+from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
 from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport
+from ..rpc.pb import PbRpcTransport
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
 from .config import GameConfig
 from .frontend import forward_request
 from .sysremote import declare_system_remotes
 
-__all__ = ["StandaloneService", "build_application", "build_standalone", "load_game_module"]
+__all__ = [
+    "StandaloneService",
+    "build_application",
+    "build_cluster_server",
+    "build_standalone",
+    "load_game_module",
+]
 
 log = Logger()
 
@@ -60,7 +70,7 @@ def game_dictionary(config: GameConfig, server_types: Sequence[str]) -> RouteDic
 def build_application(
     server: ServerInfo,
     *,
-    reactor: Any,
+    reactor: IServerReactor,
     rpc: IRpcTransport,
     servers: Mapping[str, Sequence[ServerInfo]],
     config: GameConfig | None,
@@ -89,6 +99,37 @@ def build_application(
             configure(app)
     else:
         app.dictionary = dictionary
+    return app
+
+
+def build_cluster_server(
+    server: ServerInfo,
+    *,
+    reactor: IServerReactor,
+    servers: Mapping[str, Sequence[ServerInfo]],
+    config: GameConfig,
+    settings: Mapping[str, Any] | None = None,
+    on_start_failure: Callable[[Failure], None] | None = None,
+) -> Application:
+    """One server of the game's cluster: RPC over Perspective Broker, and the monitor
+    component joining the master of ``config/master.json`` (without a master the
+    server alone decides that the cluster is up)."""
+    master = config.master_endpoint()
+    secret = config.cluster_secret()
+    app = build_application(
+        server,
+        reactor=reactor,
+        rpc=PbRpcTransport(reactor, server.id, secret),
+        servers=servers,
+        config=config,
+        dictionary=game_dictionary(config, list(servers)),
+        settings=settings,
+    )
+    app.on_start_failure = on_start_failure
+    if master is None:
+        app.started.addCallback(lambda _: app.after_start())
+    else:
+        app.load(MonitorComponent(app, master, secret, stop_process=reactor.stop))
     return app
 
 
@@ -123,16 +164,18 @@ class StandaloneService(MultiService):
 
 
 def build_standalone(
-    reactor: Any,
+    reactor: IServerReactor,
     base_dir: Path | str,
     env: str = "development",
     *,
     settings: Mapping[str, Any] | None = None,
     overrides: Callable[[ServerInfo], Mapping[str, Any]] | None = None,
+    on_start_failure: Callable[[Failure], None] | None = None,
 ) -> StandaloneService:
     """Every server of the game at ``base_dir`` in one process, with in-process RPC.
 
-    ``overrides(server)`` may give per-server settings (e.g. a ``listen`` endpoint).
+    ``overrides(server)`` may give per-server settings (e.g. a ``listen`` endpoint);
+    ``on_start_failure`` runs when a server fails to start.
     """
     config = GameConfig(base_dir, env)
     servers = config.servers()
@@ -147,15 +190,15 @@ def build_standalone(
         server_settings = dict(settings or {})
         if overrides is not None:
             server_settings.update(overrides(server))
-        apps.append(
-            build_application(
-                server,
-                reactor=reactor,
-                rpc=transport,
-                servers=servers,
-                config=config,
-                dictionary=dictionary,
-                settings=server_settings,
-            )
+        app = build_application(
+            server,
+            reactor=reactor,
+            rpc=transport,
+            servers=servers,
+            config=config,
+            dictionary=dictionary,
+            settings=server_settings,
         )
+        app.on_start_failure = on_start_failure
+        apps.append(app)
     return StandaloneService(apps)

@@ -1,11 +1,14 @@
-"""The default components of an Application: the RPC server and the client connector."""
+"""The default components of an Application: the RPC server and the client connector
+(a service holding its acceptor)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
@@ -15,6 +18,7 @@ from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from .frontend import FrontendHandler
+from .lifecycle import IReadyService
 
 if TYPE_CHECKING:
     from .application import Application
@@ -77,9 +81,13 @@ class RpcServerComponent:
         return succeed(None)
 
 
-@implementer(IComponent)
-class ConnectorComponent:
-    """A frontend's client listener.
+@implementer(IReadyService)
+class ConnectorComponent(MultiService):
+    """A frontend's client listener: a service whose child is the :class:`AcceptorService`.
+
+    The acceptor is built from the settings (final once the game's ``configure``
+    has run) in ``privilegedStartService``, so twistd binds the client port before
+    it drops root, or in ``startService`` when nothing called that first.
 
     Settings: ``connector`` (an ``AgentConfig`` mapping: heartbeat, limits, use_dict;
     ``connector_overrides``, from the command line, wins over it),
@@ -88,15 +96,15 @@ class ConnectorComponent:
     ``single_session`` (a uid logging in again kicks its older session).
     """
 
-    name = "connector"
-
     def __init__(self, app: Application) -> None:
+        super().__init__()
+        self.setName("connector")
         self.app = app
         self.agents: AgentFactory | None = None
         self.acceptor: AcceptorService | None = None
+        self._unusable: Failure | None = None
 
-    def start(self) -> Deferred[Any]:
-        """Listen for clients; fires once bound (fails when the port is taken)."""
+    def _acceptor(self) -> AcceptorService:
         app = self.app
         endpoint = app.get("listen") or app.server.client_endpoint
         if endpoint is None:
@@ -120,15 +128,43 @@ class ConnectorComponent:
             config=config,
             dictionary=app.dictionary,
         )
-        self.acceptor = AcceptorService(app.reactor, endpoint, self.agents, kind=kind)
-        self.acceptor.startService()
-        return self.acceptor.listening
+        return AcceptorService(app.reactor, endpoint, self.agents, kind=kind)
 
-    def after_start(self) -> None:
-        """Nothing to do once the cluster is up."""
+    def _build(self) -> None:
+        """The acceptor child, once; a configuration it cannot listen with is kept as
+        the failure :meth:`when_ready` reports (the server then fails to start)."""
+        if self.acceptor is not None or self._unusable is not None:
+            return
+        try:
+            self.acceptor = self._acceptor()
+        except Exception:
+            self._unusable = Failure()
+            return
+        self.acceptor.setName("acceptor")
+        self.acceptor.setServiceParent(self)
 
-    def stop(self, force: bool) -> Deferred[None]:
-        """Stop listening and close every client connection."""
-        if self.acceptor is None or not self.acceptor.running:
-            return succeed(None)
-        return self.acceptor.stopService()
+    def privilegedStartService(self) -> None:
+        """Build the acceptor and bind its port (twistd calls this before dropping root)."""
+        self._build()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        """Listen for clients (unless privilegedStartService did already)."""
+        self._build()
+        super().startService()
+
+    def when_ready(self) -> Deferred[None]:
+        """Fires once the client port is bound (fails when it is taken or misconfigured)."""
+        if self._unusable is not None:
+            return fail(self._unusable)
+        assert self.acceptor is not None
+        ready: Deferred[None] = Deferred()
+
+        def relay(result: object) -> None:
+            if isinstance(result, Failure):
+                ready.errback(result)
+            else:
+                ready.callback(None)
+
+        self.acceptor.listening.addBoth(relay)
+        return ready

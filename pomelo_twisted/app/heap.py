@@ -19,7 +19,7 @@ turns it off.
 from __future__ import annotations
 
 import gc
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
@@ -37,7 +37,7 @@ class Collector(Protocol):
     def get_freeze_count(self) -> int: ...
 
 
-def freeze_heap(collector: Collector | Any = gc) -> int:
+def freeze_heap(collector: Collector = gc) -> int:
     """Collect what is garbage now, then freeze every surviving object; return how many."""
     collector.collect()
     collector.freeze()
@@ -46,6 +46,6 @@ def freeze_heap(collector: Collector | Any = gc) -> int:
     return count
 
 
-def freeze_heap_when_running(reactor: IReactorCore, collector: Collector | Any = gc) -> None:
+def freeze_heap_when_running(reactor: IReactorCore, collector: Collector = gc) -> None:
     """Freeze the heap once ``reactor`` runs (twistd has started the services by then)."""
     reactor.callWhenRunning(freeze_heap, collector)

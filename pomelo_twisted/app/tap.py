@@ -1,4 +1,8 @@
-"""``twistd pomelo``: command-line options and the service tree of a server process.
+"""``twistd pomelo``: command-line options, composed into the service tree of a process.
+
+Each kind of tree is built by the module that owns it (:mod:`.build` for game
+servers, :mod:`pomelo_twisted.cluster.build` for the master, :mod:`.echo_frontend`);
+this module parses options and picks one; :mod:`.process` handles SIGTERM and exits.
 
 - ``--app DIR [--type master]``: the master of the game's cluster; it starts
   every server of ``config/servers.json`` as its own process (the default
@@ -9,7 +13,7 @@
   admin ``add`` command);
 - ``--app DIR --type all``: every server of the game in this process
   (standalone, in-process RPC, no master);
-- ``--type echo``: the echo frontend of :mod:`pomelo_twisted.testing.echo`
+- ``--type echo``: the echo frontend of :mod:`pomelo_twisted.app.echo_frontend`
   (tests and benchmarks); the default without ``--app``.
 
 Connection limits given on the command line override the game's ``connector``
@@ -21,37 +25,27 @@ Once the reactor runs, the startup heap is frozen out of the garbage collector
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.application.service import IService, MultiService
-from twisted.logger import Logger
+from twisted.application.service import IService
 from twisted.python import usage
-from twisted.python.failure import Failure
 
-from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..acceptors import KINDS
 from ..cluster import ServerInfo
-from ..cluster.master import MasterService
-from ..cluster.monitor import MonitorComponent
-from ..cluster.server_info import LISTEN_BACKLOG
-from ..cluster.supervisor import Supervisor
+from ..cluster.build import build_master
 from ..errors import ConfigError
-from ..rpc.pb import PbRpcTransport
+from ..interfaces import IServerReactor
 from ..serializers import get_serializer
 from ..session import AgentConfig
-from ..testing.echo import EchoHandler, echo_dictionary
-from .application import Application
-from .build import StandaloneService, build_application, build_standalone, game_dictionary
+from .build import build_cluster_server, build_standalone
 from .config import GameConfig
+from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running
+from .process import exit_after_shutdown, graceful_sigterm
 
-__all__ = ["Options", "exit_after_shutdown", "makeService"]
-
-log = Logger()
+__all__ = ["Options", "makeService"]
 
 # Command-line limit -> AgentConfig field.
 LIMITS = {
@@ -141,35 +135,6 @@ class Options(usage.Options):
         self["limits"] = limits
 
 
-def exit_after_shutdown(reactor: Any, code: int = 1) -> None:
-    """Stop the reactor, and exit with ``code`` once shutdown has finished."""
-
-    def leave() -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-    reactor.addSystemEventTrigger("after", "shutdown", leave)
-    if reactor.running:
-        reactor.stop()
-    else:  # failed during startup (twistd starts services before the loop runs)
-        reactor.callWhenRunning(reactor.stop)
-
-
-def graceful_sigterm(reactor: Any) -> None:
-    """On SIGTERM stop the reactor (services stop in order) and exit 0.
-
-    twistd's own handler re-raises the signal after shutdown, so a supervisor
-    would see the process as killed; ours is installed once the reactor has
-    installed its handlers, at startup.
-    """
-
-    def install() -> None:
-        signal.signal(signal.SIGTERM, lambda _sig, _frame: reactor.callFromThread(reactor.stop))
-
-    reactor.addSystemEventTrigger("during", "startup", install)
-
-
 def _settings(options: Options) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if options["limits"]:
@@ -178,23 +143,6 @@ def _settings(options: Options) -> dict[str, Any]:
         if options[key] is not None:
             settings[key] = options[key]
     return settings
-
-
-def _echo_service(options: Options, reactor: Any) -> IService:
-    server = MultiService()
-    server.setName(options["id"] or "echo-1")
-    agents = AgentFactory(
-        EchoHandler(reactor),
-        reactor,
-        serializer=get_serializer(options["serializer"] or "json"),
-        config=options["config"],
-        dictionary=echo_dictionary(),
-    )
-    endpoint = options["listen"] or f"tcp:3010:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"
-    acceptor = AcceptorService(reactor, endpoint, agents, kind=options["acceptor"] or "hybrid")
-    acceptor.setName("acceptor")
-    acceptor.setServiceParent(server)
-    return server
 
 
 def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str, dict[str, Any]]:
@@ -210,66 +158,65 @@ def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str,
 
 def makeService(
     options: Options,
-    reactor: Any = None,
-    exit_process: Callable[[Any], None] = exit_after_shutdown,
+    reactor: IServerReactor | None = None,
+    exit_process: Callable[[IServerReactor], None] = exit_after_shutdown,
 ) -> IService:
     """The service tree for the options; ``reactor`` defaults to the global one (twistd)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
-        reactor = global_reactor
+        reactor = cast(IServerReactor, global_reactor)
     graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
-    if options["type"] == "echo":
-        return _echo_service(options, reactor)
     try:
-        config = GameConfig(Path(options["app"]), options["env"])
-        servers = config.servers()
+        return _compose(options, reactor, exit_process)
     except ConfigError as exc:
         raise usage.UsageError(str(exc)) from None
-    settings = _settings(options)
 
-    def failed(failure: Failure) -> None:
+
+def _compose(
+    options: Options, reactor: IServerReactor, exit_process: Callable[[IServerReactor], None]
+) -> IService:
+    """The tree of ``--type``, built by the module that owns that kind of server."""
+    if options["type"] == "echo":
+        return build_echo_frontend(
+            reactor,
+            server_id=options["id"] or "echo-1",
+            endpoint=options["listen"] or DEFAULT_ECHO_ENDPOINT,
+            kind=options["acceptor"] or "hybrid",
+            serializer=options["serializer"] or "json",
+            config=options["config"],
+        )
+
+    def failed(_: object = None) -> None:
         exit_process(reactor)
 
+    config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
-        return _master_service(config, reactor, exit_process)
+        return build_master(config, reactor, on_listen_failure=failed)
+    servers = config.servers()
+    settings = _settings(options)
     if options["type"] == "all":
         frontends = [s for infos in servers.values() for s in infos if s.frontend]
         per_server = _listen_override(options, frontends)
-        standalone: StandaloneService = build_standalone(
+        return build_standalone(
             reactor,
             config.base_dir,
             options["env"],
             settings=settings,
             overrides=lambda server: per_server.get(server.id, {}),
+            on_start_failure=failed,
         )
-        for each in standalone.apps:
-            each.on_start_failure = failed
-        return standalone
     server = _chosen_server(options, config, servers)
-    server_settings = {**settings, **_listen_override(options, [server]).get(server.id, {})}
-    try:
-        master = config.master_endpoint()
-        secret = config.cluster_secret()
-    except ConfigError as exc:
-        raise usage.UsageError(str(exc)) from None
-    app: Application = build_application(
+    return build_cluster_server(
         server,
         reactor=reactor,
-        rpc=PbRpcTransport(reactor, server.id, secret),
         servers=servers,
         config=config,
-        dictionary=game_dictionary(config, list(servers)),
-        settings=server_settings,
+        settings={**settings, **_listen_override(options, [server]).get(server.id, {})},
+        on_start_failure=failed,
     )
-    app.on_start_failure = failed
-    if master is None:  # no master: the server is the whole cluster's judge of "up"
-        app.started.addCallback(lambda _: app.after_start())
-    else:
-        app.load(MonitorComponent(app, master, secret, stop_process=reactor.stop))
-    return app
 
 
 def _chosen_server(
@@ -294,60 +241,3 @@ def _chosen_server(
             f"{config.path('servers')} ({options['env']})"
         )
     return candidates[0]
-
-
-def _seconds(entry: dict[str, Any], key: str, default: float) -> float:
-    value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"master.json: {key!r} must be a positive number of seconds")
-    return float(value)
-
-
-def _master_service(
-    config: GameConfig, reactor: Any, exit_process: Callable[[Any], None]
-) -> IService:
-    """The master of the game's cluster; exits 1 when it cannot listen.
-
-    master.json may tune it: ``stopTimeout`` (seconds a server gets to stop before
-    SIGKILL, default 10), ``restartMinDelay`` / ``restartMaxDelay`` (the restart
-    backoff, default 0.5 and 30 s) and ``restartStableAfter`` (a run this long, in
-    seconds, resets the backoff; default 10).
-    """
-    try:
-        secret = config.cluster_secret()
-        entry = config.master()
-        limits = {
-            key: _seconds(entry, key, default)
-            for key, default in (
-                ("stopTimeout", 10.0),
-                ("restartMinDelay", 0.5),
-                ("restartMaxDelay", 30.0),
-                ("restartStableAfter", 10.0),
-            )
-        }
-        try:
-            supervisor = Supervisor(
-                reactor,
-                min_delay=limits["restartMinDelay"],
-                max_delay=limits["restartMaxDelay"],
-                stable_after=limits["restartStableAfter"],
-                stop_timeout=limits["stopTimeout"],
-            )
-        except ValueError as exc:
-            raise ConfigError(f"{config.path('master')}: {exc}") from None
-        master = MasterService(
-            reactor,
-            config,
-            secret,
-            supervisor=supervisor,
-            stop_timeout=limits["stopTimeout"],
-        )
-    except ConfigError as exc:
-        raise usage.UsageError(str(exc)) from None
-    master.stop_process = lambda: reactor.stop()
-
-    def cannot_listen() -> None:
-        exit_process(reactor)
-
-    master.on_listen_failure = cannot_listen
-    return master

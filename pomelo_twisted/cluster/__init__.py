@@ -1,4 +1,6 @@
-"""The cluster: who the servers are (ServerInfo), and later the master and membership."""
+"""The cluster: who the servers are (ServerInfo), the master that runs them
+(master, its control API in interfaces, its PB avatars, its builder), the
+supervisor of their processes, and each server's monitor linking it to the master."""
 
 from .server_info import ServerInfo
 

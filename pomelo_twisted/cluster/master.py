@@ -17,38 +17,44 @@ then:
 - on its own stop (SIGTERM, ``pomelo-twisted stop``) stops the frontends
   first (no new requests), then the backends, then itself.
 
-The admin interface (:mod:`pomelo_twisted.cluster.admin_api`) is served on the
-same port to the ``admin`` login.
+Servers and the admin CLI reach it through the PB avatars of
+:mod:`pomelo_twisted.cluster.avatars`, which use only its control API
+(:class:`~pomelo_twisted.cluster.interfaces.IClusterControl`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
+from zope.interface import implementer
 
 from ..app.config import GameConfig
-from ..errors import ConfigError
+from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
+from .avatars import ADMIN, avatar_for
+from .interfaces import CommandRefused, IClusterControl, ServerLink
+from .probe import rpc_port_answers
 from .server_info import ServerInfo
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
-__all__ = ["ADMIN", "TWISTD", "MasterService", "Member", "ServerAvatar", "server_command"]
+__all__ = ["ADMIN", "TWISTD", "MasterService", "Member", "server_command"]
 
 log = Logger()
 
-#: The login name of the admin CLI.
-ADMIN = "admin"
+#: Seconds a silent old link gets to answer before a re-registering server replaces it.
+ALIVE_TIMEOUT = 2.0
 
 
 class Member:
@@ -56,71 +62,20 @@ class Member:
 
     __slots__ = ("info", "mind", "pid", "since")
 
-    def __init__(self, info: ServerInfo, pid: int, mind: Any, since: float) -> None:
+    def __init__(self, info: ServerInfo, pid: int, mind: ServerLink, since: float) -> None:
         self.info = info
         self.pid = pid
         self.mind = mind
         self.since = since
 
 
-class ServerAvatar(pb.Avatar):
-    """A server logged in to the master: it may register; its logout is its loss."""
-
-    def __init__(self, master: MasterService, server_id: str, mind: Any) -> None:
-        self.master = master
-        self.server_id = server_id
-        self.mind = mind
-
-    def perspective_register(self, payload: object) -> bytes | Deferred[bytes]:
-        """Register this server; the answer is the membership (msgpack bytes)."""
-        if type(payload) is not bytes:
-            raise pb.Error("register takes msgpack bytes")
-        data = unpack_plain(payload)
-        if not isinstance(data, dict) or not isinstance(data.get("server"), dict):
-            raise pb.Error("register takes {'server': {...}, 'pid': n}")
-        try:
-            info = ServerInfo.from_dict(data["server"])
-        except ConfigError as exc:
-            raise pb.Error(str(exc)) from None
-        if info.id != self.server_id:
-            raise pb.Error(f"logged in as {self.server_id!r} but registering {info.id!r}")
-        raw_pid = data.get("pid")
-        pid = raw_pid if isinstance(raw_pid, int) else 0
-        master = self.master
-        current = master.members.get(info.id)
-        if current is None or current.mind is self.mind or master.stopping:
-            return pack_plain(master.register(info, pid, self))
-        # The id is taken: by a live twin (refused), or by this very server's old link
-        # that the master has not seen drop yet (a restart, a reconnect): replaced.
-        d = master.alive(current)
-
-        def decide(alive: bool) -> bytes:
-            if alive or master.members.get(info.id) is not current:
-                # A live twin: register() refuses it (pb.Error). Or the old link went
-                # away meanwhile: register() accepts this one.
-                return pack_plain(master.register(info, pid, self))
-            log.warn(
-                "server {server}: its old link (pid {old}) does not answer; replaced by pid {pid}",
-                server=info.id,
-                old=current.pid,
-                pid=pid,
-            )
-            del master.members[info.id]
-            return pack_plain(master.register(info, pid, self))
-
-        return d.addCallback(decide)
-
-    def logout(self) -> None:
-        """The link dropped (or the server left)."""
-        self.master.lost(self)
-
-
+@implementer(IClusterControl)
 class MasterService(Service):
     """The master of one game's cluster (see the module docstring)."""
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         config: GameConfig,
         secret: bytes,
         *,
@@ -148,7 +103,7 @@ class MasterService(Service):
         self.spawn = spawn
         self.stop_process = stop_process
         self.stop_timeout = stop_timeout
-        self.probe = probe or self._probe
+        self.probe = probe or partial(rpc_port_answers, reactor)
         #: Servers found running at start (a master restart): joined, not spawned.
         self.adopted: set[str] = set()
         self.declared: dict[str, ServerInfo] = {
@@ -157,6 +112,8 @@ class MasterService(Service):
         self.from_config = set(self.declared)
         self.members: dict[str, Member] = {}
         self.removing: set[str] = set()
+        #: Servers asked to stop over their link: fired when the link drops.
+        self.departures: dict[str, list[Deferred[None]]] = {}
         self.cluster_up = False
         self.stopping = False
         self.started_at = reactor.seconds()
@@ -167,13 +124,9 @@ class MasterService(Service):
 
     # -- service ----------------------------------------------------------------------
 
-    def portal_avatar(self, name: str, mind: Any) -> pb.Avatar:
+    def portal_avatar(self, name: str, mind: ServerLink | None) -> pb.Avatar:
         """The avatar of a login: the admin interface, or a server."""
-        if name == ADMIN:
-            from .admin_api import AdminAvatar
-
-            return AdminAvatar(self)
-        return ServerAvatar(self, name, mind)
+        return avatar_for(self, name, mind)
 
     def startService(self) -> None:
         """Listen, then start every declared server (backends first)."""
@@ -215,20 +168,6 @@ class MasterService(Service):
             else:
                 self.start_server(info)
 
-    def _probe(self, info: ServerInfo) -> Deferred[bool]:
-        """Whether something accepts connections on ``info``'s RPC port (1 s at most)."""
-        endpoint = clientFromString(self.reactor, info.rpc_client_endpoint + ":timeout=1")
-        factory = Factory.forProtocol(Protocol)
-        factory.noisy = False
-        d: Deferred[Any] = endpoint.connect(factory)
-
-        def connected(protocol: Protocol) -> bool:
-            if protocol.transport is not None:
-                protocol.transport.loseConnection()
-            return True
-
-        return d.addCallbacks(connected, lambda _: False)
-
     def _listen_failed(self, failure: Failure) -> None:
         log.critical(
             "master {id} cannot listen on {endpoint}: {error}",
@@ -261,17 +200,41 @@ class MasterService(Service):
 
     # -- membership ---------------------------------------------------------------------
 
-    def register(self, info: ServerInfo, pid: int, avatar: ServerAvatar) -> dict[str, Any]:
-        """A server registered: publish it and answer the membership."""
+    def join(
+        self, info: ServerInfo, pid: int, link: ServerLink
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        """A server registers: publish it; answer the membership (IClusterControl)."""
         current = self.members.get(info.id)
-        if current is not None and current.mind is not avatar.mind:
-            raise pb.Error(
+        if current is None or current.mind is link or self.stopping:
+            return self._admit(info, pid, link)
+        # The id is taken: by a live twin (refused), or by this very server's old link
+        # that the master has not seen drop yet (a restart, a reconnect): replaced.
+        d = self._answers(current.mind, ALIVE_TIMEOUT)
+
+        def decide(alive: bool) -> dict[str, Any]:
+            if not alive and self.members.get(info.id) is current:
+                log.warn(
+                    "server {server}: its old link (pid {old}) does not answer; "
+                    "replaced by pid {pid}",
+                    server=info.id,
+                    old=current.pid,
+                    pid=pid,
+                )
+                del self.members[info.id]
+            return self._admit(info, pid, link)
+
+        return d.addCallback(decide)
+
+    def _admit(self, info: ServerInfo, pid: int, link: ServerLink) -> dict[str, Any]:
+        current = self.members.get(info.id)
+        if current is not None and current.mind is not link:
+            raise CommandRefused(
                 f"a server with id {info.id!r} is registered already (pid {current.pid})"
             )
         if self.stopping:
-            raise pb.Error("the cluster is stopping")
+            raise CommandRefused("the cluster is stopping")
         self.declared[info.id] = info
-        self.members[info.id] = Member(info, pid, avatar.mind, self.reactor.seconds())
+        self.members[info.id] = Member(info, pid, link, self.reactor.seconds())
         log.info(
             "server {server} ({type}) is up, pid {pid}", server=info.id, type=info.type, pid=pid
         )
@@ -282,25 +245,33 @@ class MasterService(Service):
             self.reactor.callLater(0, self._all_up)
         return {"servers": [s.to_dict() for s in self.declared.values()]}
 
-    def alive(self, member: Member, timeout: float = 2.0) -> Deferred[bool]:
-        """Whether ``member``'s link still answers (a stats call within ``timeout``)."""
+    def _ask(self, link: ServerLink, method: str, timeout: float) -> Deferred[Any]:
+        """``link.callRemote(method)``, cancelled after ``timeout`` seconds."""
         try:
-            d: Deferred[Any] = member.mind.callRemote("stats")
-        except pb.DeadReferenceError:
-            return succeed(False)
-        timer = self.reactor.callLater(timeout, d.cancel)
+            d: Deferred[Any] = link.callRemote(method)
+        except pb.DeadReferenceError as exc:
+            return fail(exc)
+        return d.addTimeout(timeout, self.reactor)
 
-        def answered(_: object) -> bool:
-            if timer.active():
-                timer.cancel()
-            return True
+    def _answers(self, link: ServerLink, timeout: float) -> Deferred[bool]:
+        return self._ask(link, "stats", timeout).addCallbacks(lambda _: True, lambda _: False)
 
-        def silent(_: Failure) -> bool:
-            if timer.active():
-                timer.cancel()
-            return False
+    def alive(self, server_id: str, timeout: float = ALIVE_TIMEOUT) -> Deferred[bool]:
+        """Whether ``server_id``'s link answers (a stats call within ``timeout``)."""
+        member = self.members.get(server_id)
+        return succeed(False) if member is None else self._answers(member.mind, timeout)
 
-        return d.addCallbacks(answered, silent)
+    def stats(self, server_id: str, timeout: float) -> Deferred[dict[str, Any] | None]:
+        """What a registered server reports about itself, or None (IClusterControl)."""
+        member = self.members.get(server_id)
+        if member is None:
+            return succeed(None)
+
+        def decoded(payload: object) -> dict[str, Any] | None:
+            data = unpack_plain(payload) if type(payload) is bytes else None
+            return data if isinstance(data, dict) else None
+
+        return self._ask(member.mind, "stats", timeout).addCallbacks(decoded, lambda _: None)
 
     def _all_up(self) -> None:
         if self.cluster_up or self.stopping:
@@ -327,24 +298,26 @@ class MasterService(Service):
 
         d.addBoth(done)
 
-    def lost(self, avatar: ServerAvatar) -> None:
+    def leave(self, server_id: str, link: ServerLink) -> None:
         """A server's link dropped: publish ``down`` (or ``removed`` when stopped on purpose)."""
-        member = self.members.get(avatar.server_id)
-        if member is None or member.mind is not avatar.mind:
+        member = self.members.get(server_id)
+        if member is None or member.mind is not link:
             return
-        del self.members[avatar.server_id]
-        if avatar.server_id in self.removing:
+        del self.members[server_id]
+        if server_id in self.removing:
             self.publish("removed", member.info)
-            self.declared.pop(avatar.server_id, None)
+            self.declared.pop(server_id, None)
         else:
             level = log.info if self.stopping else log.warn
-            level("server {server} is down", server=avatar.server_id)
+            level("server {server} is down", server=server_id)
             self.publish("down", member.info)
             info = member.info
-            if avatar.server_id in self.adopted and info.auto_restart and not self.stopping:
+            if server_id in self.adopted and info.auto_restart and not self.stopping:
                 # Not our child, so the supervisor cannot see it die: start it anew.
-                self.adopted.discard(avatar.server_id)
+                self.adopted.discard(server_id)
                 self.reactor.callLater(self.supervisor.min_delay, self._respawn, info)
+        for gone in self.departures.pop(server_id, []):
+            gone.callback(None)
 
     def _respawn(self, info: ServerInfo) -> None:
         if not self.stopping and info.id in self.declared and info.id not in self.members:
@@ -418,26 +391,18 @@ class MasterService(Service):
         return d.addCallback(finished)
 
     def _stop_member(self, server_id: str) -> Deferred[None]:
-        """Ask a server the master did not start to stop; fires when its link is gone."""
+        """Ask a server the master did not start to stop; fires when its link drops
+        (:meth:`leave`), or after ``stop_timeout`` when it stays."""
         gone: Deferred[None] = Deferred()
+        waiting = self.departures.setdefault(server_id, [])
+        waiting.append(gone)
 
-        def give_up() -> None:
-            if not gone.called:
-                gone.callback(None)
+        def given_up(_: object, timeout: float) -> None:
+            waiting.remove(gone)
+            log.warn("server {server} did not leave within {t}s", server=server_id, t=timeout)
 
-        timer = self.reactor.callLater(self.stop_timeout, give_up)
-
-        def poll() -> None:
-            if gone.called:
-                return
-            if server_id not in self.members:
-                if timer.active():
-                    timer.cancel()
-                gone.callback(None)
-            else:
-                self.reactor.callLater(0.05, poll)
-
-        self._call(server_id, "stop").addBoth(lambda _: poll())
+        gone.addTimeout(self.stop_timeout, self.reactor, onTimeoutCancel=given_up)
+        self._call(server_id, "stop")
         return gone
 
     def stop_cluster(self) -> Deferred[None]:
@@ -456,10 +421,77 @@ class MasterService(Service):
         return d.addCallback(lambda _: None)
 
     def kill_all(self) -> list[str]:
-        """SIGKILL every process the master started; the master then stops."""
+        """SIGKILL every process the master started; the master's process stops 0.2 s later."""
         self.stopping = True
         self.supervisor.shutting_down()
         killed = self.supervisor.running()
         for server_id in killed:
             self.supervisor.kill(server_id)
+        if self.stop_process is not None:
+            self.reactor.callLater(0.2, self.stop_process)
         return killed
+
+    # -- the control API of the admin CLI (IClusterControl) ----------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per server, the master's first (see IClusterControl.rows)."""
+        now = self.reactor.seconds()
+        address = self.port.getHost() if self.port is not None else None
+        rows: list[dict[str, Any]] = [
+            {
+                "id": self.id,
+                "type": "master",
+                "state": "stopping" if self.stopping else "up",
+                "pid": os.getpid(),
+                "host": self.host,
+                "port": getattr(address, "port", None),
+                "clientPort": None,
+                "uptime": now - self.started_at,
+                "connections": len(self.members),
+                "restarts": 0,
+            }
+        ]
+        for info in self.declared.values():
+            member = self.members.get(info.id)
+            pid = self.supervisor.pid(info.id)
+            row: dict[str, Any] = {"id": info.id, "type": info.type, "state": "down", "pid": pid}
+            if member is not None:
+                row.update(state="up", pid=member.pid)
+            elif pid is not None:
+                row["state"] = "starting"
+            row.update(host=info.host, port=info.port, clientPort=info.client_port)
+            row["uptime"] = now - member.since if member is not None else None
+            row.update(connections=None, restarts=self.supervisor.restarts(info.id))
+            rows.append(row)
+        return rows
+
+    def stop(self, server_ids: list[str]) -> Deferred[list[str]]:
+        """Stop these servers for good; unknown ids are refused (CommandRefused)."""
+        unknown = [i for i in server_ids if i not in self.declared and i not in self.members]
+        if unknown:
+            raise CommandRefused(f"no server {', '.join(unknown)} in the cluster")
+        return self.stop_servers(server_ids)
+
+    def shutdown(self) -> None:
+        """Stop the cluster, then the master's process, from the next turn."""
+        if self.stop_process is not None:
+            self.reactor.callLater(0, self.stop_process)
+
+    def restart(self, server_id: str) -> Deferred[int]:
+        """Stop a server the master started and start it again; its new pid."""
+        if self.supervisor.spec(server_id) is None:
+            raise CommandRefused(f"server {server_id!r} was not started by this master")
+        return self.supervisor.restart(server_id)
+
+    def add(self, info: ServerInfo) -> int:
+        """Start a new server; it is published once it registers. Its pid."""
+        if info.id in self.declared or info.id in self.members:
+            raise CommandRefused(f"a server with id {info.id!r} exists already")
+        if self.stopping:
+            raise CommandRefused("the cluster is stopping")
+        self.declared[info.id] = info
+        try:
+            return self.start_server(info)
+        except Exception as exc:
+            self.declared.pop(info.id, None)
+            raise CommandRefused(f"cannot start {info.id}: {exc}") from None

@@ -20,27 +20,69 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sized
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..interfaces import IComponent, INetworkRpcTransport
+from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
 from .server_info import ServerInfo
 
-if TYPE_CHECKING:
-    from ..app.application import Application
-
-__all__ = ["MonitorClient", "MonitorComponent"]
+__all__ = ["MonitorClient", "MonitorComponent", "MonitoredServer"]
 
 log = Logger()
+
+
+class MonitoredServer(Protocol):
+    """What the monitor needs of its server (an Application; cluster/ never imports app/)."""
+
+    @property
+    def reactor(self) -> IServerReactor:
+        """The reactor the server runs on."""
+
+    @property
+    def clock(self) -> IReactorTime:
+        """Its clock."""
+
+    @property
+    def server(self) -> ServerInfo:
+        """This server."""
+
+    @property
+    def rpc_transport(self) -> IRpcTransport:
+        """Its RPC transport."""
+
+    @property
+    def session_service(self) -> Sized | None:
+        """Its client sessions (a frontend), or None."""
+
+    @property
+    def started(self) -> Deferred[None]:
+        """Fires once the server has started."""
+
+    @property
+    def server_id(self) -> str:
+        """This server's id."""
+
+    def all_servers(self) -> list[ServerInfo]:
+        """Every server of the cluster, this one included."""
+
+    def add_server(self, info: ServerInfo) -> None:
+        """A server joined the cluster (or changed address)."""
+
+    def remove_server(self, server_id: str) -> ServerInfo | None:
+        """A server left the cluster for good."""
+
+    def after_start(self) -> Deferred[None]:
+        """The whole cluster is up: run the after_start hooks, once."""
 
 
 class MonitorClient(pb.Referenceable):
@@ -77,7 +119,7 @@ class MonitorComponent:
 
     def __init__(
         self,
-        app: Application,
+        app: MonitoredServer,
         master_endpoint: str,
         secret: bytes,
         *,

@@ -39,6 +39,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..interfaces import IServerReactor
+
 __all__ = ["ProcessSpec", "Supervisor"]
 
 log = Logger()
@@ -111,7 +113,7 @@ class Supervisor:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         *,
         min_delay: float = 0.5,
         max_delay: float = 30.0,

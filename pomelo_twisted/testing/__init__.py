@@ -6,7 +6,7 @@
 - :class:`EchoHandler`: a tiny echo server (tests, benchmarks, ``twistd pomelo --type echo``).
 """
 
-from .echo import ECHO_ROUTES, EchoHandler, echo_dictionary
+from ..app.echo import ECHO_ROUTES, EchoHandler, echo_dictionary
 from .game import GameConnection, GameHarness
 from .memory import MemoryConnection, MemoryServer, NoResponseYet
 

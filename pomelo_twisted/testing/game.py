@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
@@ -24,6 +24,7 @@ from ..acceptors import AgentFactory, TCPFactory
 from ..app.application import Application
 from ..app.build import StandaloneService, build_standalone
 from ..app.components import ConnectorComponent
+from ..interfaces import IServerReactor
 from .memory import MemoryConnection, MemoryServer, NoResponseYet
 
 __all__ = ["GameConnection", "GameHarness"]
@@ -64,8 +65,9 @@ class GameHarness:
         self.reactor = MemoryReactorClock()
         self.clock = self.reactor
         self.connections: list[GameConnection] = []
+        # MemoryReactorClock lacks only IReactorProcess, which a standalone game never uses.
         self.service: StandaloneService = build_standalone(
-            self.reactor, base_dir, env, settings=settings
+            cast(IServerReactor, self.reactor), base_dir, env, settings=settings
         )
         failures: list[Failure] = []
         self.service.all_started.addErrback(failures.append)

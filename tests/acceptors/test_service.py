@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IPushProducer, IStreamServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import (
     MemoryReactor,
@@ -57,6 +59,32 @@ class AcceptorServiceTests(SynchronousTestCase):
         listening = self.successResultOf(service.listening)
         self.assertIs(listening, service.port)
         self.assertEqual(listening.getHost().port, 3010)
+
+    def test_privileged_start_listens_once(self) -> None:
+        """privilegedStartService listens (before root is dropped); startService does not again."""
+        reactor = MemoryReactor()
+        service = AcceptorService(reactor, "tcp:80:interface=127.0.0.1", make_agents())
+        self.assertIsInstance(service, StreamServerEndpointService)
+        self.assertTrue(verifyObject(IStreamServerEndpoint, service.endpoint))
+        service.privilegedStartService()
+        self.assertEqual([p for p, *_ in reactor.tcpServers], [80])
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+        self.assertEqual(self.successResultOf(service.listening).getHost().port, 80)
+
+    def test_bind_failure_fails_listening(self) -> None:
+        """A port that cannot be bound fails ``listening`` with the bind error; stop still works."""
+        reactor = MemoryReactor()
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise CannotListenError("127.0.0.1", 3010, OSError("in use"))
+
+        self.patch(reactor, "listenTCP", refuse)
+        service = AcceptorService(reactor, "tcp:3010:interface=127.0.0.1", make_agents())
+        service.startService()
+        self.failureResultOf(service.listening, CannotListenError)
+        self.assertIsNone(self.successResultOf(service.stopService()))
+        self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 1)
 
     def test_kinds_pick_the_factory(self) -> None:
         """kind picks the protocol factory; an unknown kind is refused by name."""
@@ -130,7 +158,7 @@ class InterfaceTests(SynchronousTestCase):
         service = AcceptorService(MemoryReactor(), "tcp:3010:interface=127.0.0.1", make_agents())
         self.assertTrue(verifyObject(IAcceptor, service))
         self.assertEqual(
-            (service.endpoint, service.kind), ("tcp:3010:interface=127.0.0.1", "hybrid")
+            (service.description, service.kind), ("tcp:3010:interface=127.0.0.1", "hybrid")
         )
 
     def test_tcp_link_and_agent(self) -> None:

@@ -7,9 +7,11 @@ with fake minds that record what the master calls on them.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -17,10 +19,13 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel, capturedLogs
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from pomelo_twisted.app.config import GameConfig
-from pomelo_twisted.cluster.admin_api import STATS_TIMEOUT, AdminAvatar
-from pomelo_twisted.cluster.master import TWISTD, MasterService, ServerAvatar, server_command
+from pomelo_twisted.cluster import avatars
+from pomelo_twisted.cluster.avatars import STATS_TIMEOUT, AdminAvatar, ServerAvatar
+from pomelo_twisted.cluster.interfaces import CommandRefused, IClusterControl
+from pomelo_twisted.cluster.master import TWISTD, MasterService, server_command
 from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.cluster.supervisor import Supervisor
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain
@@ -841,3 +846,62 @@ class AdminTests(MasterCase):
         self.assertEqual(self.stop_process_calls, 0)
         self.reactor.advance(0.01)
         self.assertEqual(self.stop_process_calls, 1)
+
+
+class ControlApiTests(MasterCase):
+    """MasterService's control API (IClusterControl), which the avatars use."""
+
+    def test_provides_the_control_api(self) -> None:
+        """MasterService provides IClusterControl."""
+        self.assertTrue(verifyObject(IClusterControl, self.master))
+
+    def test_avatars_know_only_the_control_api(self) -> None:
+        """cluster/avatars.py imports neither the master module nor anything of app/."""
+        source = Path(avatars.__file__).read_text(encoding="utf-8")
+        imported = [
+            node.module or ""
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom)
+        ]
+        self.assertNotIn("master", imported)
+        self.assertEqual([m for m in imported if m.startswith("app") or ".app" in m], [])
+
+    def test_stop_of_a_member_ends_when_its_link_drops(self) -> None:
+        """A server asked to stop over its link counts as stopped the moment its link
+        drops (an event, no polling); no timer is left behind."""
+        self.register_all()
+        result = self.results(self.master.stop_servers(["chat-1"]))
+        self.assertEqual(result, [])
+        self.avatars["chat-1"].logout()
+        self.assertEqual(result, [["chat-1"]])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_alive_times_out(self) -> None:
+        """alive() of a member whose link never answers is False after the timeout, and a
+        member that answers is True; no timer is left behind."""
+        self.register("chat-1")
+        self.register("chat-2")
+        self.minds["chat-1"].answers["stats"] = lambda: Deferred()
+        silent = self.results(self.master.alive("chat-1", 2.0))
+        self.assertEqual(self.results(self.master.alive("chat-2", 2.0)), [True])
+        self.reactor.advance(1.9)
+        self.assertEqual(silent, [])
+        self.reactor.advance(0.1)
+        self.assertEqual(silent, [False])
+        self.assertEqual(self.results(self.master.alive("nope")), [False])
+        self.reactor.advance(0)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stats_of_a_member(self) -> None:
+        """stats() decodes what a member reports; None for a stranger or a silent link."""
+        self.register("chat-1")
+        report = pack_plain({"connections": 4})
+        self.minds["chat-1"].answers["stats"] = lambda: succeed(report)
+        self.assertEqual(self.results(self.master.stats("chat-1", 1.0)), [{"connections": 4}])
+        self.assertEqual(self.results(self.master.stats("nope", 1.0)), [None])
+
+    def test_refusals_are_command_refused(self) -> None:
+        """Unknown ids, a taken id and a restart of a stranger raise CommandRefused."""
+        self.assertRaises(CommandRefused, self.master.stop, ["nope"])
+        self.assertRaises(CommandRefused, self.master.add, self.infos["chat-1"])
+        self.assertRaises(CommandRefused, self.master.restart, "nope")

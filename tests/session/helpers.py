@@ -28,7 +28,7 @@ from pomelo_twisted.protocol import (
     encode_package,
 )
 from pomelo_twisted.session import Agent, AgentConfig
-from pomelo_twisted.testing.echo import EchoHandler, echo_dictionary
+from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 __all__ = [
     "HEARTBEAT",

@@ -13,7 +13,7 @@ from pomelo_twisted.protocol import (
     encode_push,
 )
 from pomelo_twisted.session import Agent, AgentConfig
-from pomelo_twisted.testing.echo import EchoHandler, echo_dictionary
+from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 from .helpers import HEARTBEAT, Connection, connect, kick_package, make_agents, open_connection
 

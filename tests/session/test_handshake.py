@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.protocol import HandshakeAck
 from pomelo_twisted.session import AgentConfig, CloseReason
-from pomelo_twisted.testing.echo import echo_dictionary
+from pomelo_twisted.testing import echo_dictionary
 
 from .helpers import SYS, connect, make_agents, open_connection, raw_handshake
 

@@ -13,7 +13,7 @@ from pomelo_twisted.protocol import (
     encode_package,
 )
 from pomelo_twisted.session import AgentConfig
-from pomelo_twisted.testing.echo import echo_dictionary
+from pomelo_twisted.testing import echo_dictionary
 
 from .helpers import connect
 

@@ -1,0 +1,71 @@
+"""The cluster's interfaces: the master's control API, what its PB avatars may ask of it.
+
+:class:`IClusterControl` is the whole surface the avatars of
+:mod:`pomelo_twisted.cluster.avatars` use, so they never touch the master's state
+and the master module never has to be imported by them. A command the master
+refuses raises :class:`CommandRefused`, whose message names the culprit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from zope.interface import Interface
+
+from .server_info import ServerInfo
+
+__all__ = ["CommandRefused", "IClusterControl", "ServerLink"]
+
+
+class CommandRefused(Exception):
+    """The master refuses a command (unknown id, id taken, the cluster is stopping...)."""
+
+
+class ServerLink(Protocol):
+    """A registered server as the master holds it: the PB reference of its monitor."""
+
+    def callRemote(self, _name: str, *args: Any) -> Deferred[Any]:  # noqa: N802 (PB's name)
+        """Call ``remote_<_name>`` on the server's monitor."""
+
+
+class IClusterControl(Interface):
+    """The master of a cluster, as its servers and the admin CLI see it."""
+
+    def join(
+        info: ServerInfo, pid: int, link: ServerLink
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        """A server registers over ``link``: publish it; the answer is
+        ``{"servers": [entry, ...]}``. An id held by a live twin is refused; one held by
+        this server's old, silent link is taken over."""
+
+    def leave(server_id: str, link: ServerLink) -> None:
+        """The link of ``server_id`` dropped (it crashed, or stopped on purpose)."""
+
+    def rows() -> list[dict[str, Any]]:
+        """One row per server, the master's first: id, type, state (``up``, ``starting``,
+        ``down``; the master ``up`` or ``stopping``), pid, host, port, clientPort,
+        uptime, connections (None: the member's own stats tell), restarts."""
+
+    def stats(server_id: str, timeout: float) -> Deferred[dict[str, Any] | None]:
+        """What a registered server reports about itself (uptime, connections, peers),
+        or None when it is not registered or does not answer within ``timeout``."""
+
+    def alive(server_id: str, timeout: float) -> Deferred[bool]:
+        """Whether the link of ``server_id`` answers within ``timeout`` seconds."""
+
+    def stop(server_ids: list[str]) -> Deferred[list[str]]:
+        """Stop these servers for good (they leave the cluster); unknown ids are refused."""
+
+    def shutdown() -> None:
+        """Stop the whole cluster in order, then the master's process (from the next turn)."""
+
+    def kill_all() -> list[str]:
+        """SIGKILL every server the master started (their ids); the master's process stops
+        shortly after."""
+
+    def restart(server_id: str) -> Deferred[int]:
+        """Stop a server the master started and start it again; its new pid."""
+
+    def add(info: ServerInfo) -> int:
+        """Start a new server; it is published once it registers. Its pid."""
