@@ -30,10 +30,10 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from .. import repl
-from ..app.config import GameConfig
 from ..bots import cli as bots_cli
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, connect_endpoint
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
 from .table import cell, format_table, format_uptime
 
@@ -177,8 +177,7 @@ def load_target(args: argparse.Namespace) -> Target:
     config = GameConfig(folder, args.env)
     endpoint = config.master_endpoint()
     if endpoint is None:
-        host = config.master().get("host", "127.0.0.1")
-        endpoint = f"tcp:host={host}:port={DEFAULT_MASTER_PORT}"
+        endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
     return Target(config, endpoint, config.cluster_secret())
 
 

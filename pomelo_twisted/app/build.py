@@ -20,8 +20,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..cluster import ServerInfo
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, ServerInfo
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport
 from ..loading import import_file
@@ -29,7 +29,6 @@ from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
-from .config import GameConfig
 from .frontend import forward_request
 from .sysremote import declare_system_remotes
 

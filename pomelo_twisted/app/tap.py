@@ -34,19 +34,17 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from ..acceptors import KINDS, AcceptorService, AgentFactory
-from ..cluster import ServerInfo
 from ..cluster.master import MasterService
 from ..cluster.monitor import MonitorComponent
-from ..cluster.server_info import LISTEN_BACKLOG
 from ..cluster.supervisor import Supervisor
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, ServerInfo, listen_endpoint
 from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from ..testing.echo import EchoHandler, echo_dictionary
 from .application import Application
 from .build import StandaloneService, build_application, build_standalone, game_dictionary
-from .config import GameConfig
 from .heap import freeze_heap_when_running
 
 __all__ = ["Options", "exit_after_shutdown", "makeService"]
@@ -190,7 +188,7 @@ def _echo_service(options: Options, reactor: Any) -> IService:
         config=options["config"],
         dictionary=echo_dictionary(),
     )
-    endpoint = options["listen"] or f"tcp:3010:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"
+    endpoint = options["listen"] or listen_endpoint(3010, "127.0.0.1")
     acceptor = AcceptorService(reactor, endpoint, agents, kind=options["acceptor"] or "hybrid")
     acceptor.setName("acceptor")
     acceptor.setServiceParent(server)
@@ -296,13 +294,6 @@ def _chosen_server(
     return candidates[0]
 
 
-def _seconds(entry: dict[str, Any], key: str, default: float) -> float:
-    value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"master.json: {key!r} must be a positive number of seconds")
-    return float(value)
-
-
 def _master_service(
     config: GameConfig, reactor: Any, exit_process: Callable[[Any], None]
 ) -> IService:
@@ -315,23 +306,14 @@ def _master_service(
     """
     try:
         secret = config.cluster_secret()
-        entry = config.master()
-        limits = {
-            key: _seconds(entry, key, default)
-            for key, default in (
-                ("stopTimeout", 10.0),
-                ("restartMinDelay", 0.5),
-                ("restartMaxDelay", 30.0),
-                ("restartStableAfter", 10.0),
-            )
-        }
+        limits = config.master_settings()
         try:
             supervisor = Supervisor(
                 reactor,
-                min_delay=limits["restartMinDelay"],
-                max_delay=limits["restartMaxDelay"],
-                stable_after=limits["restartStableAfter"],
-                stop_timeout=limits["stopTimeout"],
+                min_delay=limits.restart_min_delay,
+                max_delay=limits.restart_max_delay,
+                stable_after=limits.restart_stable_after,
+                stop_timeout=limits.stop_timeout,
             )
         except ValueError as exc:
             raise ConfigError(f"{config.path('master')}: {exc}") from None
@@ -340,7 +322,7 @@ def _master_service(
             config,
             secret,
             supervisor=supervisor,
-            stop_timeout=limits["stopTimeout"],
+            stop_timeout=limits.stop_timeout,
         )
     except ConfigError as exc:
         raise usage.UsageError(str(exc)) from None

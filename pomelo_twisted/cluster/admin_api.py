@@ -23,8 +23,8 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.spread import pb
 
 from ..errors import ConfigError
+from ..gameconfig import ServerInfo
 from ..rpc.payload import pack_plain, unpack_plain
-from .server_info import ServerInfo
 
 if TYPE_CHECKING:
     from .master import MasterService

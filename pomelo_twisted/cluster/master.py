@@ -35,11 +35,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
-from ..app.config import GameConfig
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, ServerInfo
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
-from .server_info import ServerInfo
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
@@ -139,9 +138,7 @@ class MasterService(Service):
         entry = config.master()
         self.id = str(entry.get("id", "master-server-1"))
         self.host = str(entry.get("host", "127.0.0.1"))
-        self.listen_endpoint = listen or (
-            f"tcp:{int(entry.get('port', 3005))}:interface={entry.get('host', '127.0.0.1')}"
-        )
+        self.listen_endpoint = listen or config.master_settings().listen_endpoint
         self.supervisor = supervisor or Supervisor(reactor, stop_timeout=stop_timeout)
         self.supervisor.on_exit = self._exited
         self.command = command

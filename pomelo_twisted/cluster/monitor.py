@@ -30,10 +30,10 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..gameconfig import ServerInfo
 from ..interfaces import IComponent, INetworkRpcTransport
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
-from .server_info import ServerInfo
 
 if TYPE_CHECKING:
     from ..app.application import Application

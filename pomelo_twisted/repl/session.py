@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from pomelo_twisted.client import PomeloClient
 from pomelo_twisted.client import connect as client_connect
+from pomelo_twisted.gameconfig import connect_endpoint
 
 __all__ = ["COMMANDS", "DEFAULT_TIMEOUT", "Command", "Connector", "ReplSession", "normalize_target"]
 
@@ -75,7 +76,7 @@ def normalize_target(text: str) -> str:
     host = match.group("host")
     if host != "localhost" and "." not in host:
         return text
-    return f"tcp:host={host}:port={match.group('port')}"
+    return connect_endpoint(host, int(match.group("port")))
 
 
 def to_json(value: Any) -> str:

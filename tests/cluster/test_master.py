@@ -18,11 +18,10 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.app.config import GameConfig
 from pomelo_twisted.cluster.admin_api import STATS_TIMEOUT, AdminAvatar
 from pomelo_twisted.cluster.master import TWISTD, MasterService, ServerAvatar, server_command
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.cluster.supervisor import Supervisor
+from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain
 
 from .fakes import MASTER_PORT, SECRET, FakeMind, ProcessReactor, write_game
