@@ -28,6 +28,7 @@ from twisted.spread import pb
 
 from ..cluster.master import ADMIN
 from ..errors import PomeloError
+from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import login
 
@@ -136,7 +137,7 @@ class _AdminFactory(Factory):
 
 
 def connect_admin(
-    reactor: Any, endpoint: str, secret: bytes, timeout: float = 5.0
+    reactor: IServerReactor, endpoint: str, secret: bytes, timeout: float = 5.0
 ) -> Deferred[AdminClient]:
     """Connect to the master at ``endpoint`` and log in as ``admin`` with ``secret``.
 

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.stdio import StandardIO
 
 from pomelo_twisted.client import connect as default_connect
+from pomelo_twisted.interfaces import IServerReactor
 
 from .lines import LineModeProtocol
 from .session import DEFAULT_TIMEOUT, Connector, ReplSession
@@ -78,7 +79,7 @@ def add_parser(
 
 
 def run(
-    reactor: Any,
+    reactor: IServerReactor,
     args: argparse.Namespace,
     *,
     stdin_fd: int = 0,

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from pomelo_twisted.client import PomeloClient
 from pomelo_twisted.client import connect as client_connect
 from pomelo_twisted.gameconfig import connect_endpoint
+from pomelo_twisted.interfaces import IServerReactor
 
 __all__ = ["COMMANDS", "DEFAULT_TIMEOUT", "Command", "Connector", "ReplSession", "normalize_target"]
 
@@ -40,7 +41,7 @@ class Connector(Protocol):
 
     def __call__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         target: str,
         *,
         user: Any = ...,
@@ -116,7 +117,7 @@ class ReplSession:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         output: Output,
         connect: Connector = client_connect,
         *,

@@ -24,7 +24,6 @@ import fcntl
 import termios
 import tty
 from collections.abc import Sequence
-from typing import Any
 
 from twisted.conch.insults import insults
 from twisted.conch.recvline import HistoricRecvLine
@@ -32,6 +31,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.stdio import StandardIO
 from twisted.python.compat import iterbytes
 from twisted.python.failure import Failure
+
+from pomelo_twisted.interfaces import IServerReactor
 
 from .session import ReplSession
 
@@ -210,7 +211,7 @@ class TerminalServerProtocol(insults.ServerProtocol):
 
 
 def run_terminal(
-    reactor: Any,
+    reactor: IServerReactor,
     session: ReplSession,
     startup: Sequence[str] = (),
     stdin_fd: int = 0,

@@ -24,6 +24,7 @@ from ..acceptors import AgentFactory, TCPFactory
 from ..app.application import Application
 from ..app.build import StandaloneService, build_standalone
 from ..app.components import ConnectorComponent
+from ..interfaces import IServerReactor
 from .memory import MemoryConnection, MemoryServer, NoResponseYet
 
 __all__ = ["GameConnection", "GameHarness"]
@@ -127,7 +128,7 @@ class GameHarness:
         """A ``connector`` for :class:`pomelo_twisted.bots.Runner`: each bot is a client
         of this game in memory (run the runner on :attr:`clock`, then :meth:`advance`)."""
 
-        def connect(reactor: object, target: str, **options: Any) -> Deferred[Any]:
+        def connect(reactor: IServerReactor, target: str, **options: Any) -> Deferred[Any]:
             return succeed(self.connect(frontend_id, user=options.get("user")).client)
 
         return connect
