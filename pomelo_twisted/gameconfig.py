@@ -60,6 +60,11 @@ _HINTS = {
     "frontend": "must be true or false",
     "auto-restart": "must be true or false",
     "secret": "must be a string",
+    "id": "must be a non-empty string",
+    "stopTimeout": "must be a positive number of seconds",
+    "restartMinDelay": "must be a positive number of seconds",
+    "restartMaxDelay": "must be a positive number of seconds",
+    "restartStableAfter": "must be a positive number of seconds",
 }
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
@@ -88,9 +93,8 @@ def _convert(data: Mapping[str, Any], schema: type[_Schema], where: str) -> _Sch
         if not path:
             raise ConfigError(f"{where}: {what}") from None
         key = path.lstrip(".").split(".")[0].split("[")[0]
-        hint = _HINTS.get(key)
-        detail = f"{hint} ({what[:1].lower()}{what[1:]})" if hint else what
-        raise ConfigError(f"{where}: {key!r} {detail}") from None
+        what = what[:1].lower() + what[1:]
+        raise ConfigError(f"{where}: {key!r} {_HINTS.get(key, 'is invalid')} ({what})") from None
 
 
 class _ServerEntry(msgspec.Struct, forbid_unknown_fields=False):

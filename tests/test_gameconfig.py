@@ -183,6 +183,13 @@ class MasterSettingsTests(SynchronousTestCase):
             self.assertIn("master.json (development)", message)
             self.assertIn(key, message)
 
+    def test_seconds_hint(self) -> None:
+        """A bad duration says it must be a positive number of seconds."""
+        config = game_folder(self, {}, {"stopTimeout": -1})
+        with self.assertRaises(ConfigError) as caught:
+            config.master_settings()
+        self.assertIn("'stopTimeout' must be a positive number of seconds", str(caught.exception))
+
 
 class Echo(Protocol):
     """Sends back what it receives."""
