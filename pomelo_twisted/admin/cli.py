@@ -200,6 +200,7 @@ def client_endpoints(config: GameConfig) -> list[str]:
         for info in infos:
             if info.frontend and info.client_port is not None:
                 host = info.client_host or info.host
+                host = f"[{host}]" if ":" in host else host  # an IPv6 address
                 lines.append(f"{info.id}: clients connect to {host}:{info.client_port}")
     return lines
 
