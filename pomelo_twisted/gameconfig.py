@@ -139,7 +139,7 @@ class ServerInfo:
             raise ConfigError(f"{source}: a {server_type!r} server entry must be an object")
         server_id = entry.get("id")
         if not isinstance(server_id, str) or not server_id:
-            raise ConfigError(f"a {server_type!r} server in {source} has no string 'id'")
+            raise ConfigError(f"{source}: a {server_type!r} server has no string 'id'")
         where = f"{source}: server {server_id!r} ({server_type})"
         known = _convert(entry, _ServerEntry, where)
         frontend = known.frontend in (True, "true")
@@ -167,7 +167,7 @@ class ServerInfo:
         if not isinstance(kind, str):
             raise ConfigError("the server entry has no type")
         entry = {k: v for k, v in data.items() if k != "type" and v is not None}
-        return cls.from_entry(kind, entry, "the server entry")
+        return cls.from_entry(kind, entry, "server entry")
 
     @property
     def server_type(self) -> str:
