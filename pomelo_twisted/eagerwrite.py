@@ -13,8 +13,10 @@ a TLS protocol wrapper), in-memory and other transports keep ``transport.write``
 Twisted already holds unsent bytes, when the connection is closing, or when the
 kernel takes only part of the data, what is left goes through ``transport.write``
 so the order of the bytes and Twisted's flow control (producers, the closing
-handshake) are untouched. A send error is not handled here: the bytes are handed
-to Twisted, whose own write attempt then finds and reports the lost connection.
+handshake) are untouched; what Twisted holds is read by
+:func:`pomelo_twisted.compat.tcp_nothing_queued` (private attributes of Twisted). A
+send error is not handled here: the bytes are handed to Twisted, whose own write
+attempt then finds and reports the lost connection.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp
+
+from .compat import tcp_nothing_queued
 
 __all__ = ["socket_send", "write_eagerly"]
 
@@ -44,15 +48,7 @@ def write_eagerly(transport: Any, send: Send | None, data: bytes) -> None:
     ``send`` is what :func:`socket_send` returned for ``transport`` (None: always
     ``transport.write``).
     """
-    if (
-        send is not None
-        and not transport._tempDataLen
-        and not transport.dataBuffer
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport.TLS
-    ):
+    if send is not None and tcp_nothing_queued(transport):
         try:
             sent = send(data)
         except OSError:

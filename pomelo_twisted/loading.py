@@ -1,25 +1,52 @@
-"""Importing a game's Python files by path (its ``app.py``, a bot scenario file)."""
+"""Importing a game's Python files by path: its ``app.py``, its handler and remote files,
+a bot scenario file. The one importer of the framework."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["import_file"]
+__all__ = ["import_file", "path_digest"]
 
 
-def import_file(path: Path, prefix: str) -> ModuleType:
-    """Import the file at ``path`` as a module named ``prefix`` + a hash of its path.
+def path_digest(path: Path) -> str:
+    """A short stable hash of ``path`` (resolved), for module names unique per file/folder."""
+    return hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:12]
+
+
+def import_file(
+    path: Path, prefix: str = "pomelo_file_", *, name: str | None = None, once: bool = False
+) -> ModuleType:
+    """Import the file at ``path`` as module ``name`` (default: ``prefix`` + a hash of the path).
+
+    The module is in ``sys.modules`` while it runs and afterwards (dataclasses and
+    pickling look classes up by module name); with ``once``, a module of that name
+    already loaded from the same file is returned as it is (handler files are imported
+    once per process, like any import), otherwise the file runs again.
 
     ``ImportError`` when it cannot be loaded; an exception the module raises while
-    it runs propagates unchanged (the caller names the file in its own error).
+    it runs propagates unchanged (the caller names the file in its own error), and
+    the half-run module is dropped from ``sys.modules``.
     """
-    name = prefix + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    if name is None:
+        name = prefix + path_digest(path)
+    if once:
+        loaded = sys.modules.get(name)
+        loaded_file = getattr(loaded, "__file__", None)
+        if loaded is not None and loaded_file and Path(loaded_file).resolve() == path.resolve():
+            return loaded
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+        raise
     return module

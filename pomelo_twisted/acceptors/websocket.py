@@ -21,6 +21,7 @@ from autobahn.websocket.types import ConnectionRequest
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..compat import autobahn_feed, autobahn_take_buffer
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink
 from ..protocol.packet import HEADER_SIZE
@@ -94,16 +95,16 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         """Bytes from the transport: to autobahn during the handshake, to our frames after."""
         if self._frames is None:
             # autobahn's own dataReceived formats a debug line (hltype, hlval) on every
-            # read even with debug logging off; _dataReceived does the work without it.
-            self._dataReceived(data)
+            # read even with debug logging off; autobahn_feed does the work without it.
+            autobahn_feed(self, data)
         else:
             self._frames_received(data)
 
-    def processData(self) -> bool:  # noqa: N802 (autobahn's name)
+    def processData(self) -> bool:  # noqa: N802 (compat.AUTOBAHN_FRAME_STEP)
         """autobahn's frame step: after the handshake, hand its buffer to our decoder."""
         if self._frames is None:
             return bool(super().processData())
-        data, self.data = self.data, b""
+        data = autobahn_take_buffer(self)
         if data:
             self._frames_received(data)
         return False

@@ -23,17 +23,18 @@ import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from .. import repl
-from ..app.config import GameConfig
 from ..bots import cli as bots_cli
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, connect_endpoint
+from ..interfaces import IServerReactor
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
 from .table import cell, format_table, format_uptime
 
@@ -56,7 +57,7 @@ LOGIN_TIMEOUT = 5.0
 DEFAULT_MASTER_PORT = 3005
 
 #: ``connect_admin``, or a stand-in: ``(reactor, endpoint, secret, timeout)``.
-Connector = Callable[[Any, str, bytes, float], "Deferred[AdminClient]"]
+Connector = Callable[[IServerReactor, str, bytes, float], "Deferred[AdminClient]"]
 
 _INT_KEYS = {"port", "clientPort"}
 
@@ -177,8 +178,7 @@ def load_target(args: argparse.Namespace) -> Target:
     config = GameConfig(folder, args.env)
     endpoint = config.master_endpoint()
     if endpoint is None:
-        host = config.master().get("host", "127.0.0.1")
-        endpoint = f"tcp:host={host}:port={DEFAULT_MASTER_PORT}"
+        endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
     return Target(config, endpoint, config.cluster_secret())
 
 
@@ -200,6 +200,7 @@ def client_endpoints(config: GameConfig) -> list[str]:
         for info in infos:
             if info.frontend and info.client_port is not None:
                 host = info.client_host or info.host
+                host = f"[{host}]" if ":" in host else host  # an IPv6 address
                 lines.append(f"{info.id}: clients connect to {host}:{info.client_port}")
     return lines
 
@@ -208,7 +209,7 @@ def client_endpoints(config: GameConfig) -> list[str]:
 
 
 async def _ask(
-    reactor: Any,
+    reactor: IServerReactor,
     args: argparse.Namespace,
     connect: Connector,
     call: Callable[[AdminClient], Deferred[Any]],
@@ -222,7 +223,9 @@ async def _ask(
         await client.close()
 
 
-async def _list(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+async def _list(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
     rows = await _ask(reactor, args, connect, lambda client: client.list())
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise AdminError("the master sent a malformed server list")
@@ -230,7 +233,9 @@ async def _list(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Co
     return 0
 
 
-async def _stop(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+async def _stop(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
     answer = await _ask(reactor, args, connect, lambda client: client.stop(list(args.ids)))
     if args.ids:
         out.write(f"stopped: {', '.join(_field(answer, 'stopped') or args.ids)}\n")
@@ -242,19 +247,25 @@ async def _stop(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Co
     return 0
 
 
-async def _kill(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+async def _kill(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
     killed = _field(await _ask(reactor, args, connect, lambda client: client.kill()), "killed")
     out.write(f"killed: {', '.join(killed) if killed else 'no server process'}\n")
     return 0
 
 
-async def _restart(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+async def _restart(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
     answer = await _ask(reactor, args, connect, lambda client: client.restart(args.id))
     out.write(f"restarted {args.id} (pid {cell(_field(answer, 'pid'))})\n")
     return 0
 
 
-async def _add(reactor: Any, args: argparse.Namespace, out: TextIO, connect: Connector) -> int:
+async def _add(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
     answer = await _ask(reactor, args, connect, lambda client: client.add(dict(args.entry)))
     added = _field(answer, "added") or args.entry["id"]
     out.write(f"added {added} (pid {cell(_field(answer, 'pid'))})\n")
@@ -267,7 +278,9 @@ def _field(answer: object, key: str) -> Any:
     return [str(item) for item in value] if isinstance(value, list) else value
 
 
-Command = Callable[[Any, argparse.Namespace, TextIO, Connector], Coroutine[Any, Any, int]]
+Command = Callable[
+    [IServerReactor, argparse.Namespace, TextIO, Connector], Coroutine[Any, Any, int]
+]
 COMMANDS: dict[str, Command] = {
     "list": _list,
     "stop": _stop,
@@ -278,7 +291,7 @@ COMMANDS: dict[str, Command] = {
 
 
 def execute(
-    reactor: Any,
+    reactor: IServerReactor,
     args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
@@ -300,7 +313,7 @@ def _report(failure: Failure, err: TextIO) -> int:
 
 
 async def wait_until_gone(
-    reactor: Any, target: Target, connect: Connector, within: float = STOP_TIMEOUT
+    reactor: IServerReactor, target: Target, connect: Connector, within: float = STOP_TIMEOUT
 ) -> None:
     """Poll until the master's port no longer accepts a login; AdminError after ``within`` s."""
     deadline = reactor.seconds() + within
@@ -322,7 +335,7 @@ async def wait_until_gone(
 
 
 async def wait_until_up(
-    reactor: Any, target: Target, connect: Connector, within: float = START_TIMEOUT
+    reactor: IServerReactor, target: Target, connect: Connector, within: float = START_TIMEOUT
 ) -> AdminError | None:
     """Poll until the master accepts the admin login: None, or the last error after ``within`` s.
 
@@ -386,7 +399,11 @@ def log_tail(config: GameConfig, lines: int = 20) -> str:
 
 
 async def await_started(
-    reactor: Any, target: Target, out: TextIO, err: TextIO, connect: Connector = connect_admin
+    reactor: IServerReactor,
+    target: Target,
+    out: TextIO,
+    err: TextIO,
+    connect: Connector = connect_admin,
 ) -> int:
     """After ``start --daemon``: report the running master, or its log tail (exit 1)."""
     last = await wait_until_up(reactor, target, connect, START_TIMEOUT)
@@ -409,7 +426,7 @@ async def await_started(
 
 
 async def wait_servers_up(
-    reactor: Any, target: Target, connect: Connector, within: float = CLUSTER_TIMEOUT
+    reactor: IServerReactor, target: Target, connect: Connector, within: float = CLUSTER_TIMEOUT
 ) -> list[str]:
     """Poll ``list`` until every server is up; the ids still not up after ``within`` s."""
     deadline = reactor.seconds() + within
@@ -432,12 +449,14 @@ async def wait_servers_up(
 # -- entry point -----------------------------------------------------------------------------
 
 
-def run_reactor(work: Callable[[Any], Deferred[int]], reactor: Any = None) -> int:
+def run_reactor(
+    work: Callable[[IServerReactor], Deferred[int]], reactor: IServerReactor | None = None
+) -> int:
     """Run ``work(reactor)`` on the (global by default) reactor; its exit status."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
-        reactor = global_reactor
+        reactor = cast(IServerReactor, global_reactor)
     status = [1]
 
     def finished(result: int | Failure) -> None:
@@ -476,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_reactor(lambda reactor: execute(reactor, args, stdout, sys.stderr))
 
 
-def _started(reactor: Any, target: Target, out: TextIO) -> Deferred[int]:
+def _started(reactor: IServerReactor, target: Target, out: TextIO) -> Deferred[int]:
     d = Deferred.fromCoroutine(await_started(reactor, target, out, sys.stderr))
     return d.addErrback(_report, sys.stderr)
 

@@ -4,7 +4,7 @@
 ``"tcp:host=127.0.0.1:port=4005"``), logs in as ``admin`` with the cluster
 secret (:func:`~pomelo_twisted.rpc.pbauth.login`) and gives an
 :class:`AdminClient`, whose methods call the master's admin interface
-(:mod:`pomelo_twisted.cluster.admin_api`) and decode its msgpack answers into
+(:mod:`pomelo_twisted.cluster.avatars`) and decode its msgpack answers into
 plain data.
 
 Every failure is an :class:`AdminError` whose message says what went wrong and
@@ -28,6 +28,7 @@ from twisted.spread import pb
 
 from ..cluster.master import ADMIN
 from ..errors import PomeloError
+from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import login
 
@@ -136,7 +137,7 @@ class _AdminFactory(Factory):
 
 
 def connect_admin(
-    reactor: Any, endpoint: str, secret: bytes, timeout: float = 5.0
+    reactor: IServerReactor, endpoint: str, secret: bytes, timeout: float = 5.0
 ) -> Deferred[AdminClient]:
     """Connect to the master at ``endpoint`` and log in as ``admin`` with ``secret``.
 

@@ -1,6 +1,6 @@
 """Server processes: the Application, its configuration, builders and the twistd entry point."""
 
+from ..gameconfig import GameConfig
 from .application import Application
-from .config import GameConfig
 
 __all__ = ["Application", "GameConfig"]

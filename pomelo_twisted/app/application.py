@@ -23,15 +23,14 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from ..channels import ChannelService
-from ..cluster import ServerInfo
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, ServerInfo
 from ..handlers.dispatch import Dispatcher
 from ..handlers.registry import HandlerRegistry, default_name
 from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
 from ..session.service import SessionService
-from .config import GameConfig
 from .lifecycle import ComponentService, HooksService, OrderedServices, run_in_order
 
 __all__ = ["Application"]

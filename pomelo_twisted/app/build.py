@@ -22,9 +22,9 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..cluster import ServerInfo
 from ..cluster.monitor import MonitorComponent
 from ..errors import ConfigError
+from ..gameconfig import GameConfig, ServerInfo
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
@@ -33,7 +33,6 @@ from ..rpc import LocalRpcTransport
 from ..rpc.pb import PbRpcTransport
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
-from .config import GameConfig
 from .frontend import forward_request
 from .sysremote import declare_system_remotes
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.application.service import MultiService
 
 from ..acceptors import AcceptorKind, AcceptorService, AgentFactory
-from ..cluster.server_info import LISTEN_BACKLOG
+from ..gameconfig import listen_endpoint
 from ..interfaces import IServerReactor
 from ..serializers import get_serializer
 from ..session import AgentConfig
@@ -18,7 +18,7 @@ from .echo import EchoHandler, echo_dictionary
 __all__ = ["DEFAULT_ECHO_ENDPOINT", "build_echo_frontend"]
 
 #: Where the echo frontend listens unless told otherwise.
-DEFAULT_ECHO_ENDPOINT = f"tcp:3010:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"
+DEFAULT_ECHO_ENDPOINT = listen_endpoint(3010, "127.0.0.1")
 
 
 def build_echo_frontend(

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred, FirstError
+from twisted.internet.interfaces import IReactorTime
 
+from ..interfaces import IServerReactor
 from .report import format_progress, format_report, summarize
 from .scenario import ScenarioError, load_scenario
 from .stats import Stats
@@ -93,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 class _Progress:
     """The live progress line, redrawn in place on a terminal."""
 
-    def __init__(self, reactor: Any, out: TextIO, interval: float = 1.0) -> None:
+    def __init__(self, reactor: IReactorTime, out: TextIO, interval: float = 1.0) -> None:
         self.reactor = reactor
         self.out = out
         self.interval = interval
@@ -114,7 +116,7 @@ class _Progress:
             self.out.write("\n")
 
 
-async def run(reactor: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def run(reactor: IServerReactor, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the load test ``args`` describes; the exit status."""
     try:
         config = config_from_args(args)
@@ -155,7 +157,11 @@ def _write(path: Path, text: str) -> None:
 
 
 async def _measure(
-    reactor: Any, config: RunConfig, scenario: Any, workers: int, progress: _Progress | None
+    reactor: IServerReactor,
+    config: RunConfig,
+    scenario: Any,
+    workers: int,
+    progress: _Progress | None,
 ) -> Stats:
     if workers == 1:
         each: Any = (lambda r: progress(r.stats)) if progress is not None else None

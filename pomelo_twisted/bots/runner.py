@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..client import ClientError, PomeloClient, connect
+from ..interfaces import IServerReactor
 from .bot import Bot, BotContext, PushTimeout, RateLimiter
 from .scenario import Scenario, run_scenario
 from .stats import Stats
@@ -43,7 +44,7 @@ class Runner:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         scenario: Scenario,
         target: str,
         *,

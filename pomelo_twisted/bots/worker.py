@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
+from ..interfaces import IServerReactor
 from .scenario import load_scenario
 from .stats import Stats
 from .workers import RunConfig, make_runner
@@ -25,7 +26,7 @@ def _emit(kind: str, stats: Stats) -> None:
     sys.stdout.flush()
 
 
-def run_worker(reactor: Any, config: RunConfig) -> Deferred[None]:
+def run_worker(reactor: IServerReactor, config: RunConfig) -> Deferred[None]:
     """Run the worker's bots on ``reactor``; fires once its final line is written."""
     runner = make_runner(
         reactor,
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         sys.exit("usage: python -m pomelo_twisted.bots.worker CONFIG_JSON")
     config = RunConfig.from_json(args[0])
-    react(lambda reactor: run_worker(reactor, config))
+    react(lambda reactor: run_worker(cast(IServerReactor, reactor), config))
 
 
 if __name__ == "__main__":

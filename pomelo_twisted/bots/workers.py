@@ -23,6 +23,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..interfaces import IServerReactor
 from .runner import Runner
 from .scenario import Scenario
 from .stats import Stats
@@ -67,7 +68,7 @@ class RunConfig:
 
 
 def make_runner(
-    reactor: Any,
+    reactor: IServerReactor,
     config: RunConfig,
     scenario: Scenario,
     progress: Callable[[Runner], object] | None = None,
@@ -144,7 +145,7 @@ class _WorkerProtocol(ProcessProtocol):
 
 
 def run_workers(
-    reactor: Any,
+    reactor: IServerReactor,
     config: RunConfig,
     workers: int,
     on_progress: Callable[[Stats], object] | None = None,

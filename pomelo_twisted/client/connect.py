@@ -12,7 +12,7 @@ Targets:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from twisted.internet import error
@@ -25,6 +25,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.python.failure import Failure
 
+from ..interfaces import IServerReactor
 from .core import DEFAULT_CLIENT_MAX_PACKET_SIZE, PomeloClient
 from .errors import ConnectTimeout
 from .transports import (
@@ -39,7 +40,7 @@ __all__ = ["connect", "endpoint_for"]
 
 
 def endpoint_for(
-    reactor: Any,
+    reactor: IServerReactor,
     target: str,
     make_client: ClientMaker,
     tls_options: IOpenSSLClientConnectionCreator | None = None,
@@ -74,7 +75,7 @@ def endpoint_for(
 
 
 def connect(
-    reactor: Any,
+    reactor: IServerReactor | None,
     target: str,
     *,
     user: Any = None,
@@ -105,7 +106,7 @@ def connect(
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
-        reactor = global_reactor
+        reactor = cast(IServerReactor, global_reactor)
 
     def make_client() -> PomeloClient:
         return PomeloClient(

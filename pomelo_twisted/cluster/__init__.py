@@ -2,6 +2,6 @@
 (master, its control API in interfaces, its PB avatars, its builder), the
 supervisor of their processes, and each server's monitor linking it to the master."""
 
-from .server_info import ServerInfo
+from ..gameconfig import ServerInfo
 
 __all__ = ["ServerInfo"]

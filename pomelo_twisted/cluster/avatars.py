@@ -31,9 +31,9 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.spread import pb
 
 from ..errors import ConfigError
+from ..gameconfig import ServerInfo
 from ..rpc.payload import pack_plain, unpack_plain
 from .interfaces import CommandRefused, IClusterControl, ServerLink
-from .server_info import ServerInfo
 
 __all__ = ["ADMIN", "STATS_TIMEOUT", "AdminAvatar", "ServerAvatar", "avatar_for"]
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from .server_info import ServerInfo
+from ..gameconfig import ServerInfo
 
 __all__ = ["CommandRefused", "IClusterControl", "ServerLink"]
 

@@ -38,14 +38,13 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..app.config import GameConfig
+from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
 from .avatars import ADMIN, avatar_for
 from .interfaces import CommandRefused, IClusterControl, ServerLink
 from .probe import rpc_port_answers
-from .server_info import ServerInfo
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
@@ -91,12 +90,10 @@ class MasterService(Service):
         self.reactor = reactor
         self.config = config
         self.secret = secret
-        entry = config.master()
-        self.id = str(entry.get("id", "master-server-1"))
-        self.host = str(entry.get("host", "127.0.0.1"))
-        self.listen_endpoint = listen or (
-            f"tcp:{int(entry.get('port', 3005))}:interface={entry.get('host', '127.0.0.1')}"
-        )
+        settings = config.master_settings()
+        self.id = settings.id
+        self.host = settings.host
+        self.listen_endpoint = listen or settings.listen_endpoint
         self.supervisor = supervisor or Supervisor(reactor, stop_timeout=stop_timeout)
         self.supervisor.on_exit = self._exited
         self.command = command

@@ -31,10 +31,10 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..gameconfig import ServerInfo
 from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
-from .server_info import ServerInfo
 
 __all__ = ["MonitorClient", "MonitorComponent", "MonitoredServer"]
 

@@ -13,7 +13,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IReactorTCP
 from twisted.internet.protocol import Factory, Protocol
 
-from .server_info import ServerInfo
+from ..gameconfig import ServerInfo
 
 __all__ = ["rpc_port_answers"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..app.config import GameConfig
-from .server_info import ServerInfo
+from ..gameconfig import GameConfig, ServerInfo
 from .supervisor import ProcessSpec
 
 __all__ = ["TWISTD", "server_command"]

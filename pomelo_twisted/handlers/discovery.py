@@ -11,14 +11,13 @@ serves ``<type>.entryHandler.<method>`` like Pomelo and ``entry_handler.py`` ser
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
 from ..errors import ConfigError
+from ..loading import import_file, path_digest
 from .registry import check_name, class_public_methods
 
 __all__ = ["Kind", "discover", "discover_classes", "discover_routes", "module_name"]
@@ -29,8 +28,7 @@ KINDS = ("handler", "remote")
 
 def module_name(base_dir: Path, server_type: str, kind: str, stem: str) -> str:
     """The stable module name a discovered file is imported under."""
-    digest = hashlib.sha1(str(base_dir.resolve()).encode("utf-8")).hexdigest()[:12]
-    return f"pomelo_game_{digest}.{server_type}.{kind}.{stem}"
+    return f"pomelo_game_{path_digest(base_dir)}.{server_type}.{kind}.{stem}"
 
 
 def _files(base_dir: Path, server_type: str, kind: str) -> list[Path]:
@@ -44,21 +42,10 @@ def _files(base_dir: Path, server_type: str, kind: str) -> list[Path]:
 
 def _import(path: Path, name: str) -> ModuleType:
     """Import ``path`` as module ``name`` (once per process, like any import)."""
-    loaded = sys.modules.get(name)
-    loaded_file = getattr(loaded, "__file__", None)
-    if loaded is not None and loaded_file and Path(loaded_file).resolve() == path.resolve():
-        return loaded
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look classes up by module
     try:
-        spec.loader.exec_module(module)
+        return import_file(path, name=name, once=True)
     except Exception as exc:
-        del sys.modules[name]
         raise ConfigError(f"{path}: import failed: {type(exc).__name__}: {exc}") from exc
-    return module
 
 
 def _the_class(path: Path, module: ModuleType) -> type:

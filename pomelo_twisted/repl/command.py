@@ -13,11 +13,11 @@ import os
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.stdio import StandardIO
 
 from pomelo_twisted.client import connect as default_connect
+from pomelo_twisted.interfaces import IServerReactor
 
-from .lines import LineModeProtocol
+from .lines import LineModeProtocol, attach_stdio
 from .session import DEFAULT_TIMEOUT, Connector, ReplSession
 
 __all__ = ["add_parser", "run"]
@@ -78,7 +78,7 @@ def add_parser(
 
 
 def run(
-    reactor: Any,
+    reactor: IServerReactor,
     args: argparse.Namespace,
     *,
     stdin_fd: int = 0,
@@ -108,8 +108,7 @@ def run(
         interactive = True
     else:
         protocol = LineModeProtocol(session, startup)
-        # mypy sees the Windows StandardIO, which has no stdin/stdout arguments.
-        StandardIO(protocol, stdin=stdin_fd, stdout=stdout_fd, reactor=reactor)  # type: ignore[call-arg]
+        attach_stdio(protocol, stdin_fd, stdout_fd, reactor)
         finished = protocol.finished
         interactive = False
 

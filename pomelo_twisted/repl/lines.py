@@ -7,17 +7,31 @@ finished and its output written before the connection is closed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocol
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from pomelo_twisted.interfaces import IServerReactor
+
 from .session import ReplSession
 
-__all__ = ["LineModeProtocol"]
+__all__ = ["LineModeProtocol", "attach_stdio"]
+
+#: Twisted's POSIX StandardIO; mypy sees the Windows one, which has no stdin/stdout
+#: arguments, so it is typed as the callable it is here.
+_posix_stdio: Callable[..., object] = StandardIO
+
+
+def attach_stdio(
+    protocol: IProtocol, stdin_fd: int, stdout_fd: int, reactor: IServerReactor
+) -> None:
+    """Connect ``protocol`` to the descriptors ``stdin_fd``/``stdout_fd`` on ``reactor``."""
+    _posix_stdio(protocol, stdin=stdin_fd, stdout=stdout_fd, reactor=reactor)
 
 
 @implementer(IHalfCloseableProtocol)

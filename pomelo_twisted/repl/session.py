@@ -22,6 +22,8 @@ from twisted.python.failure import Failure
 
 from pomelo_twisted.client import PomeloClient
 from pomelo_twisted.client import connect as client_connect
+from pomelo_twisted.gameconfig import connect_endpoint
+from pomelo_twisted.interfaces import IServerReactor
 
 __all__ = ["COMMANDS", "DEFAULT_TIMEOUT", "Command", "Connector", "ReplSession", "normalize_target"]
 
@@ -39,7 +41,7 @@ class Connector(Protocol):
 
     def __call__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         target: str,
         *,
         user: Any = ...,
@@ -75,7 +77,7 @@ def normalize_target(text: str) -> str:
     host = match.group("host")
     if host != "localhost" and "." not in host:
         return text
-    return f"tcp:host={host}:port={match.group('port')}"
+    return connect_endpoint(host, int(match.group("port")))
 
 
 def to_json(value: Any) -> str:
@@ -115,7 +117,7 @@ class ReplSession:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         output: Output,
         connect: Connector = client_connect,
         *,

@@ -24,15 +24,16 @@ import fcntl
 import termios
 import tty
 from collections.abc import Sequence
-from typing import Any
 
 from twisted.conch.insults import insults
 from twisted.conch.recvline import HistoricRecvLine
 from twisted.internet.defer import Deferred
-from twisted.internet.stdio import StandardIO
 from twisted.python.compat import iterbytes
 from twisted.python.failure import Failure
 
+from pomelo_twisted.interfaces import IServerReactor
+
+from .lines import attach_stdio
 from .session import ReplSession
 
 __all__ = ["PROMPT", "ReplTerminal", "TerminalServerProtocol", "run_terminal"]
@@ -210,7 +211,7 @@ class TerminalServerProtocol(insults.ServerProtocol):
 
 
 def run_terminal(
-    reactor: Any,
+    reactor: IServerReactor,
     session: ReplSession,
     startup: Sequence[str] = (),
     stdin_fd: int = 0,
@@ -233,10 +234,7 @@ def run_terminal(
     repl = ReplTerminal(session, startup)
     tty.setraw(stdin_fd, termios.TCSANOW)  # keep what was typed ahead
     try:
-        # mypy sees the Windows StandardIO, which has no stdin/stdout arguments.
-        StandardIO(  # type: ignore[call-arg]
-            TerminalServerProtocol(lambda: repl), stdin=stdin_fd, stdout=stdout_fd, reactor=reactor
-        )
+        attach_stdio(TerminalServerProtocol(lambda: repl), stdin_fd, stdout_fd, reactor)
     except BaseException:
         restore(None)
         raise

@@ -52,8 +52,8 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..cluster.server_info import ServerInfo
 from ..errors import HandlerError, RpcError, RpcTimeout
+from ..gameconfig import ServerInfo
 from ..interfaces import INetworkRpcTransport
 from .local import Deadlines, Dispatcher, LocalRpcTransport, entry_point
 from .metrics import RpcCounters

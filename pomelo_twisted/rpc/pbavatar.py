@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.spread import banana, pb
 
+from ..compat import RawReferenceable
 from .payload import chunks, pack_array
 from .pbconnection import NoDelayBroker
 from .remotes import CallRunner
@@ -97,20 +98,17 @@ class RpcAvatar(pb.Avatar):
                 return  # the connection is going: the caller fails these calls itself
 
 
-class _AnswerSink(pb.Referenceable):
+class _AnswerSink(RawReferenceable):
     """The mind this server gives a peer at login: the peer sends ``answers`` here."""
 
     def __init__(self, transport: PbRpcTransport, peer_id: str) -> None:
         self.transport = transport
         self.peer_id = peer_id
 
-    def remoteMessageReceived(  # noqa: N802 (PB's name)
-        self, broker: pb.Broker, message: str | bytes, args: Any, kw: Any
-    ) -> None:
+    def raw_message_received(self, broker: pb.Broker, name: str, args: Any, kw: Any) -> None:
         """Only ``answers(batch)``, with the broker it came on."""
-        if message not in ("answers", b"answers"):
-            raise pb.NoSuchMethod(f"No such method: remote_{message!r}")
-        args, kw = broker.unserialize(args), broker.unserialize(kw)
+        if name != "answers":
+            raise pb.NoSuchMethod(f"No such method: remote_{name!r}")
         if kw or len(args) != 1:
             log.warn("refused answers from {peer}: bad arguments", peer=self.peer_id)
             return

@@ -17,7 +17,6 @@ the master (monitor) and from the admin CLI to the master.
 from __future__ import annotations
 
 from collections.abc import Callable
-from io import BytesIO
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -34,6 +33,7 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..compat import add_broker_verb, banana_encode
 from ..eagerwrite import Send, socket_send, write_eagerly
 from .pbauth import login
 
@@ -75,7 +75,7 @@ class NoDelayBroker(pb.Broker):
         it carries one call."""
         self.sendEncoded([b"batch", payload])
 
-    def proto_batch(self, *args: object) -> None:
+    def batch_received(self, *args: object) -> None:
         """A ``batch`` message: to the receiver of a logged-in connection, or refused."""
         receiver = self.batch_receiver
         if receiver is None or len(args) != 1:
@@ -90,9 +90,10 @@ class NoDelayBroker(pb.Broker):
 
     def sendEncoded(self, obj: object) -> None:  # noqa: N802 (Banana's name)
         """Banana-encode ``obj`` and write it eagerly (as ``Banana.sendEncoded`` writes it)."""
-        stream = BytesIO()
-        self._encode(obj, stream.write)
-        write_eagerly(self.transport, self._socket_send, stream.getvalue())
+        write_eagerly(self.transport, self._socket_send, banana_encode(self, obj))
+
+
+add_broker_verb(NoDelayBroker, "batch", NoDelayBroker.batch_received)
 
 
 class _LoginBroker(NoDelayBroker):

@@ -32,8 +32,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.python.failure import Failure
 
-from ..cluster.server_info import ServerInfo
 from ..errors import RpcError
+from ..gameconfig import ServerInfo
 from ..interfaces import IRpcTransport
 from .router import Router
 

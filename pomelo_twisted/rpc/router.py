@@ -11,8 +11,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 
-from ..cluster.server_info import ServerInfo
 from ..errors import RpcError
+from ..gameconfig import ServerInfo
 
 __all__ = ["RouteFunction", "Router", "default_route", "route_key"]
 

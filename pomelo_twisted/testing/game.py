@@ -129,7 +129,7 @@ class GameHarness:
         """A ``connector`` for :class:`pomelo_twisted.bots.Runner`: each bot is a client
         of this game in memory (run the runner on :attr:`clock`, then :meth:`advance`)."""
 
-        def connect(reactor: object, target: str, **options: Any) -> Deferred[Any]:
+        def connect(reactor: IServerReactor, target: str, **options: Any) -> Deferred[Any]:
             return succeed(self.connect(frontend_id, user=options.get("user")).client)
 
         return connect

@@ -8,12 +8,15 @@ sockets, no processes, no global reactor.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from argparse import Namespace
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
@@ -26,6 +29,7 @@ from pomelo_twisted.admin.cli import (
     START_TIMEOUT,
     STOP_TIMEOUT,
     await_started,
+    client_endpoints,
     execute,
     format_table,
     format_uptime,
@@ -226,6 +230,20 @@ class TargetTests(SynchronousTestCase):
         folder = game_dir(self, port=None)
         target = load_target(Namespace(app=str(folder), env="development"))
         self.assertEqual(target.endpoint, "tcp:host=127.0.0.1:port=3005")
+
+    def test_ipv6_master_and_frontend(self) -> None:
+        """An IPv6 master host gives a parsable endpoint; frontends are shown bracketed."""
+        folder = game_dir(self, port=None)
+        master = {"id": "m", "host": "::1", "secret": SECRET}
+        (folder / "config" / "master.json").write_text(json.dumps({"development": master}))
+        target = load_target(Namespace(app=str(folder), env="development"))
+        reactor = MemoryReactor()
+        clientFromString(reactor, target.endpoint).connect(Factory())
+        self.assertEqual(reactor.tcpClients[-1][:2], ("::1", 3005))
+        entry = {"id": "c-1", "host": "::1", "port": 1, "clientPort": 3010, "frontend": True}
+        servers = {"connector": [entry]}
+        (folder / "config" / "servers.json").write_text(json.dumps({"development": servers}))
+        self.assertEqual(client_endpoints(target.config), ["c-1: clients connect to [::1]:3010"])
 
     def test_missing_folder_or_secret(self) -> None:
         """A missing folder, a folder without config/, or no secret are named ConfigErrors."""

@@ -35,10 +35,10 @@ from pomelo_twisted.admin import (
     endpoint_address,
 )
 from pomelo_twisted.admin.cli import execute
-from pomelo_twisted.app.config import GameConfig
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.cluster.supervisor import Supervisor
 from pomelo_twisted.errors import PomeloError
+from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.rpc.payload import pack_plain
 
 SECRET = "admin-test-secret"

@@ -16,8 +16,8 @@ from zope.interface.exceptions import Invalid
 from pomelo_twisted.app import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.lifecycle import PhaseError
-from pomelo_twisted.cluster import ServerInfo
 from pomelo_twisted.errors import ConfigError, HandlerError
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.interfaces import IComponent
 from pomelo_twisted.rpc import LocalRpcTransport
 from pomelo_twisted.rpc.router import default_route

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import build_application
-from pomelo_twisted.cluster.server_info import ServerInfo
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import default_route
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import JsonSerializer

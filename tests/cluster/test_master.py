@@ -21,13 +21,12 @@ from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from pomelo_twisted.app.config import GameConfig
 from pomelo_twisted.cluster import avatars
 from pomelo_twisted.cluster.avatars import STATS_TIMEOUT, AdminAvatar, ServerAvatar
 from pomelo_twisted.cluster.interfaces import CommandRefused, IClusterControl
 from pomelo_twisted.cluster.master import TWISTD, MasterService, server_command
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.cluster.supervisor import Supervisor
+from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain
 
 from .fakes import MASTER_PORT, SECRET, FakeMind, ProcessReactor, write_game

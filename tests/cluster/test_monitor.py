@@ -18,12 +18,11 @@ from zope.interface import alsoProvides
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.app.application import Application
-from pomelo_twisted.app.config import GameConfig
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.cluster.monitor import MonitorClient, MonitorComponent
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.cluster.supervisor import Supervisor
 from pomelo_twisted.errors import ConfigError
+from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.interfaces import IComponent
 from pomelo_twisted.rpc import LocalRpcTransport
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain

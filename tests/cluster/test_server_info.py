@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.cluster.server_info import LISTEN_BACKLOG, ServerInfo
 from pomelo_twisted.errors import ConfigError
+from pomelo_twisted.gameconfig import LISTEN_BACKLOG, ServerInfo
 
 CONNECTOR = ServerInfo(
     id="connector-1",

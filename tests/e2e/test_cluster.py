@@ -13,7 +13,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.client import PomeloClient, connect
-from pomelo_twisted.cluster import ServerInfo
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import default_route
 
 from .cluster import ClusterProcess

@@ -7,8 +7,8 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.errors import HandlerError
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import LocalRpcTransport, RemoteDispatcher, Router, RpcProxies
 
 

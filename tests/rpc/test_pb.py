@@ -22,8 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.errors import HandlerError, RpcError, RpcTimeout
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.interfaces import INetworkRpcTransport, IRpcTransport
 from pomelo_twisted.rpc import RemoteDispatcher, pack_plain, unpack_plain
 from pomelo_twisted.rpc.payload import pack_array

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.cluster.server_info import ServerInfo
 from pomelo_twisted.errors import RpcError
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import Router, default_route, route_key
 
 TWO = [ServerInfo("chat-2", "chat"), ServerInfo("chat-1", "chat")]

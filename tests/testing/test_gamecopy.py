@@ -8,7 +8,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.app.config import GameConfig
+from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.testing.gamecopy import copy_game, free_ports
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_game"

@@ -1,0 +1,122 @@
+"""Every use of a private part of a dependency, in one place.
+
+Twisted, its Banana/PB (``twisted.spread``) and autobahn do not promise these names;
+we use them for speed (eager socket writes, a PB message that skips jelly, autobahn's
+receive step without its per-read debug formatting). Each is wrapped here in a small
+named function or class, so a new version of a dependency breaks this module alone.
+``tests/test_compat.py`` checks every one of them against the installed versions on
+real objects, and ``setup.cfg`` bounds the dependencies to the major versions that
+test has passed with.
+
+- Twisted TCP (``twisted.internet.abstract.FileDescriptor``): :func:`tcp_nothing_queued`
+  reads ``_tempDataLen``, ``dataBuffer``, ``_writeDisconnected`` and ``TLS``.
+- Banana: :func:`banana_encode` calls ``Banana._encode``.
+- PB Broker: :func:`add_broker_verb` relies on ``Broker.expressionReceived`` calling
+  ``proto_<verb>`` for a message ``[verb, *args]``.
+- PB Referenceable: :class:`RawReferenceable` overrides ``remoteMessageReceived``
+  (serialized arguments, the message name as str or bytes).
+- autobahn: :func:`autobahn_feed` calls ``WebSocketProtocol._dataReceived``;
+  :func:`autobahn_take_buffer` empties its ``data`` buffer; :data:`AUTOBAHN_FRAME_STEP`
+  names the method autobahn calls to parse frames once the opening handshake is done
+  (``processData``), which a protocol overrides to take the frames over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+from twisted.spread import pb
+
+if TYPE_CHECKING:
+    from autobahn.websocket.protocol import WebSocketProtocol
+    from twisted.spread.banana import Banana
+
+__all__ = [
+    "AUTOBAHN_FRAME_STEP",
+    "RawReferenceable",
+    "add_broker_verb",
+    "autobahn_feed",
+    "autobahn_take_buffer",
+    "banana_encode",
+    "tcp_nothing_queued",
+]
+
+
+# -- Twisted TCP ----------------------------------------------------------------------
+
+
+def tcp_nothing_queued(transport: Any) -> bool:
+    """Whether a plain Twisted TCP transport (``tcp.Connection``) holds no unsent bytes
+    and is open for writing: nothing buffered (``dataBuffer``, ``_tempDataLen``),
+    connected, not closing, its write side not shut, not switched to TLS."""
+    return not (
+        transport._tempDataLen
+        or transport.dataBuffer
+        or not transport.connected
+        or transport.disconnecting
+        or transport._writeDisconnected
+        or transport.TLS
+    )
+
+
+# -- Banana / PB ----------------------------------------------------------------------
+
+
+def banana_encode(codec: Banana, obj: object) -> bytes:
+    """``obj`` encoded as ``codec`` (a Banana, e.g. a PB Broker) writes it, with its
+    vocabulary, in one bytes object (``Banana.sendEncoded`` without the write)."""
+    stream = BytesIO()
+    codec._encode(obj, stream.write)
+    return stream.getvalue()
+
+
+def add_broker_verb(broker_class: type[pb.Broker], verb: str, handler: Callable[..., None]) -> None:
+    """Make ``broker_class`` hand a Banana message ``[verb, *args]`` (sent with
+    ``broker.sendEncoded([verb.encode(), *args])``) to ``handler(broker, *args)``."""
+    setattr(broker_class, "proto_" + verb, handler)
+
+
+class RawReferenceable(pb.Referenceable):
+    """A PB Referenceable receiving every remote call whole, in one method.
+
+    :meth:`raw_message_received` gets the broker the call came on, the method name
+    and the unserialized arguments, instead of PB looking up ``remote_<name>``; its
+    return value is the answer, sent when the caller asked for one.
+    """
+
+    def remoteMessageReceived(  # noqa: N802 (PB's name)
+        self, broker: pb.Broker, message: str | bytes, args: Any, kw: Any
+    ) -> object:
+        """PB's entry point: decode the name and the arguments, then the raw handler."""
+        name = message.decode("utf-8") if isinstance(message, bytes) else message
+        result = self.raw_message_received(
+            broker, name, broker.unserialize(args), broker.unserialize(kw)
+        )
+        return broker.serialize(result, self.perspective)
+
+    def raw_message_received(self, broker: pb.Broker, name: str, args: Any, kw: Any) -> object:
+        """A remote call of ``name`` with ``args``/``kw`` on ``broker``."""
+        raise pb.NoSuchMethod(f"No such method: remote_{name}")
+
+
+# -- autobahn -------------------------------------------------------------------------
+
+#: The method autobahn's WebSocketProtocol calls to parse frames from its ``data``
+#: buffer once the opening handshake is done (including bytes that came in the same
+#: read as the handshake); a protocol overrides it to take the frames over.
+AUTOBAHN_FRAME_STEP = "processData"
+
+
+def autobahn_feed(protocol: WebSocketProtocol, data: bytes) -> None:
+    """Feed received bytes to autobahn's protocol machinery: what its Twisted
+    ``dataReceived`` does, without formatting a debug line on every read."""
+    protocol._dataReceived(data)
+
+
+def autobahn_take_buffer(protocol: WebSocketProtocol) -> bytes:
+    """The bytes autobahn has buffered and not parsed yet, leaving its buffer empty."""
+    data: bytes = protocol.data
+    protocol.data = b""
+    return data
