@@ -23,19 +23,21 @@ class TurnBatcher:
     of items of at most ``max_size`` bytes (an item above it goes alone).
 
     :meth:`add` returns a ticket: :meth:`withdraw` takes the item out of the turn's batch
-    as long as it has not left (a call cancelled before the end of its turn is not sent).
+    as long as it has not left (a call cancelled before the end of its turn is not sent);
+    tickets below :attr:`sent` have left (or were dropped) already.
     ``send`` is the owner's; what it raises propagates to the clock (and the rest of the
     turn's batches stay unsent).
     """
 
-    __slots__ = ("_base", "_call", "_clock", "_items", "_max_size", "_send")
+    __slots__ = ("_call", "_clock", "_items", "_max_size", "_send", "sent")
 
     def __init__(self, clock: IReactorTime, send: Callable[[bytes], object], max_size: int) -> None:
         self._clock = clock
         self._send = send
         self._max_size = max_size
         self._items: list[bytes | None] = []
-        self._base = 0  # the ticket of the turn's first item
+        #: The ticket of the turn's first item: the tickets below it have left.
+        self.sent = 0
         self._call: IDelayedCall | None = None
 
     def __len__(self) -> int:
@@ -48,11 +50,11 @@ class TurnBatcher:
         items.append(item)
         if self._call is None:
             self._call = self._clock.callLater(0, self.flush)
-        return self._base + len(items) - 1
+        return self.sent + len(items) - 1
 
     def withdraw(self, ticket: int) -> None:
         """Leave the item of ``ticket`` out (nothing happens if it was sent already)."""
-        index = ticket - self._base
+        index = ticket - self.sent
         if 0 <= index < len(self._items):
             self._items[index] = None
 
@@ -61,7 +63,7 @@ class TurnBatcher:
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
-        self._base += len(self._items)
+        self.sent += len(self._items)
         self._items = []
 
     def flush(self) -> None:
@@ -70,7 +72,7 @@ class TurnBatcher:
         if call is not None and call.active():
             call.cancel()
         items = self._items
-        self._base += len(items)
+        self.sent += len(items)
         self._items = []
         live = [item for item in items if item is not None]
         if not live:

@@ -60,24 +60,14 @@ def _unavailable(server_id: str, service: str, method: str) -> RpcError:
 
 
 class _LocalCall(RpcCall):
-    """An in-process call: its copied arguments until delivered."""
+    """An in-process call: its copied arguments until delivered (set by the transport
+    once built)."""
 
     __slots__ = ("args", "queued", "transport")
 
-    def __init__(
-        self,
-        transport: LocalRpcTransport,
-        server_id: str,
-        service: str,
-        method: str,
-        timeout: float,
-        args: list[Any],
-    ) -> None:
-        counters = transport._counters[server_id]
-        super().__init__(server_id, service, method, timeout, counters, transport._deadlines)
-        self.transport = transport
-        self.args: list[Any] | None = args
-        self.queued = True
+    transport: LocalRpcTransport
+    args: list[Any] | None
+    queued: bool
 
     def _ended(self) -> None:
         self.args = None
@@ -178,7 +168,10 @@ class LocalRpcTransport:
             counters.failures += 1
             where = call_label(server_id, service, method)
             return fail(RpcError(f"{where}: arguments are not plain data ({exc})"))
-        call = _LocalCall(self, server_id, service, method, timeout, copied)
+        call = _LocalCall(server_id, service, method, timeout, counters, self._deadlines)
+        call.transport = self
+        call.args = copied
+        call.queued = True
         self._queue.append(call)
         if self._hop is None:
             self._hop = self._clock.callLater(0, self._deliver_queued)

@@ -100,36 +100,28 @@ class _Channel:
 
 
 class _PbCall(RpcCall):
-    """A call to a peer: its id on its channel, its ticket in the channel's batch."""
+    """A call to a peer: its channel, its id there, its ticket in the channel's batch
+    (set by the transport once built)."""
 
     __slots__ = ("call_id", "channel", "ticket")
 
-    def __init__(
-        self,
-        channel: _Channel,
-        call_id: int,
-        service: str,
-        method: str,
-        timeout: float,
-        deadlines: DeadlineScheduler,
-    ) -> None:
-        super().__init__(
-            channel.peer.info.id, service, method, timeout, channel.counters, deadlines
-        )
-        self.channel = channel
-        self.call_id = call_id
-        self.ticket = -1
+    channel: _Channel
+    call_id: int
+    ticket: int
 
     def _ended(self) -> None:
         channel = self.channel
         channel.calls.pop(self.call_id, None)
-        channel.batcher.withdraw(self.ticket)
+        batcher = channel.batcher
+        if self.ticket >= batcher.sent:  # ended before its batch left: leave it out
+            batcher.withdraw(self.ticket)
 
     def answered(self, answer: list[Any]) -> None:
         """``answer`` is ``[id, kind, ...]`` from the peer."""
         kind, size = answer[1], len(answer)
         if kind == OK and size == 3:
-            self.resolve(answer[2])
+            if self.finish():
+                self.deferred.callback(answer[2])
         elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
             self.fail(HandlerError(answer[2], str(answer[3])))
         elif kind == ERROR and size == 3:
@@ -360,7 +352,9 @@ class PbRpcTransport:
         channel = peer.channel
         if channel is None or channel.broker is not broker:
             channel = self._open(peer, broker)
-        call = _PbCall(channel, call_id, service, method, timeout, self._deadlines)
+        call = _PbCall(server_id, service, method, timeout, channel.counters, self._deadlines)
+        call.channel = channel
+        call.call_id = call_id
         channel.calls[call_id] = call
         call.ticket = channel.batcher.add(item)
         return call.deferred

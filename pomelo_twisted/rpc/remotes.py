@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
-from ..results import call_settled
+from ..results import call_settled, is_later, settle
 from .payload import ERROR, HANDLER_ERROR, OK, pack_plain, unpack_plain
 
 __all__ = [
@@ -217,10 +217,15 @@ class CallRunner:
             message = f"server {target!r} is not served at this address"
             self._answer(pack_plain([call_id, ERROR, message]))
             return
-        result = call_settled(dispatcher, service, method, args)
-        if isinstance(result, Deferred):
+        try:
+            result = dispatcher(service, method, args)
+        except Exception:
+            self._failed(Failure(), call_id, target, service, method)
+            return
+        if is_later(result):  # a Deferred, a coroutine or a Failure
+            later: Deferred[Any] = settle(result)
             names = (call_id, target, service, method)
-            result.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
+            later.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
         else:
             self._returned(result, call_id, target, service, method)
 
