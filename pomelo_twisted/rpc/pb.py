@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -222,7 +222,7 @@ class PbRpcTransport:
         waits: list[Deferred[Any]] = [peer.connection.stop() for peer in self._peers.values()]
         if self._port is not None:
             port, self._port = self._port, None
-            waits.append(Deferred.fromCoroutine(_stop_listening(port)))
+            waits.append(maybeDeferred(port.stopListening))
         return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
     # -- peers --------------------------------------------------------------------------
@@ -416,7 +416,3 @@ class PbRpcTransport:
                 counters.late += 1
             else:
                 call.answered(answer)
-
-
-async def _stop_listening(port: IListeningPort) -> None:
-    await port.stopListening()  # type: ignore[misc]
