@@ -2,8 +2,9 @@
 
 Every PB client of a cluster (a server to each peer, a server to the master, the
 admin CLI to the master) connects with a :class:`LoginBroker` (a
-:class:`NoDelayBroker`) and logs in with the cluster secret through :func:`log_in`
-(:func:`~pomelo_twisted.rpc.pbauth.login` within a timeout). Two ways to hold it:
+:class:`NoDelayBroker`) and logs in with the cluster secret through
+:meth:`ClusterLogin.log_in` (:func:`~pomelo_twisted.rpc.pbauth.login` within a
+timeout). Two ways to hold it:
 
 - :class:`PersistentLogin` keeps one connection up: a ``ClientService`` connects,
   retrying with jittered exponential backoff on the injected clock; each new
@@ -38,11 +39,11 @@ from ..eagerwrite import Send, socket_send, write_eagerly
 from .pbauth import login
 
 __all__ = [
+    "ClusterLogin",
     "LoginBroker",
     "NoDelayBroker",
     "OneShotLogin",
     "PersistentLogin",
-    "log_in",
     "no_delay",
 ]
 
@@ -171,28 +172,10 @@ class _LoginFactory(Factory):
         self.owner.broker_ready(broker)
 
 
-def log_in(
-    broker: LoginBroker,
-    name: str,
-    secret: bytes,
-    mind: pb.Referenceable | None,
-    *,
-    clock: IReactorTime,
-    timeout: float,
-) -> Deferred[pb.RemoteReference]:
-    """Log in on a ready ``broker`` as ``name`` with the cluster ``secret``
-    (:func:`~pomelo_twisted.rpc.pbauth.login`): a Deferred of the avatar, failing with
-    ``TimeoutError`` when the login takes more than ``timeout`` seconds."""
-    return login(broker, name, secret, mind).addTimeout(timeout, clock)
-
-
-class OneShotLogin:
-    """One connection to ``endpoint``, logged in as ``name``; no reconnection.
-
-    :meth:`login` connects, logs in and gives the avatar, all within a timeout; when
-    anything fails, the connection (if one was made) is dropped before the failure is
-    given. ``broker`` is the connection once made (None while nothing answered).
-    """
+class ClusterLogin:
+    """Who logs in where: ``name`` with the cluster ``secret`` (and ``mind``, the object
+    the server may call back) at ``endpoint``, timed on ``clock``. The base of
+    :class:`OneShotLogin` and :class:`PersistentLogin`."""
 
     def __init__(
         self,
@@ -208,8 +191,23 @@ class OneShotLogin:
         self._secret = secret
         self._clock = clock
         self._mind = mind
-        self.broker: LoginBroker | None = None
-        self._ready: Deferred[LoginBroker] = Deferred()
+
+    def log_in(self, broker: LoginBroker, timeout: float) -> Deferred[pb.RemoteReference]:
+        """Log in on a ready ``broker`` (:func:`~pomelo_twisted.rpc.pbauth.login`): a
+        Deferred of the avatar, failing with ``TimeoutError`` after ``timeout`` seconds."""
+        return login(broker, self.name, self._secret, self._mind).addTimeout(timeout, self._clock)
+
+
+class OneShotLogin(ClusterLogin):
+    """One connection to ``endpoint``, logged in as ``name``; no reconnection.
+
+    :meth:`login` connects, logs in and gives the avatar, all within a timeout; when
+    anything fails, the connection (if one was made) is dropped before the failure is
+    given. ``broker`` is the connection once made (None while nothing answered).
+    """
+
+    broker: LoginBroker | None = None
+    _ready: Deferred[LoginBroker]
 
     def login(self, timeout: float) -> Deferred[pb.RemoteReference]:
         """Connect and log in within ``timeout`` seconds: a Deferred of the avatar.
@@ -217,13 +215,10 @@ class OneShotLogin:
         Fails with ``TimeoutError`` when time is up (whatever stage it stopped at),
         with the endpoint's error when nothing answers, or the login's refusal.
         """
+        self._ready = Deferred()
         d: Deferred[Any] = self._endpoint.connect(_LoginFactory(self))
         d.addCallback(self._connected)
-        d.addCallback(
-            lambda broker: log_in(
-                broker, self.name, self._secret, self._mind, clock=self._clock, timeout=timeout
-            )
-        )
+        d.addCallback(self.log_in, timeout)
         d.addTimeout(timeout, self._clock, onTimeoutCancel=_timed_out)
         return d.addErrback(self._failed)
 
@@ -273,7 +268,7 @@ class ObservedEndpoint:
         return d.addErrback(failed)
 
 
-class PersistentLogin:
+class PersistentLogin(ClusterLogin):
     """A reconnecting, logged-in PB connection to ``endpoint`` as ``name``."""
 
     def __init__(
@@ -292,12 +287,9 @@ class PersistentLogin:
         on_up: Callable[[pb.RemoteReference], object] | None = None,
         on_down: Callable[[str], object] | None = None,
     ) -> None:
-        self._endpoint = ObservedEndpoint(endpoint, self._attempt_failed)
-        self.name = name
-        self._secret = secret
-        self._clock = clock
+        observed = ObservedEndpoint(endpoint, self._attempt_failed)
+        super().__init__(observed, name, secret, clock=clock, mind=mind)
         self._policy = backoffPolicy(initial_delay, max_delay, 1.5, jitter)
-        self._mind = mind
         self._login_timeout = login_timeout
         self.description = description or repr(endpoint)
         self.on_up = on_up
@@ -361,14 +353,7 @@ class PersistentLogin:
             _close(broker)
             return
         self.broker = broker
-        d = log_in(
-            broker,
-            self.name,
-            self._secret,
-            self._mind,
-            clock=self._clock,
-            timeout=self._login_timeout,
-        )
+        d = self.log_in(broker, self._login_timeout)
         d.addCallbacks(
             self._logged_in, self._login_failed, callbackArgs=(broker,), errbackArgs=(broker,)
         )
