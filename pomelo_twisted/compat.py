@@ -13,8 +13,6 @@ test has passed with.
 - Banana: :func:`banana_encode` calls ``Banana._encode``.
 - PB Broker: :func:`add_broker_verb` relies on ``Broker.expressionReceived`` calling
   ``proto_<verb>`` for a message ``[verb, *args]``.
-- PB Referenceable: :class:`RawReferenceable` overrides ``remoteMessageReceived``
-  (serialized arguments, the message name as str or bytes).
 - autobahn: :func:`autobahn_feed` calls ``WebSocketProtocol._dataReceived``;
   :func:`autobahn_take_buffer` empties its ``data`` buffer; :data:`AUTOBAHN_FRAME_STEP`
   names the method autobahn calls to parse frames once the opening handshake is done
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTOBAHN_FRAME_STEP",
-    "RawReferenceable",
     "add_broker_verb",
     "autobahn_feed",
     "autobahn_take_buffer",
@@ -76,29 +73,6 @@ def add_broker_verb(broker_class: type[pb.Broker], verb: str, handler: Callable[
     """Make ``broker_class`` hand a Banana message ``[verb, *args]`` (sent with
     ``broker.sendEncoded([verb.encode(), *args])``) to ``handler(broker, *args)``."""
     setattr(broker_class, "proto_" + verb, handler)
-
-
-class RawReferenceable(pb.Referenceable):
-    """A PB Referenceable receiving every remote call whole, in one method.
-
-    :meth:`raw_message_received` gets the broker the call came on, the method name
-    and the unserialized arguments, instead of PB looking up ``remote_<name>``; its
-    return value is the answer, sent when the caller asked for one.
-    """
-
-    def remoteMessageReceived(  # noqa: N802 (PB's name)
-        self, broker: pb.Broker, message: str | bytes, args: Any, kw: Any
-    ) -> object:
-        """PB's entry point: decode the name and the arguments, then the raw handler."""
-        name = message.decode("utf-8") if isinstance(message, bytes) else message
-        result = self.raw_message_received(
-            broker, name, broker.unserialize(args), broker.unserialize(kw)
-        )
-        return broker.serialize(result, self.perspective)
-
-    def raw_message_received(self, broker: pb.Broker, name: str, args: Any, kw: Any) -> object:
-        """A remote call of ``name`` with ``args``/``kw`` on ``broker``."""
-        raise pb.NoSuchMethod(f"No such method: remote_{name}")
 
 
 # -- autobahn -------------------------------------------------------------------------

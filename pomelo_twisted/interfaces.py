@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorTime
 from zope.interface import Attribute, Interface
 
@@ -170,6 +171,15 @@ class IRpcTransport(Interface):
     ) -> object:
         """A Deferred of the remote result; ``RpcError`` when the server is unknown or
         down, the remote is undeclared or fails, or ``timeout`` seconds pass."""
+
+    def peers() -> dict[str, str]:
+        """Each peer server's id and connection state (``connecting``, ``up``, ``down``);
+        empty for a transport without peers (in-process)."""
+
+    def when_peers_up(timeout: float) -> Deferred[list[str]]:
+        """Fires with ``[]`` as soon as every peer is up (at once when they are, or when
+        there are none), or after ``timeout`` seconds with the ids still not up. Driven by
+        the peers' events, never by polling."""
 
 
 class INetworkRpcTransport(IRpcTransport):

@@ -137,51 +137,6 @@ class BananaAndBrokerTests(SynchronousTestCase):
         )
 
 
-class Sink(compat.RawReferenceable):
-    """Records the raw calls it receives and answers their name."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any, Any]] = []
-
-    def raw_message_received(self, broker: pb.Broker, name: str, args: Any, kw: Any) -> object:
-        self.calls.append((name, args, kw))
-        return name
-
-
-class SinkRoot(pb.Root):
-    """The root object handing out the sink."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    def remote_sink(self) -> Sink:
-        return self.sink
-
-
-class RawReferenceableTests(SynchronousTestCase):
-    """``RawReferenceable`` behind a real PB connection."""
-
-    def test_remote_call_arrives_whole(self) -> None:
-        """callRemote reaches raw_message_received with the name and plain arguments."""
-        require(self, pb.Referenceable, "remoteMessageReceived", TWISTED, "RawReferenceable")
-        sink = Sink()
-        client_factory = pb.PBClientFactory()
-        server_factory = pb.PBServerFactory(SinkRoot(sink))
-        _, _, pump = connectedServerAndClient(
-            lambda: server_factory.buildProtocol(None),
-            lambda: client_factory.buildProtocol(None),
-        )
-        roots: list[Any] = []
-        d = client_factory.getRootObject()
-        d.addCallback(lambda root: root.callRemote("sink")).addCallback(roots.append)
-        pump.flush()
-        answers: list[object] = []
-        roots[0].callRemote("answers", b"batch", flag=True).addCallback(answers.append)
-        pump.flush()
-        self.assertEqual(sink.calls, [("answers", (b"batch",), {"flag": True})], TWISTED)
-        self.assertEqual(answers, ["answers"], f"{TWISTED}: the raw handler's answer is lost")
-
-
 UPGRADE = (
     b"GET / HTTP/1.1\r\n"
     b"Host: localhost\r\n"

@@ -2,7 +2,7 @@
 
 :func:`connect_admin` connects to the master's port (an endpoint string such as
 ``"tcp:host=127.0.0.1:port=4005"``), logs in as ``admin`` with the cluster
-secret (:func:`~pomelo_twisted.rpc.pbauth.login`) and gives an
+secret (the cluster's one PB login stack, :mod:`~pomelo_twisted.rpc.pbconnection`) and gives an
 :class:`AdminClient`, whose methods call the master's admin interface
 (:mod:`pomelo_twisted.cluster.avatars`) and decode its msgpack answers into
 plain data.
@@ -20,9 +20,8 @@ from typing import Any
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import error
-from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
+from twisted.internet.defer import Deferred, TimeoutError, fail
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
@@ -30,7 +29,7 @@ from ..cluster.master import ADMIN
 from ..errors import PomeloError
 from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
-from ..rpc.pbauth import login
+from ..rpc.pbconnection import LoginBroker, OneShotLogin
 
 __all__ = [
     "AdminClient",
@@ -80,101 +79,32 @@ def endpoint_address(endpoint: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class _AdminBroker(pb.Broker):
-    """A client broker that says when it is ready (dialect agreed) and when it is gone."""
-
-    factory: _AdminFactory  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__(isClient=True)
-        self.ready: Deferred[_AdminBroker] = Deferred()
-        self.lost = False
-        self._gone: list[Deferred[None]] = []
-
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        """Fail a pending ``ready`` and fire every ``when_gone`` waiter."""
-        super().connectionLost(reason)
-        self.lost = True
-        if not self.ready.called:
-            self.ready.errback(reason)
-        waiters, self._gone = self._gone, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    def when_gone(self) -> Deferred[None]:
-        """Fires once the connection is closed."""
-        if self.lost:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._gone.append(d)
-        return d
-
-    def abort(self) -> Deferred[None]:
-        """Drop the connection now; fires once it is closed."""
-        transport: Any = self.transport
-        if not self.lost and transport is not None:
-            transport.abortConnection()
-        return self.when_gone()
-
-
-class _AdminFactory(Factory):
-    """Builds the one client broker of a connection attempt."""
-
-    def __init__(self) -> None:
-        self.broker: _AdminBroker | None = None
-
-    def buildProtocol(self, addr: Any) -> _AdminBroker:  # type: ignore[override]
-        """A new client broker (remembered, to close it on failure)."""
-        broker = _AdminBroker()
-        broker.factory = self
-        self.broker = broker
-        return broker
-
-    def clientConnectionMade(self, broker: _AdminBroker) -> None:
-        """Called by ``Broker.connectionReady``: the broker can send calls."""
-        if not broker.ready.called:
-            broker.ready.callback(broker)
-
-
 def connect_admin(
     reactor: IServerReactor, endpoint: str, secret: bytes, timeout: float = 5.0
 ) -> Deferred[AdminClient]:
     """Connect to the master at ``endpoint`` and log in as ``admin`` with ``secret``.
 
     ``reactor`` provides what the endpoint string needs and ``IReactorTime``;
-    connecting and logging in must be done within ``timeout`` seconds. Fails
-    with :class:`AdminError` (:class:`MasterUnreachable` when nothing answers).
+    connecting and logging in must be done within ``timeout`` seconds
+    (:class:`~pomelo_twisted.rpc.pbconnection.OneShotLogin`). Fails with
+    :class:`AdminError` (:class:`MasterUnreachable` when nothing answers).
     """
     address = endpoint_address(endpoint)
     try:
         client_endpoint = clientFromString(reactor, endpoint)
     except (ValueError, TypeError, KeyError) as exc:
         return fail(AdminError(f"bad master endpoint {endpoint!r}: {exc}"))
-    factory = _AdminFactory()
-    d: Deferred[Any] = client_endpoint.connect(factory)
-    d.addCallback(lambda broker: broker.ready)
+    attempt = OneShotLogin(client_endpoint, ADMIN, secret, clock=reactor)
 
-    def log_in(broker: _AdminBroker) -> Deferred[AdminClient]:
-        logged_in: Deferred[Any] = login(broker, ADMIN, secret)
-        return logged_in.addCallback(lambda avatar: AdminClient(broker, avatar, address))
+    def logged_in(avatar: pb.RemoteReference) -> AdminClient:
+        assert attempt.broker is not None  # logged in: connected
+        return AdminClient(attempt.broker, avatar, address)
 
-    d.addCallback(log_in)
-    # Whatever the cancellation failed with (ConnectingCancelledError while connecting,
-    # CancelledError while logging in), a timeout is reported as one.
-    d.addTimeout(timeout, reactor, onTimeoutCancel=_timed_out)
+    def failed(failure: Failure) -> Failure:
+        connected = attempt.broker is not None
+        return Failure(_login_error(failure, address, timeout, connected=connected))
 
-    def failed(failure: Failure) -> Deferred[Any]:
-        broker = factory.broker
-        reason = _login_error(failure, address, timeout, connected=broker is not None)
-        if broker is None:
-            return fail(reason)
-        return broker.abort().addCallback(lambda _: Failure(reason))
-
-    return d.addErrback(failed)
-
-
-def _timed_out(result: object, seconds: float) -> Failure:
-    return Failure(TimeoutError(seconds, "connecting to the master"))
+    return attempt.login(timeout).addCallbacks(logged_in, failed)
 
 
 def _login_error(failure: Failure, address: str, timeout: float, connected: bool) -> AdminError:
@@ -220,7 +150,7 @@ def _connect_reason(exc: BaseException | None) -> str:
 class AdminClient:
     """A logged-in ``admin`` connection to the master (see the module docstring)."""
 
-    def __init__(self, broker: Any, avatar: pb.RemoteReference, address: str) -> None:
+    def __init__(self, broker: LoginBroker, avatar: pb.RemoteReference, address: str) -> None:
         self.broker = broker
         self.avatar = avatar
         #: ``host:port`` of the master, for messages.
@@ -248,11 +178,7 @@ class AdminClient:
 
     def close(self) -> Deferred[None]:
         """Close the connection; fires once it is closed."""
-        broker = self.broker
-        if not broker.lost and broker.transport is not None:
-            broker.transport.loseConnection()
-        d: Deferred[None] = broker.when_gone()
-        return d
+        return self.broker.close()
 
     def _call(self, method: str, *args: object) -> Deferred[Any]:
         try:

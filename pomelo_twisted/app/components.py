@@ -14,7 +14,6 @@ from zope.interface import implementer
 from ..acceptors import KINDS, AcceptorService, AgentFactory
 from ..errors import ConfigError
 from ..interfaces import IComponent, INetworkRpcTransport
-from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
 from ..session import AgentConfig
 from .frontend import FrontendHandler
@@ -53,11 +52,9 @@ class RpcServerComponent:
         return listening.addCallback(lambda _: None)
 
     def after_start(self) -> Deferred[None] | None:
-        """Over a network transport, wait (``peer_wait`` seconds, default 5) until every
-        peer is connected, so the cluster counts as up only once it can serve."""
+        """Wait (``peer_wait`` seconds, default 5) until every peer is connected, so the
+        cluster counts as up only once it can serve (at once without peers)."""
         transport = self.app.rpc_transport
-        if not isinstance(transport, PbRpcTransport):
-            return None
         wait = float(self.app.get("peer_wait", 5.0))
 
         def report(down: list[str]) -> None:

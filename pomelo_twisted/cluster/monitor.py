@@ -232,7 +232,7 @@ class MonitorComponent:
         """What ``pomelo-twisted list`` shows about this server."""
         sessions = self.app.session_service
         transport = self.app.rpc_transport
-        peers = transport.peers() if hasattr(transport, "peers") else {}
+        peers = transport.peers()
         return {
             "pid": self.pid,
             "uptime": self.app.clock.seconds() - self.started_at,

@@ -7,16 +7,15 @@
 - :class:`RpcProxies` — ``app.rpc.<type>.<remote>.<method>(route_param, *args)``.
 """
 
-from .local import Dispatcher, LocalRpcTransport
+from .local import LocalRpcTransport
 from .metrics import RpcCounters
 from .payload import copy_plain, pack_plain, unpack_plain
 from .proxies import MethodProxy, RemoteProxy, RpcProxies, TypeProxy
-from .remotes import LIFECYCLE_HOOKS, RemoteDispatcher, declared_methods
+from .remotes import LIFECYCLE_HOOKS, RemoteDispatcher, ServeRemote, declared_methods
 from .router import RouteFunction, Router, default_route, route_key
 
 __all__ = [
     "LIFECYCLE_HOOKS",
-    "Dispatcher",
     "LocalRpcTransport",
     "MethodProxy",
     "RemoteDispatcher",
@@ -25,6 +24,7 @@ __all__ = [
     "Router",
     "RpcCounters",
     "RpcProxies",
+    "ServeRemote",
     "TypeProxy",
     "copy_plain",
     "declared_methods",

@@ -1,9 +1,14 @@
-"""Plain data: what crosses between servers, as msgpack carries it.
+"""Plain data: what crosses between servers, as msgpack carries it, and how it is framed.
 
 Every transport copies arguments and results through msgpack, so a remote sees
 the same values in-process as across the network: dicts, lists, str, bytes,
 int, float, bool and None. Tuples arrive as lists; objects, sets and integers
 beyond 64 bits are refused.
+
+Between processes, calls and answers travel in *batches*: msgpack arrays whose items
+are packed already (:func:`pack_array`), each at most :data:`MAX_BATCH` bytes
+(:func:`chunks`). A call is ``[id, target, service, method, args]``; an answer is
+``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``.
 """
 
 from __future__ import annotations
@@ -12,8 +17,28 @@ import threading
 from typing import Any
 
 import msgpack
+from twisted.spread import banana
 
-__all__ = ["chunks", "copy_plain", "pack_array", "pack_plain", "unpack_plain"]
+__all__ = [
+    "ERROR",
+    "HANDLER_ERROR",
+    "MAX_BATCH",
+    "OK",
+    "chunks",
+    "copy_plain",
+    "pack_array",
+    "pack_plain",
+    "unpack_plain",
+]
+
+OK, HANDLER_ERROR, ERROR = 0, 1, 2
+"""The kinds of answer: ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as
+``HandlerError`` by the caller) and ``[id, ERROR, message]`` (an ``RpcError``)."""
+
+MAX_BATCH = banana.SIZE_LIMIT - 8
+"""The most bytes one batch of calls or answers carries (banana refuses a string over
+``SIZE_LIMIT``; 8 bytes are left for the array header). One call's item or one answer
+above it is refused on its own."""
 
 
 _packers = threading.local()

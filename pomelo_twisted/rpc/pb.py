@@ -3,34 +3,33 @@
 Each server listens for RPC on its ``port`` (an endpoint string, loopback by
 default) and keeps one persistent, reconnecting, authenticated connection to
 every peer (:class:`~pomelo_twisted.rpc.pbconnection.PersistentLogin`). Calls
-and answers travel in batches, and what crosses is narrow on purpose:
+and answers travel in batches (:mod:`~pomelo_twisted.rpc.payload`), and what
+crosses is narrow on purpose:
 
 - the calls made to a peer during one reactor turn leave at the end of the turn
-  as ONE one-way PB message ``calls(batch)`` to the peer's avatar: ``batch`` is
-  msgpack ``bytes`` of a list of ``[id, target, service, method, args]``, the
-  strings naming a *declared* remote (the ``RemoteDispatcher`` refuses anything
-  else). A ``batch`` that is not ``bytes`` is refused before it is looked at;
-- the answers ready during one turn go back as ONE one-way message
-  ``answers(batch)`` to the caller's *answer sink* (the PB "mind" it gave at
-  login): msgpack ``bytes`` of ``[id, 0, result]``, ``[id, 1, code, msg]`` for a
-  ``HandlerError`` (re-raised as such, so a forwarded request keeps the
-  backend's code) or ``[id, 2, message]`` (an ``RpcError``). Each call is
-  answered on its own: a slow or failing call holds back or fails no other.
+  as ONE batch (a :class:`~pomelo_twisted.rpc.batcher.TurnBatcher`): msgpack
+  ``bytes`` of a list of ``[id, target, service, method, args]``, the strings
+  naming a *declared* remote (the ``RemoteDispatcher`` refuses anything else);
+- the answers ready during one turn go back as ONE batch: msgpack ``bytes`` of
+  ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as such, so
+  a forwarded request keeps the backend's code) or ``[id, ERROR, message]`` (an
+  ``RpcError``). Each call is answered on its own: a slow or failing call holds
+  back or fails no other.
 
-Once logged in, a batch crosses as a bare Banana message ``[b"batch", bytes]``
+A batch crosses as a bare Banana message ``[b"batch", bytes]``
 (:meth:`~pomelo_twisted.rpc.pbconnection.NoDelayBroker.send_batch`), which a
-broker accepts only after its login through the portal: jelly and PB's message
-dispatch, most of a PB message's cost when it carries one call, are skipped; the
-PB ``calls``/``answers`` methods remain for brokers of other kinds. Banana's
-per-message cost is so paid once per batch. A batch stays under banana's 640 KiB
-limit on a string (a bigger one is split); a single call or answer above it fails
-on its own, at once.
+broker accepts only after its login through the portal (the caller gives an
+answer sink as its PB mind; the callee's :class:`~pomelo_twisted.rpc.pbavatar.RpcAvatar`
+receives its batches): jelly and PB's message dispatch are skipped, and Banana's
+per-message cost is paid once per batch. A batch stays under banana's 640 KiB limit
+on a string (a bigger one is split); a single call or answer above it fails on its
+own, at once.
 
 Calls to a peer that is down fail at once, calls in flight (queued or sent)
 fail when their connection is lost, and every call has a deadline
 (``RpcTimeout``; a later answer is dropped and counted), all kept by one timer
-(:class:`~pomelo_twisted.rpc.local.Deadlines`). Calls to a server id registered
-in this process go in-process. PB connections set ``TCP_NODELAY``.
+(a :class:`~pomelo_twisted.deadlines.DeadlineScheduler`). Calls to a server id
+registered in this process go in-process. PB connections set ``TCP_NODELAY``.
 """
 
 from __future__ import annotations
@@ -40,10 +39,9 @@ from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IListeningPort,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
@@ -52,20 +50,28 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..errors import HandlerError, RpcError, RpcTimeout
+from ..deadlines import DeadlineScheduler
+from ..errors import HandlerError, RpcError
 from ..gameconfig import ServerInfo
-from ..interfaces import INetworkRpcTransport
-from .local import Deadlines, Dispatcher, LocalRpcTransport, entry_point
+from ..interfaces import INetworkRpcTransport, IServerReactor
+from .batcher import TurnBatcher
+from .calls import RpcCall, call_label
+from .local import LocalRpcTransport, entry_point
 from .metrics import RpcCounters
-from .payload import chunks, pack_array, pack_plain, unpack_plain
+from .payload import ERROR, HANDLER_ERROR, MAX_BATCH, OK, pack_plain, unpack_plain
 from .pbauth import make_portal
-from .pbavatar import MAX_BATCH, RpcAvatar, _AnswerSink
-from .pbconnection import NoDelayBroker, PersistentLogin
-from .remotes import ERROR, HANDLER_ERROR, OK
+from .pbavatar import RpcAvatar
+from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
+from .remotes import ServeRemote
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
 log = Logger()
+
+
+class _AnswerSink(pb.Referenceable):
+    """The mind this server gives a peer at login: it tells the peer's avatar that the
+    answers go back on this connection (as ``batch`` messages)."""
 
 
 class _Peer:
@@ -80,122 +86,62 @@ class _Peer:
 
 
 class _Channel:
-    """The calls made over one logged-in connection to a peer: queued until the end of
-    the reactor turn, then sent as one batch; kept by id until answered."""
+    """The calls made over one logged-in connection to a peer: batched per reactor turn,
+    kept by id until answered."""
 
-    __slots__ = (
-        "avatar",
-        "broker",
-        "calls",
-        "counters",
-        "deadlines",
-        "flush",
-        "queue",
-        "server_id",
-    )
+    __slots__ = ("batcher", "broker", "calls", "counters", "peer")
 
-    def __init__(
-        self, server_id: str, avatar: Any, counters: RpcCounters, deadlines: Deadlines
-    ) -> None:
-        self.server_id = server_id
-        self.avatar = avatar
-        self.broker: pb.Broker = avatar.broker
+    def __init__(self, peer: _Peer, broker: LoginBroker, counters: RpcCounters) -> None:
+        self.peer = peer
+        self.broker = broker
         self.counters = counters
-        self.deadlines = deadlines
-        self.calls: dict[int, _Call] = {}
-        self.queue: list[_Call] = []
-        self.flush: IDelayedCall | None = None
+        self.calls: dict[int, _PbCall] = {}
+        self.batcher: TurnBatcher  # set by the transport, whose send it calls
 
 
-class _Call:
-    """One call in flight: its caller's Deferred, its batch item until sent, its deadline."""
+class _PbCall(RpcCall):
+    """A call to a peer: its channel, its id there, its ticket in the channel's batch
+    (set by the transport once built)."""
 
-    __slots__ = (
-        "call_id",
-        "channel",
-        "deadline",
-        "deferred",
-        "done",
-        "item",
-        "method",
-        "service",
-        "timeout",
-    )
+    __slots__ = ("call_id", "channel", "ticket")
 
-    def __init__(
-        self,
-        channel: _Channel,
-        call_id: int,
-        service: str,
-        method: str,
-        timeout: float,
-        item: bytes,
-    ) -> None:
-        self.channel = channel
-        self.call_id = call_id
-        self.service = service
-        self.method = method
-        self.timeout = timeout
-        self.deadline = 0.0
-        self.item: bytes | None = item
-        self.done = False
-        self.deferred: Deferred[Any] = Deferred(self._cancel)
+    channel: _Channel
+    call_id: int
+    ticket: int
 
-    def __str__(self) -> str:
-        return _label(self.channel.server_id, self.service, self.method)
-
-    def _cancel(self, _: Deferred[Any]) -> None:
-        self.finish()
-
-    def finish(self) -> bool:
-        """Mark answered; False when it was answered (or expired) already."""
+    def _ended(self) -> None:
         channel = self.channel
-        if self.done:
-            channel.counters.late += 1
-            return False
-        self.done = True
-        self.item = None
         channel.calls.pop(self.call_id, None)
-        channel.deadlines.remove(self)
-        return True
-
-    def expire(self) -> None:
-        """The deadline passed first."""
-        if not self.done and self.finish():
-            self.channel.counters.timeouts += 1
-            self.deferred.errback(RpcTimeout(f"{self} timed out after {self.timeout:g} seconds"))
+        batcher = channel.batcher
+        if self.ticket >= batcher.sent:  # ended before its batch left: leave it out
+            batcher.withdraw(self.ticket)
 
     def answered(self, answer: list[Any]) -> None:
         """``answer`` is ``[id, kind, ...]`` from the peer."""
-        if not self.finish():
-            return
         kind, size = answer[1], len(answer)
         if kind == OK and size == 3:
-            self.deferred.callback(answer[2])
+            if self.finish():
+                self.deferred.callback(answer[2])
         elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
-            self._fail(HandlerError(answer[2], str(answer[3])))
+            self.fail(HandlerError(answer[2], str(answer[3])))
         elif kind == ERROR and size == 3:
-            self._fail(RpcError(f"{self} failed: {answer[2]}"))
+            self.fail(RpcError(f"{self} failed: {answer[2]}"))
         else:
-            self._fail(RpcError(f"{self}: the peer sent a malformed answer"))
-
-    def lost(self, why: str) -> None:
-        """The connection went (or the call could not be sent) before the answer."""
-        if self.finish():
-            self._fail(RpcError(f"{self}: {why}"))
-
-    def _fail(self, error: Exception) -> None:
-        self.channel.counters.failures += 1
-        self.deferred.errback(error)
+            self.fail(RpcError(f"{self}: the peer sent a malformed answer"))
 
 
 @implementer(INetworkRpcTransport)
 class PbRpcTransport:
-    """Calls to peer servers over PB, and this process's own servers in-process."""
+    """Calls to peer servers over PB, and this process's own servers in-process.
+
+    ``reactor`` connects and listens unless ``connect`` (a peer's client endpoint) and
+    ``server_endpoint`` (from an endpoint string) are given, and is the clock of the
+    batches, deadlines and reconnection backoff.
+    """
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         name: str,
         secret: bytes,
         *,
@@ -206,23 +152,24 @@ class PbRpcTransport:
         max_delay: float = 2.0,
         login_timeout: float = 5.0,
     ) -> None:
-        self._reactor = reactor
+        self._clock = reactor
         self.name = name
         self._secret = secret
         self._rng = rng or random_module.Random()
         self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
         self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
-        self._local = LocalRpcTransport(reactor)
-        self._dispatchers: dict[str, Dispatcher] = {}
+        self._deadlines = DeadlineScheduler(reactor)
+        self._local = LocalRpcTransport(reactor, self._deadlines)
+        self._serving: dict[str, ServeRemote] = {}
         self._peers: dict[str, _Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
-        self._deadlines = Deadlines(reactor)
+        self._peer_waiters: list[Deferred[list[str]]] = []
         self._ids = count(1)
         self._port: IListeningPort | None = None
         #: Calls to a server id that is neither served here nor a known peer.
         self.unknown_calls = 0
-        #: ``calls`` messages sent (each a batch of one or more calls).
+        #: Batches of calls sent (each one message of one or more calls).
         self.batches_sent = 0
 
     def __repr__(self) -> str:
@@ -233,24 +180,32 @@ class PbRpcTransport:
     def register(self, server_id: str, dispatcher: object) -> None:
         """Serve calls to ``server_id`` (from peers, and in-process)."""
         self._local.register(server_id, dispatcher)
-        self._dispatchers[server_id] = entry_point(dispatcher)  # type: ignore[arg-type]
+        if callable(dispatcher):  # the local transport refused it otherwise
+            self._serving[server_id] = entry_point(dispatcher)
 
     def unregister(self, server_id: str) -> None:
         """Stop serving ``server_id``."""
         self._local.unregister(server_id)
-        self._dispatchers.pop(server_id, None)
+        self._serving.pop(server_id, None)
 
-    def dispatcher(self, server_id: str) -> Dispatcher | None:
-        """The dispatcher serving ``server_id`` here, if any."""
-        return self._dispatchers.get(server_id)
+    def dispatcher(self, server_id: str) -> ServeRemote | None:
+        """What serves ``server_id`` here, if anything."""
+        return self._serving.get(server_id)
 
     def server_factory(self) -> pb.PBServerFactory:
         """The PB factory of the RPC port: a portal guarded by the cluster secret."""
-        portal = make_portal(self._secret, lambda peer, mind: RpcAvatar(self, peer, mind))
+        portal = make_portal(self._secret, self._avatar)
         factory = pb.PBServerFactory(portal)
         factory.protocol = NoDelayBroker
         factory.noisy = False
         return factory
+
+    def _avatar(self, peer: str, mind: object) -> RpcAvatar:
+        """The avatar of a peer logged in with ``mind`` (its answer sink, on its broker)."""
+        broker = mind.broker if isinstance(mind, pb.RemoteReference) else None
+        if not isinstance(broker, NoDelayBroker):
+            broker = None
+        return RpcAvatar(peer, self.dispatcher, self._clock, broker)
 
     def listen(self, endpoint: str) -> Deferred[IListeningPort]:
         """Listen for peers on ``endpoint`` (an endpoint string)."""
@@ -267,14 +222,14 @@ class PbRpcTransport:
         waits: list[Deferred[Any]] = [peer.connection.stop() for peer in self._peers.values()]
         if self._port is not None:
             port, self._port = self._port, None
-            waits.append(Deferred.fromCoroutine(_stop_listening(port)))
+            waits.append(maybeDeferred(port.stopListening))
         return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
     # -- peers --------------------------------------------------------------------------
 
     def add_peer(self, info: ServerInfo) -> None:  # type: ignore[override]
         """Keep a connection to ``info`` (replacing one to another address)."""
-        if info.id in self._dispatchers:
+        if info.id in self._serving:
             return
         current = self._peers.get(info.id)
         if current is not None:
@@ -287,13 +242,14 @@ class PbRpcTransport:
             self._connect(info),
             self.name,
             self._secret,
-            clock=self._reactor,
+            clock=self._clock,
             jitter=lambda: self._rng.random() * initial,
-            mind=_AnswerSink(self, info.id),
+            mind=_AnswerSink(),
             initial_delay=initial,
             max_delay=maximum,
             login_timeout=login_timeout,
             description=f"server {info.id} ({info.host}:{info.port})",
+            on_up=lambda _avatar: self._peers_changed(),
         )
         self._peers[info.id] = _Peer(info, connection)
         self._counters.setdefault(info.id, RpcCounters())
@@ -302,7 +258,11 @@ class PbRpcTransport:
     def remove_peer(self, server_id: str) -> Deferred[None]:
         """Forget a peer: close its connection; calls to it fail as unknown."""
         peer = self._peers.pop(server_id, None)
-        return succeed(None) if peer is None else peer.connection.stop()
+        if peer is None:
+            return succeed(None)
+        stopped = peer.connection.stop()
+        self._peers_changed()
+        return stopped
 
     def reconnect(self, server_id: str) -> None:
         """The peer is up again (the master says so): connect now, not after the backoff."""
@@ -319,26 +279,31 @@ class PbRpcTransport:
         """Each peer's id and state."""
         return {sid: peer.connection.state for sid, peer in sorted(self._peers.items())}
 
-    def when_peers_up(self, timeout: float, interval: float = 0.05) -> Deferred[list[str]]:
-        """Fires once every peer is up, or after ``timeout`` seconds with the ids still not up."""
-        deadline = self._reactor.seconds() + timeout
-        done: Deferred[list[str]] = Deferred()
+    def when_peers_up(self, timeout: float) -> Deferred[list[str]]:
+        """Fires with ``[]`` once every peer is up (when the last one logs in), or after
+        ``timeout`` seconds with the ids of those still not up."""
+        if not self._not_up():
+            return succeed([])
+        waiter: Deferred[list[str]] = Deferred(self._peer_waiters.remove)
+        self._peer_waiters.append(waiter)
+        return waiter.addTimeout(timeout, self._clock, onTimeoutCancel=self._timed_out_peers)
 
-        def check() -> None:
-            waiting = [
-                sid for sid, peer in sorted(self._peers.items()) if peer.connection.state != "up"
-            ]
-            if not waiting or self._reactor.seconds() >= deadline:
-                done.callback(waiting)
-            else:
-                self._reactor.callLater(interval, check)
+    def _timed_out_peers(self, result: object, timeout: float) -> list[str]:
+        return self._not_up()
 
-        check()
-        return done
+    def _not_up(self) -> list[str]:
+        return [sid for sid, peer in sorted(self._peers.items()) if peer.connection.state != "up"]
+
+    def _peers_changed(self) -> None:
+        """A peer came up or went away: the waiters fire if every peer is up now."""
+        if self._peer_waiters and not self._not_up():
+            waiters, self._peer_waiters = self._peer_waiters, []
+            for waiter in waiters:
+                waiter.callback([])
 
     def counters(self, server_id: str) -> RpcCounters:
         """The counters of calls to ``server_id``."""
-        if server_id in self._dispatchers:
+        if server_id in self._serving:
             return self._local.counters(server_id)
         return self._counters.get(server_id) or RpcCounters()
 
@@ -351,23 +316,24 @@ class PbRpcTransport:
 
         The call joins the batch to ``server_id`` sent at the end of this reactor turn.
         """
-        if server_id in self._dispatchers:
+        if server_id in self._serving:
             return self._local.call(server_id, service, method, tuple(args), timeout)
         peer = self._peers.get(server_id)
         if peer is None:
             self.unknown_calls += 1
-            return fail(RpcError(f"{_label(server_id, service, method)}: unknown server"))
+            return fail(RpcError(f"{call_label(server_id, service, method)}: unknown server"))
         counters = self._counters[server_id]
         counters.calls += 1
-        avatar = peer.connection.avatar
-        if avatar is None or avatar.broker.disconnected:
+        connection = peer.connection
+        broker = connection.broker
+        if connection.avatar is None or broker is None or broker.disconnected:
             counters.failures += 1
-            why = peer.connection.last_error or "not connected yet"
-            label = _label(server_id, service, method)
+            why = connection.last_error or "not connected yet"
+            label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: the server is down ({why})"))
         if not timeout > 0:
             counters.failures += 1
-            label = _label(server_id, service, method)
+            label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: timeout must be positive, not {timeout!r}"))
         call_id = next(self._ids)
         try:
@@ -376,72 +342,55 @@ class PbRpcTransport:
             item = pack_plain([call_id, server_id, service, method, args])
         except ValueError as exc:
             counters.failures += 1
-            label = _label(server_id, service, method)
+            label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: arguments are not plain data ({exc})"))
         if len(item) > MAX_BATCH:
             counters.failures += 1
-            label = _label(server_id, service, method)
+            label = call_label(server_id, service, method)
             size = f"{len(item)} bytes, at most {MAX_BATCH}"
             return fail(RpcError(f"{label}: the arguments are too large ({size})"))
         channel = peer.channel
-        if channel is None or channel.avatar is not avatar:
-            channel = self._open(peer, avatar)
-        call = _Call(channel, call_id, service, method, timeout, item)
+        if channel is None or channel.broker is not broker:
+            channel = self._open(peer, broker)
+        call = _PbCall(server_id, service, method, timeout, channel.counters, self._deadlines)
+        call.channel = channel
+        call.call_id = call_id
         channel.calls[call_id] = call
-        channel.queue.append(call)
-        if channel.flush is None:
-            channel.flush = self._reactor.callLater(0, self._send, channel)
-        self._deadlines.add(call)
+        call.ticket = channel.batcher.add(item)
         return call.deferred
 
-    def _open(self, peer: _Peer, avatar: pb.RemoteReference) -> _Channel:
-        """A channel for the calls over ``avatar``'s connection, failed when it is lost."""
+    def _open(self, peer: _Peer, broker: LoginBroker) -> _Channel:
+        """A channel for the calls over ``broker``, failed when it is lost."""
         server_id = peer.info.id
-        channel = _Channel(server_id, avatar, self._counters[server_id], self._deadlines)
+        channel = _Channel(peer, broker, self._counters[server_id])
+        channel.batcher = TurnBatcher(
+            self._clock, lambda batch: self._send(channel, batch), MAX_BATCH
+        )
         peer.channel = channel
-        broker = channel.broker
-        if isinstance(broker, NoDelayBroker):  # the peer's answers come as batch messages
-            broker.batch_receiver = lambda batch: self._answered(server_id, broker, batch)
+        broker.batch_receiver = lambda batch: self._answered(server_id, broker, batch)
         broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
         return channel
 
     def _lost(self, peer: _Peer, channel: _Channel) -> None:
         if peer.channel is channel:
             peer.channel = None
-        if channel.flush is not None and channel.flush.active():
-            channel.flush.cancel()
-        channel.flush = None
-        channel.queue = []
+        channel.batcher.clear()
         calls, channel.calls = channel.calls, {}
         for call in calls.values():
-            call.lost("the connection was lost before the answer")
+            call.fail(RpcError(f"{call}: the connection was lost before the answer"))
 
-    def _send(self, channel: _Channel) -> None:
-        """End of the turn: the queued calls leave as one batch (or a few, if large)."""
-        channel.flush = None
-        queue, channel.queue = channel.queue, []
-        calls = [call for call in queue if call.item is not None]  # not ended meanwhile
-        if not calls:
-            return
-        items: list[bytes] = []
-        for call in calls:
-            items.append(call.item)  # type: ignore[arg-type]
-            call.item = None
+    def _send(self, channel: _Channel, batch: bytes) -> None:
+        """One batch of the turn's calls to ``channel``'s peer."""
         broker = channel.broker
-        for chunk in chunks(items, MAX_BATCH):
-            try:
-                if isinstance(broker, NoDelayBroker):
-                    if broker.disconnected:
-                        raise pb.DeadReferenceError("Calling Stale Broker")
-                    broker.send_batch(pack_array(chunk))
-                else:
-                    channel.avatar.callRemote("calls", pack_array(chunk), pbanswer=False)
-            except Exception:  # the broker is gone: _lost fails (or failed) the calls
-                log.failure("sending a batch of rpcs failed")
-                for call in calls:
-                    call.lost("the batch could not be sent")
-                return
-            self.batches_sent += 1
+        if broker.disconnected:
+            return  # _lost fails (or failed) the calls
+        try:
+            broker.send_batch(batch)
+        except Exception:
+            log.failure("sending a batch of rpcs to {peer} failed", peer=channel.peer.info.id)
+            self._lost(channel.peer, channel)
+            return
+        self.batches_sent += 1
 
     def _answered(self, peer_id: str, broker: pb.Broker, batch: object) -> None:
         """Answers from ``peer_id`` on ``broker``: each to its call."""
@@ -457,7 +406,7 @@ class PbRpcTransport:
             log.warn("dropped malformed answers from {peer}", peer=peer_id)
             return
         calls = channel.calls
-        counters = self._counters[peer_id]
+        counters = channel.counters
         for answer in answers:
             if type(answer) is not list or len(answer) < 3 or type(answer[0]) is not int:
                 log.warn("dropped a malformed answer from {peer}", peer=peer_id)
@@ -467,11 +416,3 @@ class PbRpcTransport:
                 counters.late += 1
             else:
                 call.answered(answer)
-
-
-def _label(server_id: str, service: str, method: str) -> str:
-    return f"rpc {service}.{method} to server {server_id!r}"
-
-
-async def _stop_listening(port: IListeningPort) -> None:
-    await port.stopListening()  # type: ignore[misc]

@@ -1,28 +1,29 @@
-"""PersistentLogin: one authenticated Perspective Broker connection that keeps itself up.
+"""The client side of the cluster's Perspective Broker connections: one login stack.
 
-A ``ClientService`` connects to the endpoint, retrying with jittered
-exponential backoff on the injected clock; each new connection logs in with
-the cluster secret (:func:`~pomelo_twisted.rpc.pbauth.login`) before it counts
-as up. The owner sees three states and two callbacks:
+Every PB client of a cluster (a server to each peer, a server to the master, the
+admin CLI to the master) connects with a :class:`LoginBroker` (a
+:class:`NoDelayBroker`) and logs in with the cluster secret through
+:meth:`ClusterLogin.log_in` (:func:`~pomelo_twisted.rpc.pbauth.login` within a
+timeout). Two ways to hold it:
 
-- ``connecting`` — before the first attempt has ended;
-- ``up`` — logged in: ``avatar`` is the remote perspective, ``on_up(avatar)`` ran;
-- ``down`` — an attempt failed or the connection was lost (``on_down(reason)``
-  ran); the service keeps retrying, ``reconnect_now()`` skips the wait.
-
-Used for the connection from a server to each peer (RPC), from a server to
-the master (monitor) and from the admin CLI to the master.
+- :class:`PersistentLogin` keeps one connection up: a ``ClientService`` connects,
+  retrying with jittered exponential backoff on the injected clock; each new
+  connection logs in before it counts as up. The owner sees three states and two
+  callbacks: ``connecting`` (before the first attempt has ended); ``up`` (logged in:
+  ``avatar`` is the remote perspective, ``on_up(avatar)`` ran); ``down`` (an attempt
+  failed or the connection was lost, ``on_down(reason)`` ran; the service keeps
+  retrying, ``reconnect_now()`` skips the wait).
+- :class:`OneShotLogin` connects and logs in once, within a timeout (the admin CLI).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IReactorTime,
     IStreamClientEndpoint,
     ITCPTransport,
@@ -37,7 +38,14 @@ from ..compat import add_broker_verb, banana_encode
 from ..eagerwrite import Send, socket_send, write_eagerly
 from .pbauth import login
 
-__all__ = ["NoDelayBroker", "PersistentLogin", "no_delay"]
+__all__ = [
+    "ClusterLogin",
+    "LoginBroker",
+    "NoDelayBroker",
+    "OneShotLogin",
+    "PersistentLogin",
+    "no_delay",
+]
 
 log = Logger()
 
@@ -96,14 +104,56 @@ class NoDelayBroker(pb.Broker):
 add_broker_verb(NoDelayBroker, "batch", NoDelayBroker.batch_received)
 
 
-class _LoginBroker(NoDelayBroker):
-    """A client broker telling its factory when it is ready and when it is gone."""
+class LoginBroker(NoDelayBroker):
+    """A client broker that tells its factory's owner when it is ready (PB's dialect is
+    agreed: it can log in) and when it is gone, and can be waited for until closed."""
 
     factory: _LoginFactory  # type: ignore[assignment]
 
+    def __init__(self) -> None:
+        super().__init__(isClient=True)
+        self.lost = False
+        self._gone: list[Deferred[None]] = []
+
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        """Tell the owner, then fire every ``when_gone`` waiter."""
         super().connectionLost(reason)
-        self.factory.owner._lost(self, reason)
+        self.lost = True
+        self.factory.owner.broker_lost(self, reason)
+        waiters, self._gone = self._gone, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def when_gone(self) -> Deferred[None]:
+        """Fires once the connection is closed."""
+        if self.lost:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._gone.append(d)
+        return d
+
+    def close(self) -> Deferred[None]:
+        """Close the connection; fires once it is closed."""
+        if not self.lost and self.transport is not None:
+            self.transport.loseConnection()
+        return self.when_gone()
+
+    def abort(self) -> Deferred[None]:
+        """Drop the connection now; fires once it is closed."""
+        transport: Any = self.transport
+        if not self.lost and transport is not None:
+            transport.abortConnection()
+        return self.when_gone()
+
+
+class LoginOwner(Protocol):
+    """Who a :class:`_LoginFactory` reports its brokers to."""
+
+    def broker_ready(self, broker: LoginBroker) -> None:
+        """``broker`` is connected and can log in."""
+
+    def broker_lost(self, broker: LoginBroker, reason: Failure) -> None:
+        """``broker``'s connection is gone."""
 
 
 class _LoginFactory(Factory):
@@ -111,16 +161,93 @@ class _LoginFactory(Factory):
 
     noisy = False  # one factory per peer: "Starting factory" on every retry is noise
 
-    def __init__(self, owner: PersistentLogin) -> None:
+    def __init__(self, owner: LoginOwner) -> None:
         self.owner = owner
 
-    def buildProtocol(self, addr: Any) -> _LoginBroker:  # type: ignore[override]
-        broker = _LoginBroker(isClient=True)
+    def buildProtocol(self, addr: Any) -> LoginBroker:  # type: ignore[override]
+        broker = LoginBroker()
         broker.factory = self
         return broker
 
-    def clientConnectionMade(self, broker: _LoginBroker) -> None:
-        self.owner._ready(broker)
+    def clientConnectionMade(self, broker: LoginBroker) -> None:
+        self.owner.broker_ready(broker)
+
+
+class ClusterLogin:
+    """Who logs in where: ``name`` with the cluster ``secret`` (and ``mind``, the object
+    the server may call back) at ``endpoint``, timed on ``clock``. The base of
+    :class:`OneShotLogin` and :class:`PersistentLogin`."""
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        name: str,
+        secret: bytes,
+        *,
+        clock: IReactorTime,
+        mind: pb.Referenceable | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self.name = name
+        self._secret = secret
+        self._clock = clock
+        self._mind = mind
+
+    def log_in(self, broker: LoginBroker, timeout: float) -> Deferred[pb.RemoteReference]:
+        """Log in on a ready ``broker`` (:func:`~pomelo_twisted.rpc.pbauth.login`): a
+        Deferred of the avatar, failing with ``TimeoutError`` after ``timeout`` seconds."""
+        return login(broker, self.name, self._secret, self._mind).addTimeout(timeout, self._clock)
+
+
+class OneShotLogin(ClusterLogin):
+    """One connection to ``endpoint``, logged in as ``name``; no reconnection.
+
+    :meth:`login` connects, logs in and gives the avatar, all within a timeout; when
+    anything fails, the connection (if one was made) is dropped before the failure is
+    given. ``broker`` is the connection once made (None while nothing answered).
+    """
+
+    broker: LoginBroker | None = None
+    _ready: Deferred[LoginBroker]
+
+    def login(self, timeout: float) -> Deferred[pb.RemoteReference]:
+        """Connect and log in within ``timeout`` seconds: a Deferred of the avatar.
+
+        Fails with ``TimeoutError`` when time is up (whatever stage it stopped at),
+        with the endpoint's error when nothing answers, or the login's refusal.
+        """
+        self._ready = Deferred()
+        d: Deferred[Any] = self._endpoint.connect(_LoginFactory(self))
+        d.addCallback(self._connected)
+        d.addCallback(self.log_in, timeout)
+        d.addTimeout(timeout, self._clock, onTimeoutCancel=_timed_out)
+        return d.addErrback(self._failed)
+
+    def _connected(self, broker: LoginBroker) -> Deferred[LoginBroker]:
+        self.broker = broker
+        return self._ready
+
+    def broker_ready(self, broker: LoginBroker) -> None:
+        """PB's dialect is agreed: log in."""
+        if not self._ready.called:
+            self._ready.callback(broker)
+
+    def broker_lost(self, broker: LoginBroker, reason: Failure) -> None:
+        """Gone before it was ready: the login fails with ``reason``."""
+        if not self._ready.called:
+            self._ready.errback(reason)
+
+    def _failed(self, failure: Failure) -> Deferred[Any]:
+        broker = self.broker
+        if broker is None:
+            return fail(failure)
+        return broker.abort().addCallback(lambda _: failure)
+
+
+def _timed_out(result: object, timeout: float) -> Failure:
+    # Whatever the cancellation failed with (ConnectingCancelledError while connecting,
+    # CancelledError while logging in), running out of time is a TimeoutError.
+    return Failure(TimeoutError(timeout, "connecting and logging in"))
 
 
 @implementer(IStreamClientEndpoint)
@@ -142,7 +269,7 @@ class ObservedEndpoint:
         return d.addErrback(failed)
 
 
-class PersistentLogin:
+class PersistentLogin(ClusterLogin):
     """A reconnecting, logged-in PB connection to ``endpoint`` as ``name``."""
 
     def __init__(
@@ -161,19 +288,16 @@ class PersistentLogin:
         on_up: Callable[[pb.RemoteReference], object] | None = None,
         on_down: Callable[[str], object] | None = None,
     ) -> None:
-        self._endpoint = ObservedEndpoint(endpoint, self._attempt_failed)
-        self.name = name
-        self._secret = secret
-        self._clock = clock
+        observed = ObservedEndpoint(endpoint, self._attempt_failed)
+        super().__init__(observed, name, secret, clock=clock, mind=mind)
         self._policy = backoffPolicy(initial_delay, max_delay, 1.5, jitter)
-        self._mind = mind
         self._login_timeout = login_timeout
         self.description = description or repr(endpoint)
         self.on_up = on_up
         self.on_down = on_down
         self.state = "connecting"
         self.avatar: pb.RemoteReference | None = None
-        self.broker: _LoginBroker | None = None
+        self.broker: LoginBroker | None = None
         self.last_error = ""
         self.connections = 0
         self._service: ClientService | None = None
@@ -224,31 +348,18 @@ class PersistentLogin:
         self.last_error = error
         self.state = "down"
 
-    def _ready(self, broker: _LoginBroker) -> None:
+    def broker_ready(self, broker: LoginBroker) -> None:
+        """A new connection is ready: log in on it."""
         if self.state == "stopped":
             _close(broker)
             return
         self.broker = broker
-        timer: IDelayedCall = self._clock.callLater(
-            self._login_timeout, self._login_timed_out, broker
-        )
-        d = login(broker, self.name, self._secret, self._mind)
+        d = self.log_in(broker, self._login_timeout)
         d.addCallbacks(
-            self._logged_in,
-            self._login_failed,
-            callbackArgs=(broker, timer),
-            errbackArgs=(broker, timer),
+            self._logged_in, self._login_failed, callbackArgs=(broker,), errbackArgs=(broker,)
         )
 
-    def _login_timed_out(self, broker: _LoginBroker) -> None:
-        self.last_error = f"login timed out after {self._login_timeout:g} seconds"
-        _close(broker)
-
-    def _logged_in(
-        self, avatar: pb.RemoteReference, broker: _LoginBroker, timer: IDelayedCall
-    ) -> None:
-        if timer.active():
-            timer.cancel()
+    def _logged_in(self, avatar: pb.RemoteReference, broker: LoginBroker) -> None:
         if broker is not self.broker or broker.disconnected or self.state == "stopped":
             return
         self.avatar = avatar
@@ -259,20 +370,28 @@ class PersistentLogin:
         if self.on_up is not None:
             self.on_up(avatar)
 
-    def _login_failed(self, failure: Failure, broker: _LoginBroker, timer: IDelayedCall) -> None:
-        if timer.active():
-            timer.cancel()
-        self.last_error = f"login refused: {failure.getErrorMessage()}"
-        log.error(
-            "{name}: {target} refused the login: {error}",
-            name=self.name,
-            target=self.description,
-            error=failure.getErrorMessage(),
-        )
+    def _login_failed(self, failure: Failure, broker: LoginBroker) -> None:
+        if failure.check(TimeoutError):
+            self.last_error = f"login timed out after {self._login_timeout:g} seconds"
+            log.warn(
+                "{name}: {target} did not answer the login: {error}",
+                name=self.name,
+                target=self.description,
+                error=self.last_error,
+            )
+        else:
+            self.last_error = f"login refused: {failure.getErrorMessage()}"
+            log.error(
+                "{name}: {target} refused the login: {error}",
+                name=self.name,
+                target=self.description,
+                error=failure.getErrorMessage(),
+            )
         if not broker.disconnected:
             _close(broker)
 
-    def _lost(self, broker: _LoginBroker, reason: Failure) -> None:
+    def broker_lost(self, broker: LoginBroker, reason: Failure) -> None:
+        """The connection is gone (down, unless stopped)."""
         if broker is not self.broker:
             return
         self.broker = None

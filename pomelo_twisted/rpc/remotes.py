@@ -10,38 +10,38 @@ or its :meth:`~RemoteDispatcher.invoke`.
 :class:`CallRunner` is the callee side of *batched* calls, whatever carries them:
 it runs each ``[id, target, service, method, args]`` of a batch and hands back
 each answer, on its own and as soon as it is ready, as msgpack bytes of
-``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``.
+``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``
+(:mod:`~pomelo_twisted.rpc.payload`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from types import CoroutineType
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
-from .payload import pack_plain, unpack_plain
+from ..results import call_settled, is_later, settle
+from .payload import ERROR, HANDLER_ERROR, OK, pack_plain, unpack_plain
 
 __all__ = [
-    "ERROR",
-    "HANDLER_ERROR",
     "LIFECYCLE_HOOKS",
-    "OK",
     "CallRunner",
     "RemoteDispatcher",
+    "ServeRemote",
     "declared_methods",
 ]
 
 log = Logger()
 
-OK, HANDLER_ERROR, ERROR = 0, 1, 2
-"""The kinds of answer: ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as
-``HandlerError`` by the caller) and ``[id, ERROR, message]`` (an ``RpcError``)."""
+#: What a transport calls to serve a server's remotes: ``serve(service, method, args)``
+#: returns the result, a Deferred or a coroutine, and raises ``RpcError`` for an
+#: undeclared remote (e.g. :meth:`RemoteDispatcher.invoke`).
+ServeRemote = Callable[[str, str, Sequence[Any]], object]
 
 #: Hooks the application runs on handlers, remotes and modules; never remote methods.
 
@@ -129,7 +129,7 @@ class RemoteDispatcher:
     def invoke(self, service: str, method: str, args: Sequence[Any]) -> object:
         """Call ``service.method(*args)`` and return what it returns, as it is.
 
-        The transports' entry point (a :data:`~pomelo_twisted.rpc.local.Dispatcher`):
+        The transports' entry point (a :data:`ServeRemote`):
         a value, a Deferred or a coroutine, without wrapping a value in a Deferred; an
         exception of the method propagates. An undeclared service or method raises
         ``RpcError`` (nothing runs).
@@ -144,15 +144,9 @@ class RemoteDispatcher:
         of the Deferred it returns, or of its coroutine (``async def``); an
         exception it raises becomes a failed Deferred.
         """
-        fn = self._lookup(service, method)
-        try:
-            result = fn(*args)
-        except Exception:
-            return fail()
+        result = call_settled(self._lookup(service, method), *args)
         if isinstance(result, Deferred):
             return result
-        if isinstance(result, CoroutineType):
-            return ensureDeferred(result)
         return succeed(result)
 
 
@@ -181,7 +175,7 @@ class CallRunner:
 
     def __init__(
         self,
-        dispatchers: Callable[[str], Callable[[str, str, list[Any]], object] | None],
+        dispatchers: Callable[[str], ServeRemote | None],
         answer: Callable[[bytes], object],
         peer: str,
         max_size: int,
@@ -228,11 +222,10 @@ class CallRunner:
         except Exception:
             self._failed(Failure(), call_id, target, service, method)
             return
-        if isinstance(result, CoroutineType):
-            result = ensureDeferred(result)
-        if isinstance(result, Deferred):
+        if is_later(result):  # a Deferred, a coroutine or a Failure
+            later: Deferred[Any] = settle(result)
             names = (call_id, target, service, method)
-            result.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
+            later.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
         else:
             self._returned(result, call_id, target, service, method)
 

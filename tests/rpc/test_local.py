@@ -9,10 +9,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.deadlines import DeadlineScheduler
 from pomelo_twisted.errors import ConfigError, HandlerError, RpcError, RpcTimeout
 from pomelo_twisted.interfaces import IRpcTransport
 from pomelo_twisted.rpc import LocalRpcTransport, RemoteDispatcher, copy_plain
-from pomelo_twisted.rpc.local import Deadlines
 from pomelo_twisted.rpc.payload import chunks, pack_array, pack_plain, unpack_plain
 
 from .helpers import ChatRemote
@@ -50,6 +50,12 @@ class InterfaceTests(TransportCase):
         """Unregistering an id that is not registered does nothing."""
         self.transport.unregister("nope")
         self.assertEqual(self.transport.serving(), ["chat-1"])
+
+    def test_no_peers_to_wait_for(self) -> None:
+        """In-process, there are no peers: peers() is empty, when_peers_up fires at once."""
+        self.assertEqual(self.transport.peers(), {})
+        self.assertEqual(self.successResultOf(self.transport.when_peers_up(5.0)), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class DeliveryTests(TransportCase):
@@ -331,82 +337,33 @@ class TurnTests(TransportCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-class _Entry:
-    """Something with a deadline, recording when it expired."""
+class SharedDeadlinesTests(SynchronousTestCase):
+    """The calls' deadlines are kept by the DeadlineScheduler the transport is given."""
 
-    def __init__(self, timeout: float, expired: list[tuple[str, float]], name: str) -> None:
-        self.timeout = timeout
-        self.deadline = 0.0
-        self.name = name
-        self._expired = expired
-        self.on_expire: Any = None
+    def test_deadlines_on_a_shared_scheduler(self) -> None:
+        """Calls of a transport and other waiters share one scheduler, so one timer."""
+        clock = Clock()
+        deadlines = DeadlineScheduler(clock)
+        transport = LocalRpcTransport(clock, deadlines)
+        remote = ChatRemote("chat-1")
+        dispatcher = RemoteDispatcher()
+        dispatcher.add("chatRemote", remote)
+        transport.register("chat-1", dispatcher)
+        expired: list[int] = []
 
-    def expire(self) -> None:
-        self._expired.append((self.name, self.deadline))
-        if self.on_expire is not None:
-            self.on_expire()
+        class Waiter:
+            def deadline_passed(self, kind: int, now: float) -> None:
+                expired.append(kind)
 
-
-class DeadlinesTests(SynchronousTestCase):
-    """Deadlines: many deadlines on one timer of a Clock."""
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.deadlines = Deadlines(self.clock)
-        self.expired: list[tuple[str, float]] = []
-
-    def entry(self, name: str, timeout: float) -> _Entry:
-        entry = _Entry(timeout, self.expired, name)
-        self.deadlines.add(entry)
-        return entry
-
-    def test_expiry_in_deadline_order_on_one_timer(self) -> None:
-        """Entries expire exactly at their deadlines, in order, with one timer at a time."""
-        self.entry("a", 5.0)
-        self.clock.advance(1)
-        self.entry("b", 5.0)
-        self.entry("c", 2.0)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        self.clock.advance(2)
-        self.assertEqual(self.expired, [("c", 3.0)])
-        self.clock.advance(2)
-        self.assertEqual(self.expired, [("c", 3.0), ("a", 5.0)])
-        self.clock.advance(1)
-        self.assertEqual([name for name, _ in self.expired], ["c", "a", "b"])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual(len(self.deadlines), 0)
-
-    def test_removed_entries_never_expire(self) -> None:
-        """A removed entry does not expire; removing the last one cancels the timer."""
-        a, b = self.entry("a", 1.0), self.entry("b", 2.0)
-        self.deadlines.remove(a)
-        self.deadlines.remove(a)  # twice is harmless
-        self.clock.advance(1)
-        self.assertEqual(self.expired, [])
-        self.deadlines.remove(b)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.clock.advance(5)
-        self.assertEqual(self.expired, [])
-
-    def test_an_entry_removed_by_an_expiring_one_does_not_expire(self) -> None:
-        """Entries due together: one removed while another expires never expires."""
-        first, second = self.entry("first", 1.0), self.entry("second", 1.0)
-        first.on_expire = lambda: self.deadlines.remove(second)
-        self.clock.advance(1)
-        self.assertEqual(self.expired, [("first", 1.0)])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_entries_added_while_expiring(self) -> None:
-        """An entry added by an expiring one gets its own full timeout."""
-        first = self.entry("first", 1.0)
-        first.on_expire = lambda: self.entry("second", 1.0)
-        self.clock.advance(1)
-        self.assertEqual(self.expired, [("first", 1.0)])
-        self.clock.advance(0.5)
-        self.assertEqual(len(self.expired), 1)
-        self.clock.advance(0.5)
-        self.assertEqual(self.expired, [("first", 1.0), ("second", 2.0)])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        deadlines.add(2.0, Waiter(), 7)
+        d = transport.call("chat-1", "chatRemote", "later", (), 1.0)
+        clock.advance(0)
+        self.assertEqual((len(deadlines), len(clock.getDelayedCalls())), (2, 1))
+        clock.advance(1)
+        self.failureResultOf(d, RpcTimeout)
+        clock.advance(1)
+        self.assertEqual((expired, len(deadlines)), ([7], 0))
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class CounterTests(TransportCase):

@@ -267,6 +267,41 @@ class FailureTests(PbCase):
         self.clock.advance(1.0)
         self.assertEqual(self.successResultOf(d), ["chat-2"])
 
+    def test_when_peers_up_fires_on_the_last_login(self) -> None:
+        """A waiter fires with [] when the last peer logs in, before its timeout, and its
+        timeout call goes with it."""
+        self.network.unlisten(CHAT.rpc_client_endpoint)
+        self.join()
+        d = self.connector.when_peers_up(30.0)
+        self.assertNoResult(d)
+        self.serve(self.chat, CHAT)
+        self.connector.reconnect("chat-1")
+        self.flush()
+        self.assertEqual(self.successResultOf(d), [])
+        self.assertEqual(self.clock.seconds(), 0)
+        self.assertEqual(self.connector._peer_waiters, [])
+        timeouts = [c for c in self.clock.getDelayedCalls() if c.getTime() >= 30.0]
+        self.assertEqual(timeouts, [])
+
+    def test_removing_the_last_laggard_fires_the_waiters(self) -> None:
+        """A waiter also fires when the only peer not up is removed."""
+        self.join()
+        self.connector.add_peer(ServerInfo(id="chat-2", type="chat", port=4251))
+        d = self.connector.when_peers_up(30.0)
+        self.flush()
+        self.assertNoResult(d)
+        self.connector.remove_peer("chat-2")
+        self.assertEqual(self.successResultOf(d), [])
+
+    def test_a_cancelled_waiter_is_forgotten(self) -> None:
+        """Cancelling a waiter fails it with CancelledError and forgets it."""
+        self.network.unlisten(CHAT.rpc_client_endpoint)
+        self.join()
+        d = self.connector.when_peers_up(30.0)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.connector._peer_waiters, [])
+
     def test_stop_closes_every_connection(self) -> None:
         """stop() closes the peer connections; no reconnect follows."""
         self.join()
@@ -355,25 +390,30 @@ class AuthTests(PbCase):
 
 
 class PayloadTests(PbCase):
-    """Only msgpack bytes cross, and only through ``calls``."""
+    """Only msgpack bytes cross, and only as ``batch`` messages of a logged-in connection."""
 
     def test_non_bytes_batch_over_the_wire(self) -> None:
         """A logged-in peer sending a list instead of bytes has nothing run."""
         self.join()
-        avatar = self.connector._peers["chat-1"].connection.avatar
-        assert avatar is not None
-        avatar.callRemote("calls", [[1, "chat-1", "chatRemote", "record", ["x"]]], pbanswer=False)
+        broker = self.connector._peers["chat-1"].connection.broker
+        assert broker is not None
+        broker.sendEncoded([b"batch", [[1, b"chat-1", b"chatRemote", b"record", [b"x"]]]])
         self.flush()
         self.assertEqual(self.remote.received, [])
 
-    def test_no_single_call_form(self) -> None:
-        """The avatar offers ``calls`` only: a one-call ``call`` message is refused."""
+    def test_no_pb_methods(self) -> None:
+        """The avatar offers no PB method: neither ``calls`` nor a one-call ``call``."""
         self.join()
         avatar = self.connector._peers["chat-1"].connection.avatar
         assert avatar is not None
-        d = avatar.callRemote("call", "chat-1", "chatRemote", "record", pack_plain(["x"]))
+        batch = pack_array([pack_plain([1, "chat-1", "chatRemote", "record", ["x"]])])
+        refused = [
+            avatar.callRemote("calls", batch),
+            avatar.callRemote("call", "chat-1", "chatRemote", "record", pack_plain(["x"])),
+        ]
         self.flush()
-        self.failureResultOf(d)
+        for d in refused:
+            self.failureResultOf(d)
         self.assertEqual(self.remote.received, [])
         self.flushLoggedErrors()
 
@@ -385,7 +425,7 @@ class BatchCase(PbCase):
         super().setUp()
         self.batches: list[int] = []  # calls per ``calls`` message
         self.answer_batches: list[int] = []  # answers per ``answers`` message
-        calls, answered = RpcAvatar.perspective_calls, PbRpcTransport._answered
+        calls, answered = RpcAvatar.run_batch, PbRpcTransport._answered
 
         def counting_calls(avatar: RpcAvatar, batch: object) -> None:
             self.batches.append(len(unpack_plain(batch)) if type(batch) is bytes else -1)
@@ -400,7 +440,7 @@ class BatchCase(PbCase):
                 self.answer_batches.append(-1)  # junk: _answered drops it
             answered(transport, peer_id, broker, batch)
 
-        self.patch(RpcAvatar, "perspective_calls", counting_calls)
+        self.patch(RpcAvatar, "run_batch", counting_calls)
         self.patch(PbRpcTransport, "_answered", counting_answers)
         self.join()
 
@@ -597,14 +637,16 @@ class BatchFailureTests(BatchCase):
         self.assertIn("malformed answer", str(self.failureResultOf(d, RpcError).value))
 
 
-class _FakeMind:
-    """An answer sink standing in for the caller's, recording the answers it gets."""
+class _RecordingBroker(NoDelayBroker):
+    """A caller's connection standing in for the real one, recording the answers sent."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.answers: list[Any] = []
+        self.makeConnection(StringTransport())
 
-    def callRemote(self, name: str, batch: bytes, pbanswer: bool = True) -> None:  # noqa: N802
-        self.answers += [(name, answer) for answer in unpack_plain(batch)]
+    def send_batch(self, payload: bytes) -> None:
+        self.answers += unpack_plain(payload)
 
 
 class BatchPayloadTests(PbCase):
@@ -612,17 +654,17 @@ class BatchPayloadTests(PbCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.mind = _FakeMind()
-        self.avatar = RpcAvatar(self.chat, "connector-1", self.mind)
+        self.broker = _RecordingBroker()
+        self.avatar = RpcAvatar("connector-1", self.chat.dispatcher, self.clock, self.broker)
 
     def answers(self) -> list[Any]:
         self.clock.advance(0)
-        return self.mind.answers
+        return self.broker.answers
 
     def test_non_bytes_and_malformed_batches_are_refused(self) -> None:
         """A batch that is not bytes, not msgpack or not a list runs nothing, answers nothing."""
         for batch in (["x"], b"\xc1", pack_plain({"a": 1}), pack_plain([[1, "chat-1"]])):
-            self.avatar.perspective_calls(batch)
+            self.avatar.run_batch(batch)
         self.assertEqual(self.answers(), [])
         self.assertEqual(self.remote.received, [])
 
@@ -636,8 +678,8 @@ class BatchPayloadTests(PbCase):
                 pack_plain([4, "chat-1", "chatRemote", "record", ["ok"]]),
             ]
         )
-        self.avatar.perspective_calls(batch)
-        answers = {answer[0]: answer for _, answer in self.answers()}
+        self.avatar.run_batch(batch)
+        answers = {answer[0]: answer for answer in self.answers()}
         self.assertIn("expected (str, str, str, list)", answers[1][2])
         self.assertIn("expected (str, str, str, list)", answers[2][2])
         self.assertIn("not served at this address", answers[3][2])
@@ -646,17 +688,13 @@ class BatchPayloadTests(PbCase):
 
     def test_no_answer_sink_no_calls(self) -> None:
         """A peer that logged in without an answer sink cannot have calls run."""
-        avatar = RpcAvatar(self.chat, "connector-1")
-        avatar.perspective_calls(
-            pack_array([pack_plain([1, "chat-1", "chatRemote", "record", []])])
-        )
+        avatar = RpcAvatar("connector-1", self.chat.dispatcher, self.clock, None)
+        avatar.run_batch(pack_array([pack_plain([1, "chat-1", "chatRemote", "record", []])]))
         self.assertEqual(self.remote.received, [])
 
     def test_answers_after_logout_go_nowhere(self) -> None:
         """Once the peer's connection is gone, answers still to come are dropped."""
-        self.avatar.perspective_calls(
-            pack_array([pack_plain([1, "chat-1", "chatRemote", "later", []])])
-        )
+        self.avatar.run_batch(pack_array([pack_plain([1, "chat-1", "chatRemote", "later", []])]))
         self.avatar.logout()
         self.remote.pending[0].callback("late")
         self.assertEqual(self.answers(), [])

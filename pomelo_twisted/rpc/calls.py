@@ -1,0 +1,98 @@
+"""RpcCall: one call in flight on any transport, from the caller's side.
+
+A call has names (server, service, method), a deadline on the transport's
+:class:`~pomelo_twisted.deadlines.DeadlineScheduler` and its caller's ``Deferred``
+(cancelling it ends the call). It ends once, whichever comes first: its result
+(:meth:`RpcCall.resolve`), a failure (:meth:`RpcCall.fail`), its deadline (an
+``RpcTimeout``) or the caller's cancel; an outcome arriving after the end is counted
+as late and dropped. Transports subclass it to forget what they keep of a call
+(:meth:`RpcCall._ended`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from ..deadlines import DeadlineHandle, DeadlineScheduler
+from ..errors import RpcTimeout
+from .metrics import RpcCounters
+
+__all__ = ["RpcCall", "call_label"]
+
+
+def call_label(server_id: str, service: str, method: str) -> str:
+    """How errors and logs name a call."""
+    return f"rpc {service}.{method} to server {server_id!r}"
+
+
+class RpcCall:
+    """One call: its names, its deadline, its caller's Deferred (see the module)."""
+
+    __slots__ = (
+        "counters",
+        "deadline",
+        "deadlines",
+        "deferred",
+        "done",
+        "method",
+        "server_id",
+        "service",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        server_id: str,
+        service: str,
+        method: str,
+        timeout: float,
+        counters: RpcCounters,
+        deadlines: DeadlineScheduler,
+    ) -> None:
+        self.server_id = server_id
+        self.service = service
+        self.method = method
+        self.timeout = timeout
+        self.counters = counters
+        self.deadlines = deadlines
+        self.done = False
+        self.deferred: Deferred[Any] = Deferred(self._cancelled)
+        self.deadline: DeadlineHandle = deadlines.add(timeout, self, 0)
+
+    def __str__(self) -> str:
+        return call_label(self.server_id, self.service, self.method)
+
+    def finish(self) -> bool:
+        """End the call; False (and counted late) when it had ended already."""
+        if self.done:
+            self.counters.late += 1
+            return False
+        self.done = True
+        self.deadlines.cancel(self.deadline)
+        self._ended()
+        return True
+
+    def _ended(self) -> None:
+        """The call ended: a transport forgets what it keeps of it."""
+
+    def resolve(self, result: object) -> None:
+        """The result came: the caller gets it (unless the call ended already)."""
+        if self.finish():
+            self.deferred.callback(result)
+
+    def fail(self, error: Exception) -> None:
+        """The call failed with ``error`` (unless it ended already)."""
+        if self.finish():
+            self.counters.failures += 1
+            self.deferred.errback(error)
+
+    def deadline_passed(self, kind: int, now: float) -> None:
+        """The deadline came first: ``RpcTimeout``."""
+        if self.finish():
+            self.counters.timeouts += 1
+            self.deferred.errback(RpcTimeout(f"{self} timed out after {self.timeout:g} seconds"))
+
+    def _cancelled(self, _: Deferred[Any]) -> None:
+        self.finish()

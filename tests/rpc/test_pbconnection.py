@@ -1,0 +1,130 @@
+"""The one PB client login stack: OneShotLogin (admin) and PersistentLogin's login timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import Clock
+from twisted.spread import pb
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from pomelo_twisted.rpc.pbauth import make_portal
+from pomelo_twisted.rpc.pbconnection import LoginBroker, OneShotLogin, PersistentLogin
+from pomelo_twisted.testing.network import MemoryNetwork
+
+SECRET = b"the-cluster-secret"
+ADDRESS = "tcp:host=127.0.0.1:port=4005"
+
+
+class _Perspective(pb.Avatar):
+    def perspective_hello(self) -> str:
+        return "hello"
+
+
+class _SilentRoot(pb.Root):
+    """A PB root that never answers a login."""
+
+    def remote_login(self, username: bytes) -> Deferred[Any]:
+        return Deferred()
+
+
+@implementer(IStreamClientEndpoint)
+class _NeverConnects:
+    """An endpoint whose connection attempts never end (until cancelled)."""
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        return Deferred()
+
+
+class LoginCase(SynchronousTestCase):
+    """A MemoryNetwork, a Clock, and a PB port guarded by the cluster secret."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.network = MemoryNetwork()
+        portal = make_portal(SECRET, lambda name, mind: _Perspective())
+        self.network.listen(ADDRESS, pb.PBServerFactory(portal))
+
+    def settle(self) -> None:
+        for _ in range(20):
+            self.network.flush()
+            self.clock.advance(0)
+
+
+class OneShotLoginTests(LoginCase):
+    """Connect and log in once, within a timeout; on failure leave no connection."""
+
+    def test_login_gives_the_avatar_and_the_broker(self) -> None:
+        """With the secret, login() gives the remote avatar; broker is the connection."""
+        attempt = OneShotLogin(self.network.endpoint(ADDRESS), "admin", SECRET, clock=self.clock)
+        d = attempt.login(5.0)
+        self.settle()
+        avatar = self.successResultOf(d)
+        self.assertIsInstance(attempt.broker, LoginBroker)
+        hello = avatar.callRemote("hello")
+        self.settle()
+        self.assertEqual(self.successResultOf(hello), "hello")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_wrong_secret_is_refused_and_the_connection_dropped(self) -> None:
+        """A wrong secret fails with UnauthorizedLogin; the connection is closed first."""
+        attempt = OneShotLogin(self.network.endpoint(ADDRESS), "admin", b"guess", clock=self.clock)
+        d = attempt.login(5.0)
+        self.settle()
+        self.failureResultOf(d, UnauthorizedLogin)
+        self.assertEqual(self.network.connections(ADDRESS), 0)
+        self.assertTrue(attempt.broker is not None and attempt.broker.lost)
+        self.flushLoggedErrors(UnauthorizedLogin)
+
+    def test_nothing_answering_times_out(self) -> None:
+        """A connection attempt that never ends fails with TimeoutError at the timeout."""
+        attempt = OneShotLogin(_NeverConnects(), "admin", SECRET, clock=self.clock)
+        d = attempt.login(3.0)
+        self.clock.advance(2.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.failureResultOf(d, TimeoutError)
+        self.assertIsNone(attempt.broker)
+
+    def test_a_silent_login_times_out_and_is_dropped(self) -> None:
+        """Connected but never answered: TimeoutError, and the connection is dropped."""
+        self.network.listen("silent", pb.PBServerFactory(_SilentRoot()))
+        attempt = OneShotLogin(self.network.endpoint("silent"), "admin", SECRET, clock=self.clock)
+        d = attempt.login(3.0)
+        self.settle()
+        self.assertNoResult(d)
+        self.clock.advance(3.0)
+        self.settle()
+        self.failureResultOf(d, TimeoutError)
+        self.assertEqual(self.network.connections("silent"), 0)
+
+
+class PersistentLoginTimeoutTests(LoginCase):
+    """PersistentLogin's login deadline is Deferred.addTimeout on its clock."""
+
+    def test_a_login_not_answered_in_time_is_down(self) -> None:
+        """No answer to the login within login_timeout: down, said so, connection closed."""
+        self.network.listen("silent", pb.PBServerFactory(_SilentRoot()))
+        login = PersistentLogin(
+            self.network.endpoint("silent"),
+            "connector-1",
+            SECRET,
+            clock=self.clock,
+            jitter=lambda: 0,
+            login_timeout=2.0,
+            max_delay=60.0,
+        )
+        login.start()
+        self.settle()
+        self.assertEqual(login.state, "connecting")
+        self.clock.advance(2.0)
+        self.settle()
+        self.assertEqual(login.state, "down")
+        self.assertEqual(login.last_error, "login timed out after 2 seconds")
+        self.assertEqual(self.network.connections("silent"), 0)
+        login.stop()
+        self.settle()
