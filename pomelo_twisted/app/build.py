@@ -30,7 +30,7 @@ from ..rpc import LocalRpcTransport
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
 from .config import GameConfig
-from .frontend import forward_request
+from .frontend import forward_request, forwarder_of
 from .sysremote import declare_system_remotes
 
 __all__ = ["StandaloneService", "build_application", "build_standalone", "load_game_module"]
@@ -72,7 +72,7 @@ def build_application(
     for key, value in (settings or {}).items():
         app.set(key, value)
     if server.frontend:
-        app.dispatcher.forward = partial(forward_request, app)
+        app.dispatcher.forward = partial(forward_request, forwarder_of(app))
     declare_system_remotes(app)
     app.load(RpcServerComponent(app))
     if server.frontend:

@@ -3,21 +3,22 @@
 A :class:`Session` wraps one :class:`~pomelo_twisted.session.Agent` and lives in the
 :class:`~pomelo_twisted.session.service.SessionService` of its frontend. It carries the
 uid the client is bound to (after login) and free-form ``settings``; backends see a copy
-of it, a :class:`~pomelo_twisted.session.backend.BackendSession`, built from
-:meth:`Session.export`.
+of it, a :class:`~pomelo_twisted.session.backend.BackendSession`. A forwarded request
+carries the settings only when the backend has not seen their current
+``settings_version`` yet (see :mod:`pomelo_twisted.app.forward`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..interfaces import ISerializer
 from ..protocol import RouteDictionary
+from ..results import settle
 
 if TYPE_CHECKING:
     from .service import SessionService
@@ -74,9 +75,11 @@ class Session:
         "agent",
         "close_reason",
         "closed",
+        "forwarded",
         "frontend_id",
         "id",
         "settings",
+        "settings_version",
         "uid",
     )
 
@@ -86,6 +89,12 @@ class Session:
         self.frontend_id = frontend_id
         self.uid: str | None = None
         self.settings: dict[str, Any] = {}
+        self.settings_version = 0
+        """Bumped by every change of the settings made through ``set``, ``sync`` or a
+        backend's ``sync``; forwarded requests carry the settings when it moved."""
+        self.forwarded: dict[str, int] | None = None
+        """Backend server id -> the settings version that server holds (made on the
+        first forward)."""
         self.closed = False
         self.close_reason: str | None = None
         self._service = service
@@ -107,21 +116,30 @@ class Session:
     # -- settings ------------------------------------------------------------
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` in the settings."""
+        """Store ``value`` under ``key`` in the settings (backends see it next request)."""
         self.settings[key] = value
+        self.settings_version += 1
+
+    def update_settings(self, values: dict[str, Any]) -> None:
+        """Store every ``key: value`` of ``values`` (what a backend's ``sync`` sends)."""
+        self.settings.update(values)
+        self.settings_version += 1
 
     def get(self, key: str, default: Any = None) -> Any:
         """The setting ``key``, or ``default``."""
         return self.settings.get(key, default)
 
-    def push(self, *keys: str) -> Deferred[None]:
-        """Sync settings to the frontend: this *is* the frontend, so nothing travels.
+    def sync(self, *keys: str) -> Deferred[None]:
+        """Sync settings to the frontend: this *is* the frontend, so nothing travels;
+        backends see the settings (also those changed in place in ``settings``) with
+        the next request forwarded to them.
 
         Raises ``KeyError`` for a key that is not set, as a backend session does.
         """
         for key in keys:
             if key not in self.settings:
                 raise KeyError(key)
+        self.settings_version += 1
         return succeed(None)
 
     # -- closing -------------------------------------------------------------
@@ -165,8 +183,7 @@ class Session:
         except Exception:
             log.failure("on_closed callback of {session} failed", session=self)
             return
-        if isinstance(result, CoroutineType):
-            result = ensureDeferred(result)
+        result = settle(result)
         if isinstance(result, Deferred):
             result.addErrback(
                 lambda f: log.failure("on_closed callback of {session} failed", f, session=self)

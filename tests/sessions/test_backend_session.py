@@ -79,15 +79,15 @@ class BackendSessionTests(SynchronousTestCase):
         self.assertEqual(self.rpc.calls, [session_call("unbind", "u1")])
         self.assertIsNone(session.uid)
 
-    def test_push(self) -> None:
-        """push(keys) sends those settings; push() sends them all; unknown keys raise."""
+    def test_sync(self) -> None:
+        """sync(keys) sends those settings; sync() sends them all; unknown keys raise."""
         self.session.set("a", 10)
-        self.successResultOf(self.session.push("a"))
-        self.successResultOf(self.session.push())
-        self.assertRaises(KeyError, self.session.push, "missing")
+        self.successResultOf(self.session.sync("a"))
+        self.successResultOf(self.session.sync())
+        self.assertRaises(KeyError, self.session.sync, "missing")
         self.assertEqual(
             self.rpc.calls,
-            [session_call("push", {"a": 10}), session_call("push", {"a": 10, "b": 2})],
+            [session_call("sync", {"a": 10}), session_call("sync", {"a": 10, "b": 2})],
         )
 
     def test_kick(self) -> None:
@@ -107,7 +107,7 @@ class RoundTripTests(SynchronousTestCase):
     """A backend session whose rpc reaches a real frontend SessionService."""
 
     def test_ops_reach_the_frontend(self) -> None:
-        """bind, push and kick from the backend change the frontend session."""
+        """bind, sync and kick from the backend change the frontend session."""
         frontend = SessionService("connector-1")
         agent = FakeAgent(7)
         session = frontend.create(agent)
@@ -119,7 +119,7 @@ class RoundTripTests(SynchronousTestCase):
         backend = BackendSession(session.export(), rpc)
         self.successResultOf(backend.bind("u1"))
         backend.set("room", "lobby")
-        self.successResultOf(backend.push("room"))
+        self.successResultOf(backend.sync("room"))
         self.assertEqual((session.uid, session.settings), ("u1", {"room": "lobby"}))
         self.assertEqual(frontend.get_by_uid("u1"), [session])
         self.successResultOf(backend.kick("done"))

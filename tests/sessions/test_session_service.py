@@ -57,13 +57,13 @@ class CreateTests(SynchronousTestCase):
         self.assertEqual(s1.get("room"), 3)
 
     def test_settings(self) -> None:
-        """set/get store settings; push() of set keys fires at once, unknown keys raise."""
+        """set/get store settings; sync() of set keys fires at once, unknown keys raise."""
         _, (s1,), _ = make(1)
         s1.set("a", 1)
         self.assertEqual(s1.get("a"), 1)
         self.assertEqual(s1.get("b", "dflt"), "dflt")
-        self.assertIsNone(self.successResultOf(s1.push("a")))
-        self.assertRaises(KeyError, s1.push, "b")
+        self.assertIsNone(self.successResultOf(s1.sync("a")))
+        self.assertRaises(KeyError, s1.sync, "b")
 
 
 class BindTests(SynchronousTestCase):
