@@ -273,6 +273,19 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_other_failure_at_the_timeout_logged_once(self) -> None:
+        """A handler failing otherwise when cancelled at its timeout is answered 504; its
+        failure is logged once, with its traceback."""
+        dispatcher, handler, clock = make_dispatcher(before=[self.set_timeout(1)])
+        handler.echo = lambda session, msg: Deferred(  # type: ignore[method-assign]
+            lambda d: d.errback(ValueError("late"))
+        )
+        d = dispatcher.dispatch("connector.entryHandler.echo", 1, SESSION)
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(d), {"code": 504, "msg": "request timed out"})
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_coroutine_timeout(self) -> None:
         """An async def handler is bounded too."""
         dispatcher, _, clock = make_dispatcher(before=[self.set_timeout(0.25)])
