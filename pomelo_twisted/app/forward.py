@@ -16,7 +16,7 @@ The frontend does not decode what it only passes on. A forwarded request is one 
   servers' dictionaries, and the backend splits it once, in its dispatcher's bounded
   route cache);
 - the session is a delta: ``settings`` travel only when that backend has not seen the
-  session's current ``settings_version`` (``Session.forwarded`` remembers, per backend,
+  session's current ``settings_version`` (``Session.backend_versions`` remembers, per backend,
   the version it acknowledged); the backend keeps them in a bounded
   :class:`~pomelo_twisted.session.backend.SessionCache`. A backend that does not hold
   them (restarted, or evicted) answers :data:`SESSION_NEEDED` and the frontend sends
@@ -99,7 +99,7 @@ class Forwarder:
             raise ServerUnavailable()
         server_id = self._router.pick(server_type, session, servers)
         version = session.settings_version
-        seen = session.forwarded
+        seen = session.backend_versions
         full = seen is None or seen.get(server_id) != version
         args = (
             self.frontend_id,
@@ -128,9 +128,9 @@ class Forwarder:
             d = self._rpc(server_id, SYS_SERVICE, FORWARD, again)
             return d.addCallback(self._answered, session, server_id, True, again)
         if full:  # the backend holds this version now
-            seen = session.forwarded
+            seen = session.backend_versions
             if seen is None:
-                seen = session.forwarded = {}
+                seen = session.backend_versions = {}
             seen[server_id] = args[3]
         return result
 

@@ -73,9 +73,9 @@ class Session:
         "_callbacks",
         "_service",
         "agent",
+        "backend_versions",
         "close_reason",
         "closed",
-        "forwarded",
         "frontend_id",
         "id",
         "settings",
@@ -92,7 +92,7 @@ class Session:
         self.settings_version = 0
         """Bumped by every change of the settings made through ``set``, ``sync`` or a
         backend's ``sync``; forwarded requests carry the settings when it moved."""
-        self.forwarded: dict[str, int] | None = None
+        self.backend_versions: dict[str, int] | None = None
         """Backend server id -> the settings version that server holds (made on the
         first forward)."""
         self.closed = False

@@ -48,7 +48,7 @@ class FakeSession:
         self.frontend_id = CONNECTOR.id
         self.settings: dict[str, Any] = {}
         self.settings_version = 0
-        self.forwarded: dict[str, int] | None = None
+        self.backend_versions: dict[str, int] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)

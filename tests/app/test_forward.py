@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import build_application
@@ -21,7 +22,7 @@ from pomelo_twisted.interfaces import IConnectionHandler
 from pomelo_twisted.responses import EncodedBody
 from pomelo_twisted.rpc import LocalRpcTransport
 from pomelo_twisted.serializers import JsonSerializer, MsgpackSerializer
-from pomelo_twisted.session import Session
+from pomelo_twisted.session import BackendSession, Session
 
 from ..sessions.fakes import FakeAgent
 
@@ -133,8 +134,6 @@ class BodyTests(ForwardCase):
 
     def test_handler_verified(self) -> None:
         """FrontendHandler provides IConnectionHandler (request and notify take bytes)."""
-        from zope.interface.verify import verifyObject
-
         self.assertTrue(verifyObject(IConnectionHandler, self.frontend))
 
     def test_body_is_not_decoded_at_the_frontend(self) -> None:
@@ -222,8 +221,6 @@ class SessionDeltaTests(ForwardCase):
 
     def test_backend_sync_reaches_the_next_request(self) -> None:
         """Settings a backend syncs to the frontend travel with the next request."""
-        from pomelo_twisted.session import BackendSession
-
         self.request(ECHO, b"1")
         backend = BackendSession(self.session.export(), self.chat.rpc_call)
         backend.set("room", "synced")

@@ -69,7 +69,7 @@ class CreateTests(SynchronousTestCase):
         """set, sync (after changes made in place) and a backend's sync each bump the
         settings version that forwarded requests carry; bind does not."""
         service, (s1,), _ = make(1)
-        self.assertEqual((s1.settings_version, s1.forwarded), (0, None))
+        self.assertEqual((s1.settings_version, s1.backend_versions), (0, None))
         s1.set("a", 1)
         s1.settings["b"] = 2
         self.successResultOf(s1.sync())
