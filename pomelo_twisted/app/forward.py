@@ -106,7 +106,7 @@ class Forwarder:
             session.id,
             session.uid,
             version,
-            dict(session.settings) if full else None,
+            session.export()["settings"] if full else None,
             route,
             serializer,
             body,
@@ -124,7 +124,7 @@ class Forwarder:
             if full:
                 raise RpcError(f"{server_id} asked again for the session it was sent")
             log.debug("{server} needs session {sid}: sending it", server=server_id, sid=args[1])
-            again = (*args[:4], dict(session.settings), *args[5:])
+            again = (*args[:4], session.export()["settings"], *args[5:])
             d = self._rpc(server_id, SYS_SERVICE, FORWARD, again)
             return d.addCallback(self._answered, session, server_id, True, again)
         if full:  # the backend holds this version now

@@ -72,13 +72,13 @@ class Session:
     __slots__ = (
         "_callbacks",
         "_service",
+        "_settings",
         "agent",
         "backend_versions",
         "close_reason",
         "closed",
         "frontend_id",
         "id",
-        "settings",
         "settings_version",
         "uid",
     )
@@ -88,10 +88,11 @@ class Session:
         self.id: int = agent.sid
         self.frontend_id = frontend_id
         self.uid: str | None = None
-        self.settings: dict[str, Any] = {}
+        self._settings: dict[str, Any] = {}
         self.settings_version = 0
-        """Bumped by every change of the settings made through ``set``, ``sync`` or a
-        backend's ``sync``; forwarded requests carry the settings when it moved."""
+        """Bumped by every change of the settings (``set``, ``sync``, a backend's
+        ``sync``, and any use of ``settings``, which may change them in place);
+        forwarded requests carry the settings when it moved."""
         self.backend_versions: dict[str, int] | None = None
         """Backend server id -> the settings version that server holds (made on the
         first forward)."""
@@ -115,29 +116,40 @@ class Session:
 
     # -- settings ------------------------------------------------------------
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings, to change in place if need be: using them counts as a change
+        (backends get them again with the next request); ``get`` reads one for free."""
+        self.settings_version += 1
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: dict[str, Any]) -> None:
+        self._settings = value
+        self.settings_version += 1
+
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` in the settings (backends see it next request)."""
-        self.settings[key] = value
+        self._settings[key] = value
         self.settings_version += 1
 
     def update_settings(self, values: dict[str, Any]) -> None:
         """Store every ``key: value`` of ``values`` (what a backend's ``sync`` sends)."""
-        self.settings.update(values)
+        self._settings.update(values)
         self.settings_version += 1
 
     def get(self, key: str, default: Any = None) -> Any:
         """The setting ``key``, or ``default``."""
-        return self.settings.get(key, default)
+        return self._settings.get(key, default)
 
     def sync(self, *keys: str) -> Deferred[None]:
-        """Sync settings to the frontend: this *is* the frontend, so nothing travels;
-        backends see the settings (also those changed in place in ``settings``) with
-        the next request forwarded to them.
+        """Sync settings to the frontend: this *is* the frontend, so nothing travels
+        (backends see the settings with the next request forwarded to them).
 
         Raises ``KeyError`` for a key that is not set, as a backend session does.
         """
         for key in keys:
-            if key not in self.settings:
+            if key not in self._settings:
                 raise KeyError(key)
         self.settings_version += 1
         return succeed(None)
@@ -164,7 +176,7 @@ class Session:
             "id": self.id,
             "frontend_id": self.frontend_id,
             "uid": self.uid,
-            "settings": dict(self.settings),
+            "settings": dict(self._settings),
         }
 
     def mark_closed(self, reason: str) -> None:

@@ -205,6 +205,14 @@ class SessionDeltaTests(ForwardCase):
         )
         self.assertEqual([args[2] for args in self.calls], ["amy"] * 5)
 
+    def test_change_in_place_reaches_the_backend(self) -> None:
+        """Settings changed in place on the frontend still reach the next request."""
+        self.request(ECHO, b"1")
+        self.session.settings["room"] = "attic"
+        self.request(ECHO, b"2")
+        self.assertEqual(self.handler.seen[-1][2], {"room": "attic"})
+        self.assertEqual(self.settings_sent(), [{}, {"room": "attic"}])
+
     def test_backend_miss_resends_the_settings_once(self) -> None:
         """A backend that lost the settings (restart, eviction) answers SESSION_NEEDED;
         the frontend sends the same request again with them, once, and it is served."""

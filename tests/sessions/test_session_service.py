@@ -66,17 +66,18 @@ class CreateTests(SynchronousTestCase):
         self.assertRaises(KeyError, s1.sync, "b")
 
     def test_settings_version(self) -> None:
-        """set, sync (after changes made in place) and a backend's sync each bump the
-        settings version that forwarded requests carry; bind does not."""
+        """set, a change in place through ``settings``, sync and a backend's sync each
+        bump the settings version that forwarded requests carry; get and bind do not."""
         service, (s1,), _ = make(1)
         self.assertEqual((s1.settings_version, s1.backend_versions), (0, None))
         s1.set("a", 1)
         s1.settings["b"] = 2
         self.successResultOf(s1.sync())
         self.successResultOf(s1.bind("u1"))
+        self.assertEqual(s1.get("b"), 2)
         self.successResultOf(service.remote_session("sync", s1.id, [{"c": 3}]))
-        self.assertEqual(s1.settings_version, 3)
-        self.assertEqual(s1.settings, {"a": 1, "b": 2, "c": 3})
+        self.assertEqual(s1.settings_version, 4)
+        self.assertEqual(s1.export()["settings"], {"a": 1, "b": 2, "c": 3})
 
 
 class BindTests(SynchronousTestCase):
