@@ -166,10 +166,6 @@ class Dispatcher:
                 self._routes[route] = parts
         return parts
 
-    def is_local(self, server_type: str) -> bool:
-        """Whether this process serves ``server_type`` itself."""
-        return server_type in self.server_types
-
     def dispatch(
         self, route: str, msg: object, session: object, notify: bool = False
     ) -> Deferred[Any]:
