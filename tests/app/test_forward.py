@@ -95,13 +95,13 @@ class ForwardCase(SynchronousTestCase):
                 self.calls.append(list(args))
             return call(server_id, service, method, args, timeout)
 
-        self.transport.call = recording  # type: ignore[method-assign]
+        self.patch(self.transport, "call", recording)
         self.frontend = FrontendHandler(self.connector)
         self.serializer = CountingJson()
-        self.agent = FakeAgent(1, self.serializer)
+        self.agent: Any = FakeAgent(1, self.serializer)
         assert self.connector.session_service is not None
         self.session: Session = self.connector.session_service.create(self.agent)
-        self.agent.session = self.session  # type: ignore[attr-defined]
+        self.agent.session = self.session
 
     def build(self, info: ServerInfo, servers: dict[str, list[ServerInfo]]) -> Application:
         app = build_application(
@@ -119,7 +119,7 @@ class ForwardCase(SynchronousTestCase):
     def request(self, route: str, body: bytes, notify: bool = False) -> Any:
         """What the frontend answers the client, once the hop is done."""
         call = self.frontend.notify if notify else self.frontend.request
-        result = call(self.agent, route, body)  # type: ignore[arg-type]
+        result = call(self.agent, route, body)
         self.clock.advance(0)
         self.clock.advance(0)
         return self.successResultOf(result) if isinstance(result, Deferred) else result
@@ -261,7 +261,7 @@ class FailureTests(ForwardCase):
     def test_timeout_answers_504(self) -> None:
         """A forwarded call past its deadline answers 504 'request timed out'."""
         self.connector.set("rpc_timeout", 2.0)
-        d = self.frontend.request(self.agent, "chat.chatHandler.hang", b"{}")  # type: ignore[arg-type]
+        d = self.frontend.request(self.agent, "chat.chatHandler.hang", b"{}")
         self.clock.advance(0)
         self.clock.advance(2)
         self.assertEqual(self.successResultOf(d), {"code": 504, "msg": "request timed out"})

@@ -277,8 +277,8 @@ class TimeoutTests(SynchronousTestCase):
         """A handler failing otherwise when cancelled at its timeout is answered 504; its
         failure is logged once, with its traceback."""
         dispatcher, handler, clock = make_dispatcher(before=[self.set_timeout(1)])
-        handler.echo = lambda session, msg: Deferred(  # type: ignore[method-assign]
-            lambda d: d.errback(ValueError("late"))
+        self.patch(
+            handler, "echo", lambda session, msg: Deferred(lambda d: d.errback(ValueError("late")))
         )
         d = dispatcher.dispatch("connector.entryHandler.echo", 1, SESSION)
         clock.advance(1)
