@@ -73,9 +73,10 @@ class FrontendHandler:
         undecoded: the body, an ``EncodedBody`` or a Deferred of either."""
         dispatcher = self.dispatcher
         parts = dispatcher.route_parts(route)
-        if parts is None or parts[0] in dispatcher.server_types:
-            msg = _decode(agent, body) if parts is not None else None
-            return dispatcher.call(route, msg, agent.session)
+        if parts is None:
+            return dispatcher.call(route, None, agent.session)  # 404
+        if parts[0] in dispatcher.server_types:
+            return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session)
         serializer = agent.serializer.name
         try:
             d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, False)
@@ -87,9 +88,10 @@ class FrontendHandler:
         """A notify, local or forwarded as a request is; the result is discarded."""
         dispatcher = self.dispatcher
         parts = dispatcher.route_parts(route)
-        if parts is None or parts[0] in dispatcher.server_types:
-            msg = _decode(agent, body) if parts is not None else None
-            return dispatcher.call(route, msg, agent.session, True)
+        if parts is None:
+            return dispatcher.call(route, None, agent.session, True)
+        if parts[0] in dispatcher.server_types:
+            return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session, True)
         serializer = agent.serializer.name
         d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, True)
         return d.addErrback(_notify_failed, route)
