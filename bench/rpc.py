@@ -47,7 +47,7 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 
 from bench.codec import progress
-from bench.common import bare_payload, body_for
+from bench.common import bare_payload
 from bench.loopback import (
     RUNNERS,
     LoadCase,
@@ -88,14 +88,16 @@ EXIT_TIMEOUT = 40.0
 TYPICAL_SEQ = 10_000
 """A sequence number of the size most requests of a run carry (for the sizes printed)."""
 
-SESSION = {"id": 1, "frontend_id": FRONTEND, "uid": "bench-1-1", "settings": {}}
-"""What the connector exports of a session of this bench (``Session.export``)."""
+SESSION = (FRONTEND, 1, "bench-1-1", 0, None)
+"""The session delta the connector sends with a request of this bench once the chat
+server holds its settings: frontend id, sid, uid, settings version, no settings."""
 
 
 def forward_payload(seq: int) -> bytes:
     """The msgpack bytes connector-server-1 sends to chat for ``chat.chatHandler.echo``
-    with ``body_for(seq)``: ``[session, route, msg, notify]`` (``forward_request``)."""
-    return pack_plain([SESSION, FORWARD_ROUTE, body_for(seq), False])
+    with ``body_for(seq)``: the session delta, the route, the serializer, the client's
+    JSON bytes, notify (``pomelo_twisted.app.forward``)."""
+    return pack_plain([*SESSION, FORWARD_ROUTE, "json", bare_payload(seq), False])
 
 
 # -- the cluster ----------------------------------------------------------------------

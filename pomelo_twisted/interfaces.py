@@ -78,12 +78,15 @@ class IConnectionHandler(Interface):
     def connected(agent: Agent) -> None:
         """The client acknowledged the handshake: the connection is working."""
 
-    def request(agent: Agent, route: str, msg: object) -> object:
-        """Handle a request: return the response body, a Deferred, or a coroutine.
-        ``HandlerError(code, msg)`` becomes ``{"code": code, "msg": msg}``."""
+    def request(agent: Agent, route: str, body: bytes) -> object:
+        """Handle a request whose ``body`` is as the client sent it (decode it with
+        ``agent.serializer``): return the response body, an ``EncodedBody`` (written as
+        it is), a Deferred or a coroutine of either. A failure is answered through
+        ``responses.failure_response``."""
 
-    def notify(agent: Agent, route: str, msg: object) -> object:
-        """Handle a notify; any result is discarded, failures are logged."""
+    def notify(agent: Agent, route: str, body: bytes) -> object:
+        """Handle a notify (``body`` as the client sent it); any result is discarded,
+        failures are logged."""
 
     def disconnected(agent: Agent, reason: str) -> None:
         """The connection closed for ``reason`` (one of ``CloseReason``'s causes)."""

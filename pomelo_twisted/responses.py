@@ -16,7 +16,9 @@ code   meaning
 500    an internal failure (``"internal server error"``; the traceback is
        logged), or the request was cancelled
 503    the server is busy (too many requests in flight on the connection), or
-       no server of the route's type is available (``ServerUnavailable``)
+       no server of the route's type is available, or the one the request was
+       forwarded to is down or refused the call (``ServerUnavailable``; the
+       server id and the RPC error go to the log)
 504    the request timed out: a handler's timeout or a forwarded call's
        deadline (``RequestTimeout``, ``RpcTimeout``)
 other  a game's own ``HandlerError(code, msg)``, as raised

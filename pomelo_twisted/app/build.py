@@ -33,7 +33,7 @@ from ..rpc import LocalRpcTransport
 from ..rpc.pb import PbRpcTransport
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
-from .frontend import forward_request
+from .frontend import forward_request, forwarder_of
 from .sysremote import declare_system_remotes
 
 __all__ = [
@@ -81,7 +81,7 @@ def build_application(
     for key, value in (settings or {}).items():
         app.set(key, value)
     if server.frontend:
-        app.dispatcher.forward = partial(forward_request, app)
+        app.dispatcher.forward = partial(forward_request, forwarder_of(app))
     declare_system_remotes(app)
     app.load(RpcServerComponent(app))
     if server.frontend:

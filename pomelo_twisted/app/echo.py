@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
-from ..errors import HandlerError, HandshakeRejected
+from ..errors import BadRequest, HandlerError, HandshakeRejected, SerializationError
 from ..interfaces import IConnectionHandler
 from ..protocol import ClientHandshake, RouteDictionary
 from ..session import Agent
@@ -41,6 +41,13 @@ ECHO_ROUTES = (
 def echo_dictionary() -> RouteDictionary:
     """The route dictionary of the echo server (its routes, then ``onPush``)."""
     return RouteDictionary.from_routes(ECHO_ROUTES, ["onPush"])
+
+
+def _decode(agent: Agent, body: bytes) -> object:
+    try:
+        return agent.serializer.decode(body)
+    except SerializationError:
+        raise BadRequest(f"body is not valid {agent.serializer.name}") from None
 
 
 @implementer(IConnectionHandler)
@@ -69,8 +76,9 @@ class EchoHandler:
         """Remember the close and its reason."""
         self.closes.append((agent, reason))
 
-    def request(self, agent: Agent, route: str, msg: object) -> object:
+    def request(self, agent: Agent, route: str, body: bytes) -> object:
         """Dispatch on the route's method."""
+        msg = _decode(agent, body)
         method = route.rsplit(".", 1)[-1]
         if method == "echo":
             delay = msg.get("delayMs") if isinstance(msg, dict) else None
@@ -92,8 +100,9 @@ class EchoHandler:
             raise HandlerError(int(msg.get("code", 500)), str(msg.get("msg", "")))
         return {"code": 500, "msg": f"no handler for route {route}"}
 
-    def notify(self, agent: Agent, route: str, msg: object) -> None:
+    def notify(self, agent: Agent, route: str, body: bytes) -> None:
         """Push back on ``*.push``; remember every notify."""
+        msg = _decode(agent, body)
         self.notified.append((route, msg))
         if route.endswith(".push"):
             agent.push("onPush", msg)

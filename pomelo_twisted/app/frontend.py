@@ -1,67 +1,60 @@
 """The frontend side of an Application: client connections become sessions and requests.
 
-:class:`FrontendHandler` is what the agents of a frontend call; local routes go
-to the dispatcher, routes of other server types are forwarded through RPC to a
-server chosen by the route function, with a copy of the session.
+:class:`FrontendHandler` is what the agents of a frontend call, with each request's
+route and its body as the client sent it. A route this server serves is decoded here
+and dispatched; a route of another server type is forwarded with its body undecoded
+(:mod:`pomelo_twisted.app.forward`), and the backend's encoded answer is written back
+as it is.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..errors import RpcError, error_response
+from ..errors import BadRequest, SerializationError
 from ..handlers.context import RequestContext
 from ..interfaces import IConnectionHandler
 from ..protocol import ClientHandshake
-from ..session import SYS_SERVICE, Agent
+from ..responses import EncodedBody, failure_response
+from ..session import Agent
+from .forward import Forwarder
 
 if TYPE_CHECKING:
     from .application import Application
 
-__all__ = ["FrontendHandler", "forward_request"]
+__all__ = ["FrontendHandler", "forward_request", "forwarder_of"]
 
 log = Logger()
 
 
-def forward_request(app: Application, context: RequestContext) -> Deferred[Any]:
-    """Send a request for another server type to the server its route function picks."""
-    server_type = context.server_type
-    servers = app.servers_of(server_type)
-    if not servers:
-        return succeed(error_response(500, f"no server type {server_type!r}"))
-    try:
-        server_id = app.router.pick(server_type, context.session, servers)
-    except RpcError as exc:
-        return succeed(error_response(500, str(exc)))
-    args = (context.session.export(), context.route, context.msg, context.notify)
-    d: Deferred[Any] = app.rpc_call(server_id, SYS_SERVICE, "forward", args)
+def forwarder_of(app: Application) -> Forwarder:
+    """The forwarder of a frontend ``app``'s requests."""
+    return Forwarder(app.server_id, app.servers, app.router, app.rpc_call)
 
-    def failed(failure: Failure) -> dict[str, Any]:
-        failure.trap(RpcError)
-        log.warn(
-            "forwarding {route} to {server} failed: {error}",
-            route=context.route,
-            server=server_id,
-            error=failure.getErrorMessage(),
-        )
-        return error_response(500, failure.getErrorMessage())
 
-    return d.addErrback(failed)
+def forward_request(forwarder: Forwarder, context: RequestContext) -> Deferred[Any]:
+    """The dispatcher's ``forward``: a request with a decoded body (dispatched by game
+    code) sent to another server type; a Deferred of the decoded response body."""
+    return forwarder.forward_decoded(
+        context.session, context.server_type, context.route, context.msg, context.notify
+    )
 
 
 @implementer(IConnectionHandler)
 class FrontendHandler:
     """Connections of one frontend Application."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, forwarder: Forwarder | None = None) -> None:
         assert app.session_service is not None, "only a frontend has client connections"
         self.app = app
         self.sessions = app.session_service
+        self.dispatcher = app.dispatcher
+        self.forwarder = forwarder if forwarder is not None else forwarder_of(app)
 
     def handshake(self, agent: Agent, handshake: ClientHandshake) -> object:
         """The game's ``handshake`` setting decides: ``fn(user, sys) -> user data``;
@@ -75,14 +68,72 @@ class FrontendHandler:
         """The client acked the handshake: a session exists from now on."""
         agent.session = self.sessions.create(agent)
 
-    def request(self, agent: Agent, route: str, msg: object) -> object:
-        """Dispatch (locally or forwarded): the body, or a Deferred of it."""
-        return self.app.dispatcher.call(route, msg, agent.session)
+    def request(self, agent: Agent, route: str, body: bytes) -> object:
+        """A local route dispatched (the body decoded here), another type's forwarded
+        undecoded: the body, an ``EncodedBody`` or a Deferred of either."""
+        dispatcher = self.dispatcher
+        parts = dispatcher.route_parts(route)
+        if parts is None:
+            return dispatcher.call(route, None, agent.session)  # 404
+        if parts[0] in dispatcher.server_types:
+            return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session)
+        serializer = agent.serializer.name
+        try:
+            d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, False)
+        except Exception:
+            return self._failed(Failure(), agent, route, body)
+        return d.addCallbacks(EncodedBody, self._failed, errbackArgs=(agent, route, body))
 
-    def notify(self, agent: Agent, route: str, msg: object) -> object:
-        """Dispatch a notify; the result is discarded."""
-        return self.app.dispatcher.call(route, msg, agent.session, True)
+    def notify(self, agent: Agent, route: str, body: bytes) -> object:
+        """A notify, local or forwarded as a request is; the result is discarded."""
+        dispatcher = self.dispatcher
+        parts = dispatcher.route_parts(route)
+        if parts is None:
+            return dispatcher.call(route, None, agent.session, True)
+        if parts[0] in dispatcher.server_types:
+            return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session, True)
+        serializer = agent.serializer.name
+        d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, True)
+        return d.addErrback(_notify_failed, route)
 
     def disconnected(self, agent: Agent, reason: str) -> None:
         """The connection closed: the session's on_closed callbacks run."""
         self.sessions.closed(agent.sid, reason)
+
+    def _failed(self, failure: Failure, agent: Agent, route: str, body: bytes) -> Any:
+        """The body answering a forward that failed here: the game's error handler
+        decides, else :func:`failure_response`."""
+        dispatcher = self.dispatcher
+        if dispatcher.error_handler is None:
+            return failure_response(failure, route)
+        parts = dispatcher.route_parts(route)
+        assert parts is not None
+        try:
+            msg = agent.serializer.decode(body)
+        except SerializationError:
+            msg = body
+        context = RequestContext(
+            route=route,
+            server_type=parts[0],
+            handler=parts[1],
+            method=parts[2],
+            msg=msg,
+            session=agent.session,
+            started=dispatcher.clock.seconds(),
+        )
+        return dispatcher.failed(context, failure)
+
+
+def _decode(agent: Agent, body: bytes) -> object:
+    """The request body, decoded with the connection's serializer (400 when it cannot)."""
+    serializer = agent.serializer
+    try:
+        return serializer.decode(body)
+    except SerializationError:
+        raise BadRequest(f"body is not valid {serializer.name}") from None
+
+
+def _notify_failed(failure: Failure, route: str) -> None:
+    log.warn(
+        "notify {route} was not delivered: {error}", route=route, error=failure.getErrorMessage()
+    )

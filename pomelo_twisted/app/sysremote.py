@@ -1,14 +1,16 @@
 """The system remotes every server declares: forwarding, session sync, pushes.
 
-Backends serve ``forward``; frontends serve ``session``, ``push`` and
-``broadcast``. They are declared one by one (never dispatched from strings).
+Backends serve ``forward`` (:class:`~pomelo_twisted.app.forward.ForwardReceiver`);
+frontends serve ``session``, ``push`` and ``broadcast``. They are declared one by one
+(never dispatched from strings).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..session.backend import SYS_SERVICE, BackendSession
+from ..session.backend import SESSION_CACHE_SIZE, SYS_SERVICE
+from .forward import FORWARD, ForwardReceiver
 
 if TYPE_CHECKING:
     from .application import Application
@@ -16,18 +18,19 @@ if TYPE_CHECKING:
 __all__ = ["declare_system_remotes"]
 
 
-def declare_system_remotes(app: Application) -> None:
-    """Declare the system service (``pomelo.sys``) of ``app``."""
-
-    def forward(session: dict[str, Any], route: str, msg: Any, notify: bool) -> Any:
-        # Dispatcher.call: the body itself when the handler answers at once (no Deferred).
-        backend_session = BackendSession(session, app.rpc_call)
-        return app.dispatcher.call(route, msg, backend_session, notify=notify)
-
-    app.remotes.add_function(SYS_SERVICE, "forward", forward)
+def declare_system_remotes(app: Application) -> ForwardReceiver:
+    """Declare the system service (``pomelo.sys``) of ``app``; the receiver of the
+    requests forwarded to it (its session cache holds the ``session_cache_size``
+    setting's number of sessions, 65536 by default)."""
+    receiver = ForwardReceiver(
+        app.dispatcher,
+        app.rpc_call,
+        lambda: int(app.get("session_cache_size", SESSION_CACHE_SIZE)),
+    )
+    app.remotes.add_function(SYS_SERVICE, FORWARD, receiver.serve)
     service = app.session_service
-    if service is None:
-        return
-    app.remotes.add_function(SYS_SERVICE, "session", service.remote_session)
-    app.remotes.add_function(SYS_SERVICE, "push", service.push_to_uids)
-    app.remotes.add_function(SYS_SERVICE, "broadcast", service.broadcast)
+    if service is not None:
+        app.remotes.add_function(SYS_SERVICE, "session", service.remote_session)
+        app.remotes.add_function(SYS_SERVICE, "push", service.push_to_uids)
+        app.remotes.add_function(SYS_SERVICE, "broadcast", service.broadcast)
+    return receiver

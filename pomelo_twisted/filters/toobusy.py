@@ -3,7 +3,7 @@
 A ``LoopingCall`` on the clock ticks every ``interval`` seconds; the lag of a tick is
 how late it runs: ``actual - expected``, where ``expected`` is the previous tick plus
 ``interval`` (a blocked reactor runs the tick late). While the last measured lag
-exceeds ``max_lag``, before-filtering raises ``HandlerError(503, "server too busy")``.
+exceeds ``max_lag``, before-filtering raises ``ServerUnavailable("server too busy")`` (503).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..errors import HandlerError
+from ..errors import ServerUnavailable
 from ..interfaces import IBeforeFilter, IComponent
 
 __all__ = ["TooBusyFilter"]
@@ -79,4 +79,4 @@ class TooBusyFilter:
         """Refuse the request with 503 while the reactor lags."""
         if self.busy:
             self.refused += 1
-            raise HandlerError(503, "server too busy")
+            raise ServerUnavailable("server too busy")

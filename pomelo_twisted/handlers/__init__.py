@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .context import RequestContext, parse_route
 from .discovery import discover, discover_classes, discover_routes
-from .dispatch import Dispatcher, HandlerTimeout, error_body
+from .dispatch import Dispatcher, HandlerTimeout
 from .registry import (
     LIFECYCLE_HOOKS,
     HandlerRegistry,
@@ -26,7 +26,6 @@ __all__ = [
     "discover",
     "discover_classes",
     "discover_routes",
-    "error_body",
     "parse_route",
     "public_methods",
 ]

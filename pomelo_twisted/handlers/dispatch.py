@@ -2,8 +2,9 @@
 
 ``dispatch(route, msg, session)`` always fires with a body, never with a failure:
 an invalid route, a server type this process does not serve (without a ``forward``),
-a missing handler or method, a failing filter or handler, each becomes an error body
-``{"code": ..., "msg": ...}``. A local request runs
+a missing handler or method (each 404), a failing filter or handler, each becomes an
+error body through :func:`~pomelo_twisted.responses.failure_response`. A local request
+runs
 
     before-filters (in order) -> handler(session, msg) -> after-filters (in order)
 
@@ -14,44 +15,46 @@ still goes through the after-filters.
 ``call(route, msg, session)`` is the same without a Deferred when the body is ready at
 once: a local request whose server type has no filter calls its handler directly, so a
 plain result costs neither a Deferred nor a coroutine (the frontends' hot path).
+Routes are split once each (:meth:`Dispatcher.route_parts`, a bounded cache).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from types import CoroutineType
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..errors import INTERNAL_ERROR, HandlerError, error_response
+from ..errors import HandlerError, RequestTimeout, RouteNotFound
+from ..responses import failure_response
+from ..results import call_settled, is_later, settle
 from .context import RequestContext, parse_route
 from .registry import HandlerRegistry
 
-__all__ = ["AfterFn", "BeforeFn", "Dispatcher", "HandlerTimeout", "error_body"]
+__all__ = ["AfterFn", "BeforeFn", "Dispatcher", "HandlerTimeout"]
 
 log = Logger()
 
 ROUTE_CACHE_SIZE = 4096
 """How many distinct parsed routes a dispatcher keeps (routes past it are parsed each time)."""
 
-# What a handler may return instead of a body.
-_NOT_A_BODY = (Deferred, CoroutineType, Failure)
-
 BeforeFn = Callable[[RequestContext], object]
 AfterFn = Callable[[RequestContext, object], object]
 Forward = Callable[[RequestContext], object]
 ErrorHandler = Callable[[RequestContext, Failure], object]
+Parts = tuple[str, str, str]
 
 
-class HandlerTimeout(HandlerError):
-    """A handler did not finish within ``context.timeout`` seconds (answered with 504)."""
+class HandlerTimeout(RequestTimeout):
+    """A handler did not finish within ``context.timeout`` seconds (answered 504
+    ``"request timed out"``, like every timeout)."""
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(504, f"handler timed out after {timeout:g}s")
+        super().__init__()
+        self.timeout = timeout
 
 
 def _as_before(flt: object) -> BeforeFn:
@@ -74,18 +77,10 @@ def _as_after(flt: object) -> AfterFn:
     raise TypeError(f"{flt!r} is neither an IAfterFilter nor a callable(context, response)")
 
 
-def error_body(context: RequestContext | None, failure: Failure) -> dict[str, Any]:
-    """The default response to a failure: ``HandlerError`` gives its code and message;
-    a cancellation is answered 500 quietly; anything else is logged with its traceback
-    and answered 500."""
-    if isinstance(failure.value, HandlerError):
-        return failure.value.response()
-    route = context.route if context is not None else "?"
-    if failure.check(CancelledError):  # the caller gave up (e.g. the client left)
-        log.debug("request {route} cancelled", route=route)
-        return error_response(500, "request cancelled")
-    log.failure("request {route} failed", failure, route=route)
-    return error_response(500, INTERNAL_ERROR)
+def not_found(route: str) -> dict[str, Any]:
+    """The body answering a route no server type of the cluster serves (404); the route
+    is the client's own text, nothing of the cluster's."""
+    return RouteNotFound(f"no route {route!r}").response()
 
 
 class Dispatcher:
@@ -161,6 +156,16 @@ class Dispatcher:
 
     # -- dispatch -------------------------------------------------------------
 
+    def route_parts(self, route: str) -> Parts | None:
+        """``route`` split in (server type, handler, method), or None when it is not a
+        route; split once, then kept (up to ``ROUTE_CACHE_SIZE`` routes)."""
+        parts = self._routes.get(route)
+        if parts is None:
+            parts = parse_route(route)
+            if parts is not None and len(self._routes) < ROUTE_CACHE_SIZE:
+                self._routes[route] = parts
+        return parts
+
     def dispatch(
         self, route: str, msg: object, session: object, notify: bool = False
     ) -> Deferred[Any]:
@@ -176,13 +181,16 @@ class Dispatcher:
         result is the body, with neither Deferred nor coroutine in between (the
         frontends' hot path).
         """
-        parts = self._routes.get(route)
+        parts = self.route_parts(route)
         if parts is None:
-            parts = parse_route(route)
-            if parts is None:
-                return error_response(500, f"invalid route {route!r}")
-            if len(self._routes) < ROUTE_CACHE_SIZE:
-                self._routes[route] = parts
+            log.debug("invalid route {route!r}", route=route)
+            return not_found(route)
+        return self.call_parsed(route, parts, msg, session, notify)
+
+    def call_parsed(
+        self, route: str, parts: Parts, msg: object, session: object, notify: bool = False
+    ) -> Any:
+        """:meth:`call` of a route already split by :meth:`route_parts`."""
         server_type = parts[0]
         if server_type in self.server_types:
             filtered = self._filtered
@@ -193,48 +201,31 @@ class Dispatcher:
                     result = self.registry.lookup(server_type, parts[1], parts[2])(session, msg)
                 except Exception:
                     failure = Failure()
-                    return self._failed(self._context(route, parts, msg, session, notify), failure)
-                if not isinstance(result, _NOT_A_BODY):
+                    return self.failed(self._context(route, parts, msg, session, notify), failure)
+                if not is_later(result):
                     return {} if result is None else result
                 return self._later(result, self._context(route, parts, msg, session, notify))
-        context = RequestContext(
-            route=route,
-            server_type=server_type,
-            handler=parts[1],
-            method=parts[2],
-            msg=msg,
-            session=session,
-            started=self.clock.seconds(),
-            notify=notify,
-        )
-        if server_type in self.server_types:
-            return self.dispatch_local(context)
+            return self.dispatch_local(self._context(route, parts, msg, session, notify))
         if self.forward is None:
-            return error_response(500, f"no server type {server_type!r}")
-        d = maybeDeferred(self.forward, context)
-        d.addCallback(_normalise)
-        d.addErrback(lambda failure: Deferred.fromCoroutine(self._error(context, failure)))
-        d.addErrback(self._bug, context)
-        return d
+            log.debug("no server type serves {route!r} here", route=route)
+            return not_found(route)
+        context = self._context(route, parts, msg, session, notify)
+        return self._later(call_settled(self.forward, context), context)
 
-    def _later(
-        self,
-        result: Deferred[Any] | CoroutineType[Any, Any, Any] | Failure,
-        context: RequestContext,
-    ) -> Any:
-        """The body of a handler that did not return one: a Deferred, a coroutine or a
-        Failure."""
+    def _later(self, result: object, context: RequestContext) -> Any:
+        """The body of a handler (or forward) that did not return one at once: a plain
+        value, a Deferred, a coroutine or a Failure."""
         if isinstance(result, Failure):
-            return self._failed(context, result)
-        d: Deferred[Any] = (
-            result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
-        )
-        d.addCallbacks(_normalise, self._failed_later, errbackArgs=(context,))
-        d.addErrback(self._bug, context)
-        return d
+            return self.failed(context, result)
+        result = settle(result)
+        if not isinstance(result, Deferred):
+            return {} if result is None else result
+        result.addCallbacks(_normalise, self._failed_later, errbackArgs=(context,))
+        result.addErrback(self._bug, context)
+        return result
 
     def _context(
-        self, route: str, parts: tuple[str, str, str], msg: object, session: object, notify: bool
+        self, route: str, parts: Parts, msg: object, session: object, notify: bool
     ) -> RequestContext:
         return RequestContext(
             route=route,
@@ -247,14 +238,12 @@ class Dispatcher:
             notify=notify,
         )
 
-    def _failed(self, context: RequestContext, failure: Failure) -> Any:
-        """The body answering ``failure`` (or a Deferred of it, when an error handler
-        decides it)."""
+    def failed(self, context: RequestContext, failure: Failure) -> Any:
+        """The body answering ``failure`` of the request ``context`` (or a Deferred of
+        it, when the error handler decides it): :func:`failure_response` unless the
+        error handler gives another."""
         if self.error_handler is None:
-            try:
-                return error_body(context, failure)
-            except Exception:
-                return self._bug(Failure(), context)
+            return failure_response(failure, context.route)
         d = Deferred.fromCoroutine(self._error(context, failure))
         d.addErrback(self._bug, context)
         return d
@@ -272,17 +261,23 @@ class Dispatcher:
         response: Any
         try:
             for before in self.before_filters(context.server_type):
-                await maybeDeferred(before, context)
+                done = call_settled(before, context)
+                if isinstance(done, Deferred):
+                    await done
             method = self.registry.lookup(context.server_type, context.handler, context.method)
-            handled = maybeDeferred(method, context.session, context.msg)
-            if context.timeout is not None:
-                handled = self._limit(handled, context)
-            response = _normalise(await handled)
+            handled = call_settled(method, context.session, context.msg)
+            if isinstance(handled, Deferred):
+                if context.timeout is not None:
+                    handled = self._limit(handled, context)
+                handled = await handled
+            response = _normalise(handled)
         except Exception:
             response = await self._error(context, Failure())
         for after in self.after_filters(context.server_type):
             try:
-                changed = await maybeDeferred(after, context, response)
+                changed = call_settled(after, context, response)
+                if isinstance(changed, Deferred):
+                    changed = await changed
             except Exception:
                 log.failure(
                     "after-filter of {route} failed; response unchanged", route=context.route
@@ -295,55 +290,33 @@ class Dispatcher:
     async def _error(self, context: RequestContext, failure: Failure) -> Any:
         if self.error_handler is not None:
             try:
-                body = await maybeDeferred(self.error_handler, context, failure)
+                body = call_settled(self.error_handler, context, failure)
+                if isinstance(body, Deferred):
+                    body = await body
             except Exception:
                 log.failure("error handler failed on {route}", route=context.route)
             else:
                 if body is not None:
                     return body
-        return error_body(context, failure)
+        return failure_response(failure, context.route)
 
     def _limit(self, handled: Deferred[Any], context: RequestContext) -> Deferred[Any]:
-        """``handled``, or a ``HandlerTimeout`` after ``context.timeout`` seconds (the
-        handler's Deferred is then cancelled and its late outcome ignored)."""
+        """``handled``, failing with ``HandlerTimeout`` after ``context.timeout`` seconds:
+        the handler's Deferred is cancelled then; a failure other than the cancellation
+        it reports instead is logged once."""
         timeout = context.timeout
         assert timeout is not None
-        expired = False
 
-        def cancel(_: Deferred[Any]) -> None:  # the caller gave up: so does the handler
-            if timer.active():
-                timer.cancel()
-            handled.cancel()
+        def timed_out(result: object, _: float) -> Failure:
+            if isinstance(result, Failure) and not result.check(CancelledError, HandlerError):
+                log.failure("{route} failed after its timeout", result, route=context.route)
+            log.info("{route} timed out after {timeout}s", route=context.route, timeout=timeout)
+            return Failure(HandlerTimeout(timeout))
 
-        out: Deferred[Any] = Deferred(cancel)
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            out.errback(HandlerTimeout(timeout))
-            handled.cancel()
-
-        def done(result: object) -> None:
-            if expired:
-                if isinstance(result, Failure) and not result.check(CancelledError, HandlerError):
-                    log.failure("{route} failed after its timeout", result, route=context.route)
-                return
-            if timer.active():
-                timer.cancel()
-            if out.called:
-                return
-            if isinstance(result, Failure):
-                out.errback(result)
-            else:
-                out.callback(result)
-
-        timer = self.clock.callLater(timeout, expire)
-        handled.addBoth(done)
-        return out
+        return handled.addTimeout(timeout, self.clock, onTimeoutCancel=timed_out)
 
     def _bug(self, failure: Failure, context: RequestContext) -> dict[str, Any]:
-        log.failure("dispatch of {route} failed", failure, route=context.route)
-        return error_response(500, INTERNAL_ERROR)
+        return failure_response(failure, context.route)
 
 
 def _normalise(result: object) -> object:

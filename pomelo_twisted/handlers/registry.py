@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, HandlerError
+from ..errors import ConfigError, RouteNotFound
 
 __all__ = [
     "LIFECYCLE_HOOKS",
@@ -31,13 +31,6 @@ LIFECYCLE_HOOKS = frozenset({"init", "after_init", "before_shutdown", "shutdown"
 
 #: Class attribute naming a handler in its routes; never a route itself.
 ROUTE_NAME = "route_name"
-
-
-class RouteNotFound(HandlerError):
-    """A route names a handler or method that is not registered (answered with code 500)."""
-
-    def __init__(self, msg: str) -> None:
-        super().__init__(500, msg)
 
 
 def _is_route(name: str, attr: object) -> bool:
@@ -156,7 +149,8 @@ class HandlerRegistry:
     def lookup(self, server_type: str, handler: str, method: str) -> Callable[..., Any]:
         """The bound method serving ``server_type.handler.method``.
 
-        Raises :class:`RouteNotFound` (code 500) naming what is missing. The method name
+        Raises :class:`~pomelo_twisted.errors.RouteNotFound` (code 404) naming what is
+        missing of the route the client sent. The method name
         is checked against the registered set before any attribute is read.
         """
         by_name = self._methods.get(server_type)

@@ -21,13 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
-from ..errors import (
-    INTERNAL_ERROR,
-    HandlerError,
-    HandshakeRejected,
-    SerializationError,
-    error_response,
-)
+from ..errors import HandlerError, HandshakeRejected, SerializationError, error_response
 from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
@@ -52,6 +46,7 @@ from ..protocol import (
     encode_response,
 )
 from ..protocol.handshake import encode_kick
+from ..responses import EncodedBody, failure_response
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .ratelimit import TokenBucket
@@ -376,15 +371,7 @@ class Agent:
             self._respond(msg_id, error_response(CODE_BUSY, "too many requests in flight"))
             return
         try:
-            msg = self.serializer.decode(event.body)
-        except SerializationError:
-            self._respond(
-                msg_id,
-                error_response(CODE_BAD_REQUEST, f"body is not valid {self.serializer.name}"),
-            )
-            return
-        try:
-            result = self.handler.request(self, event.route, msg)
+            result = self.handler.request(self, event.route, event.body)
         except Exception:
             self._respond_failure(Failure(), msg_id, event.route)
             return
@@ -409,16 +396,14 @@ class Agent:
         self._respond(msg_id, result)
 
     def _respond_failure(self, failure: Failure, msg_id: int, route: str) -> None:
-        if failure.check(HandlerError):
-            exc: HandlerError = failure.value  # type: ignore[assignment]
-            self._respond(msg_id, exc.response())
-            return
-        log.failure("handler for {route} failed ({agent})", failure, route=route, agent=self)
-        self._respond(msg_id, error_response(CODE_INTERNAL, INTERNAL_ERROR))
+        self._respond(msg_id, failure_response(failure, route))
 
     def _respond(self, msg_id: int, body: object) -> None:
         if self._closing or self.connection.state is not ConnectionState.WORKING:
             self.metrics.responses_dropped += 1
+            return
+        if type(body) is EncodedBody:  # already in the client's serializer (forwarded)
+            self._write(encode_response(msg_id, body))
             return
         try:
             package = encode_response(msg_id, self.serializer.encode({} if body is None else body))
@@ -440,12 +425,10 @@ class Agent:
             self.metrics.dropped["notify over the rate limit"] += 1
             return
         try:
-            msg = self.serializer.decode(event.body)
-        except SerializationError:
-            self.metrics.dropped["notify body not decodable"] += 1
+            result = self.handler.notify(self, event.route, event.body)
+        except HandlerError as exc:
+            log.debug("notify {route} refused: {error}", route=event.route, error=exc)
             return
-        try:
-            result = self.handler.notify(self, event.route, msg)
         except Exception:
             log.failure(
                 "notify handler for {route} failed ({agent})", route=event.route, agent=self

@@ -1,22 +1,26 @@
-"""The backend session: the copy of a frontend session a backend handler sees.
+"""The backend session: the copy of a frontend session a backend sees.
 
-It is built from :meth:`Session.export <pomelo_twisted.session.session.Session.export>`
-data and the server's ``rpc`` function, and has the frontend session's API: changes that
-matter to the frontend (``bind``, ``unbind``, ``push``, ``kick``) travel back to it as
+It has the frontend session's API: changes that matter to the frontend (``bind``,
+``unbind``, ``sync``, ``kick``) travel back to it as
 ``rpc(frontend_id, "pomelo.sys", "session", (op, sid, args))``.
+
+A backend builds one per forwarded request. The settings travel only when they
+changed (see :mod:`pomelo_twisted.app.forward`): :class:`SessionCache` keeps the last
+settings each session sent, validated once when they arrive, and the sessions built
+from it share that dict until a handler changes their copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 
 from ..errors import HandlerError
 from .session import ClosedCallback
 
-__all__ = ["SYS_SERVICE", "BackendSession", "RpcCall"]
+__all__ = ["SESSION_CACHE_SIZE", "SYS_SERVICE", "BackendSession", "RpcCall", "SessionCache"]
 
 SYS_SERVICE = "pomelo.sys"
 """The name of the system service every server exposes to the others."""
@@ -25,6 +29,69 @@ RpcCall = Callable[[str, str, str, tuple[Any, ...]], "Deferred[Any]"]
 """``rpc(server_id, service, method, args) -> Deferred`` of the remote result."""
 
 CODE_SESSION = 500
+
+SESSION_CACHE_SIZE = 65536
+"""How many sessions' settings a backend keeps by default (``session_cache_size``)."""
+
+
+def check_session_data(sid: Any, frontend_id: Any, uid: Any, settings: Any) -> None:
+    """Raise ``ValueError`` unless these are a session's id, frontend id, uid and settings."""
+    # Exact types first: what msgpack delivers.
+    if type(sid) is not int and (not isinstance(sid, int) or isinstance(sid, bool)):
+        raise ValueError(f"session data needs an int 'id', not {sid!r}")
+    if (type(frontend_id) is not str and not isinstance(frontend_id, str)) or not frontend_id:
+        raise ValueError(f"session data needs a 'frontend_id', not {frontend_id!r}")
+    if uid is not None and type(uid) is not str and not isinstance(uid, str):
+        raise ValueError(f"session data 'uid' must be a string or None, not {uid!r}")
+    if type(settings) is not dict and not isinstance(settings, Mapping):
+        raise ValueError(f"session data 'settings' must be a mapping, not {settings!r}")
+
+
+class SessionCache:
+    """The settings of the sessions whose requests this backend served, by
+    ``(frontend_id, sid)``: ``(settings_version, settings)``, at most ``limit`` of them.
+
+    Past the limit the entry written longest ago goes (a session whose entry is gone,
+    or a backend that restarted, simply gets the settings sent again). Entries are
+    never changed in place: the sessions built from one share its settings dict.
+    """
+
+    __slots__ = ("_entries", "limit")
+
+    def __init__(self, limit: int = SESSION_CACHE_SIZE) -> None:
+        if limit < 1:
+            raise ValueError(f"a session cache holds at least one session, not {limit!r}")
+        self.limit = limit
+        self._entries: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, frontend_id: str, sid: int, version: int) -> dict[str, Any] | None:
+        """The settings of session ``sid`` at ``version``; None when they are not here."""
+        entry = self._entries.get((frontend_id, sid))
+        if entry is None or entry[0] != version:
+            return None
+        return entry[1]
+
+    def put(
+        self, frontend_id: str, sid: int, uid: Any, version: int, settings: Any
+    ) -> dict[str, Any]:
+        """Validate and keep what a frontend sent of session ``sid``; the settings kept.
+
+        Raises ``ValueError`` when the data is not a session's.
+        """
+        check_session_data(sid, frontend_id, uid, settings)
+        if type(version) is not int:
+            raise ValueError(f"a settings version is an int, not {version!r}")
+        kept = dict(settings)
+        entries = self._entries
+        key = (frontend_id, sid)
+        entries.pop(key, None)  # written again: the newest again
+        entries[key] = (version, kept)
+        while len(entries) > self.limit:
+            del entries[next(iter(entries))]
+        return kept
 
 
 class BackendSession:
@@ -37,27 +104,50 @@ class BackendSession:
     than accepting a callback that would never run. ``closed`` is always False.
     """
 
-    __slots__ = ("_rpc", "frontend_id", "id", "settings", "uid")
+    __slots__ = ("_rpc", "_settings", "_shared", "frontend_id", "id", "uid")
 
     closed = False
 
     def __init__(self, data: Mapping[str, Any], rpc: RpcCall) -> None:
+        """A session from :meth:`Session.export <pomelo_twisted.session.session.Session.export>`
+        data, validated (``ValueError`` when it is not a session's)."""
         sid, frontend_id = data.get("id"), data.get("frontend_id")
         uid, settings = data.get("uid"), data.get("settings", {})
-        # Exact types first: what msgpack delivers on every forwarded request.
-        if type(sid) is not int and (not isinstance(sid, int) or isinstance(sid, bool)):
-            raise ValueError(f"session data needs an int 'id', not {sid!r}")
-        if (type(frontend_id) is not str and not isinstance(frontend_id, str)) or not frontend_id:
-            raise ValueError(f"session data needs a 'frontend_id', not {frontend_id!r}")
-        if uid is not None and type(uid) is not str and not isinstance(uid, str):
-            raise ValueError(f"session data 'uid' must be a string or None, not {uid!r}")
-        if type(settings) is not dict and not isinstance(settings, Mapping):
-            raise ValueError(f"session data 'settings' must be a mapping, not {settings!r}")
-        self.id: int = sid
-        self.frontend_id: str = frontend_id
+        check_session_data(sid, frontend_id, uid, settings)
+        self.id: int = cast(int, sid)
+        self.frontend_id: str = cast(str, frontend_id)
         self.uid: str | None = uid
-        self.settings: dict[str, Any] = dict(settings)
+        self._settings: dict[str, Any] = dict(settings)
+        self._shared = False
         self._rpc = rpc
+
+    @classmethod
+    def cached(
+        cls, frontend_id: str, sid: int, uid: str | None, settings: dict[str, Any], rpc: RpcCall
+    ) -> BackendSession:
+        """A session over settings kept in a :class:`SessionCache` (validated when they
+        arrived): no check, no copy until a handler changes them."""
+        self = cls.__new__(cls)
+        self.id = sid
+        self.frontend_id = frontend_id
+        self.uid = uid
+        self._settings = settings
+        self._shared = True
+        self._rpc = rpc
+        return self
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """This request's copy of the frontend session's settings."""
+        if self._shared:  # handed out: it may change, so it must be our own
+            self._settings = dict(self._settings)
+            self._shared = False
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: dict[str, Any]) -> None:
+        self._settings = value
+        self._shared = False
 
     def __repr__(self) -> str:
         return f"<BackendSession id={self.id} uid={self.uid!r} frontend={self.frontend_id!r}>"
@@ -102,22 +192,23 @@ class BackendSession:
     # -- settings ------------------------------------------------------------
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` locally; :meth:`push` sends it to the frontend."""
+        """Store ``value`` under ``key`` locally; :meth:`sync` sends it to the frontend."""
         self.settings[key] = value
 
     def get(self, key: str, default: Any = None) -> Any:
         """The setting ``key``, or ``default``."""
-        return self.settings.get(key, default)
+        return self._settings.get(key, default)
 
-    def push(self, *keys: str) -> Deferred[None]:
+    def sync(self, *keys: str) -> Deferred[None]:
         """Send the settings ``keys`` (all of them when none is named) to the frontend.
 
         Raises ``KeyError`` for a key that is not set. A session gone from the frontend
-        is not an error: the push simply has nowhere to go.
+        is not an error: the settings simply have nowhere to go.
         """
-        names = keys or tuple(self.settings)
-        values = {key: self.settings[key] for key in names}
-        return self._call("push", values).addCallback(lambda _: None)
+        settings = self._settings
+        names = keys or tuple(settings)
+        values = {key: settings[key] for key in names}
+        return self._call("sync", values).addCallback(lambda _: None)
 
     # -- closing -------------------------------------------------------------
 
@@ -138,5 +229,5 @@ class BackendSession:
             "id": self.id,
             "frontend_id": self.frontend_id,
             "uid": self.uid,
-            "settings": dict(self.settings),
+            "settings": dict(self._settings),
         }

@@ -3,7 +3,7 @@
 Besides the local API (``create``, ``bind``, ``kick``...), three plain methods serve the
 calls other servers make through the system service ``"pomelo.sys"`` (the application
 exposes them): :meth:`SessionService.remote_session` (a backend session's ``bind``,
-``unbind``, ``push`` and ``kick``), :meth:`SessionService.push_to_uids` and
+``unbind``, ``sync`` and ``kick``), :meth:`SessionService.push_to_uids` and
 :meth:`SessionService.broadcast` (a channel service's pushes). Pushes are encoded once
 and the same bytes written to every connection.
 """
@@ -27,7 +27,7 @@ log = Logger()
 ANOTHER_LOGIN = "another login"
 """The kick reason of the older sessions of a uid under ``single_session``."""
 
-SESSION_OPS = ("bind", "unbind", "push", "kick")
+SESSION_OPS = ("bind", "unbind", "sync", "kick")
 """The operations a backend session asks of its frontend through ``remote_session``."""
 
 CODE_SESSION = 500
@@ -172,7 +172,7 @@ class SessionService:
     def remote_session(self, op: str, sid: int, args: Sequence[Any]) -> Deferred[bool]:
         """Serve a backend session's ``op`` on session ``sid``.
 
-        ``bind``/``unbind`` take ``[uid]``, ``push`` takes ``[{key: value}]`` (stored in
+        ``bind``/``unbind`` take ``[uid]``, ``sync`` takes ``[{key: value}]`` (stored in
         the settings), ``kick`` takes ``[reason]``. Fires with False when the session is
         gone, True when done; a refused bind or unbind fails with ``HandlerError``.
         Raises ``ValueError`` for an unknown op or malformed arguments.
@@ -182,9 +182,9 @@ class SessionService:
         if len(args) != 1:
             raise ValueError(f"session op {op!r} takes one argument, got {len(args)}")
         (arg,) = args
-        if op == "push":
+        if op == "sync":
             if not isinstance(arg, dict) or not all(isinstance(k, str) for k in arg):
-                raise ValueError(f"session op 'push' takes a dict of settings, not {arg!r}")
+                raise ValueError(f"session op 'sync' takes a dict of settings, not {arg!r}")
         elif not isinstance(arg, str):
             raise ValueError(f"session op {op!r} takes a string, not {arg!r}")
         session = self._sessions.get(sid)
@@ -195,8 +195,8 @@ class SessionService:
             return self.bind(sid, arg).addCallback(lambda _: True)
         if op == "unbind":
             return self.unbind(sid, arg).addCallback(lambda _: True)
-        if op == "push":
-            session.settings.update(arg)
+        if op == "sync":
+            session.update_settings(arg)
             return succeed(True)
         return self.kick_by_sid(sid, arg)
 

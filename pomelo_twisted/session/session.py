@@ -3,21 +3,22 @@
 A :class:`Session` wraps one :class:`~pomelo_twisted.session.Agent` and lives in the
 :class:`~pomelo_twisted.session.service.SessionService` of its frontend. It carries the
 uid the client is bound to (after login) and free-form ``settings``; backends see a copy
-of it, a :class:`~pomelo_twisted.session.backend.BackendSession`, built from
-:meth:`Session.export`.
+of it, a :class:`~pomelo_twisted.session.backend.BackendSession`. A forwarded request
+carries the settings only when the backend has not seen their current
+``settings_version`` yet (see :mod:`pomelo_twisted.app.forward`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..interfaces import ISerializer
 from ..protocol import RouteDictionary
+from ..results import settle
 
 if TYPE_CHECKING:
     from .service import SessionService
@@ -71,12 +72,14 @@ class Session:
     __slots__ = (
         "_callbacks",
         "_service",
+        "_settings",
         "agent",
+        "backend_versions",
         "close_reason",
         "closed",
         "frontend_id",
         "id",
-        "settings",
+        "settings_version",
         "uid",
     )
 
@@ -85,7 +88,14 @@ class Session:
         self.id: int = agent.sid
         self.frontend_id = frontend_id
         self.uid: str | None = None
-        self.settings: dict[str, Any] = {}
+        self._settings: dict[str, Any] = {}
+        self.settings_version = 0
+        """Bumped by every change of the settings (``set``, ``sync``, a backend's
+        ``sync``, and any use of ``settings``, which may change them in place);
+        forwarded requests carry the settings when it moved."""
+        self.backend_versions: dict[str, int] | None = None
+        """Backend server id -> the settings version that server holds (made on the
+        first forward)."""
         self.closed = False
         self.close_reason: str | None = None
         self._service = service
@@ -106,22 +116,42 @@ class Session:
 
     # -- settings ------------------------------------------------------------
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings, to change in place if need be: using them counts as a change
+        (backends get them again with the next request); ``get`` reads one for free."""
+        self.settings_version += 1
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: dict[str, Any]) -> None:
+        self._settings = value
+        self.settings_version += 1
+
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` in the settings."""
-        self.settings[key] = value
+        """Store ``value`` under ``key`` in the settings (backends see it next request)."""
+        self._settings[key] = value
+        self.settings_version += 1
+
+    def update_settings(self, values: dict[str, Any]) -> None:
+        """Store every ``key: value`` of ``values`` (what a backend's ``sync`` sends)."""
+        self._settings.update(values)
+        self.settings_version += 1
 
     def get(self, key: str, default: Any = None) -> Any:
         """The setting ``key``, or ``default``."""
-        return self.settings.get(key, default)
+        return self._settings.get(key, default)
 
-    def push(self, *keys: str) -> Deferred[None]:
-        """Sync settings to the frontend: this *is* the frontend, so nothing travels.
+    def sync(self, *keys: str) -> Deferred[None]:
+        """Sync settings to the frontend: this *is* the frontend, so nothing travels
+        (backends see the settings with the next request forwarded to them).
 
         Raises ``KeyError`` for a key that is not set, as a backend session does.
         """
         for key in keys:
-            if key not in self.settings:
+            if key not in self._settings:
                 raise KeyError(key)
+        self.settings_version += 1
         return succeed(None)
 
     # -- closing -------------------------------------------------------------
@@ -146,7 +176,7 @@ class Session:
             "id": self.id,
             "frontend_id": self.frontend_id,
             "uid": self.uid,
-            "settings": dict(self.settings),
+            "settings": dict(self._settings),
         }
 
     def mark_closed(self, reason: str) -> None:
@@ -165,8 +195,7 @@ class Session:
         except Exception:
             log.failure("on_closed callback of {session} failed", session=self)
             return
-        if isinstance(result, CoroutineType):
-            result = ensureDeferred(result)
+        result = settle(result)
         if isinstance(result, Deferred):
             result.addErrback(
                 lambda f: log.failure("on_closed callback of {session} failed", f, session=self)

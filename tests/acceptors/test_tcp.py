@@ -65,7 +65,9 @@ class BatchingTests(SynchronousTestCase):
         """A response batched before a kick of the same read goes out before the kick."""
         conn = connect(AgentConfig(heartbeat=None))
         conn.handler.request = (  # type: ignore[method-assign]
-            lambda agent, route, msg: agent.kick("bye") if msg == {"kick": 1} else msg
+            lambda agent, route, body: (
+                agent.kick("bye") if body == b'{"kick":1}' else agent.serializer.decode(body)
+            )
         )
         data = conn.client.send(Request(1, ECHO, b'{"a":1}')) + conn.client.send(
             Request(2, ECHO, b'{"kick":1}')

@@ -194,7 +194,7 @@ class ExampleGameTests(SynchronousTestCase):
 
     def test_bad_routes_are_answered_once(self) -> None:
         """An unknown method, handler or server type, or an invalid route, is answered
-        exactly once with code 500 and a message; the connection stays usable."""
+        exactly once with code 404 and a message; the connection stays usable."""
         conn = self.game.connect()
         wire = WireCapture(conn)
         cases = {
@@ -202,13 +202,13 @@ class ExampleGameTests(SynchronousTestCase):
             "connector.nope.entry": "no handler 'nope'",
             "chat.chatHandler.nope": "no method 'nope'",
             "chat.nope.join": "no handler 'nope'",
-            "area.areaHandler.move": "no server type 'area'",
-            "connector.entryHandler": "invalid route",
-            "connector..echo": "invalid route",
+            "area.areaHandler.move": "no route 'area.areaHandler.move'",
+            "connector.entryHandler": "no route",
+            "connector..echo": "no route",
         }
         for route, words in cases.items():
             body = conn.call(route, {})
-            self.assertEqual(body["code"], 500, route)
+            self.assertEqual(body["code"], 404, route)
             self.assertIn(words, body["msg"], route)
         self.assertEqual(len(wire.of_type(MessageType.RESPONSE)), len(cases))
         self.assertEqual(conn.call(ECHO, {"ok": 1}), {"ok": 1})

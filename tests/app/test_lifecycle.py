@@ -21,8 +21,8 @@ from pomelo_twisted.app.lifecycle import (
     OrderedServices,
     PhaseError,
 )
-from pomelo_twisted.cluster import ServerInfo
 from pomelo_twisted.errors import ConfigError
+from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import LocalRpcTransport
 
 from .test_application import FakeComponent

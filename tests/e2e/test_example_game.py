@@ -169,12 +169,12 @@ class ExampleGameMixin:
         self.assertEqual(again, {"still": "up"})  # type: ignore[attr-defined]
 
     @inlineCallbacks
-    def test_unknown_routes_answered_500(self) -> Any:
-        """An unknown server type or handler method is answered with code 500, no traceback."""
+    def test_unknown_routes_answered_404(self) -> Any:
+        """An unknown server type or handler method is answered with code 404, no traceback."""
         client = yield self.client()
         for route in ("nosuch.handler.method", "connector.entryHandler.nosuch"):
             reply = yield client.request(route, {})
-            self.assertEqual(reply.get("code"), 500, route)  # type: ignore[attr-defined]
+            self.assertEqual(reply.get("code"), 404, route)  # type: ignore[attr-defined]
         again = yield client.request(ECHO, {"still": "up"})
         self.assertEqual(again, {"still": "up"})  # type: ignore[attr-defined]
 

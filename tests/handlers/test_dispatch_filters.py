@@ -121,7 +121,7 @@ class FilterOrderTests(SynchronousTestCase):
         dispatcher, _, _ = make_dispatcher(after=[lambda ctx, resp: seen.append(resp)])
         dispatcher.dispatch("connector.entryHandler.nope", 1, SESSION)
         dispatcher.dispatch("connector.entryHandler.crash", 1, SESSION)
-        self.assertEqual([body["code"] for body in seen], [500, 500])
+        self.assertEqual([body["code"] for body in seen], [404, 500])
         self.flushLoggedErrors(ValueError)
 
     def test_after_failure_logged_response_kept(self) -> None:

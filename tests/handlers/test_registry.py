@@ -209,11 +209,11 @@ class LookupTests(SynchronousTestCase):
         self.assertEqual(self.registry.lookup("connector", "entry", "static")(None, 1), "static")
 
     def test_missing_handler(self) -> None:
-        """An unknown handler (or type) is RouteNotFound, code 500, naming both."""
+        """An unknown handler (or type) is RouteNotFound, code 404, naming both."""
         with self.assertRaises(RouteNotFound) as caught:
             self.registry.lookup("connector", "x", "entry")
         self.assertIsInstance(caught.exception, HandlerError)
-        self.assertEqual(caught.exception.code, 500)
+        self.assertEqual(caught.exception.code, 404)
         self.assertEqual(caught.exception.msg, "no handler 'x' on server type 'connector'")
         with self.assertRaises(RouteNotFound) as caught:
             self.registry.lookup("chat", "entry", "entry")

@@ -288,12 +288,12 @@ class DisconnectedHookTests(SynchronousTestCase):
 class KickingHandler(EchoHandler):
     """EchoHandler plus ``*.kicknow``, which kicks before returning."""
 
-    def request(self, agent: Agent, route: str, msg: object) -> object:
+    def request(self, agent: Agent, route: str, body: bytes) -> object:
         """Kick synchronously on ``kicknow``; otherwise as EchoHandler."""
         if route.endswith(".kicknow"):
             agent.kick("now")
             return {"code": 200}
-        return super().request(agent, route, msg)
+        return super().request(agent, route, body)
 
 
 class CloseWithinOneReadTests(SynchronousTestCase):

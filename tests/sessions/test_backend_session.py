@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.errors import HandlerError, RpcError
 from pomelo_twisted.session import BackendSession, SessionService
+from pomelo_twisted.session.backend import SessionCache
 
 from .fakes import FakeAgent, FakeRpc
 
@@ -79,15 +80,15 @@ class BackendSessionTests(SynchronousTestCase):
         self.assertEqual(self.rpc.calls, [session_call("unbind", "u1")])
         self.assertIsNone(session.uid)
 
-    def test_push(self) -> None:
-        """push(keys) sends those settings; push() sends them all; unknown keys raise."""
+    def test_sync(self) -> None:
+        """sync(keys) sends those settings; sync() sends them all; unknown keys raise."""
         self.session.set("a", 10)
-        self.successResultOf(self.session.push("a"))
-        self.successResultOf(self.session.push())
-        self.assertRaises(KeyError, self.session.push, "missing")
+        self.successResultOf(self.session.sync("a"))
+        self.successResultOf(self.session.sync())
+        self.assertRaises(KeyError, self.session.sync, "missing")
         self.assertEqual(
             self.rpc.calls,
-            [session_call("push", {"a": 10}), session_call("push", {"a": 10, "b": 2})],
+            [session_call("sync", {"a": 10}), session_call("sync", {"a": 10, "b": 2})],
         )
 
     def test_kick(self) -> None:
@@ -107,7 +108,7 @@ class RoundTripTests(SynchronousTestCase):
     """A backend session whose rpc reaches a real frontend SessionService."""
 
     def test_ops_reach_the_frontend(self) -> None:
-        """bind, push and kick from the backend change the frontend session."""
+        """bind, sync and kick from the backend change the frontend session."""
         frontend = SessionService("connector-1")
         agent = FakeAgent(7)
         session = frontend.create(agent)
@@ -119,9 +120,62 @@ class RoundTripTests(SynchronousTestCase):
         backend = BackendSession(session.export(), rpc)
         self.successResultOf(backend.bind("u1"))
         backend.set("room", "lobby")
-        self.successResultOf(backend.push("room"))
+        self.successResultOf(backend.sync("room"))
         self.assertEqual((session.uid, session.settings), ("u1", {"room": "lobby"}))
         self.assertEqual(frontend.get_by_uid("u1"), [session])
         self.successResultOf(backend.kick("done"))
         self.assertEqual((agent.kicks, len(frontend)), (["done"], 0))
         self.failureResultOf(backend.bind("u1"), HandlerError)
+
+
+class SessionCacheTests(SynchronousTestCase):
+    """The settings a backend keeps of forwarded sessions: validated once, bounded."""
+
+    def test_get_needs_the_same_version(self) -> None:
+        """Settings are found for the version they were sent with, not another."""
+        cache = SessionCache()
+        kept = cache.put("connector-1", 7, "u1", 3, {"a": 1})
+        self.assertIs(cache.get("connector-1", 7, 3), kept)
+        self.assertIsNone(cache.get("connector-1", 7, 4))
+        self.assertIsNone(cache.get("connector-2", 7, 3))
+
+    def test_bounded(self) -> None:
+        """Past its limit the entry written longest ago goes; writing one again renews it."""
+        cache = SessionCache(limit=2)
+        cache.put("c", 1, None, 0, {})
+        cache.put("c", 2, None, 0, {})
+        cache.put("c", 1, None, 1, {})
+        cache.put("c", 3, None, 0, {})
+        self.assertEqual(len(cache), 2)
+        self.assertIsNone(cache.get("c", 2, 0))
+        self.assertIsNotNone(cache.get("c", 1, 1))
+        self.assertRaises(ValueError, SessionCache, 0)
+
+    def test_validated_when_sent(self) -> None:
+        """Data that is not a session's is refused when it arrives."""
+        cache = SessionCache()
+        for sid, frontend_id, uid, version, settings in (
+            ("7", "c", None, 0, {}),
+            (7, "", None, 0, {}),
+            (7, "c", 5, 0, {}),
+            (7, "c", None, "0", {}),
+            (7, "c", None, 0, [1]),
+        ):
+            self.assertRaises(ValueError, cache.put, frontend_id, sid, uid, version, settings)
+        self.assertEqual(len(cache), 0)
+
+    def test_cached_session_copies_on_change(self) -> None:
+        """Sessions built over cached settings share them until one changes its copy."""
+        kept = {"a": 1}
+        rpc = FakeRpc()
+        first = BackendSession.cached("c", 7, "u1", kept, rpc)
+        second = BackendSession.cached("c", 7, "u1", kept, rpc)
+        self.assertEqual(
+            (first.get("a"), first.uid, first.id, first.frontend_id), (1, "u1", 7, "c")
+        )
+        first.set("a", 2)
+        first.settings["b"] = 3
+        self.assertEqual((kept, second.get("a"), first.settings), ({"a": 1}, 1, {"a": 2, "b": 3}))
+        second.settings["c"] = 4
+        self.assertEqual(kept, {"a": 1})
+        self.assertEqual(second.export()["settings"], {"a": 1, "c": 4})

@@ -39,11 +39,11 @@ class RemoteSessionTests(SynchronousTestCase):
         self.successResultOf(s1.bind("u1"))
         self.failureResultOf(service.remote_session("bind", 1, ["u2"]), HandlerError)
 
-    def test_push_settings(self) -> None:
-        """'push' stores the settings it carries on the frontend session."""
+    def test_sync_settings(self) -> None:
+        """'sync' stores the settings it carries on the frontend session."""
         service, (s1,), _, _ = make(1)
         s1.set("keep", 0)
-        self.assertTrue(self.successResultOf(service.remote_session("push", 1, [{"room": 7}])))
+        self.assertTrue(self.successResultOf(service.remote_session("sync", 1, [{"room": 7}])))
         self.assertEqual(s1.settings, {"keep": 0, "room": 7})
 
     def test_kick(self) -> None:
@@ -55,7 +55,7 @@ class RemoteSessionTests(SynchronousTestCase):
     def test_unknown_sid(self) -> None:
         """Every op on a session that is gone answers False, without an error."""
         service, _, _, _ = make(1)
-        for op, arg in (("bind", "u"), ("unbind", "u"), ("push", {"a": 1}), ("kick", "x")):
+        for op, arg in (("bind", "u"), ("unbind", "u"), ("sync", {"a": 1}), ("kick", "x")):
             self.assertFalse(self.successResultOf(service.remote_session(op, 42, [arg])))
 
     def test_unknown_op_and_bad_args(self) -> None:
@@ -65,7 +65,7 @@ class RemoteSessionTests(SynchronousTestCase):
         self.assertIn("'explode'", str(error))
         self.assertRaises(ValueError, service.remote_session, "bind", 1, [])
         self.assertRaises(ValueError, service.remote_session, "bind", 1, [5])
-        self.assertRaises(ValueError, service.remote_session, "push", 1, ["not a dict"])
+        self.assertRaises(ValueError, service.remote_session, "sync", 1, ["not a dict"])
 
 
 class PushTests(SynchronousTestCase):

@@ -57,13 +57,27 @@ class CreateTests(SynchronousTestCase):
         self.assertEqual(s1.get("room"), 3)
 
     def test_settings(self) -> None:
-        """set/get store settings; push() of set keys fires at once, unknown keys raise."""
+        """set/get store settings; sync() of set keys fires at once, unknown keys raise."""
         _, (s1,), _ = make(1)
         s1.set("a", 1)
         self.assertEqual(s1.get("a"), 1)
         self.assertEqual(s1.get("b", "dflt"), "dflt")
-        self.assertIsNone(self.successResultOf(s1.push("a")))
-        self.assertRaises(KeyError, s1.push, "b")
+        self.assertIsNone(self.successResultOf(s1.sync("a")))
+        self.assertRaises(KeyError, s1.sync, "b")
+
+    def test_settings_version(self) -> None:
+        """set, a change in place through ``settings``, sync and a backend's sync each
+        bump the settings version that forwarded requests carry; get and bind do not."""
+        service, (s1,), _ = make(1)
+        self.assertEqual((s1.settings_version, s1.backend_versions), (0, None))
+        s1.set("a", 1)
+        s1.settings["b"] = 2
+        self.successResultOf(s1.sync())
+        self.successResultOf(s1.bind("u1"))
+        self.assertEqual(s1.get("b"), 2)
+        self.successResultOf(service.remote_session("sync", s1.id, [{"c": 3}]))
+        self.assertEqual(s1.settings_version, 4)
+        self.assertEqual(s1.export()["settings"], {"a": 1, "b": 2, "c": 3})
 
 
 class BindTests(SynchronousTestCase):

@@ -30,7 +30,7 @@ class ChatHandler:
 
     async def remember(self, session, msg):
         session.set(msg["key"], msg["value"])
-        await session.push(msg["key"])
+        await session.sync(msg["key"])
         return {"code": 200}
 
     def whoami(self, session, msg):
