@@ -13,8 +13,8 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from ..session import CloseReason
-from .tcp import AgentFactory, PomeloTCPProtocol
+from ..agent import CloseReason
+from .tcp import AgentPool, PomeloTCPProtocol
 from .websocket import WebSocketFactory
 
 __all__ = ["HTTP_FIRST_BYTES", "HybridFactory", "HybridProtocol"]
@@ -81,7 +81,7 @@ class HybridProtocol(Protocol):
 class HybridFactory(Factory):
     """The Twisted factory of a hybrid listener."""
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
         self.websocket = WebSocketFactory(agents)
         self.sniffing: set[HybridProtocol] = set()

@@ -21,6 +21,7 @@ from autobahn.websocket.types import ConnectionRequest
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..agent import Agent, CloseReason
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink
 from ..protocol.packet import HEADER_SIZE
@@ -34,8 +35,7 @@ from ..protocol.wsframe import (
     encode_close,
     encode_pong,
 )
-from ..session import Agent, CloseReason
-from .tcp import AgentFactory, format_address
+from .tcp import AgentPool, format_address
 
 __all__ = ["PomeloWebSocketProtocol", "WebSocketFactory"]
 
@@ -228,11 +228,11 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
 
 
 class WebSocketFactory(WebSocketServerFactory):
-    """The autobahn factory of a WebSocket listener, sharing an :class:`AgentFactory`."""
+    """The autobahn factory of a WebSocket listener, sharing an :class:`AgentPool`."""
 
     protocol = PomeloWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         super().__init__(reactor=agents.clock)
         self.agents = agents
         self.max_message_size = (agents.config.max_packet_size + HEADER_SIZE) * 4

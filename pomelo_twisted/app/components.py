@@ -8,12 +8,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..acceptors import KINDS, AcceptorService, AgentPool
+from ..agent import AgentConfig
 from ..errors import ConfigError
 from ..interfaces import IComponent, INetworkRpcTransport
 from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
-from ..session import AgentConfig
 from .frontend import FrontendHandler
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class ConnectorComponent:
 
     def __init__(self, app: Application) -> None:
         self.app = app
-        self.agents: AgentFactory | None = None
+        self.agents: AgentPool | None = None
         self.acceptor: AcceptorService | None = None
 
     def start(self) -> Deferred[Any]:
@@ -113,7 +113,7 @@ class ConnectorComponent:
             raise ConfigError(f"{app.server_id}: {exc}") from None
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
-        self.agents = AgentFactory(
+        self.agents = AgentPool(
             FrontendHandler(app),
             app.clock,
             serializer=serializer,

@@ -14,11 +14,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..errors import RpcError, error_response
+from ..errors import BadRequest, RpcError, SerializationError, error_response
 from ..handlers.context import RequestContext
-from ..interfaces import IConnectionHandler
+from ..interfaces import IAgent, IConnectionHandler
 from ..protocol import ClientHandshake
-from ..session import SYS_SERVICE, Agent
+from ..session import SYS_SERVICE
 
 if TYPE_CHECKING:
     from .application import Application
@@ -63,7 +63,7 @@ class FrontendHandler:
         self.app = app
         self.sessions = app.session_service
 
-    def handshake(self, agent: Agent, handshake: ClientHandshake) -> object:
+    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
         """The game's ``handshake`` setting decides: ``fn(user, sys) -> user data``;
         it may raise ``HandshakeRejected`` (code 501) or return a Deferred."""
         hook = self.app.get("handshake")
@@ -71,18 +71,27 @@ class FrontendHandler:
             return None
         return hook(handshake.user, handshake.sys)
 
-    def connected(self, agent: Agent) -> None:
+    def connected(self, agent: IAgent) -> None:
         """The client acked the handshake: a session exists from now on."""
         agent.session = self.sessions.create(agent)
 
-    def request(self, agent: Agent, route: str, msg: object) -> object:
+    def request(self, agent: IAgent, route: str, body: bytes) -> object:
         """Dispatch (locally or forwarded): the body, or a Deferred of it."""
+        serializer = agent.serializer
+        try:
+            msg = serializer.decode(body)
+        except SerializationError:
+            raise BadRequest(f"body is not valid {serializer.name}") from None
         return self.app.dispatcher.call(route, msg, agent.session)
 
-    def notify(self, agent: Agent, route: str, msg: object) -> object:
+    def notify(self, agent: IAgent, route: str, body: bytes) -> object:
         """Dispatch a notify; the result is discarded."""
+        try:
+            msg = agent.serializer.decode(body)
+        except SerializationError:
+            return None
         return self.app.dispatcher.call(route, msg, agent.session, True)
 
-    def disconnected(self, agent: Agent, reason: str) -> None:
+    def disconnected(self, agent: IAgent, reason: str) -> None:
         """The connection closed: the session's on_closed callbacks run."""
         self.sessions.closed(agent.sid, reason)

@@ -33,7 +33,8 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..acceptors import KINDS, AcceptorService, AgentPool
+from ..agent import AgentConfig
 from ..cluster import ServerInfo
 from ..cluster.master import MasterService
 from ..cluster.monitor import MonitorComponent
@@ -42,7 +43,6 @@ from ..cluster.supervisor import Supervisor
 from ..errors import ConfigError
 from ..rpc.pb import PbRpcTransport
 from ..serializers import get_serializer
-from ..session import AgentConfig
 from ..testing.echo import EchoHandler, echo_dictionary
 from .application import Application
 from .build import StandaloneService, build_application, build_standalone, game_dictionary
@@ -183,7 +183,7 @@ def _settings(options: Options) -> dict[str, Any]:
 def _echo_service(options: Options, reactor: Any) -> IService:
     server = MultiService()
     server.setName(options["id"] or "echo-1")
-    agents = AgentFactory(
+    agents = AgentPool(
         EchoHandler(reactor),
         reactor,
         serializer=get_serializer(options["serializer"] or "json"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -12,9 +13,8 @@ from pomelo_twisted.protocol import (
     Request,
     Response,
 )
-from pomelo_twisted.session import AgentConfig
 
-from ..session.helpers import SYS, connect, kick_package, make_agents
+from ..agent.helpers import SYS, connect, kick_package, make_agents
 from .helpers import open_hybrid
 
 ECHO = "connector.entryHandler.echo"
@@ -65,7 +65,9 @@ class BatchingTests(SynchronousTestCase):
         """A response batched before a kick of the same read goes out before the kick."""
         conn = connect(AgentConfig(heartbeat=None))
         conn.handler.request = (  # type: ignore[method-assign]
-            lambda agent, route, msg: agent.kick("bye") if msg == {"kick": 1} else msg
+            lambda agent, route, body: (
+                agent.kick("bye") if body == b'{"kick":1}' else agent.serializer.decode(body)
+            )
         )
         data = conn.client.send(Request(1, ECHO, b'{"a":1}')) + conn.client.send(
             Request(2, ECHO, b'{"kick":1}')

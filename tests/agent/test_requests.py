@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import (
     HandshakeAck,
     MessageType,
@@ -12,7 +13,6 @@ from pomelo_twisted.protocol import (
     encode_message,
     encode_package,
 )
-from pomelo_twisted.session import AgentConfig
 from pomelo_twisted.testing.echo import echo_dictionary
 
 from .helpers import connect
@@ -90,11 +90,11 @@ class ResponseTests(SynchronousTestCase):
             [(6, {"code": 500, "msg": "no handler for route connector.entryHandler.nosuch"})],
         )
 
-    def test_unknown_route_code_answers_500(self) -> None:
-        """A compressed route code not in the dictionary is answered with code 500 and a msg."""
+    def test_unknown_route_code_answers_404(self) -> None:
+        """A compressed route code not in the dictionary is answered 404 (no such route)."""
         conn = connect()
         conn.feed(raw_message(MessageType.REQUEST, 7, "", route_code=999))
-        self.assertEqual(conn.responses(), [(7, {"code": 500, "msg": "unknown route code 999"})])
+        self.assertEqual(conn.responses(), [(7, {"code": 404, "msg": "unknown route code 999"})])
         self.assertTrue(conn.open)
 
     def test_unknown_route_code_notify_counted(self) -> None:
