@@ -52,7 +52,7 @@ def kick_package(reason: str) -> bytes:
 
 
 def make_agents(config: AgentConfig | None = None, clock: Clock | None = None) -> AgentPool:
-    """An agent factory serving :class:`EchoHandler` on ``clock`` with the echo dictionary."""
+    """An agent pool serving :class:`EchoHandler` on ``clock`` with the echo dictionary."""
     clock = clock if clock is not None else Clock()
     return AgentPool(
         EchoHandler(clock), clock, config=config or AgentConfig(), dictionary=echo_dictionary()
