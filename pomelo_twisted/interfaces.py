@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import (
+    IPushProducer,
+    IReactorCore,
+    IReactorProcess,
+    IReactorTCP,
+    IReactorTime,
+)
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
@@ -63,7 +69,7 @@ class IAgentLink(Interface):
     def abort() -> None:
         """Drop the connection at once, discarding unsent bytes."""
 
-    def register_producer(producer: object) -> None:
+    def register_producer(producer: IPushProducer) -> None:
         """Register a streaming ``IPushProducer`` on the underlying transport."""
 
 

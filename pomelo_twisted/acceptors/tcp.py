@@ -8,8 +8,10 @@ hybrid acceptors build on it.
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -195,10 +197,10 @@ class PomeloTCPProtocol(Protocol):
         elif transport is not None:
             transport.loseConnection()
 
-    def register_producer(self, producer: object) -> None:
-        """Register the agent as the transport's streaming producer."""
+    def register_producer(self, producer: IPushProducer) -> None:
+        """Register the agent's send queue as the transport's streaming producer."""
         assert self.transport is not None
-        self.transport.registerProducer(producer, True)  # type: ignore[attr-defined]
+        cast(IConsumer, self.transport).registerProducer(producer, True)
 
 
 class TCPFactory(Factory):

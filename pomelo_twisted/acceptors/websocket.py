@@ -16,8 +16,11 @@ code it deserves (1002, 1007 or 1009) and is recorded as a protocol error.
 
 from __future__ import annotations
 
+from typing import cast
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -221,10 +224,10 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             else:
                 transport.loseConnection()
 
-    def register_producer(self, producer: object) -> None:
-        """Register the agent as the TCP transport's streaming producer."""
+    def register_producer(self, producer: IPushProducer) -> None:
+        """Register the agent's send queue as the TCP transport's streaming producer."""
         assert self.transport is not None
-        self.transport.registerProducer(producer, True)  # type: ignore[attr-defined]
+        cast(IConsumer, self.transport).registerProducer(producer, True)
 
 
 class WebSocketFactory(WebSocketServerFactory):
