@@ -1,19 +1,18 @@
 """The agent: one per client connection.
 
 It drives a :class:`~pomelo_twisted.protocol.ServerConnection` with the bytes its
-link receives, runs the handshake hook, the handshake and idle deadlines (on the
-listener's :class:`~pomelo_twisted.deadlines.DeadlineScheduler`), hands requests
-and notifies with their raw bodies to an
-:class:`~pomelo_twisted.interfaces.IConnectionHandler`, and answers every request
-exactly once. Every byte it sends comes from the connection's send methods (which
-check the protocol state) and goes out through its :class:`.SendQueue`; which
-requests are taken is its :class:`.Admission`'s call. Every close records its reason.
+link receives, dispatches the events, runs the handshake (and its hook), the handshake
+and idle deadlines (on the listener's :class:`~pomelo_twisted.deadlines.DeadlineScheduler`)
+and the close. Requests and notifies go to its :class:`.RequestRunner`, which hands
+them with their raw bodies to the :class:`~pomelo_twisted.interfaces.IConnectionHandler`
+and answers every request exactly once. Every byte it sends comes from the connection's
+send methods (which check the protocol state) and goes out through its
+:class:`.SendQueue`. Every close records its reason.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -22,7 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
-from ..errors import INTERNAL_ERROR, HandshakeRejected, SerializationError, error_response
+from ..errors import HandshakeRejected
 from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
@@ -41,11 +40,11 @@ from ..protocol import (
     ServerConnection,
     UnknownRouteCode,
 )
-from ..responses import CODE_INTERNAL, CODE_NOT_FOUND, EncodedBody, failure_response
-from ..results import is_later, settle
+from ..results import settle
 from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
+from .requests import RequestRunner
 from .sendqueue import SendQueue
 
 __all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent"]
@@ -63,7 +62,6 @@ class Agent:
     """The server side of one client connection."""
 
     __slots__ = (
-        "_admission",
         "_close_timer",
         "_closing",
         "_connected",
@@ -80,6 +78,7 @@ class Agent:
         "link",
         "metrics",
         "push_format",
+        "requests",
         "send_queue",
         "serializer",
         "session",
@@ -121,7 +120,15 @@ class Agent:
         self.close_reason: str | None = None
         self._closing = False
         self._connected = False
-        self._admission = Admission(clock, config, metrics)
+        self.requests = RequestRunner(
+            self,
+            handler,
+            connection,
+            serializer,
+            self.send_queue,
+            Admission(clock, config, metrics),
+            metrics,
+        )
         self._seen_packages = 0
         self._last_seen = clock.seconds()
         # The handshake, then the idle timeout (a listener's agents share one scheduler).
@@ -174,6 +181,7 @@ class Agent:
             # this read can be answered.
             self._on_violation(events[-1].reason)
             return
+        requests = self.requests
         for event in events:
             if self._closing:
                 # An earlier package of this read closed the connection (a handler kicked,
@@ -181,9 +189,9 @@ class Agent:
                 break
             match event:
                 case Request():
-                    self._on_request(event)
+                    requests.request(event)
                 case Notify():
-                    self._on_notify(event)
+                    requests.notify(event)
                 case Heartbeat():
                     self.send_queue.write(connection.send_heartbeat())
                 case ClientHandshake():
@@ -194,7 +202,7 @@ class Agent:
                     self.metrics.dropped[reason] += 1
                     log.debug("{agent}: ignored a package: {reason}", agent=self, reason=reason)
                 case UnknownRouteCode():
-                    self._on_unknown_code(event)
+                    requests.unknown_code(event)
                 case BadHandshake(reason=reason):
                     self._on_bad_handshake(reason)
 
@@ -330,89 +338,6 @@ class Agent:
             self._close(CloseReason.HEARTBEAT_TIMEOUT)
         else:
             self._deadline = self._deadlines.add_at(deadline, self, IDLE_DEADLINE)
-
-    # -- requests and notifies ---------------------------------------------
-
-    def _on_request(self, event: Request) -> None:
-        self.metrics.requests += 1
-        msg_id = event.id
-        refusal = self._admission.refuse_request()
-        if refusal is not None:
-            self._respond(msg_id, refusal)
-            return
-        try:
-            result = self.handler.request(self, event.route, event.body)
-        except Exception:
-            self._respond(msg_id, failure_response(Failure(), event.route))
-            return
-        if is_later(result):
-            answer: Deferred[Any] = settle(result)
-            admission = self._admission
-            admission.inflight += 1
-            answer.addCallbacks(
-                self._respond_later,
-                self._respond_failure,
-                callbackArgs=(msg_id,),
-                errbackArgs=(msg_id, event.route),
-            )
-            answer.addBoth(admission.answered)
-        else:  # a plain body (the common case): answered at once, without a Deferred
-            self._respond(msg_id, result)
-
-    def _respond_later(self, body: object, msg_id: int) -> None:
-        self._respond(msg_id, body)
-
-    def _respond_failure(self, failure: Failure, msg_id: int, route: str) -> None:
-        self._respond(msg_id, failure_response(failure, route))
-
-    def _respond(self, msg_id: int, body: object) -> None:
-        serializer = self.serializer
-        try:
-            if isinstance(body, EncodedBody):  # already in the connection's serializer
-                package = self.connection.send_response(msg_id, body)
-            else:
-                package = self.connection.send_response(
-                    msg_id, serializer.encode({} if body is None else body)
-                )
-        except LocalProtocolError:  # closing or closed: the answer has no one to go to
-            self.metrics.responses_dropped += 1
-            return
-        except (SerializationError, ValueError) as exc:
-            log.error(
-                "response to request {id} of {agent} cannot be sent: {error}",
-                id=msg_id,
-                agent=self,
-                error=exc,
-            )
-            package = self.connection.send_response(
-                msg_id, serializer.encode(error_response(CODE_INTERNAL, INTERNAL_ERROR))
-            )
-        self.send_queue.write(package)
-
-    def _on_notify(self, event: Notify) -> None:
-        self.metrics.notifies += 1
-        if not self._admission.admit_notify():
-            return
-        try:
-            result = self.handler.notify(self, event.route, event.body)
-        except Exception:
-            log.failure(
-                "notify handler for {route} failed ({agent})", route=event.route, agent=self
-            )
-            return
-        if is_later(result):
-            settle(result).addErrback(self._notify_failed, event.route)
-
-    def _notify_failed(self, failure: Failure, route: str) -> None:
-        log.failure("notify handler for {route} failed ({agent})", failure, route=route, agent=self)
-
-    def _on_unknown_code(self, event: UnknownRouteCode) -> None:
-        if event.id:
-            self._respond(
-                event.id, error_response(CODE_NOT_FOUND, f"unknown route code {event.code}")
-            )
-        else:
-            self.metrics.dropped["notify with unknown route code"] += 1
 
     # -- closing -----------------------------------------------------------
 
