@@ -244,7 +244,12 @@ class Agent:
             package = self.connection.send_prepared(package)
         except LocalProtocolError:
             return False
-        return self.send_queue.write(package)
+        # The queue's fast path inlined: this runs once per member of a broadcast.
+        queue = self.send_queue
+        if queue.paused:
+            return queue.write(package)
+        self.link.write(package)
+        return True
 
     def kick(self, reason: str = "kick") -> None:
         """Send a kick package with ``reason`` (ahead of anything queued), then close."""

@@ -23,20 +23,21 @@ __all__ = ["SendQueue"]
 class SendQueue:
     """Writes to ``link`` at once, or queues them while the transport is paused."""
 
-    __slots__ = ("_link", "_on_overflow", "_paused", "_queue", "limit", "pending_bytes")
+    __slots__ = ("_link", "_on_overflow", "_queue", "limit", "paused", "pending_bytes")
 
     def __init__(self, link: IAgentLink, limit: int, on_overflow: Callable[[int], None]) -> None:
         self._link = link
         self.limit = limit
         self._on_overflow = on_overflow
-        self._paused = False
+        self.paused = False
+        """Whether the transport asked to stop: writes queue until it resumes."""
         self._queue: deque[bytes] | None = None  # made when a write must wait (760 bytes)
         self.pending_bytes = 0
         """Bytes queued while the transport is paused."""
 
     def write(self, data: bytes) -> bool:
         """Write ``data`` now or queue it; False if the queue overflowed (and was reported)."""
-        if not self._paused:
+        if not self.paused:
             self._link.write(data)
             return True
         queue = self._queue
@@ -58,14 +59,14 @@ class SendQueue:
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: queue further writes."""
-        self._paused = True
+        self.paused = True
 
     def resumeProducing(self) -> None:
         """The transport drained: flush the queue until it pauses again."""
-        self._paused = False
+        self.paused = False
         queue = self._queue
         write = self._link.write
-        while queue and not self._paused:
+        while queue and not self.paused:
             data = queue.popleft()
             self.pending_bytes -= len(data)
             write(data)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .connection import (
     HANDSHAKE_ACK_PACKAGE,
     HEARTBEAT_PACKAGE,
     Action,
     ConnectionState,
-    FastDecoder,
     P,
     S,
     _Connection,
@@ -42,11 +39,12 @@ class ClientConnection(_Connection):
     __slots__ = ("_handshake_sent", "_pending_routes", "dictionary", "use_dict")
 
     def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
-        super().__init__(max_packet_size)
+        super().__init__(max_packet_size, decode_response_fast)
         self.dictionary: RouteDictionary | None = None
         self.use_dict = False
         self._handshake_sent = False
         self._pending_routes: dict[int, str] = {}
+        self._fast_context = self._pending_routes  # decode_response_fast pops their routes
 
     @property
     def pending(self) -> int:
@@ -54,9 +52,6 @@ class ClientConnection(_Connection):
         return len(self._pending_routes)
 
     # -- receiving ----------------------------------------------------------
-
-    def _fast_path(self) -> tuple[FastDecoder, Any]:
-        return decode_response_fast, self._pending_routes
 
     def _on_handshake_response(self, package: Package) -> list[Event]:
         if not self._handshake_sent:

@@ -119,12 +119,15 @@ usual shape, or None to let the state table decode (or refuse) it."""
 class _Connection:
     """What both sides share: the state, the package decoder and the receive loops."""
 
-    __slots__ = ("_decoder", "packages_received", "state", "violation")
+    __slots__ = ("_decoder", "_fast", "_fast_context", "packages_received", "state", "violation")
 
     _table: dict[tuple[ConnectionState, PackageType], Action]
 
-    def __init__(self, max_packet_size: int) -> None:
+    def __init__(self, max_packet_size: int, fast: FastDecoder) -> None:
         self.state = ConnectionState.INITIAL
+        self._fast = fast
+        """This side's fast decoder of data packages, called as ``fast(body, context)``."""
+        self._fast_context: Any = None
         self.packages_received = 0
         self.violation: str | None = None
         """Why the peer's bytes closed the connection (a protocol violation), if they did."""
@@ -139,15 +142,16 @@ class _Connection:
         """Feed bytes from the peer; return the events they complete.
 
         Once working, data and heartbeat packages take the fast path: the side's
-        fast decoder (:meth:`_fast_path`) turns the usual data packages straight into
-        events; anything else goes through the state table, as before the ack.
+        fast decoder (``_fast``, with ``_fast_context``) turns the usual data packages
+        straight into events; anything else goes through the state table, as before the ack.
         """
         if self.state is not ConnectionState.WORKING:
             return self._receive_by_table(data)
         events: list[Event] = []
         decoder = self._decoder
         received = self.packages_received
-        fast, context = self._fast_path()
+        fast = self._fast
+        context = self._fast_context
         try:
             frames = decoder.feed_frames(data)
             while frames:
@@ -171,10 +175,6 @@ class _Connection:
         finally:
             self.packages_received = received
         return events
-
-    def _fast_path(self) -> tuple[FastDecoder, Any]:
-        """This side's fast decoder of data packages and its context argument."""
-        raise NotImplementedError
 
     def _receive_by_table(self, data: bytes) -> list[Event]:
         """Every package through the state table (before the ack)."""
@@ -228,9 +228,9 @@ class ServerConnection(_Connection):
 
     __slots__ = (
         "_client_dict_version",
+        "_dictionary",
         "_handshake_pending",
         "_violation_answered",
-        "dictionary",
     )
 
     def __init__(
@@ -238,7 +238,7 @@ class ServerConnection(_Connection):
         dictionary: RouteDictionary | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
     ) -> None:
-        super().__init__(max_packet_size)
+        super().__init__(max_packet_size, decode_request_fast)
         self.dictionary = dictionary
         self._handshake_pending = False
         self._client_dict_version: str | None = None
@@ -246,9 +246,16 @@ class ServerConnection(_Connection):
 
     # -- receiving ----------------------------------------------------------
 
-    def _fast_path(self) -> tuple[FastDecoder, Any]:
-        dictionary = self.dictionary
-        return decode_request_fast, dictionary._code_to_route if dictionary is not None else None
+    @property
+    def dictionary(self) -> RouteDictionary | None:
+        """The route dictionary: client route codes are resolved, pushes compressed with it."""
+        return self._dictionary
+
+    @dictionary.setter
+    def dictionary(self, dictionary: RouteDictionary | None) -> None:
+        self._dictionary = dictionary
+        # decode_request_fast resolves route codes in the dictionary's own map.
+        self._fast_context = dictionary._code_to_route if dictionary is not None else None
 
     def _on_handshake(self, package: Package) -> list[Event]:
         if self._handshake_pending:
