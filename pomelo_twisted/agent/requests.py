@@ -127,7 +127,7 @@ class RequestRunner:
             result = self.handler.notify(self.agent, event.route, event.body)
         except Exception:
             log.failure(
-                "notify handler for {route} failed ({agent})", route=event.route, agent=self
+                "notify handler for {route} failed ({agent})", route=event.route, agent=self.agent
             )
             return
         if is_later(result):

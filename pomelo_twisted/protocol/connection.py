@@ -7,6 +7,13 @@ each received package type is one table per side (``SERVER_RECEIVE`` here,
 names the package and the state. A remote violation is reported as a final
 :class:`ProtocolViolation` event (the events decoded before it stay valid)
 and the connection is then ``CLOSED``.
+
+Both sides share one receive loop (``_Connection.receive_data``); once working, each
+side's fast decoder (:mod:`.fastpath`) takes the usual data packages. Every byte a
+server sends comes from a ``ServerConnection`` method that checks the state: ``send``
+and its event-free hot paths ``send_response``, ``send_push``, ``send_heartbeat``,
+``send_kick``, ``prepare_push``/``send_prepared`` (a broadcast) and
+``send_violation_kick`` (the goodbye after a violation).
 """
 
 from __future__ import annotations

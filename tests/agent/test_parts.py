@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -109,3 +111,18 @@ class AgentInterfaceTests(SynchronousTestCase):
         first = connect()
         second = connect(agents=first.agents)
         self.assertIs(first.agent.push_format, second.agent.push_format)
+
+
+class OneDoorTests(SynchronousTestCase):
+    """Every byte the agent sends comes from the ServerConnection's send methods."""
+
+    def test_agent_package_never_encodes_packages(self) -> None:
+        """No module of pomelo_twisted/agent/ calls a package or message encoder itself."""
+        import pomelo_twisted.agent as package
+
+        encoders = ("encode_response", "encode_package", "encode_kick", "encode_push")
+        offenders = []
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            offenders += [f"{path.name}: {name}" for name in encoders if name in text]
+        self.assertEqual(offenders, [])
