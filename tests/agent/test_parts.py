@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+import pomelo_twisted.agent as agent_package
 from pomelo_twisted.agent import AgentConfig, ConnectionMetrics
 from pomelo_twisted.agent.admission import Admission
 from pomelo_twisted.agent.sendqueue import SendQueue
@@ -118,11 +119,9 @@ class OneDoorTests(SynchronousTestCase):
 
     def test_agent_package_never_encodes_packages(self) -> None:
         """No module of pomelo_twisted/agent/ calls a package or message encoder itself."""
-        import pomelo_twisted.agent as package
-
         encoders = ("encode_response", "encode_package", "encode_kick", "encode_push")
         offenders = []
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        for path in sorted(Path(agent_package.__file__).parent.glob("*.py")):
             text = path.read_text(encoding="utf-8")
             offenders += [f"{path.name}: {name}" for name in encoders if name in text]
         self.assertEqual(offenders, [])
