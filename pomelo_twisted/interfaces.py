@@ -10,16 +10,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import (
+    IPushProducer,
+    IReactorCore,
+    IReactorProcess,
+    IReactorTCP,
+    IReactorTime,
+)
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from .protocol import ClientHandshake
-    from .session import Agent
 
 __all__ = [
     "IAcceptor",
     "IAfterFilter",
+    "IAgent",
     "IAgentLink",
     "IBeforeFilter",
     "IComponent",
@@ -64,31 +70,72 @@ class IAgentLink(Interface):
     def abort() -> None:
         """Drop the connection at once, discarding unsent bytes."""
 
-    def register_producer(producer: object) -> None:
+    def register_producer(producer: IPushProducer) -> None:
         """Register a streaming ``IPushProducer`` on the underlying transport."""
 
 
-class IConnectionHandler(Interface):
-    """What a frontend does with its client connections (the application implements it)."""
+class IAgent(Interface):
+    """The server side of one client connection, as handlers, sessions and channels see
+    it (:class:`pomelo_twisted.agent.Agent` provides it)."""
 
-    def handshake(agent: Agent, handshake: ClientHandshake) -> object:
+    sid = Attribute("the connection's id, unique among the connections of its frontend")
+    session = Attribute("what the connection handler attached to it (a frontend Session)")
+    serializer = Attribute("the ISerializer of the bodies on this connection")
+    link = Attribute("the IAgentLink it writes through")
+    peer = Attribute("the client's address as text, for logs")
+    handshake = Attribute("the client's ClientHandshake, once received (else None)")
+    state = Attribute("the protocol ConnectionState")
+    working = Attribute("whether the handshake is acknowledged and the connection not closing")
+    pending_bytes = Attribute("bytes queued while the transport is paused")
+    close_reason = Attribute("why the connection closed (a CloseReason cause), or None")
+    push_format = Attribute(
+        "agents with equal push_format encode a push to the same bytes: a package from one's "
+        "prepare_push serves them all (hashable)"
+    )
+
+    def push(route: str, msg: object) -> bool:
+        """Push ``msg`` on ``route``; False when the connection is not working."""
+
+    def prepare_push(route: str, msg: object) -> bytes:
+        """A push package for ``push_prepared`` of every agent of the same ``push_format``."""
+
+    def push_prepared(package: bytes) -> bool:
+        """Write a package from ``prepare_push``; False when the connection is not working."""
+
+    def kick(reason: str = "kick") -> None:
+        """Send the client a kick package with ``reason``, then close."""
+
+    def close(reason: str = "server closed") -> None:
+        """Close without a kick package, recording ``reason``."""
+
+
+class IConnectionHandler(Interface):
+    """What a frontend does with its client connections (the application implements it).
+
+    Bodies arrive raw, in the connection's serializer (``agent.serializer`` decodes them).
+    A request's result is the response body (the agent serializes it), an ``EncodedBody``
+    (written as it is), or a Deferred or coroutine of either; a raise or an errback is
+    answered through ``responses.failure_response``.
+    """
+
+    def handshake(agent: IAgent, handshake: ClientHandshake) -> object:
         """Accept a ``ClientHandshake``: return the ``user`` data to send back (or None),
         or a Deferred of it; raise ``HandshakeRejected`` to refuse with code 501."""
 
-    def connected(agent: Agent) -> None:
+    def connected(agent: IAgent) -> None:
         """The client acknowledged the handshake: the connection is working."""
 
-    def request(agent: Agent, route: str, body: bytes) -> object:
+    def request(agent: IAgent, route: str, body: bytes) -> object:
         """Handle a request whose ``body`` is as the client sent it (decode it with
         ``agent.serializer``): return the response body, an ``EncodedBody`` (written as
         it is), a Deferred or a coroutine of either. A failure is answered through
         ``responses.failure_response``."""
 
-    def notify(agent: Agent, route: str, body: bytes) -> object:
+    def notify(agent: IAgent, route: str, body: bytes) -> object:
         """Handle a notify (``body`` as the client sent it); any result is discarded,
         failures are logged."""
 
-    def disconnected(agent: Agent, reason: str) -> None:
+    def disconnected(agent: IAgent, reason: str) -> None:
         """The connection closed for ``reason`` (one of ``CloseReason``'s causes)."""
 
 
@@ -97,7 +144,7 @@ class IAcceptor(Interface):
 
     description = Attribute("its endpoint string, e.g. 'tcp:3010:interface=127.0.0.1'")
     kind = Attribute("'hybrid', 'tcp' or 'ws'")
-    agents = Attribute("the AgentFactory holding the live connections and their metrics")
+    agents = Attribute("the AgentPool holding the live connections and their metrics")
     listening = Attribute("a Deferred firing with the IListeningPort once bound")
 
 

@@ -7,13 +7,13 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import Agent, AgentConfig
 from pomelo_twisted.deadlines import DeadlineScheduler
 from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck, Heartbeat
 from pomelo_twisted.serializers import JsonSerializer
-from pomelo_twisted.session import Agent, AgentConfig
 from pomelo_twisted.testing import EchoHandler
 
-from .session.helpers import SYS, connect, make_agents, open_connection
+from .agent.helpers import SYS, connect, make_agents, open_connection
 
 
 class Recorder:

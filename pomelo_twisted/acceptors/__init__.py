@@ -2,14 +2,14 @@
 
 from .hybrid import HybridFactory, HybridProtocol
 from .service import KINDS, AcceptorKind, AcceptorService
-from .tcp import AgentFactory, PomeloTCPProtocol, TCPFactory
+from .tcp import AgentPool, PomeloTCPProtocol, TCPFactory
 from .websocket import PomeloWebSocketProtocol, WebSocketFactory
 
 __all__ = [
     "KINDS",
     "AcceptorKind",
     "AcceptorService",
-    "AgentFactory",
+    "AgentPool",
     "HybridFactory",
     "HybridProtocol",
     "PomeloTCPProtocol",

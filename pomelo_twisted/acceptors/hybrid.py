@@ -9,12 +9,14 @@ a TLS endpoint this serves both raw TLS and ``wss://``.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from typing import cast
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, ITCPTransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from ..session import CloseReason
-from .tcp import AgentFactory, PomeloTCPProtocol
+from ..agent import CloseReason
+from .tcp import AgentPool, PomeloTCPProtocol
 from .websocket import WebSocketFactory
 
 __all__ = ["HTTP_FIRST_BYTES", "HybridFactory", "HybridProtocol"]
@@ -45,7 +47,7 @@ class HybridProtocol(Protocol):
         agents.metrics.connections_opened += 1
         agents.metrics.closed[CloseReason.HANDSHAKE_TIMEOUT] += 1
         assert self.transport is not None
-        self.transport.abortConnection()  # type: ignore[attr-defined]
+        cast(ITCPTransport, self.transport).abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """Pick the inner protocol on the first byte, then forward everything."""
@@ -81,7 +83,7 @@ class HybridProtocol(Protocol):
 class HybridFactory(Factory):
     """The Twisted factory of a hybrid listener."""
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
         self.websocket = WebSocketFactory(agents)
         self.sniffing: set[HybridProtocol] = set()
@@ -91,7 +93,7 @@ class HybridFactory(Factory):
         """Drop the connections not yet handed to TCP or WebSocket (server shutdown)."""
         for proto in list(self.sniffing):
             if proto.transport is not None:
-                proto.transport.abortConnection()  # type: ignore[attr-defined]
+                cast(ITCPTransport, proto.transport).abortConnection()
         self.sniffing.clear()
 
     def buildProtocol(self, addr: IAddress | None) -> HybridProtocol:

@@ -24,10 +24,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..agent import CloseReason
 from ..interfaces import IAcceptor, IServerReactor
-from ..session import CloseReason
 from .hybrid import HybridFactory
-from .tcp import AgentFactory, TCPFactory
+from .tcp import AgentPool, TCPFactory
 from .websocket import WebSocketFactory
 
 __all__ = ["KINDS", "AcceptorKind", "AcceptorService"]
@@ -38,7 +38,7 @@ AcceptorKind = Literal["hybrid", "tcp", "ws"]
 KINDS: tuple[AcceptorKind, ...] = ("hybrid", "tcp", "ws")
 
 
-def _protocol_factory(kind: AcceptorKind, agents: AgentFactory) -> IProtocolFactory:
+def _protocol_factory(kind: AcceptorKind, agents: AgentPool) -> IProtocolFactory:
     if kind == "hybrid":
         return HybridFactory(agents)
     if kind == "tcp":
@@ -76,7 +76,7 @@ class AcceptorService(StreamServerEndpointService):
         self,
         reactor: IServerReactor,
         description: str,
-        agents: AgentFactory,
+        agents: AgentPool,
         kind: AcceptorKind = "hybrid",
     ) -> None:
         self.description = description

@@ -1,27 +1,29 @@
 """Raw TCP (and TLS) client connections: a stream of packages.
 
-:class:`AgentFactory` holds what every connection of one listener shares
-(handler, clock, serializer, limits, dictionary, metrics) and creates one
-:class:`~pomelo_twisted.session.Agent` per connection; the WebSocket and
+:class:`AgentPool` holds the live agents of one listener and what they share
+(handler, clock, serializer, limits, dictionary, metrics, deadline scheduler); it
+creates one :class:`~pomelo_twisted.agent.Agent` per connection. The WebSocket and
 hybrid acceptors build on it.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..agent import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
-from ..session import Agent, AgentConfig, CloseReason, ConnectionMetrics
 
-__all__ = ["AgentFactory", "PomeloTCPProtocol", "TCPFactory", "format_address"]
+__all__ = ["AgentPool", "PomeloTCPProtocol", "TCPFactory", "format_address"]
 
 
 def format_address(address: IAddress) -> str:
@@ -33,8 +35,12 @@ def format_address(address: IAddress) -> str:
     return repr(address)
 
 
-class AgentFactory:
-    """Makes the agents of one listener and keeps the live ones."""
+class AgentPool:
+    """The live agents of one listener, with their config, metrics and deadline scheduler.
+
+    ``new_agent`` makes (and starts) one per accepted connection, ``agent_gone`` forgets
+    a closed one, ``close_all`` closes them all and waits until they are gone.
+    """
 
     def __init__(
         self,
@@ -55,6 +61,8 @@ class AgentFactory:
         self.agents: dict[int, Agent] = {}
         self.deadlines = DeadlineScheduler(clock)
         """The handshake and idle timeouts of every connection, under one DelayedCall."""
+        self.push_format = (self.serializer, dictionary if self.config.use_dict else None)
+        """Shared by the agents: a push is encoded once for all of them."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
 
@@ -72,6 +80,7 @@ class AgentFactory:
             dictionary=self.dictionary,
             metrics=self.metrics,
             deadlines=self.deadlines,
+            push_format=self.push_format,
         )
         self.agents[sid] = agent
         agent.start()
@@ -110,11 +119,11 @@ class PomeloTCPProtocol(Protocol):
     """
 
     agent: Agent | None = None
-    agents: AgentFactory
+    agents: AgentPool
     _batch: list[bytes] | None = None
     _socket_send: Send | None = None
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
 
     @property
@@ -188,20 +197,20 @@ class PomeloTCPProtocol(Protocol):
         elif transport is not None:
             transport.loseConnection()
 
-    def register_producer(self, producer: object) -> None:
-        """Register the agent as the transport's streaming producer."""
+    def register_producer(self, producer: IPushProducer) -> None:
+        """Register the agent's send queue as the transport's streaming producer."""
         assert self.transport is not None
-        self.transport.registerProducer(producer, True)  # type: ignore[attr-defined]
+        cast(IConsumer, self.transport).registerProducer(producer, True)
 
 
 class TCPFactory(Factory):
     """The Twisted factory of a raw TCP/TLS listener."""
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
 
     def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol:
-        """One protocol per connection, sharing the agent factory."""
+        """One protocol per connection, sharing the agent pool."""
         proto = PomeloTCPProtocol(self.agents)
         proto.factory = self
         return proto

@@ -16,11 +16,15 @@ code it deserves (1002, 1007 or 1009) and is recorded as a protocol error.
 
 from __future__ import annotations
 
+from typing import cast
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..agent import Agent, CloseReason
 from ..compat import autobahn_feed, autobahn_take_buffer
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import IAgentLink
@@ -35,8 +39,7 @@ from ..protocol.wsframe import (
     encode_close,
     encode_pong,
 )
-from ..session import Agent, CloseReason
-from .tcp import AgentFactory, format_address
+from .tcp import AgentPool, format_address
 
 __all__ = ["PomeloWebSocketProtocol", "WebSocketFactory"]
 
@@ -222,18 +225,18 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             else:
                 transport.loseConnection()
 
-    def register_producer(self, producer: object) -> None:
-        """Register the agent as the TCP transport's streaming producer."""
+    def register_producer(self, producer: IPushProducer) -> None:
+        """Register the agent's send queue as the TCP transport's streaming producer."""
         assert self.transport is not None
-        self.transport.registerProducer(producer, True)  # type: ignore[attr-defined]
+        cast(IConsumer, self.transport).registerProducer(producer, True)
 
 
 class WebSocketFactory(WebSocketServerFactory):
-    """The autobahn factory of a WebSocket listener, sharing an :class:`AgentFactory`."""
+    """The autobahn factory of a WebSocket listener, sharing an :class:`AgentPool`."""
 
     protocol = PomeloWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, agents: AgentFactory) -> None:
+    def __init__(self, agents: AgentPool) -> None:
         super().__init__(reactor=agents.clock)
         self.agents = agents
         self.max_message_size = (agents.config.max_packet_size + HEADER_SIZE) * 4

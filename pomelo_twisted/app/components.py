@@ -11,11 +11,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..acceptors import KINDS, AcceptorService, AgentFactory
+from ..acceptors import KINDS, AcceptorService, AgentPool
+from ..agent import AgentConfig
 from ..errors import ConfigError
 from ..interfaces import IComponent, INetworkRpcTransport
 from ..serializers import get_serializer
-from ..session import AgentConfig
 from .frontend import FrontendHandler
 from .lifecycle import IReadyService
 
@@ -97,7 +97,7 @@ class ConnectorComponent(MultiService):
         super().__init__()
         self.setName("connector")
         self.app = app
-        self.agents: AgentFactory | None = None
+        self.agents: AgentPool | None = None
         self.acceptor: AcceptorService | None = None
         self._unusable: Failure | None = None
 
@@ -118,7 +118,7 @@ class ConnectorComponent(MultiService):
             raise ConfigError(f"{app.server_id}: {exc}") from None
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
-        self.agents = AgentFactory(
+        self.agents = AgentPool(
             FrontendHandler(app),
             app.clock,
             serializer=serializer,

@@ -11,7 +11,9 @@ Routes are told apart by their method (the last part of ``type.handler.method``)
 - ``*.*.error``: raises ``HandlerError(body["code"], body["msg"])``;
 - anything else: ``{"code": 500, "msg": "no handler for route ..."}``.
 
-Notifies to ``*.*.push`` push as well; other notifies are counted.
+Bodies arrive raw and are decoded with the connection's serializer (a body that is
+not valid answers 400). Notifies to ``*.*.push`` push as well; other notifies are
+counted (undecodable ones are dropped).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from ..errors import BadRequest, HandlerError, HandshakeRejected, SerializationError
-from ..interfaces import IConnectionHandler
+from ..interfaces import IAgent, IConnectionHandler
 from ..protocol import ClientHandshake, RouteDictionary
-from ..session import Agent
 
 __all__ = ["ECHO_ROUTES", "EchoHandler", "echo_dictionary"]
 
@@ -43,42 +44,39 @@ def echo_dictionary() -> RouteDictionary:
     return RouteDictionary.from_routes(ECHO_ROUTES, ["onPush"])
 
 
-def _decode(agent: Agent, body: bytes) -> object:
-    try:
-        return agent.serializer.decode(body)
-    except SerializationError:
-        raise BadRequest(f"body is not valid {agent.serializer.name}") from None
-
-
 @implementer(IConnectionHandler)
 class EchoHandler:
     """Answers requests as the module docstring says; records what it saw."""
 
     def __init__(self, clock: IReactorTime) -> None:
         self.clock = clock
-        self.sessions: list[Agent] = []
-        self.closes: list[tuple[Agent, str]] = []
+        self.sessions: list[IAgent] = []
+        self.closes: list[tuple[IAgent, str]] = []
         self.notified: list[tuple[str, object]] = []
         self.reject: str | None = None
         """When set, handshakes are refused with this reason (code 501)."""
 
-    def handshake(self, agent: Agent, handshake: ClientHandshake) -> object:
+    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
         """Accept (echoing the client's ``user`` data back) unless ``reject`` is set."""
         if self.reject is not None:
             raise HandshakeRejected(self.reject)
         return handshake.user if handshake.user else None
 
-    def connected(self, agent: Agent) -> None:
+    def connected(self, agent: IAgent) -> None:
         """Remember the working connection."""
         self.sessions.append(agent)
 
-    def disconnected(self, agent: Agent, reason: str) -> None:
+    def disconnected(self, agent: IAgent, reason: str) -> None:
         """Remember the close and its reason."""
         self.closes.append((agent, reason))
 
-    def request(self, agent: Agent, route: str, body: bytes) -> object:
+    def request(self, agent: IAgent, route: str, body: bytes) -> object:
         """Dispatch on the route's method."""
-        msg = _decode(agent, body)
+        serializer = agent.serializer
+        try:
+            msg = serializer.decode(body)
+        except SerializationError:
+            raise BadRequest(f"body is not valid {serializer.name}") from None
         method = route.rsplit(".", 1)[-1]
         if method == "echo":
             delay = msg.get("delayMs") if isinstance(msg, dict) else None
@@ -100,9 +98,12 @@ class EchoHandler:
             raise HandlerError(int(msg.get("code", 500)), str(msg.get("msg", "")))
         return {"code": 500, "msg": f"no handler for route {route}"}
 
-    def notify(self, agent: Agent, route: str, body: bytes) -> None:
+    def notify(self, agent: IAgent, route: str, body: bytes) -> None:
         """Push back on ``*.push``; remember every notify."""
-        msg = _decode(agent, body)
+        try:
+            msg = agent.serializer.decode(body)
+        except SerializationError:
+            return
         self.notified.append((route, msg))
         if route.endswith(".push"):
             agent.push("onPush", msg)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from twisted.application.service import MultiService
 
-from ..acceptors import AcceptorKind, AcceptorService, AgentFactory
+from ..acceptors import AcceptorKind, AcceptorService, AgentPool
+from ..agent import AgentConfig
 from ..gameconfig import listen_endpoint
 from ..interfaces import IServerReactor
 from ..serializers import get_serializer
-from ..session import AgentConfig
 from .echo import EchoHandler, echo_dictionary
 
 __all__ = ["DEFAULT_ECHO_ENDPOINT", "build_echo_frontend"]
@@ -33,7 +33,7 @@ def build_echo_frontend(
     """A MultiService named ``server_id`` holding the echo acceptor (named ``acceptor``)."""
     server = MultiService()
     server.setName(server_id)
-    agents = AgentFactory(
+    agents = AgentPool(
         EchoHandler(reactor),
         reactor,
         serializer=get_serializer(serializer),

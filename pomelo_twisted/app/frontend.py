@@ -18,10 +18,9 @@ from zope.interface import implementer
 
 from ..errors import BadRequest, SerializationError
 from ..handlers.context import RequestContext
-from ..interfaces import IConnectionHandler
+from ..interfaces import IAgent, IConnectionHandler
 from ..protocol import ClientHandshake
 from ..responses import EncodedBody, failure_response
-from ..session import Agent
 from .forward import Forwarder
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ class FrontendHandler:
         self.dispatcher = app.dispatcher
         self.forwarder = forwarder if forwarder is not None else forwarder_of(app)
 
-    def handshake(self, agent: Agent, handshake: ClientHandshake) -> object:
+    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
         """The game's ``handshake`` setting decides: ``fn(user, sys) -> user data``;
         it may raise ``HandshakeRejected`` (code 501) or return a Deferred."""
         hook = self.app.get("handshake")
@@ -64,11 +63,11 @@ class FrontendHandler:
             return None
         return hook(handshake.user, handshake.sys)
 
-    def connected(self, agent: Agent) -> None:
+    def connected(self, agent: IAgent) -> None:
         """The client acked the handshake: a session exists from now on."""
         agent.session = self.sessions.create(agent)
 
-    def request(self, agent: Agent, route: str, body: bytes) -> object:
+    def request(self, agent: IAgent, route: str, body: bytes) -> object:
         """A local route dispatched (the body decoded here), another type's forwarded
         undecoded: the body, an ``EncodedBody`` or a Deferred of either."""
         dispatcher = self.dispatcher
@@ -84,7 +83,7 @@ class FrontendHandler:
             return self._failed(Failure(), agent, route, body)
         return d.addCallbacks(EncodedBody, self._failed, errbackArgs=(agent, route, body))
 
-    def notify(self, agent: Agent, route: str, body: bytes) -> object:
+    def notify(self, agent: IAgent, route: str, body: bytes) -> object:
         """A notify, local or forwarded as a request is; the result is discarded."""
         dispatcher = self.dispatcher
         parts = dispatcher.route_parts(route)
@@ -96,11 +95,11 @@ class FrontendHandler:
         d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, True)
         return d.addErrback(_notify_failed, route)
 
-    def disconnected(self, agent: Agent, reason: str) -> None:
+    def disconnected(self, agent: IAgent, reason: str) -> None:
         """The connection closed: the session's on_closed callbacks run."""
         self.sessions.closed(agent.sid, reason)
 
-    def _failed(self, failure: Failure, agent: Agent, route: str, body: bytes) -> Any:
+    def _failed(self, failure: Failure, agent: IAgent, route: str, body: bytes) -> Any:
         """The body answering a forward that failed here: the game's error handler
         decides, else :func:`failure_response`."""
         dispatcher = self.dispatcher
@@ -124,7 +123,7 @@ class FrontendHandler:
         return dispatcher.failed(context, failure)
 
 
-def _decode(agent: Agent, body: bytes) -> object:
+def _decode(agent: IAgent, body: bytes) -> object:
     """The request body, decoded with the connection's serializer (400 when it cannot)."""
     serializer = agent.serializer
     try:

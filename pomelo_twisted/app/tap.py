@@ -33,12 +33,12 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from ..acceptors import KINDS
+from ..agent import AgentConfig
 from ..cluster.build import build_master
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..serializers import get_serializer
-from ..session import AgentConfig
 from .build import build_cluster_server, build_standalone
 from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running

@@ -11,7 +11,6 @@ from .connection import (
     ConnectionState,
     ServerConnection,
     encode_push,
-    encode_response,
 )
 from .dictionary import RouteDictionary
 from .errors import (
@@ -38,6 +37,7 @@ from .events import (
     Response,
     UnknownRouteCode,
 )
+from .fastpath import encode_response
 from .handshake import CODE_BAD_HANDSHAKE, CODE_OK, CODE_REJECTED
 from .message import Message, MessageType, decode_message, encode_message
 from .packet import DEFAULT_MAX_PACKET_SIZE, Package, PackageDecoder, PackageType, encode_package

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .connection import (
-    _HEARTBEAT_EVENT,
     HANDSHAKE_ACK_PACKAGE,
     HEARTBEAT_PACKAGE,
     Action,
@@ -12,7 +11,6 @@ from .connection import (
     S,
     _Connection,
     _ignore,
-    _new,
 )
 from .dictionary import RouteDictionary
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -23,25 +21,16 @@ from .events import (
     Heartbeat,
     Kick,
     Notify,
-    ProtocolViolation,
     Push,
     Request,
     Response,
 )
+from .fastpath import decode_response_fast
 from .handshake import CODE_OK, encode_client_handshake, parse_handshake_response, parse_kick
 from .message import MAX_MESSAGE_ID, MessageType, decode_message, encode_message
 from .packet import DEFAULT_MAX_PACKET_SIZE, Package, PackageType, encode_package
 
 __all__ = ["CLIENT_RECEIVE", "ClientConnection"]
-
-_DATA = int(PackageType.DATA)
-_HEARTBEAT = int(PackageType.HEARTBEAT)
-_RESPONSE = int(MessageType.RESPONSE)
-_PACKAGE_TYPES: tuple[PackageType, ...] = (PackageType.HANDSHAKE, *PackageType)
-# As for the server's requests: responses built without the frozen __init__.
-_set_response_id = Response.__dict__["id"].__set__
-_set_response_body = Response.__dict__["body"].__set__
-_set_response_route = Response.__dict__["route"].__set__
 
 
 class ClientConnection(_Connection):
@@ -50,11 +39,12 @@ class ClientConnection(_Connection):
     __slots__ = ("_handshake_sent", "_pending_routes", "dictionary", "use_dict")
 
     def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
-        super().__init__(max_packet_size)
+        super().__init__(max_packet_size, decode_response_fast)
         self.dictionary: RouteDictionary | None = None
         self.use_dict = False
         self._handshake_sent = False
         self._pending_routes: dict[int, str] = {}
+        self._fast_context = self._pending_routes  # decode_response_fast pops their routes
 
     @property
     def pending(self) -> int:
@@ -62,60 +52,6 @@ class ClientConnection(_Connection):
         return len(self._pending_routes)
 
     # -- receiving ----------------------------------------------------------
-
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the server; return the events they complete.
-
-        Once working, responses and heartbeats take a fast path (the response decoded
-        inline); anything else goes through the state table.
-        """
-        if self.state is not ConnectionState.WORKING:
-            return super().receive_data(data)
-        events: list[Event] = []
-        decoder = self._decoder
-        received = self.packages_received
-        pending = self._pending_routes
-        try:
-            frames = decoder.feed_frames(data)
-            while frames:
-                for ptype, body in frames:
-                    received += 1
-                    if ptype == _DATA and len(body) >= 2 and (body[0] >> 1) & 0x07 == _RESPONSE:
-                        # flag, varint id (at most four bytes here), body
-                        msg_id = body[1]
-                        offset = 2
-                        if msg_id >= 0x80:
-                            msg_id &= 0x7F
-                            shift = 7
-                            while offset < len(body) and offset <= 4:
-                                byte = body[offset]
-                                offset += 1
-                                msg_id |= (byte & 0x7F) << shift
-                                if byte < 0x80:
-                                    break
-                                shift += 7
-                            else:
-                                offset = 0  # truncated or long: decode_message decides
-                        if offset:
-                            response = _new(Response)
-                            _set_response_id(response, msg_id)
-                            _set_response_body(response, body[offset:])
-                            _set_response_route(response, pending.pop(msg_id, ""))
-                            events.append(response)
-                            continue
-                    if ptype == _HEARTBEAT:
-                        events.append(_HEARTBEAT_EVENT)
-                        continue
-                    events.extend(self._act(Package(_PACKAGE_TYPES[ptype], body)))
-                    if self._closed():  # kicked
-                        return events
-                frames = decoder.feed_frames(b"") if decoder.blocked else []
-        except RemoteProtocolError as exc:
-            self.state = ConnectionState.CLOSED
-            events.append(ProtocolViolation(exc))
-        finally:
-            self.packages_received = received
-        return events
 
     def _on_handshake_response(self, package: Package) -> list[Event]:
         if not self._handshake_sent:

@@ -7,11 +7,17 @@ each received package type is one table per side (``SERVER_RECEIVE`` here,
 names the package and the state. A remote violation is reported as a final
 :class:`ProtocolViolation` event (the events decoded before it stay valid)
 and the connection is then ``CLOSED``.
+
+Both sides share one receive loop (``_Connection.receive_data``); once working, each
+side's fast decoder (:mod:`.fastpath`) takes the usual data packages. Every byte a
+server sends comes from a ``ServerConnection`` method that checks the state: ``send``
+and its event-free hot paths ``send_response``, ``send_push``, ``send_heartbeat``,
+``send_kick``, ``prepare_push``/``send_prepared`` (a broadcast) and
+``send_violation_kick`` (the goodbye after a violation).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -33,6 +39,7 @@ from .events import (
     Response,
     UnknownRouteCode,
 )
+from .fastpath import decode_request_fast, encode_response
 from .handshake import (
     CODE_OK,
     encode_handshake_response,
@@ -43,11 +50,9 @@ from .message import (
     MessageType,
     decode_message,
     encode_message,
-    encode_varint,
 )
 from .packet import (
     DEFAULT_MAX_PACKET_SIZE,
-    MAX_BODY_LENGTH,
     Package,
     PackageDecoder,
     PackageType,
@@ -67,96 +72,8 @@ _HEARTBEAT = int(PackageType.HEARTBEAT)
 _PACKAGE_TYPES: tuple[PackageType, ...] = (PackageType.HANDSHAKE, *PackageType)
 _HEARTBEAT_EVENT = Heartbeat()
 
-# Events of the hot path are built without the frozen dataclass __init__, whose
-# object.__setattr__ per field costs more than the decoding: the slot descriptors are
-# set directly. The result is an ordinary, equal, still frozen instance.
-_REQUEST = int(MessageType.REQUEST)
-_NOTIFY = int(MessageType.NOTIFY)
-_new = object.__new__
-_set_request_id = Request.__dict__["id"].__set__
-_set_request_route = Request.__dict__["route"].__set__
-_set_request_body = Request.__dict__["body"].__set__
-_set_notify_route = Notify.__dict__["route"].__set__
-_set_notify_body = Notify.__dict__["body"].__set__
-
-
-def decode_request_fast(body: bytes, routes: dict[int, str] | None) -> Request | Notify | None:
-    """A client's request or notify straight from the body of a data package: the
-    server's hot path, for the usual shapes (a varint id of up to four bytes, a route
-    as a code in ``routes``, the dictionary's code -> route map, or as UTF-8). None
-    for anything else, which :func:`decode_message` then decodes (or refuses) in
-    full. The events are built without the frozen dataclass ``__init__``."""
-    size = len(body)
-    if size < 2:
-        return None
-    flag = body[0]
-    msg_type = (flag >> 1) & 0x07
-    offset = 1
-    msg_id = 0
-    if msg_type == _REQUEST:
-        byte = body[1]
-        offset = 2
-        if byte < 0x80:
-            msg_id = byte
-        else:
-            msg_id = byte & 0x7F
-            shift = 7
-            while True:
-                # At most four bytes here (28 bits, always a valid id): a fifth one,
-                # which may overflow 31 bits, is left to decode_message.
-                if offset >= size or offset > 4:
-                    return None
-                byte = body[offset]
-                offset += 1
-                msg_id |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-    elif msg_type != _NOTIFY:
-        return None
-    if flag & 0x01:
-        if routes is None or offset + 2 > size:
-            return None
-        route = routes.get((body[offset] << 8) | body[offset + 1])
-        if route is None:
-            return None
-        offset += 2
-    else:
-        if offset >= size:
-            return None
-        stop = offset + 1 + body[offset]
-        if stop > size:
-            return None
-        try:
-            route = body[offset + 1 : stop].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        offset = stop
-    payload = body[offset:] if offset < size else b""
-    if msg_id:
-        request = _new(Request)
-        _set_request_id(request, msg_id)
-        _set_request_route(request, route)
-        _set_request_body(request, payload)
-        return request
-    notify = _new(Notify)
-    _set_notify_route(notify, route)
-    _set_notify_body(notify, payload)
-    return notify
-
-
 HEARTBEAT_PACKAGE = encode_package(PackageType.HEARTBEAT)
 HANDSHAKE_ACK_PACKAGE = encode_package(PackageType.HANDSHAKE_ACK)
-
-# A response's package header and message flag, packed at once: the type byte and the
-# 24-bit length as one big-endian word, then the flag (RESPONSE << 1) and the varint id
-# (one or two bytes for ids below 2**14; longer ids are appended).
-_DATA_TYPE_BITS = int(PackageType.DATA) << 24
-_RESPONSE_FLAG = int(MessageType.RESPONSE) << 1
-_RESPONSE_FLAG_BITS = _RESPONSE_FLAG << 8
-_PACK_0 = struct.Struct(">IB").pack
-_PACK_1 = struct.Struct(">IH").pack
-_PACK_2 = struct.Struct(">IBH").pack
 
 
 class ConnectionState(Enum):
@@ -190,31 +107,6 @@ def _violation(reason: str) -> Action:
     return fail
 
 
-def encode_response(msg_id: int, body: bytes) -> bytes:
-    """One data package holding the response to request ``msg_id``.
-
-    Built with one pack and one concatenation (the hot path); equal to
-    ``encode_package(DATA, encode_message(RESPONSE, msg_id, "", body))``.
-    """
-    if 0 <= msg_id < 0x80:
-        length = 2 + len(body)
-    elif 0x80 <= msg_id < 0x4000:
-        length = 3 + len(body)
-    else:
-        msg_id_bytes = encode_varint(msg_id)
-        length = 1 + len(msg_id_bytes) + len(body)
-    if length > MAX_BODY_LENGTH:
-        raise ValueError(
-            f"package body of {length} bytes exceeds the protocol maximum of {MAX_BODY_LENGTH}"
-        )
-    if msg_id < 0x80:
-        return _PACK_1(_DATA_TYPE_BITS | length, _RESPONSE_FLAG_BITS | msg_id) + body
-    if msg_id < 0x4000:
-        varint = (msg_id & 0x7F | 0x80) << 8 | msg_id >> 7
-        return _PACK_2(_DATA_TYPE_BITS | length, _RESPONSE_FLAG, varint) + body
-    return b"".join((_PACK_0(_DATA_TYPE_BITS | length, _RESPONSE_FLAG), msg_id_bytes, body))
-
-
 def encode_push(route: str, body: bytes, dictionary: RouteDictionary | None = None) -> bytes:
     """One data package holding a push, its route compressed when ``dictionary`` has it.
 
@@ -226,14 +118,26 @@ def encode_push(route: str, body: bytes, dictionary: RouteDictionary | None = No
     )
 
 
+FastDecoder = Callable[[bytes, Any], "Event | None"]
+"""A side's fast decoder: ``fast(body, context)`` -> the event of a data package in the
+usual shape, or None to let the state table decode (or refuse) it."""
+
+
 class _Connection:
-    __slots__ = ("_decoder", "packages_received", "state")
+    """What both sides share: the state, the package decoder and the receive loops."""
+
+    __slots__ = ("_decoder", "_fast", "_fast_context", "packages_received", "state", "violation")
 
     _table: dict[tuple[ConnectionState, PackageType], Action]
 
-    def __init__(self, max_packet_size: int) -> None:
+    def __init__(self, max_packet_size: int, fast: FastDecoder) -> None:
         self.state = ConnectionState.INITIAL
+        self._fast = fast
+        """This side's fast decoder of data packages, called as ``fast(body, context)``."""
+        self._fast_context: Any = None
         self.packages_received = 0
+        self.violation: str | None = None
+        """Why the peer's bytes closed the connection (a protocol violation), if they did."""
         self._decoder = PackageDecoder(max_packet_size)
 
     @property
@@ -242,7 +146,45 @@ class _Connection:
         return self._decoder.buffered
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer; return the events they complete."""
+        """Feed bytes from the peer; return the events they complete.
+
+        Once working, data and heartbeat packages take the fast path: the side's
+        fast decoder (``_fast``, with ``_fast_context``) turns the usual data packages
+        straight into events; anything else goes through the state table, as before the ack.
+        """
+        if self.state is not ConnectionState.WORKING:
+            return self._receive_by_table(data)
+        events: list[Event] = []
+        decoder = self._decoder
+        received = self.packages_received
+        fast = self._fast
+        context = self._fast_context
+        try:
+            frames = decoder.feed_frames(data)
+            while frames:
+                for ptype, body in frames:
+                    received += 1
+                    if ptype == _DATA:
+                        event = fast(body, context)
+                        if event is not None:
+                            events.append(event)
+                            continue
+                    elif ptype == _HEARTBEAT:
+                        events.append(_HEARTBEAT_EVENT)
+                        continue
+                    events.extend(self._act(Package(_PACKAGE_TYPES[ptype], body)))
+                    if self._closed():  # e.g. the server kicked a client
+                        return events
+                # A bad header right behind these frames stays buffered: raise it now.
+                frames = decoder.feed_frames(b"") if decoder.blocked else []
+        except RemoteProtocolError as exc:
+            events.append(self._violated(exc))
+        finally:
+            self.packages_received = received
+        return events
+
+    def _receive_by_table(self, data: bytes) -> list[Event]:
+        """Every package through the state table (before the ack)."""
         if self.state is ConnectionState.CLOSED:
             return []
         events: list[Event] = []
@@ -254,12 +196,15 @@ class _Connection:
                     events.extend(self._act(package))
                     if self._closed():
                         return events
-                # A bad header right behind these packages stays buffered: raise it now.
                 packages = self._decoder.feed(b"") if self._decoder.blocked else []
         except RemoteProtocolError as exc:
-            self.state = ConnectionState.CLOSED
-            events.append(ProtocolViolation(exc))
+            events.append(self._violated(exc))
         return events
+
+    def _violated(self, exc: RemoteProtocolError) -> ProtocolViolation:
+        self.state = ConnectionState.CLOSED
+        self.violation = exc.reason
+        return ProtocolViolation(exc)
 
     def _act(self, package: Package) -> list[Event]:
         """What the state table makes of ``package`` in the current state."""
@@ -271,6 +216,7 @@ class _Connection:
         return action(self, package)
 
     def _closed(self) -> bool:
+        # A method: mypy would narrow ``self.state`` across the action's call otherwise.
         return self.state is ConnectionState.CLOSED
 
     def close(self) -> None:
@@ -287,57 +233,36 @@ class _Connection:
 class ServerConnection(_Connection):
     """The server side of one client connection."""
 
-    __slots__ = ("_client_dict_version", "_handshake_pending", "dictionary")
+    __slots__ = (
+        "_client_dict_version",
+        "_dictionary",
+        "_handshake_pending",
+        "_violation_answered",
+    )
 
     def __init__(
         self,
         dictionary: RouteDictionary | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
     ) -> None:
-        super().__init__(max_packet_size)
+        super().__init__(max_packet_size, decode_request_fast)
         self.dictionary = dictionary
         self._handshake_pending = False
         self._client_dict_version: str | None = None
+        self._violation_answered = False
 
     # -- receiving ----------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer; return the events they complete.
+    @property
+    def dictionary(self) -> RouteDictionary | None:
+        """The route dictionary: client route codes are resolved, pushes compressed with it."""
+        return self._dictionary
 
-        Once working, data and heartbeat packages take a fast path: the common
-        message shapes are decoded inline, straight into events; anything else goes
-        through the state table exactly as before the handshake ack.
-        """
-        if self.state is not ConnectionState.WORKING:
-            return super().receive_data(data)
-        events: list[Event] = []
-        decoder = self._decoder
-        received = self.packages_received
-        dictionary = self.dictionary
-        routes = dictionary._code_to_route if dictionary is not None else None
-        try:
-            frames = decoder.feed_frames(data)
-            while frames:
-                for ptype, body in frames:
-                    received += 1
-                    if ptype == _DATA:
-                        event = decode_request_fast(body, routes)
-                        if event is None:
-                            events.extend(self._on_data(Package(P.DATA, body)))
-                        else:
-                            events.append(event)
-                    elif ptype == _HEARTBEAT:
-                        events.append(_HEARTBEAT_EVENT)
-                    else:
-                        # Handshake, ack or kick once working: the table decides.
-                        events.extend(self._act(Package(_PACKAGE_TYPES[ptype], body)))
-                frames = decoder.feed_frames(b"") if decoder.blocked else []
-        except RemoteProtocolError as exc:
-            self.state = ConnectionState.CLOSED
-            events.append(ProtocolViolation(exc))
-        finally:
-            self.packages_received = received
-        return events
+    @dictionary.setter
+    def dictionary(self, dictionary: RouteDictionary | None) -> None:
+        self._dictionary = dictionary
+        # decode_request_fast resolves route codes in the dictionary's own map.
+        self._fast_context = dictionary._code_to_route if dictionary is not None else None
 
     def _on_handshake(self, package: Package) -> list[Event]:
         if self._handshake_pending:
@@ -377,6 +302,10 @@ class ServerConnection(_Connection):
         raise RemoteProtocolError(f"client sent a {msg.type.name.lower()} message")
 
     # -- sending ------------------------------------------------------------
+    #
+    # Every byte a server sends to its client comes from one of these methods, and
+    # each checks the state as ``send`` does (LocalProtocolError when it forbids the
+    # package). The specific methods are the hot paths: no event is built.
 
     def send_response(self, msg_id: int, body: bytes) -> bytes:
         """``send(Response(msg_id, body))`` without building the event (the hot path)."""
@@ -384,20 +313,63 @@ class ServerConnection(_Connection):
             raise LocalProtocolError(f"cannot send Response in state {self.state.value}")
         return encode_response(msg_id, body)
 
+    def send_push(self, route: str, body: bytes) -> bytes:
+        """``send(Push(route, body))`` without building the event."""
+        if self.state is not ConnectionState.WORKING:
+            raise LocalProtocolError(f"cannot send Push in state {self.state.value}")
+        return encode_push(route, body, self.dictionary)
+
+    def prepare_push(self, route: str, body: bytes) -> bytes:
+        """A push package for :meth:`send_prepared`, encoded once for a broadcast.
+
+        The bytes depend only on the route dictionary: they serve every connection
+        whose ``dictionary`` is this one's. Preparing sends nothing, in any state.
+        """
+        return encode_push(route, body, self.dictionary)
+
+    def send_prepared(self, package: bytes) -> bytes:
+        """``package`` (from :meth:`prepare_push` of a connection sharing this one's
+        dictionary) when a push may be sent now."""
+        if self.state is not ConnectionState.WORKING:
+            raise LocalProtocolError(f"cannot send Push in state {self.state.value}")
+        return package
+
+    def send_heartbeat(self) -> bytes:
+        """``send(Heartbeat())``."""
+        if self.state is not ConnectionState.WORKING:
+            raise LocalProtocolError(f"cannot send Heartbeat in state {self.state.value}")
+        return HEARTBEAT_PACKAGE
+
+    def send_kick(self, reason: str) -> bytes:
+        """``send(Kick(reason))``: the last package; the connection is then closed."""
+        if self.state is ConnectionState.CLOSED:
+            raise LocalProtocolError("cannot send Kick in state closed")
+        self.state = ConnectionState.CLOSED
+        return encode_package(PackageType.KICK, encode_kick(reason))
+
+    def send_violation_kick(self, reason: str) -> bytes:
+        """The goodbye after the client broke the protocol: a kick telling ``reason``.
+
+        Only once, and only on a connection a :class:`ProtocolViolation` closed (which
+        ``send_kick`` refuses, as it refuses every package once closed).
+        """
+        if self.state is not ConnectionState.CLOSED or self.violation is None:
+            raise LocalProtocolError("no protocol violation to answer")
+        if self._violation_answered:
+            raise LocalProtocolError("the protocol violation was already answered")
+        self._violation_answered = True
+        return encode_package(PackageType.KICK, encode_kick(reason))
+
     def send(self, event: Event) -> bytes:
         """Bytes for ``event``; raises :class:`LocalProtocolError` when the state forbids it."""
         if isinstance(event, Response):
             return self.send_response(event.id, event.body)
         if isinstance(event, Push):
-            self._require(event, S.WORKING)
-            return encode_push(event.route, event.body, self.dictionary)
+            return self.send_push(event.route, event.body)
         if isinstance(event, Heartbeat):
-            self._require(event, S.WORKING)
-            return HEARTBEAT_PACKAGE
+            return self.send_heartbeat()
         if isinstance(event, Kick):
-            self._require(event, S.INITIAL, S.WAITING_ACK, S.WORKING)
-            self.state = ConnectionState.CLOSED
-            return encode_package(PackageType.KICK, encode_kick(event.reason))
+            return self.send_kick(event.reason)
         if isinstance(event, HandshakeResponse):
             self._require(event, S.INITIAL)
             if not self._handshake_pending:

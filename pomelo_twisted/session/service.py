@@ -17,8 +17,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
 from ..errors import HandlerError
-from ..protocol import encode_push
-from .session import Session, SessionAgent
+from ..interfaces import IAgent
+from .session import Session
 
 __all__ = ["ANOTHER_LOGIN", "SESSION_OPS", "SessionService"]
 
@@ -56,7 +56,7 @@ class SessionService:
 
     # -- lookups -------------------------------------------------------------
 
-    def create(self, agent: SessionAgent) -> Session:
+    def create(self, agent: IAgent) -> Session:
         """A new session for ``agent``'s connection; ``ValueError`` if its sid is taken."""
         sid = agent.sid
         if sid in self._sessions:
@@ -218,30 +218,23 @@ class SessionService:
         return self._push(route, msg, list(self._sessions.values()))
 
     def _push(self, route: str, msg: object, sessions: Iterable[Session]) -> int:
-        # The agents of a frontend share one serializer and one dictionary, so this
-        # encodes once (when the first working agent is met); keyed by identity, it
-        # stays right if they ever differ. This loop runs once per member of a room.
-        bodies: dict[int, bytes] = {}
-        packages: dict[tuple[int, int], bytes] = {}
+        # Encoded once per push format (serializer and dictionary: one for all the agents
+        # of a listener), when its first working agent is met; this loop runs once per
+        # member of a room.
+        prepared: dict[object, bytes] = {}
         package = b""
-        serializer: object = None
-        dictionary: object = None
+        push_format: object = None
         count = 0
         for session in sessions:
             agent = session.agent
-            if agent.serializer is not serializer or agent.connection.dictionary is not dictionary:
+            if agent.push_format is not push_format:
                 if not agent.working:
                     continue
-                serializer = agent.serializer
-                dictionary = agent.connection.dictionary
-                key = (id(serializer), id(dictionary))
-                found = packages.get(key)
+                push_format = agent.push_format
+                found = prepared.get(push_format)
                 if found is None:
-                    body = bodies.get(key[0])
-                    if body is None:
-                        body = bodies[key[0]] = agent.serializer.encode(msg)
-                    found = packages[key] = encode_push(route, body, agent.connection.dictionary)
+                    found = prepared[push_format] = agent.prepare_push(route, msg)
                 package = found
-            if agent.push_encoded(package):
+            if agent.push_prepared(package):
                 count += 1
         return count

@@ -1,60 +1,30 @@
 """The frontend session: what a server knows about one client connection.
 
-A :class:`Session` wraps one :class:`~pomelo_twisted.session.Agent` and lives in the
-:class:`~pomelo_twisted.session.service.SessionService` of its frontend. It carries the
-uid the client is bound to (after login) and free-form ``settings``; backends see a copy
-of it, a :class:`~pomelo_twisted.session.backend.BackendSession`. A forwarded request
-carries the settings only when the backend has not seen their current
+A :class:`Session` wraps one connection (an :class:`~pomelo_twisted.interfaces.IAgent`)
+and lives in the :class:`~pomelo_twisted.session.service.SessionService` of its frontend.
+It carries the uid the client is bound to (after login) and free-form ``settings``;
+backends see a copy of it, a :class:`~pomelo_twisted.session.backend.BackendSession`. A
+forwarded request carries the settings only when the backend has not seen their current
 ``settings_version`` yet (see :mod:`pomelo_twisted.app.forward`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from ..interfaces import ISerializer
-from ..protocol import RouteDictionary
+from ..interfaces import IAgent
 from ..results import settle
 
 if TYPE_CHECKING:
     from .service import SessionService
 
-__all__ = ["ClosedCallback", "Session", "SessionAgent"]
+__all__ = ["ClosedCallback", "Session"]
 
 log = Logger()
-
-
-class _HasDictionary(Protocol):
-    @property
-    def dictionary(self) -> RouteDictionary | None: ...
-
-
-class SessionAgent(Protocol):
-    """What a session needs of its connection (the real ``Agent`` provides it)."""
-
-    @property
-    def sid(self) -> int: ...
-
-    @property
-    def working(self) -> bool: ...
-
-    @property
-    def serializer(self) -> ISerializer: ...
-
-    @property
-    def connection(self) -> _HasDictionary: ...
-
-    def push(self, route: str, msg: object) -> bool: ...
-
-    def push_encoded(self, package: bytes) -> bool: ...
-
-    def kick(self, reason: str = ...) -> None: ...
-
-    def close(self, reason: str = ...) -> None: ...
 
 
 ClosedCallback = Callable[["Session", str], object]
@@ -83,7 +53,7 @@ class Session:
         "uid",
     )
 
-    def __init__(self, agent: SessionAgent, frontend_id: str, service: SessionService) -> None:
+    def __init__(self, agent: IAgent, frontend_id: str, service: SessionService) -> None:
         self.agent = agent
         self.id: int = agent.sid
         self.frontend_id = frontend_id

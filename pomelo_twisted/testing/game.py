@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
-from ..acceptors import AgentFactory, TCPFactory
+from ..acceptors import AgentPool, TCPFactory
 from ..app.application import Application
 from ..app.build import StandaloneService, build_standalone
 from ..app.components import ConnectorComponent
@@ -45,7 +45,7 @@ class _FrontendServer(MemoryServer):
 
     connection_class = GameConnection
 
-    def __init__(self, harness: GameHarness, agents: AgentFactory) -> None:
+    def __init__(self, harness: GameHarness, agents: AgentPool) -> None:
         self.clock = harness.clock
         self.agents = agents
         self.factory = TCPFactory(agents)

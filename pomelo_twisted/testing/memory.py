@@ -17,11 +17,11 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
-from ..acceptors import AgentFactory, TCPFactory
+from ..acceptors import AgentPool, TCPFactory
+from ..agent import Agent, AgentConfig, ConnectionMetrics
 from ..client import PomeloClient, PomeloClientProtocol
 from ..interfaces import IConnectionHandler, ISerializer
 from ..protocol import RouteDictionary
-from ..session import Agent, AgentConfig, ConnectionMetrics
 
 __all__ = ["MemoryConnection", "MemoryServer", "NoResponseYet"]
 
@@ -111,7 +111,7 @@ class MemoryServer:
         serializer: ISerializer | None = None,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
-        self.agents = AgentFactory(
+        self.agents = AgentPool(
             handler,
             self.clock,
             serializer=serializer,

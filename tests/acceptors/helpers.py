@@ -9,7 +9,7 @@ import struct
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 
-from pomelo_twisted.acceptors import AgentFactory, HybridFactory, HybridProtocol
+from pomelo_twisted.acceptors import AgentPool, HybridFactory, HybridProtocol
 
 __all__ = [
     "OP_BINARY",
@@ -87,7 +87,7 @@ def server_frames(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def open_hybrid(
-    agents: AgentFactory,
+    agents: AgentPool,
 ) -> tuple[HybridFactory, HybridProtocol, StringTransportWithDisconnection]:
     """A hybrid protocol of ``agents`` connected to a fresh memory transport."""
     factory = HybridFactory(agents)

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.acceptors import PomeloTCPProtocol, PomeloWebSocketProtocol
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.interfaces import IAgentLink
 from pomelo_twisted.protocol import (
     ClientConnection,
@@ -18,9 +19,8 @@ from pomelo_twisted.protocol import (
     Request,
     Response,
 )
-from pomelo_twisted.session import AgentConfig
 
-from ..session.helpers import HEARTBEAT, SYS, make_agents
+from ..agent.helpers import HEARTBEAT, SYS, make_agents
 from .helpers import (
     OP_BINARY,
     OP_CLOSE,
@@ -191,7 +191,7 @@ class WebSocketPathTests(GlobalReactorCheck):
         assert isinstance(inner, PomeloWebSocketProtocol)
         verifyObject(IAgentLink, inner)
         self.assertEqual(inner.peer, "127.0.0.1:50123")
-        self.assertIs(self.transport.producer, inner.agent)
+        self.assertIs(self.transport.producer, inner.agent.send_queue)
 
     def test_two_packages_in_one_frame(self) -> None:
         """A frame holding two requests gets both answered, one message each."""

@@ -21,11 +21,11 @@ from pomelo_twisted.acceptors import (
     TCPFactory,
     WebSocketFactory,
 )
-from pomelo_twisted.interfaces import IAcceptor, IAgentLink, IConnectionHandler
+from pomelo_twisted.agent import AgentConfig
+from pomelo_twisted.interfaces import IAcceptor, IAgent, IAgentLink, IConnectionHandler
 from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck
-from pomelo_twisted.session import AgentConfig
 
-from ..session.helpers import SYS, connect, make_agents
+from ..agent.helpers import SYS, connect, make_agents
 
 
 def attach(service: AcceptorService, ack: bool) -> StringTransportWithDisconnection:
@@ -162,10 +162,12 @@ class InterfaceTests(SynchronousTestCase):
         )
 
     def test_tcp_link_and_agent(self) -> None:
-        """A connected TCP protocol provides IAgentLink; its agent provides IPushProducer."""
+        """A connected TCP protocol provides IAgentLink; its agent provides IAgent, and its
+        send queue IPushProducer."""
         conn = connect(AgentConfig())
         self.assertIsInstance(conn.protocol, PomeloTCPProtocol)
         self.assertTrue(verifyObject(IAgentLink, conn.protocol))
         self.assertEqual(conn.protocol.peer, "192.168.1.1:54321")
-        self.assertTrue(verifyObject(IPushProducer, conn.agent))
+        self.assertTrue(verifyObject(IAgent, conn.agent))
+        self.assertTrue(verifyObject(IPushProducer, conn.agent.send_queue))
         self.assertTrue(verifyObject(IConnectionHandler, conn.handler))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -12,9 +13,8 @@ from pomelo_twisted.protocol import (
     Request,
     Response,
 )
-from pomelo_twisted.session import AgentConfig
 
-from ..session.helpers import SYS, connect, kick_package, make_agents
+from ..agent.helpers import SYS, connect, kick_package, make_agents
 from .helpers import open_hybrid
 
 ECHO = "connector.entryHandler.echo"

@@ -6,6 +6,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 
 from pomelo_twisted.acceptors import PomeloWebSocketProtocol, WebSocketFactory
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -14,9 +15,8 @@ from pomelo_twisted.protocol import (
     Response,
 )
 from pomelo_twisted.protocol.wsframe import OPCODE_PING, OPCODE_PONG, encode_frame
-from pomelo_twisted.session import AgentConfig
 
-from ..session.helpers import HEARTBEAT, make_agents
+from ..agent.helpers import HEARTBEAT, make_agents
 from .helpers import OP_BINARY, OP_CLOSE, client_frame, server_frames, upgrade_request
 from .test_hybrid import GlobalReactorCheck
 

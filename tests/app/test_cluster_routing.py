@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import build_application
 from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.protocol import encode_push
 from pomelo_twisted.rpc import default_route
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import JsonSerializer
@@ -182,6 +183,7 @@ class FakeAgent:
         self.working = True
         self.serializer = JsonSerializer()
         self.connection = SimpleNamespace(dictionary=None)
+        self.push_format = (self.serializer, None)
         self.pushed: list[tuple[str, object]] = []
         self.encoded: list[bytes] = []
         self.kicked: list[str] = []
@@ -190,7 +192,10 @@ class FakeAgent:
         self.pushed.append((route, msg))
         return True
 
-    def push_encoded(self, package: bytes) -> bool:
+    def prepare_push(self, route: str, msg: object) -> bytes:
+        return encode_push(route, self.serializer.encode(msg))
+
+    def push_prepared(self, package: bytes) -> bool:
         self.encoded.append(package)
         return True
 

@@ -31,12 +31,12 @@ from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.acceptors import (
     AcceptorService,
-    AgentFactory,
+    AgentPool,
     PomeloTCPProtocol,
     PomeloWebSocketProtocol,
 )
+from pomelo_twisted.agent import CloseReason
 from pomelo_twisted.client import ClientError, PomeloClient, connect
-from pomelo_twisted.session import CloseReason
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 ECHO = "connector.entryHandler.echo"
@@ -50,7 +50,7 @@ class LoopbackServer:
 
     def __init__(self, endpoint: str = LOOPBACK, kind: Any = "hybrid") -> None:
         self.handler = EchoHandler(reactor)
-        self.agents = AgentFactory(self.handler, reactor, dictionary=echo_dictionary())
+        self.agents = AgentPool(self.handler, reactor, dictionary=echo_dictionary())
         self.service = AcceptorService(reactor, endpoint, self.agents, kind=kind)
         self.port = 0
         self._open = 0

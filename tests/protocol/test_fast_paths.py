@@ -93,7 +93,7 @@ FAST_DICTIONARY = RouteDictionary.from_routes(
 
 def _general_receive(conn: ServerConnection, data: bytes) -> list[Event]:
     """What the state table alone makes of ``data`` (the path before the ack)."""
-    return _Connection.receive_data(conn, data)
+    return _Connection._receive_by_table(conn, data)
 
 
 def _comparable(events: list[Event]) -> list[object]:
@@ -269,7 +269,7 @@ class ClientReceiveFastPathTests(SynchronousTestCase):
         for start, stop in zip([0, *cuts], [*cuts, len(data)], strict=True):
             chunk = data[start:stop]
             got = fast.receive_data(chunk)
-            want = _Connection.receive_data(general, chunk)
+            want = _Connection._receive_by_table(general, chunk)
             self.assertEqual(_comparable(got), _comparable(want))
             self.assertEqual(fast.state, general.state)
             self.assertEqual(fast.packages_received, general.packages_received)
@@ -290,6 +290,6 @@ class ClientReceiveFastPathTests(SynchronousTestCase):
                 fast, general = _client_with_pending(), _client_with_pending()
                 self.assertEqual(
                     _comparable(fast.receive_data(data)),
-                    _comparable(_Connection.receive_data(general, data)),
+                    _comparable(_Connection._receive_by_table(general, data)),
                     (msg_id, cut),
                 )

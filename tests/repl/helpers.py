@@ -11,7 +11,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from pomelo_twisted.acceptors import AcceptorService, AgentFactory
+from pomelo_twisted.acceptors import AcceptorService, AgentPool
 from pomelo_twisted.client import PomeloClient
 from pomelo_twisted.protocol import RouteDictionary
 from pomelo_twisted.repl import ReplSession
@@ -77,7 +77,7 @@ class LoopbackEchoServer:
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.handler = EchoHandler(reactor)
-        agents = AgentFactory(self.handler, reactor, dictionary=echo_dictionary())
+        agents = AgentPool(self.handler, reactor, dictionary=echo_dictionary())
         self.service = AcceptorService(reactor, "tcp:0:interface=127.0.0.1", agents)
         self.port = 0
         self._open = 0

@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from pomelo_twisted.protocol import RouteDictionary
+from pomelo_twisted.protocol import RouteDictionary, encode_push
 from pomelo_twisted.serializers import JsonSerializer
 
 __all__ = ["CountingSerializer", "FakeAgent", "FakeConnection", "FakeRpc"]
@@ -49,6 +49,7 @@ class FakeAgent:
         self.working = True
         self.serializer = serializer if serializer is not None else JsonSerializer()
         self.connection = FakeConnection(dictionary)
+        self.push_format = (self.serializer, dictionary)
         self.pushes: list[tuple[str, object]] = []
         self.written: list[bytes] = []
         self.kicks: list[str] = []
@@ -60,7 +61,10 @@ class FakeAgent:
         self.pushes.append((route, msg))
         return True
 
-    def push_encoded(self, package: bytes) -> bool:
+    def prepare_push(self, route: str, msg: object) -> bytes:
+        return encode_push(route, self.serializer.encode(msg), self.connection.dictionary)
+
+    def push_prepared(self, package: bytes) -> bool:
         if not self.working:
             return False
         self.written.append(package)

@@ -8,7 +8,7 @@ from pomelo_twisted.errors import HandlerError
 from pomelo_twisted.protocol import PackageType, Push, RouteDictionary, encode_push
 from pomelo_twisted.session import Session, SessionService
 
-from ..session.helpers import connect
+from ..agent.helpers import connect
 from .fakes import CountingSerializer, FakeAgent
 
 

@@ -30,9 +30,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig, CloseReason
 from pomelo_twisted.client import ConnectionClosed, HandshakeRejected
 from pomelo_twisted.serializers import MsgpackSerializer
-from pomelo_twisted.session import AgentConfig, CloseReason
 from pomelo_twisted.testing import (
     EchoHandler,
     MemoryConnection,

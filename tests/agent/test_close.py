@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import Agent, AgentConfig
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -12,7 +13,6 @@ from pomelo_twisted.protocol import (
     Request,
     encode_push,
 )
-from pomelo_twisted.session import Agent, AgentConfig
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 from .helpers import HEARTBEAT, Connection, connect, kick_package, make_agents, open_connection
@@ -174,21 +174,21 @@ class SlowConsumerTests(SynchronousTestCase):
     def test_agent_is_the_streaming_producer(self) -> None:
         """The agent registers itself on the transport as a streaming producer."""
         conn = connect()
-        self.assertIs(conn.transport.producer, conn.agent)
+        self.assertIs(conn.transport.producer, conn.agent.send_queue)
         self.assertTrue(conn.transport.streaming)
 
     def test_queued_while_paused_then_flushed_in_order(self) -> None:
         """While paused pushes and responses queue; resumeProducing writes them in order."""
         conn = connect(AgentConfig(max_pending_bytes=10_000))
         agent = conn.agent
-        agent.pauseProducing()
+        agent.send_queue.pauseProducing()
         self.assertTrue(agent.push("onPush", {"n": 1}))
         conn.request(1, ECHO, {"r": 1})
         self.assertTrue(agent.push("onPush", {"n": 2}))
         conn.feed(HEARTBEAT)
         self.assertEqual(conn.written(), b"")
         self.assertGreater(agent.pending_bytes, 0)
-        agent.resumeProducing()
+        agent.send_queue.resumeProducing()
         self.assertEqual(agent.pending_bytes, 0)
         events = conn.events()
         self.assertEqual(
@@ -207,7 +207,7 @@ class SlowConsumerTests(SynchronousTestCase):
         size = len(encode_push("onPush", b'{"n":1}', echo_dictionary()))
         conn = connect(AgentConfig(max_pending_bytes=2 * size))
         agent = conn.agent
-        agent.pauseProducing()
+        agent.send_queue.pauseProducing()
         self.assertTrue(agent.push("onPush", {"n": 1}))
         self.assertTrue(agent.push("onPush", {"n": 2}))
         self.assertEqual(agent.pending_bytes, 2 * size)
@@ -224,7 +224,7 @@ class SlowConsumerTests(SynchronousTestCase):
     def test_responses_count_toward_the_limit(self) -> None:
         """Responses queued while paused can push the queue over the limit too."""
         conn = connect(AgentConfig(max_pending_bytes=200))
-        conn.agent.pauseProducing()
+        conn.agent.send_queue.pauseProducing()
         conn.request(1, ECHO, {"pad": "x" * 100})
         self.assertTrue(conn.open)
         conn.request(2, ECHO, {"pad": "x" * 100})
@@ -232,20 +232,20 @@ class SlowConsumerTests(SynchronousTestCase):
         self.assertEqual(conn.agent.close_reason, "slow consumer")
 
     def test_encoded_push_queues_while_paused_and_not_when_closing(self) -> None:
-        """push_encoded writes at once, queues behind a pause (in order), refuses when closing."""
+        """push_prepared writes at once, queues behind a pause (in order), refuses when closing."""
         conn = connect(AgentConfig(max_pending_bytes=10_000))
         agent = conn.agent
         first = encode_push("onPush", b'{"n":1}', echo_dictionary())
         second = encode_push("onPush", b'{"n":2}', echo_dictionary())
-        self.assertTrue(agent.push_encoded(first))
+        self.assertTrue(agent.push_prepared(first))
         self.assertEqual(conn.written(), first)
-        agent.pauseProducing()
-        self.assertTrue(agent.push_encoded(second))
+        agent.send_queue.pauseProducing()
+        self.assertTrue(agent.push_prepared(second))
         self.assertEqual((conn.written(), agent.pending_bytes), (b"", len(second)))
-        agent.resumeProducing()
+        agent.send_queue.resumeProducing()
         self.assertEqual(conn.written(), second)
         agent.close()
-        self.assertFalse(agent.push_encoded(first))
+        self.assertFalse(agent.push_prepared(first))
         self.assertEqual(conn.written(), b"")
 
     def test_push_to_a_closed_connection(self) -> None:
@@ -289,7 +289,7 @@ class KickingHandler(EchoHandler):
     """EchoHandler plus ``*.kicknow``, which kicks before returning."""
 
     def request(self, agent: Agent, route: str, body: bytes) -> object:
-        """Kick synchronously on ``kicknow``; otherwise as EchoHandler."""
+        """Kick synchronously on ``kicknow``; otherwise as EchoHandler (which decodes)."""
         if route.endswith(".kicknow"):
             agent.kick("now")
             return {"code": 200}

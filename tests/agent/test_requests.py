@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
+from pomelo_twisted.errors import RpcTimeout
 from pomelo_twisted.protocol import (
     HandshakeAck,
     MessageType,
+    Notify,
     PackageType,
     Request,
     encode_message,
     encode_package,
 )
-from pomelo_twisted.session import AgentConfig
+from pomelo_twisted.responses import EncodedBody
 from pomelo_twisted.testing import echo_dictionary
 
 from .helpers import connect
@@ -90,11 +94,11 @@ class ResponseTests(SynchronousTestCase):
             [(6, {"code": 500, "msg": "no handler for route connector.entryHandler.nosuch"})],
         )
 
-    def test_unknown_route_code_answers_500(self) -> None:
-        """A compressed route code not in the dictionary is answered with code 500 and a msg."""
+    def test_unknown_route_code_answers_404(self) -> None:
+        """A compressed route code not in the dictionary is answered 404 (no such route)."""
         conn = connect()
         conn.feed(raw_message(MessageType.REQUEST, 7, "", route_code=999))
-        self.assertEqual(conn.responses(), [(7, {"code": 500, "msg": "unknown route code 999"})])
+        self.assertEqual(conn.responses(), [(7, {"code": 404, "msg": "unknown route code 999"})])
         self.assertTrue(conn.open)
 
     def test_unknown_route_code_notify_counted(self) -> None:
@@ -226,3 +230,45 @@ class InflightTests(SynchronousTestCase):
         conn.request(5, ECHO, {"delayMs": 100})
         conn.clock.advance(0.1)
         self.assertEqual(sorted(i for i, _ in conn.responses()), [4, 5])
+
+
+class RawBodyTests(SynchronousTestCase):
+    """The raw-body contract: the agent hands bodies over undecoded and writes results."""
+
+    def test_handler_gets_the_body_bytes(self) -> None:
+        """request and notify get the body as the client sent it, bytes, undecoded."""
+        conn = connect()
+        seen: list[tuple[str, object]] = []
+        conn.handler.request = lambda agent, route, body: seen.append((route, body)) or {}  # type: ignore[method-assign]
+        conn.handler.notify = lambda agent, route, body: seen.append((route, body))  # type: ignore[method-assign]
+        conn.send(Request(1, ECHO, b'{"a": 1}'))
+        conn.send(Notify(ECHO, b"not json"))
+        self.assertEqual(seen, [(ECHO, b'{"a": 1}'), (ECHO, b"not json")])
+
+    def test_encoded_body_written_as_is(self) -> None:
+        """An EncodedBody result goes out unchanged, at once or later."""
+        conn = connect()
+        later: Deferred[object] = Deferred()
+        results = iter([EncodedBody(b'{"ready":1}'), later])
+        conn.handler.request = lambda agent, route, body: next(results)  # type: ignore[method-assign]
+        conn.send(Request(1, ECHO, b"{}"))
+        conn.send(Request(2, ECHO, b"{}"))
+        later.callback(EncodedBody(b'{"later":2}'))
+        self.assertEqual(conn.responses(), [(1, {"ready": 1}), (2, {"later": 2})])
+
+    def test_coroutine_and_failure_response(self) -> None:
+        """A coroutine's result is answered; a failure goes through failure_response."""
+        conn = connect()
+
+        async def answer(agent: object, route: str, body: bytes) -> object:
+            if body == b"{}":
+                return {"ok": True}
+            raise RpcTimeout("chat-1 did not answer")
+
+        conn.handler.request = answer  # type: ignore[method-assign]
+        conn.send(Request(1, ECHO, b"{}"))
+        conn.send(Request(2, ECHO, b"[]"))
+        self.assertEqual(
+            conn.responses(),
+            [(1, {"ok": True}), (2, {"code": 504, "msg": "request timed out"})],
+        )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import HandshakeAck
-from pomelo_twisted.session import AgentConfig
 
 from .helpers import HEARTBEAT, connect
 

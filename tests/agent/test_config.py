@@ -6,8 +6,8 @@ import dataclasses
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.protocol import HandshakeAck
-from pomelo_twisted.session import AgentConfig
 
 from .helpers import connect
 

@@ -6,8 +6,8 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.agent import AgentConfig, CloseReason
 from pomelo_twisted.protocol import HandshakeAck
-from pomelo_twisted.session import AgentConfig, CloseReason
 from pomelo_twisted.testing import echo_dictionary
 
 from .helpers import SYS, connect, make_agents, open_connection, raw_handshake

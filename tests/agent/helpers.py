@@ -1,7 +1,7 @@
 """Test fixtures: an echo server's agent driven over an in-memory transport and a fake clock.
 
 :func:`connect` plays a client through the sans-I/O :class:`ClientConnection`: it opens a
-connection from ``TCPFactory(AgentFactory(EchoHandler(clock), clock, ...))`` over a
+connection from ``TCPFactory(AgentPool(EchoHandler(clock), clock, ...))`` over a
 :class:`StringTransportWithDisconnection` (whose ``loseConnection`` and ``abortConnection``
 call ``connectionLost`` at once, so close reasons, metrics and hooks are observable), sends
 the handshake, reads the reply and acknowledges it. Nothing touches sockets or real time.
@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
-from pomelo_twisted.acceptors import AgentFactory, PomeloTCPProtocol, TCPFactory
+from pomelo_twisted.acceptors import AgentPool, PomeloTCPProtocol, TCPFactory
+from pomelo_twisted.agent import Agent, AgentConfig
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -27,7 +28,6 @@ from pomelo_twisted.protocol import (
     Response,
     encode_package,
 )
-from pomelo_twisted.session import Agent, AgentConfig
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 __all__ = [
@@ -51,16 +51,16 @@ def kick_package(reason: str) -> bytes:
     return encode_package(PackageType.KICK, body)
 
 
-def make_agents(config: AgentConfig | None = None, clock: Clock | None = None) -> AgentFactory:
-    """An agent factory serving :class:`EchoHandler` on ``clock`` with the echo dictionary."""
+def make_agents(config: AgentConfig | None = None, clock: Clock | None = None) -> AgentPool:
+    """An agent pool serving :class:`EchoHandler` on ``clock`` with the echo dictionary."""
     clock = clock if clock is not None else Clock()
-    return AgentFactory(
+    return AgentPool(
         EchoHandler(clock), clock, config=config or AgentConfig(), dictionary=echo_dictionary()
     )
 
 
 def open_connection(
-    agents: AgentFactory,
+    agents: AgentPool,
 ) -> tuple[PomeloTCPProtocol, StringTransportWithDisconnection]:
     """A TCP protocol of ``agents`` connected to a fresh in-memory transport."""
     protocol = TCPFactory(agents).buildProtocol(None)  # type: ignore[arg-type]
@@ -78,7 +78,7 @@ class Connection(NamedTuple):
     client: ClientConnection
     clock: Clock
     handler: EchoHandler
-    agents: AgentFactory
+    agents: AgentPool
 
     @property
     def agent(self) -> Agent:
@@ -128,7 +128,7 @@ class Connection(NamedTuple):
 def connect(
     config: AgentConfig | None = None,
     *,
-    agents: AgentFactory | None = None,
+    agents: AgentPool | None = None,
     ack: bool = True,
     user: object = None,
     dict_version: str | None = None,
@@ -155,7 +155,7 @@ def connect(
 
 
 def raw_handshake(
-    agents: AgentFactory, body: bytes
+    agents: AgentPool, body: bytes
 ) -> tuple[PomeloTCPProtocol, StringTransportWithDisconnection, dict[str, Any]]:
     """Open a connection, send a handshake package with ``body`` and parse the JSON reply."""
     protocol, transport = open_connection(agents)

@@ -1,0 +1,148 @@
+"""The requests and notifies of one connection: handed to the connection handler with
+their raw bodies, every request answered exactly once.
+
+A request is refused by the :class:`.Admission` rules (429, 503) or handed over; its
+result is a body (serialized here), an ``EncodedBody`` (written as it is), or a Deferred
+or coroutine of either, and a failure is answered through ``failure_response``. Answers
+come from the connection's ``send_response`` (which refuses them once the connection
+is closed: they are counted as dropped) and leave through the agent's send queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..errors import INTERNAL_ERROR, SerializationError, error_response
+from ..interfaces import IAgent, IConnectionHandler, ISerializer
+from ..protocol import LocalProtocolError, Notify, Request, ServerConnection, UnknownRouteCode
+from ..responses import CODE_INTERNAL, CODE_NOT_FOUND, EncodedBody, failure_response
+from ..results import is_later, settle
+from .admission import Admission
+from .metrics import ConnectionMetrics
+from .sendqueue import SendQueue
+
+__all__ = ["RequestRunner"]
+
+log = Logger()
+
+
+class RequestRunner:
+    """Runs the requests and notifies of ``agent``'s connection through its handler."""
+
+    __slots__ = (
+        "admission",
+        "agent",
+        "connection",
+        "handler",
+        "metrics",
+        "send_queue",
+        "serializer",
+    )
+
+    def __init__(
+        self,
+        agent: IAgent,
+        handler: IConnectionHandler,
+        connection: ServerConnection,
+        serializer: ISerializer,
+        send_queue: SendQueue,
+        admission: Admission,
+        metrics: ConnectionMetrics,
+    ) -> None:
+        self.agent = agent
+        self.handler = handler
+        self.connection = connection
+        self.serializer = serializer
+        self.send_queue = send_queue
+        self.admission = admission
+        self.metrics = metrics
+
+    def request(self, event: Request) -> None:
+        """Answer ``event`` exactly once: refused, at once, or when its result comes."""
+        self.metrics.requests += 1
+        msg_id = event.id
+        refusal = self.admission.refuse_request()
+        if refusal is not None:
+            self._respond(msg_id, refusal)
+            return
+        try:
+            result = self.handler.request(self.agent, event.route, event.body)
+        except Exception:
+            self._respond(msg_id, failure_response(Failure(), event.route))
+            return
+        if is_later(result):
+            answer: Deferred[Any] = settle(result)
+            admission = self.admission
+            admission.inflight += 1
+            answer.addCallbacks(
+                self._respond_later,
+                self._respond_failure,
+                callbackArgs=(msg_id,),
+                errbackArgs=(msg_id, event.route),
+            )
+            answer.addBoth(admission.answered)
+        else:  # a plain body (the common case): answered at once, without a Deferred
+            self._respond(msg_id, result)
+
+    def _respond_later(self, body: object, msg_id: int) -> None:
+        self._respond(msg_id, body)
+
+    def _respond_failure(self, failure: Failure, msg_id: int, route: str) -> None:
+        self._respond(msg_id, failure_response(failure, route))
+
+    def _respond(self, msg_id: int, body: object) -> None:
+        serializer = self.serializer
+        try:
+            if isinstance(body, EncodedBody):  # already in the connection's serializer
+                package = self.connection.send_response(msg_id, body)
+            else:
+                package = self.connection.send_response(
+                    msg_id, serializer.encode({} if body is None else body)
+                )
+        except LocalProtocolError:  # closing or closed: the answer has no one to go to
+            self.metrics.responses_dropped += 1
+            return
+        except (SerializationError, ValueError) as exc:
+            log.error(
+                "response to request {id} of {agent} cannot be sent: {error}",
+                id=msg_id,
+                agent=self.agent,
+                error=exc,
+            )
+            package = self.connection.send_response(
+                msg_id, serializer.encode(error_response(CODE_INTERNAL, INTERNAL_ERROR))
+            )
+        self.send_queue.write(package)
+
+    def notify(self, event: Notify) -> None:
+        """Hand ``event`` to the handler (within the rate limit); its result is dropped."""
+        self.metrics.notifies += 1
+        if not self.admission.admit_notify():
+            return
+        try:
+            result = self.handler.notify(self.agent, event.route, event.body)
+        except Exception:
+            log.failure(
+                "notify handler for {route} failed ({agent})", route=event.route, agent=self.agent
+            )
+            return
+        if is_later(result):
+            settle(result).addErrback(self._notify_failed, event.route)
+
+    def _notify_failed(self, failure: Failure, route: str) -> None:
+        log.failure(
+            "notify handler for {route} failed ({agent})", failure, route=route, agent=self.agent
+        )
+
+    def unknown_code(self, event: UnknownRouteCode) -> None:
+        """A request with an unknown route code is answered 404; a notify is dropped."""
+        if event.id:
+            self._respond(
+                event.id, error_response(CODE_NOT_FOUND, f"unknown route code {event.code}")
+            )
+        else:
+            self.metrics.dropped["notify with unknown route code"] += 1
