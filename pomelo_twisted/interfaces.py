@@ -20,6 +20,9 @@ from twisted.internet.interfaces import (
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IListeningPort
+
+    from .gameconfig import ServerInfo
     from .protocol import ClientHandshake
 
 __all__ = [
@@ -235,16 +238,16 @@ class IRpcTransport(Interface):
 class INetworkRpcTransport(IRpcTransport):
     """An ``IRpcTransport`` between processes: it listens, and keeps a connection per peer."""
 
-    def listen(endpoint: str) -> object:
+    def listen(endpoint: str) -> Deferred[IListeningPort]:
         """Serve the registered servers to peers on ``endpoint``; a Deferred of the port."""
 
-    def stop() -> object:
+    def stop() -> Deferred[None]:
         """Stop listening and close every peer connection; a Deferred."""
 
-    def add_peer(info: object) -> None:
-        """Keep a connection to the peer server ``info`` (a ``ServerInfo``)."""
+    def add_peer(info: ServerInfo) -> None:
+        """Keep a connection to the peer server ``info``."""
 
-    def remove_peer(server_id: str) -> object:
+    def remove_peer(server_id: str) -> Deferred[None]:
         """Forget a peer; calls to it fail as to an unknown server."""
 
     def reconnect(server_id: str) -> None:

@@ -21,8 +21,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred
@@ -33,10 +31,11 @@ from .. import repl
 from ..bots import cli as bots_cli
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
-from ..gameconfig import GameConfig, connect_endpoint
+from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
 from .table import cell, format_table, format_uptime
+from .target import Connector, Target, load_target
 
 __all__ = ["Target", "await_started", "execute", "format_table", "format_uptime", "load_target"]
 __all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
@@ -53,12 +52,6 @@ STOP_TIMEOUT = 60.0
 POLL_INTERVAL = 0.25
 #: Seconds one connect-and-login attempt may take.
 LOGIN_TIMEOUT = 5.0
-#: The master's port when ``config/master.json`` names none (as the master does).
-DEFAULT_MASTER_PORT = 3005
-
-#: ``connect_admin``, or a stand-in: ``(reactor, endpoint, secret, timeout)``.
-Connector = Callable[[IServerReactor, str, bytes, float], "Deferred[AdminClient]"]
-
 _INT_KEYS = {"port", "clientPort"}
 
 
@@ -159,27 +152,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # -- the game and its master --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """The game folder, and how to reach its master."""
-
-    config: GameConfig
-    endpoint: str
-    secret: bytes
-
-
-def load_target(args: argparse.Namespace) -> Target:
-    """The game of ``--app``/``--env``; ``ConfigError`` naming a missing folder or file."""
-    folder = Path(args.app).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"no game folder {folder.resolve()}: pass --app DIR")
-    config = GameConfig(folder, args.env)
-    endpoint = config.master_endpoint()
-    if endpoint is None:
-        endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
-    return Target(config, endpoint, config.cluster_secret())
 
 
 def master_argv(config: GameConfig, daemon: bool) -> list[str]:

@@ -48,8 +48,7 @@ class RpcServerComponent:
             if info.id != app.server_id:
                 transport.add_peer(info)
         endpoint = app.get("rpc_listen") or app.server.rpc_endpoint
-        listening: Deferred[Any] = transport.listen(endpoint)  # type: ignore[assignment]
-        return listening.addCallback(lambda _: None)
+        return transport.listen(endpoint).addCallback(lambda _: None)
 
     def after_start(self) -> Deferred[None] | None:
         """Wait (``peer_wait`` seconds, default 5) until every peer is connected, so the
@@ -73,8 +72,7 @@ class RpcServerComponent:
         transport = self.app.rpc_transport
         transport.unregister(self.app.server_id)
         if INetworkRpcTransport.providedBy(transport):
-            stopped: Deferred[None] = transport.stop()  # type: ignore[assignment]
-            return stopped
+            return transport.stop()
         return succeed(None)
 
 

@@ -227,7 +227,7 @@ class PbRpcTransport:
 
     # -- peers --------------------------------------------------------------------------
 
-    def add_peer(self, info: ServerInfo) -> None:  # type: ignore[override]
+    def add_peer(self, info: ServerInfo) -> None:
         """Keep a connection to ``info`` (replacing one to another address)."""
         if info.id in self._serving:
             return

@@ -11,7 +11,7 @@ forwarded request carries the settings only when the backend has not seen their 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -19,16 +19,25 @@ from twisted.logger import Logger
 from ..interfaces import IAgent
 from ..results import settle
 
-if TYPE_CHECKING:
-    from .service import SessionService
-
-__all__ = ["ClosedCallback", "Session"]
+__all__ = ["ClosedCallback", "Session", "SessionOwner"]
 
 log = Logger()
 
 
 ClosedCallback = Callable[["Session", str], object]
 """``callback(session, reason)``: run once when the session closes."""
+
+
+class SessionOwner(Protocol):
+    """What a session asks of the service that holds it (a
+    :class:`~pomelo_twisted.session.service.SessionService`): the changes that must keep
+    its by-uid index and ``single_session`` right."""
+
+    def bind(self, sid: int, uid: str) -> Deferred[None]: ...
+
+    def unbind(self, sid: int, uid: str) -> Deferred[None]: ...
+
+    def kick_by_sid(self, sid: int, reason: str = ...) -> Deferred[bool]: ...
 
 
 class Session:
@@ -53,7 +62,7 @@ class Session:
         "uid",
     )
 
-    def __init__(self, agent: IAgent, frontend_id: str, service: SessionService) -> None:
+    def __init__(self, agent: IAgent, frontend_id: str, service: SessionOwner) -> None:
         self.agent = agent
         self.id: int = agent.sid
         self.frontend_id = frontend_id

@@ -1,0 +1,44 @@
+"""The game a ``pomelo-twisted`` command works on, and how to reach its master."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
+
+from ..errors import ConfigError
+from ..gameconfig import GameConfig, connect_endpoint
+from ..interfaces import IServerReactor
+from .client import AdminClient
+
+__all__ = ["DEFAULT_MASTER_PORT", "Connector", "Target", "load_target"]
+
+#: The master's port when ``config/master.json`` names none (as the master does).
+DEFAULT_MASTER_PORT = 3005
+
+#: ``connect_admin``, or a stand-in: ``(reactor, endpoint, secret, timeout)``.
+Connector = Callable[[IServerReactor, str, bytes, float], "Deferred[AdminClient]"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The game folder, and how to reach its master."""
+
+    config: GameConfig
+    endpoint: str
+    secret: bytes
+
+
+def load_target(args: argparse.Namespace) -> Target:
+    """The game of ``--app``/``--env``; ``ConfigError`` naming a missing folder or file."""
+    folder = Path(args.app).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"no game folder {folder.resolve()}: pass --app DIR")
+    config = GameConfig(folder, args.env)
+    endpoint = config.master_endpoint()
+    if endpoint is None:
+        endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
+    return Target(config, endpoint, config.cluster_secret())
