@@ -16,7 +16,7 @@ from collections.abc import Callable
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
@@ -124,7 +124,7 @@ class PomeloWebSocketClientFactory(WebSocketClientFactory):
 
     protocol = PomeloWebSocketClientProtocol
 
-    def __init__(self, url: str, make_client: ClientMaker, reactor: object = None) -> None:
+    def __init__(self, url: str, make_client: ClientMaker, reactor: IReactorTime) -> None:
         super().__init__(url=url, reactor=reactor)
         # The core's handshake timer covers the upgrade; autobahn's own would cut it short.
         self.setProtocolOptions(openHandshakeTimeout=0)
