@@ -160,13 +160,9 @@ class Supervisor:
         and the result fires at once with None; a process already gone gives its
         last exit code. Unknown ids raise KeyError.
         """
-        entry = self._entries[server_id]
-        if self._cancel_pending(entry):
-            return succeed(None)
-        if not entry.alive:
-            return succeed(entry.last_exit)
-        waiter: Deferred[int | None] = Deferred()
-        entry.waiters.append(waiter)
+        entry, waiter = self._await_end(server_id)
+        if entry is None:
+            return waiter
         if not entry.stopping:
             entry.stopping = True
             log.info("stopping server {server} (pid {pid})", server=server_id, pid=entry.pid)
@@ -176,15 +172,24 @@ class Supervisor:
             entry.kill_timer = self._reactor.callLater(delay, self._stop_timed_out, entry)
         return waiter
 
-    def kill(self, server_id: str) -> Deferred[int | None]:
-        """SIGKILL at once; fires like :meth:`stop`, and no restart follows."""
+    def _await_end(self, server_id: str) -> tuple[_Entry | None, Deferred[int | None]]:
+        """A Deferred of the exit code of ``server_id``, with its entry while its process
+        still has to end (None: the Deferred has fired, as a pending restart was
+        cancelled or the process is gone). Unknown ids raise KeyError."""
         entry = self._entries[server_id]
         if self._cancel_pending(entry):
-            return succeed(None)
+            return None, succeed(None)
         if not entry.alive:
-            return succeed(entry.last_exit)
+            return None, succeed(entry.last_exit)
         waiter: Deferred[int | None] = Deferred()
         entry.waiters.append(waiter)
+        return entry, waiter
+
+    def kill(self, server_id: str) -> Deferred[int | None]:
+        """SIGKILL at once; fires like :meth:`stop`, and no restart follows."""
+        entry, waiter = self._await_end(server_id)
+        if entry is None:
+            return waiter
         entry.stopping = True
         self._cancel_kill_timer(entry)
         log.info("killing server {server} (pid {pid})", server=server_id, pid=entry.pid)

@@ -57,24 +57,15 @@ class HandlerTimeout(RequestTimeout):
         self.timeout = timeout
 
 
-def _as_before(flt: object) -> BeforeFn:
-    """An object's ``before`` method (an ``IBeforeFilter``), or a plain callable."""
-    method = getattr(flt, "before", None)
+def _filter_hook(flt: object, hook: str, interface: str, signature: str) -> Any:
+    """An object's ``hook`` method (``before`` of an ``IBeforeFilter``, ``after`` of an
+    ``IAfterFilter``), or the object itself when it is a plain callable."""
+    method = getattr(flt, hook, None)
     if callable(method):
         return method
     if callable(flt):
         return flt
-    raise TypeError(f"{flt!r} is neither an IBeforeFilter nor a callable(context)")
-
-
-def _as_after(flt: object) -> AfterFn:
-    """An object's ``after`` method (an ``IAfterFilter``), or a plain callable."""
-    method = getattr(flt, "after", None)
-    if callable(method):
-        return method
-    if callable(flt):
-        return flt
-    raise TypeError(f"{flt!r} is neither an IAfterFilter nor a callable(context, response)")
+    raise TypeError(f"{flt!r} is neither an {interface} nor a callable{signature}")
 
 
 def not_found(route: str) -> dict[str, Any]:
@@ -125,13 +116,17 @@ class Dispatcher:
     def add_before(self, flt: object, server_type: str | None = None) -> None:
         """Add a before-filter: an ``IBeforeFilter`` or a callable ``(context)``, global
         (``server_type=None``) or for one server type."""
-        self._before.setdefault(server_type, []).append(_as_before(flt))
+        self._before.setdefault(server_type, []).append(
+            _filter_hook(flt, "before", "IBeforeFilter", "(context)")
+        )
         self._filtered.add(server_type)
 
     def add_after(self, flt: object, server_type: str | None = None) -> None:
         """Add an after-filter: an ``IAfterFilter`` or a callable ``(context, response)``
         returning the response to pass on (None: unchanged)."""
-        self._after.setdefault(server_type, []).append(_as_after(flt))
+        self._after.setdefault(server_type, []).append(
+            _filter_hook(flt, "after", "IAfterFilter", "(context, response)")
+        )
         self._filtered.add(server_type)
 
     def add_filter(self, flt: object, server_type: str | None = None) -> None:

@@ -18,7 +18,7 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 
 from ..errors import HandlerError
-from .session import ClosedCallback
+from .session import ClosedCallback, session_data
 
 __all__ = ["SESSION_CACHE_SIZE", "SYS_SERVICE", "BackendSession", "RpcCall", "SessionCache"]
 
@@ -225,9 +225,4 @@ class BackendSession:
 
     def export(self) -> dict[str, Any]:
         """The same plain data as the frontend session's ``export``."""
-        return {
-            "id": self.id,
-            "frontend_id": self.frontend_id,
-            "uid": self.uid,
-            "settings": dict(self._settings),
-        }
+        return session_data(self.id, self.frontend_id, self.uid, self._settings)

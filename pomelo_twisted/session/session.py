@@ -19,13 +19,20 @@ from twisted.logger import Logger
 from ..interfaces import IAgent
 from ..results import settle
 
-__all__ = ["ClosedCallback", "Session", "SessionOwner"]
+__all__ = ["ClosedCallback", "Session", "SessionOwner", "session_data"]
 
 log = Logger()
 
 
 ClosedCallback = Callable[["Session", str], object]
 """``callback(session, reason)``: run once when the session closes."""
+
+
+def session_data(
+    sid: int, frontend_id: str, uid: str | None, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The plain (msgpack-able) form of a session, frontend or backend: a copy."""
+    return {"id": sid, "frontend_id": frontend_id, "uid": uid, "settings": dict(settings)}
 
 
 class SessionOwner(Protocol):
@@ -151,12 +158,7 @@ class Session:
 
     def export(self) -> dict[str, Any]:
         """Plain data (msgpack-able) from which a backend session is built."""
-        return {
-            "id": self.id,
-            "frontend_id": self.frontend_id,
-            "uid": self.uid,
-            "settings": dict(self._settings),
-        }
+        return session_data(self.id, self.frontend_id, self.uid, self._settings)
 
     def mark_closed(self, reason: str) -> None:
         """Record the close and run the callbacks once; for the owning service only."""
