@@ -35,6 +35,7 @@ from ..protocol.wsframe import (
     WsFrameDecoder,
     WsPing,
     WsProtocolError,
+    WsText,
     encode_binary,
     encode_close,
     encode_pong,
@@ -129,6 +130,8 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
                     agent = self.agent
                     if agent is not None:
                         agent.data_received(event)
+                elif type(event) is WsText:
+                    self._text_received(event.payload)
                 elif isinstance(event, WsPing):
                     if not self._close_sent:
                         batch.append(encode_pong(event.payload))
@@ -140,6 +143,12 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         finally:
             self._flush_batch()
             self._batch = None
+
+    def _text_received(self, payload: bytes) -> None:
+        """A text message (valid UTF-8): read like a binary one, as pinus does."""
+        agent = self.agent
+        if agent is not None:
+            agent.data_received(payload)
 
     def _flush_batch(self) -> None:
         """Send what the current read has batched, in one write."""

@@ -174,7 +174,7 @@ class FramePathTests(GlobalReactorCheck):
         """A frame header announcing more than the limit closes with 1009 before any payload."""
         self.connect()
         limit = self.protocol.factory.max_message_size
-        header = b"\x82\xff" + (limit + 1).to_bytes(8, "big") + MASK
+        header = b"\x82\xfe" + (limit + 1).to_bytes(2, "big") + MASK  # the shortest form
         self.protocol.dataReceived(header)
         ((opcode, payload),) = self.received()
         self.assertEqual((opcode, payload[:2]), (OP_CLOSE, (1009).to_bytes(2, "big")))
