@@ -215,7 +215,22 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         """The upgrade is done: frames are ours from now on; create the agent."""
         self._stop_upgrade_timer()
         self._frames = WsFrameDecoder(self.factory.max_message_size)
+        self.session_opened()
+
+    def session_opened(self) -> None:
+        """The WebSocket is open: create the connection's agent.
+
+        A hook: the conformance echo (``tests/conformance``) opens no agent."""
         self.agent = self.factory.agents.new_agent(self)
+
+    def message_received(self, payload: bytes, text: bool) -> None:
+        """One whole message (``text``: a valid UTF-8 text message) for the agent.
+
+        Text is read like binary, as pinus does. A hook: the conformance echo sends
+        each message back with its opcode."""
+        agent = self.agent
+        if agent is not None:
+            agent.data_received(payload)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Never called: messages are decoded by :meth:`_frames_received`."""
@@ -255,14 +270,13 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             events, failure = exc.events, exc
         batch: list[bytes] = []
         self._batch = batch
+        message_received = self.message_received
         try:
             for event in events:
                 if type(event) is bytes:
-                    agent = self.agent
-                    if agent is not None:
-                        agent.data_received(event)
+                    message_received(event, False)
                 elif type(event) is WsText:
-                    self._text_received(event.payload)
+                    message_received(event.payload, True)
                 elif isinstance(event, WsPing):
                     if not self._close_sent:
                         batch.append(encode_pong(event.payload))
@@ -274,12 +288,6 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         finally:
             self._flush_batch()
             self._batch = None
-
-    def _text_received(self, payload: bytes) -> None:
-        """A text message (valid UTF-8): read like a binary one, as pinus does."""
-        agent = self.agent
-        if agent is not None:
-            agent.data_received(payload)
 
     def _flush_batch(self) -> None:
         """Send what the current read has batched, in one write."""
@@ -314,6 +322,12 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             agent.close(f"{CloseReason.PROTOCOL_ERROR}: websocket: {failure.reason}")
         else:
             self.close()
+
+    def write_frame(self, frame: bytes) -> None:
+        """Send one whole frame (built with :mod:`~pomelo_twisted.protocol.wsframe`),
+        batched with the rest of the current read's answers."""
+        if not self._close_sent:
+            self._write_frame(frame)
 
     def _write_frame(self, frame: bytes) -> None:
         batch = self._batch
