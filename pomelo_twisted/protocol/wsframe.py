@@ -33,9 +33,10 @@ The opcode of each message is reported: a binary message comes out as ``bytes``
 
 from __future__ import annotations
 
-import codecs
 import struct
 from typing import NamedTuple, TypeAlias
+
+from .wsutf8 import Utf8Validator
 
 __all__ = [
     "CLOSE_INVALID_DATA",
@@ -154,22 +155,6 @@ def _unmask(payload: bytes | bytearray, mask: int, n: int) -> bytes:
 
 
 _CLOSE_EMPTY = WsClose(None, "")
-_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
-
-
-def _utf8_prefix_dead(pending: bytes) -> bool:
-    """Whether ``pending``, the unfinished character an incremental UTF-8 decoder holds,
-    can never be completed (e.g. ``ED A0``, a surrogate's start, which CPython's decoder
-    only refuses once its third byte arrives). A lone lead byte it kept is always live;
-    from two bytes on, completing with ``80`` continuation bytes decides."""
-    if len(pending) < 2:
-        return False
-    need = 3 if pending[0] < 0xF0 else 4
-    try:
-        (pending + b"\x80" * (need - len(pending))).decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 class WsFrameDecoder:
@@ -184,7 +169,16 @@ class WsFrameDecoder:
     control frames are bounded by the protocol's 125 bytes instead.
     """
 
-    __slots__ = ("_buf", "_done", "_frag_size", "_frags", "_utf8", "max_message_size")
+    __slots__ = (
+        "_buf",
+        "_done",
+        "_frag_size",
+        "_frags",
+        "_pending",
+        "_pending_checked",
+        "_utf8",
+        "max_message_size",
+    )
 
     def __init__(self, max_message_size: int) -> None:
         if max_message_size < 0:
@@ -194,7 +188,9 @@ class WsFrameDecoder:
         self._done = False
         self._frags: list[bytes] | None = None  # the fragments of a message in progress
         self._frag_size = 0
-        self._utf8: codecs.IncrementalDecoder | None = None  # a text message in progress
+        self._utf8: Utf8Validator | None = None  # a fragmented text message in progress
+        self._pending: Utf8Validator | None = None  # an incomplete text frame's bytes so far
+        self._pending_checked = 0
 
     @property
     def buffered(self) -> int:
@@ -326,7 +322,7 @@ class WsFrameDecoder:
                         out.append(payload)
                 else:
                     if opcode == 1:
-                        self._utf8 = _Utf8Decoder()
+                        self._utf8 = Utf8Validator()
                         self._check_fragment(payload, False, out)
                     frags = self._frags = [payload]
                     self._frag_size = n
@@ -346,6 +342,8 @@ class WsFrameDecoder:
                     self._frag_size = 0
                 else:
                     self._frag_size += n
+        if pos < end:
+            self._check_pending(data, pos, end, out, data is buf and pos == 0)
         if data is buf:
             del buf[:pos]  # cheap: CPython moves a bytearray's start instead of copying
         elif pos < end:
@@ -363,12 +361,37 @@ class WsFrameDecoder:
         """Validate the next fragment of a text message: 1007 once it cannot be UTF-8."""
         utf8 = self._utf8
         assert utf8 is not None
-        try:
-            utf8.decode(payload, final)
-        except UnicodeDecodeError:
-            raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA) from None
-        if not final and _utf8_prefix_dead(utf8.getstate()[0]):
+        if not utf8.feed(payload, final):
             raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA)
+
+    def _check_pending(
+        self, data: bytes | bytearray, pos: int, end: int, out: list[WsEvent], same: bool
+    ) -> None:
+        """Validate what has arrived of an incomplete text frame at ``pos``, so that bad
+        UTF-8 fails before the frame ends; each byte once (``same``: the frame was
+        already pending before this ``feed``). Its header passed every check if whole."""
+        if not same:
+            self._pending = None
+            self._pending_checked = 0
+        opcode = data[pos] & 0x0F
+        if not (opcode == 1 or (opcode == 0 and self._utf8 is not None)) or end - pos < 2:
+            return
+        n = data[pos + 1] & 0x7F
+        start = pos + (6 if n < 126 else 8 if n == 126 else 14)
+        done = self._pending_checked
+        if end <= start + done:
+            return  # the header is incomplete, or nothing new has arrived
+        validator = self._pending
+        if validator is None:
+            utf8 = self._utf8
+            validator = self._pending = utf8.copy() if opcode == 0 and utf8 else Utf8Validator()
+        mask = bytes(data[start - 4 : start])
+        k = done & 3
+        chunk = data[start + done : end]
+        chunk = _unmask(chunk, _from_bytes(mask[k:] + mask[:k], "little"), end - start - done)
+        if not validator.feed(chunk, False):
+            raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA)
+        self._pending_checked = end - start
 
     def _close_event(self, payload: bytes, out: list[WsEvent]) -> WsClose:
         """The :class:`WsClose` a close frame's payload stands for, or a violation."""
@@ -394,6 +417,7 @@ class WsFrameDecoder:
         self._frags = None
         self._frag_size = 0
         self._utf8 = None
+        self._pending = None
         error = WsProtocolError(code, reason)
         error.events = out
         return error

@@ -198,6 +198,14 @@ class FramePathTests(GlobalReactorCheck):
         self.assertEqual(self.agents.metrics.closed, {"protocol error": 1})
 
 
+def deflate_bomb() -> bytes:
+    """16 MiB of zeros as a permessage-deflate payload (about 16 KiB), made 1 MiB at a time."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(squeeze.compress(zeros) for _ in range(16)) + squeeze.flush(zlib.Z_SYNC_FLUSH)
+    return bomb[:-4]  # RFC 7692: the trailing 00 00 ff ff is left off
+
+
 FLOOD_LINE = b"X-Flood: " + b"a" * 990 + b"\r\n"
 
 
@@ -332,9 +340,7 @@ class UpgradeLimitTests(GlobalReactorCheck):
         """A compressed (RSV1) frame after the declined offer: 1002, nothing inflated."""
         self.test_deflate_offer_declined()
         self.transport.clear()
-        squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
-        bomb = squeeze.compress(bytes(1 << 24)) + squeeze.flush()  # 16 MiB of zeros
-        frame = client_frame(bomb[:-4], OP_BINARY)
+        frame = client_frame(deflate_bomb(), OP_BINARY)
         self.protocol.dataReceived(bytes((frame[0] | 0x40,)) + frame[1:])
         ((opcode, payload),) = server_frames(self.transport.value())
         self.assertEqual((opcode, payload[:2]), (OP_CLOSE, (1002).to_bytes(2, "big")))
@@ -471,14 +477,12 @@ class RealSocketTests(TestCase):
     @inlineCallbacks
     def test_deflate_bomb(self) -> Any:
         """A deflate offer is declined and a 16 MiB bomb refused (1002); RSS < 5 MB more."""
+        frame = client_frame(deflate_bomb(), OP_BINARY)
         before = rss_bytes()
         abuser = yield self.raw()
         abuser.transport.write(
             upgrade_request()[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
         )
-        squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
-        bomb = squeeze.compress(bytes(1 << 24)) + squeeze.flush()
-        frame = client_frame(bomb[:-4], OP_BINARY)
         abuser.transport.write(bytes((frame[0] | 0x40,)) + frame[1:])
         yield abuser.lost
         head, _, frames = abuser.received.partition(b"\r\n\r\n")

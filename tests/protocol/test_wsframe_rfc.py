@@ -67,6 +67,35 @@ class Utf8Tests(SynchronousTestCase):
         assert_refused(self, client_frame(0x01, b"a\xed\xa0"), CLOSE_INVALID_DATA, "UTF-8")
         assert_refused(self, client_frame(0x01, b"\xf4\x90"), CLOSE_INVALID_DATA, "UTF-8")
 
+    def test_fails_inside_a_frame(self) -> None:
+        """Bad bytes at the start of a 1000-byte text frame fail before the rest arrives."""
+        for first in (
+            client_frame(0x81, b"ok\xff" + bytes(997)),
+            client_frame(0x01, b"ok\xc0" + bytes(997)),
+        ):
+            decoder = WsFrameDecoder(LIMIT)
+            self.assertEqual(decoder.feed(first[:9]), [])  # header, mask, "o"
+            error = self.assertRaises(WsProtocolError, decoder.feed, first[9:12])
+            self.assertEqual(error.code, CLOSE_INVALID_DATA)
+
+    def test_fails_inside_a_continuation_frame(self) -> None:
+        """A continuation arriving in pieces fails at its first bad byte, with the message's
+        state carried over (a character begun in the previous fragment)."""
+        decoder = WsFrameDecoder(LIMIT)
+        self.assertEqual(decoder.feed(client_frame(0x01, b"a\xe2")), [])
+        cont = client_frame(0x80, b"\x82" + b"\x41" + bytes(300))  # E2 82 41: broken
+        self.assertEqual(decoder.feed(cont[:9]), [])  # E2 82 so far: still live
+        error = self.assertRaises(WsProtocolError, decoder.feed, cont[9:10])
+        self.assertEqual(error.code, CLOSE_INVALID_DATA)
+
+    def test_valid_frame_in_pieces_checked_once(self) -> None:
+        """A valid text frame in 7-byte pieces decodes; each piece is checked once."""
+        text = ("€😀a" * 40).encode()
+        wire = client_frame(0x81, text) + client_frame(0x89, b"p")
+        decoder = WsFrameDecoder(LIMIT)
+        events = feed_chunks(decoder, [wire[i : i + 7] for i in range(0, len(wire), 7)])
+        self.assertEqual(events, [WsText(text), WsPing(b"p")])
+
     def test_live_prefix_waits(self) -> None:
         """A fragment ending inside a character that can still be valid is kept."""
         decoder = WsFrameDecoder(LIMIT)
