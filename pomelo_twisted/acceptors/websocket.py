@@ -309,8 +309,10 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         self.transport.loseConnection()
 
     def _fail(self, failure: WsProtocolError) -> None:
-        """A frame broke RFC 6455: close with its code, recorded as a protocol error."""
-        log.warn(
+        """A frame broke RFC 6455: close with its code, recorded as a protocol error.
+
+        The client controls this: counted (the agent's close reason), logged at debug."""
+        log.debug(
             "{peer}: bad WebSocket frame, closing with {code}: {reason}",
             peer=self.peer,
             code=failure.code,

@@ -22,9 +22,10 @@ length must have its top bit clear, a frame or reassembled message over
 buffered, every length must use the shortest form that holds it (a 16-bit length
 under 126 or a 64-bit one under 65,536 is refused with 1002), close frames must
 carry a code allowed on the wire (and never a lone byte) and a UTF-8 reason, and
-text messages must be UTF-8 (§8.1): validated incrementally, fragment by
-fragment, failing with 1007 as soon as the bytes received can no longer start
-valid UTF-8 and at the end of a message that stops inside a character.
+text messages must be UTF-8 (§8.1): validated incrementally, across fragments
+and within a frame still arriving (:mod:`.wsutf8`), failing with 1007 as soon as
+the bytes received can no longer start valid UTF-8, and at the end of a message
+that stops inside a character.
 
 The opcode of each message is reported: a binary message comes out as ``bytes``
 (the hot path, unchanged), a text message as :class:`WsText` holding its
