@@ -33,7 +33,14 @@ from pomelo_twisted.protocol.wsframe import OPCODE_PING, OPCODE_PONG, encode_fra
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 from ..agent.helpers import HEARTBEAT, make_agents
-from .helpers import OP_BINARY, OP_CLOSE, client_frame, server_frames, upgrade_request
+from .helpers import (
+    OP_BINARY,
+    OP_CLOSE,
+    client_frame,
+    open_hybrid,
+    server_frames,
+    upgrade_request,
+)
 from .test_hybrid import GlobalReactorCheck
 
 ECHO = "connector.entryHandler.echo"
@@ -312,6 +319,31 @@ class UpgradeLimitTests(GlobalReactorCheck):
         self.open(max_upgrade_headers=4)
         self.protocol.dataReceived(request)
         self.assert_refused_with(b"431", "bad handshake")
+
+    def test_autobahn_sees_the_head_once(self) -> None:
+        """Fed a byte at a time, autobahn parses the head once, not once per read."""
+        calls: list[bytes] = []
+        parse = self.protocol.processHandshake
+
+        def counted() -> None:
+            calls.append(self.protocol.data)
+            parse()
+
+        self.protocol.processHandshake = counted
+        request = upgrade_request()
+        for i in range(len(request)):
+            self.protocol.dataReceived(request[i : i + 1])
+        self.assertEqual(calls, [request])
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101"))
+
+    def test_hybrid_upgrade_is_capped_too(self) -> None:
+        """Through the hybrid acceptor the same limits hold: a flood gets 431."""
+        agents = make_agents(self.config)
+        _, protocol, transport = open_hybrid(agents)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\n" + FLOOD_LINE * 20)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 431"))
+        self.assertFalse(transport.connected)
+        self.assertEqual(agents.metrics.closed, {"bad handshake": 1})
 
     def test_bad_request_gets_400_quietly(self) -> None:
         """A request autobahn refuses (no Sec-WebSocket-Key) gets 400, counted, not logged."""
