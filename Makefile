@@ -19,13 +19,14 @@ LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install test test-interop lint run run-standalone bench bench-suite clean
+.PHONY: help install test test-interop test-conformance lint run run-standalone bench bench-suite clean
 
 help:
 	@echo "pomelo_twisted targets:"
 	@echo "  make install       create $(VENV) and install the package editable with [test] extras"
 	@echo "  make test          unit and integration tests, under pytest and under trial"
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
+	@echo "  make test-conformance  the Autobahn TestSuite (kosoku) against our WebSocket echo"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
 	@echo "  make run           the example game as a cluster (pomelo-twisted start --app example_game)"
 	@echo "  make run-standalone  twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
@@ -60,6 +61,12 @@ test-interop: $(STAMP)
 	rc=0; POMELO_INTEROP=1 $(PY) -m pytest -q -m interop tests/interop || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test-interop: no interop test collected"; rc=0; fi; \
 	exit $$rc
+
+# tests/conformance: the production WebSocket acceptor with an echo hook on a free
+# 127.0.0.1 port, every Autobahn case run through kosoku; fails unless each case is OK,
+# NON-STRICT or INFORMATIONAL (UNIMPLEMENTED for the declined permessage-deflate).
+test-conformance: $(STAMP)
+	$(PY) -m tests.conformance.run
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)

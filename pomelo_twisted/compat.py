@@ -16,7 +16,11 @@ test has passed with.
 - autobahn: :func:`autobahn_feed` calls ``WebSocketProtocol._dataReceived``;
   :func:`autobahn_take_buffer` empties its ``data`` buffer; :data:`AUTOBAHN_FRAME_STEP`
   names the method autobahn calls to parse frames once the opening handshake is done
-  (``processData``), which a protocol overrides to take the frames over.
+  (``processData``), which a protocol overrides to take the frames over. The WebSocket
+  acceptor also relies on autobahn refusing every bad upgrade request through
+  ``failHandshake`` (overridden to answer quietly and count it), and on a request head
+  fed whole in one :func:`autobahn_feed` call being answered at once (pinned by
+  ``tests/acceptors/test_websocket.py``).
 """
 
 from __future__ import annotations

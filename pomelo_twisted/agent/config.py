@@ -33,6 +33,10 @@ class AgentConfig:
     - ``close_grace``: after a graceful close, abort the socket if the client
       has not taken the last bytes within this many seconds.
     - ``use_dict``: compress routes with the route dictionary.
+    - ``max_upgrade_bytes`` / ``max_upgrade_headers`` / ``upgrade_timeout``: a
+      WebSocket client's HTTP upgrade request must end within this many bytes and
+      header lines, and arrive within this many seconds; else it is refused (431 or
+      a drop), counted in the metrics, not logged above debug.
     - ``legacy_route_maps``: also send ``routeToCode``/``codeToRoute`` in the
       handshake (pomelo 2.x clients such as pypomelo read only those).
     """
@@ -48,6 +52,9 @@ class AgentConfig:
     close_grace: float = 5.0
     use_dict: bool = True
     legacy_route_maps: bool = True
+    max_upgrade_bytes: int = 16 * 1024
+    max_upgrade_headers: int = 100
+    upgrade_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,10 +65,17 @@ class AgentConfig:
             raise ValueError("heartbeat must be positive or None")
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
             raise ValueError("heartbeat_timeout must be positive or None")
-        for name in ("handshake_timeout", "close_grace"):
+        for name in ("handshake_timeout", "close_grace", "upgrade_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_packet_size", "max_pending_bytes", "request_burst", "max_inflight"):
+        for name in (
+            "max_packet_size",
+            "max_pending_bytes",
+            "request_burst",
+            "max_inflight",
+            "max_upgrade_bytes",
+            "max_upgrade_headers",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_packet_size > MAX_BODY_LENGTH:

@@ -19,15 +19,25 @@ control frames must be final and at most 125 bytes, continuation frames must
 continue a message and a new data frame must not interrupt one, a 64-bit
 length must have its top bit clear, a frame or reassembled message over
 ``max_message_size`` is refused from its header alone, before its payload is
-buffered, and close frames must carry a code allowed on the wire and a UTF-8
-reason. Text messages are *not* UTF-8 validated (pinus does not validate either);
-text and binary messages both come out as ``bytes``.
+buffered, every length must use the shortest form that holds it (a 16-bit length
+under 126 or a 64-bit one under 65,536 is refused with 1002), close frames must
+carry a code allowed on the wire (and never a lone byte) and a UTF-8 reason, and
+text messages must be UTF-8 (§8.1): validated incrementally, across fragments
+and within a frame still arriving (:mod:`.wsutf8`), failing with 1007 as soon as
+the bytes received can no longer start valid UTF-8, and at the end of a message
+that stops inside a character.
+
+The opcode of each message is reported: a binary message comes out as ``bytes``
+(the hot path, unchanged), a text message as :class:`WsText` holding its
+(validated) UTF-8 ``bytes``.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import NamedTuple, TypeAlias
+
+from .wsutf8 import Utf8Validator
 
 __all__ = [
     "CLOSE_INVALID_DATA",
@@ -47,6 +57,7 @@ __all__ = [
     "WsPing",
     "WsPong",
     "WsProtocolError",
+    "WsText",
     "encode_binary",
     "encode_close",
     "encode_frame",
@@ -70,6 +81,12 @@ _MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
 _OPCODES = frozenset((0, 1, 2, 8, 9, 10))
 
 
+class WsText(NamedTuple):
+    """A whole text message (opcode 1): ``payload`` is its bytes, valid UTF-8."""
+
+    payload: bytes
+
+
 class WsPing(NamedTuple):
     """A ping frame from the client; answer it with ``encode_pong(payload)``."""
 
@@ -89,9 +106,9 @@ class WsClose(NamedTuple):
     reason: str
 
 
-WsEvent: TypeAlias = bytes | WsPing | WsPong | WsClose
-"""What :meth:`WsFrameDecoder.feed` returns: a whole data message as ``bytes``, or a
-control frame."""
+WsEvent: TypeAlias = bytes | WsText | WsPing | WsPong | WsClose
+"""What :meth:`WsFrameDecoder.feed` returns: a whole binary message as ``bytes``, a
+whole text message as :class:`WsText`, or a control frame."""
 
 
 class WsProtocolError(Exception):
@@ -153,7 +170,16 @@ class WsFrameDecoder:
     control frames are bounded by the protocol's 125 bytes instead.
     """
 
-    __slots__ = ("_buf", "_done", "_frag_size", "_frags", "max_message_size")
+    __slots__ = (
+        "_buf",
+        "_done",
+        "_frag_size",
+        "_frags",
+        "_pending",
+        "_pending_checked",
+        "_utf8",
+        "max_message_size",
+    )
 
     def __init__(self, max_message_size: int) -> None:
         if max_message_size < 0:
@@ -163,6 +189,9 @@ class WsFrameDecoder:
         self._done = False
         self._frags: list[bytes] | None = None  # the fragments of a message in progress
         self._frag_size = 0
+        self._utf8: Utf8Validator | None = None  # a fragmented text message in progress
+        self._pending: Utf8Validator | None = None  # an incomplete text frame's bytes so far
+        self._pending_checked = 0
 
     @property
     def buffered(self) -> int:
@@ -184,7 +213,7 @@ class WsFrameDecoder:
             # with a 7-bit length (what a client's small message arrives as).
             b0, b1, mask = _head7(data, 0)
             n = end - 6
-            if b1 == 0x80 | n and (b0 == 0x82 or b0 == 0x81) and n <= self.max_message_size:
+            if b1 == 0x80 | n and b0 == 0x82 and n <= self.max_message_size:
                 return [
                     (_from_bytes(data[6:], "little") ^ (mask * _REP7[n] & _LOW7[n])).to_bytes(
                         n, "little"
@@ -212,12 +241,19 @@ class WsFrameDecoder:
                         b0, b1, high, low, mask = _head16(data, pos)
                         n = (high << 8) | low
                         start = pos + 8
+                        if n < 126:
+                            n = -1  # not the shortest form: the general path refuses it
                     if 0 <= n <= limit:
                         stop = start + n
                         if stop > end:
                             break
-                        out.append(_unmask(data[start:stop], mask, n))
+                        payload = _unmask(data[start:stop], mask, n)
                         pos = stop
+                        if b0 == 0x82:
+                            out.append(payload)
+                        else:
+                            self._check_text(payload, out)
+                            out.append(WsText(payload))
                         continue
             # General path: any frame, every check, waiting for what is missing.
             b0 = data[pos]
@@ -233,36 +269,37 @@ class WsFrameDecoder:
             if opcode >= 8:
                 if not b0 & 0x80:
                     raise self._fail(out, f"fragmented control frame (opcode {opcode})")
+            elif opcode == 0:
+                if frags is None:
+                    raise self._fail(out, "continuation frame with no message started")
+            elif frags is not None:
+                raise self._fail(
+                    out, f"new data frame (opcode {opcode}) inside a fragmented message"
+                )
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = (data[pos + 2] << 8) | data[pos + 3]
+                if n < 126:
+                    raise self._fail(out, f"16-bit payload length {n} fits the 7-bit form")
+                start = pos + 8
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n = _from_bytes(data[pos + 2 : pos + 10], "big")
+                if n >> 63:
+                    raise self._fail(out, "64-bit payload length with its top bit set")
+                if n < 0x10000:
+                    raise self._fail(out, f"64-bit payload length {n} fits a shorter form")
+                start = pos + 14
+            else:
+                start = pos + 6
+            if opcode >= 8:
                 if n > MAX_CONTROL_PAYLOAD:
                     raise self._fail(out, f"control frame payload over 125 bytes ({opcode=})")
-                start = pos + 6
-            else:
-                if opcode == 0:
-                    if frags is None:
-                        raise self._fail(out, "continuation frame with no message started")
-                elif frags is not None:
-                    raise self._fail(
-                        out, f"new data frame (opcode {opcode}) inside a fragmented message"
-                    )
-                if n == 126:
-                    if end - pos < 4:
-                        break
-                    n = (data[pos + 2] << 8) | data[pos + 3]
-                    start = pos + 8
-                elif n == 127:
-                    if end - pos < 10:
-                        break
-                    n = _from_bytes(data[pos + 2 : pos + 10], "big")
-                    if n >> 63:
-                        raise self._fail(out, "64-bit payload length with its top bit set")
-                    start = pos + 14
-                else:
-                    start = pos + 6
-                if n > limit - self._frag_size:
-                    what = "frame" if frags is None else "fragmented message"
-                    raise self._fail(
-                        out, f"{what} over max_message_size {limit} bytes", CLOSE_TOO_BIG
-                    )
+            elif n > limit - self._frag_size:
+                what = "frame" if frags is None else "fragmented message"
+                raise self._fail(out, f"{what} over max_message_size {limit} bytes", CLOSE_TOO_BIG)
             stop = start + n
             if stop > end:
                 break
@@ -279,23 +316,83 @@ class WsFrameDecoder:
                 return out
             elif frags is None:
                 if b0 & 0x80:
-                    out.append(payload)
+                    if opcode == 1:
+                        self._check_text(payload, out)
+                        out.append(WsText(payload))
+                    else:
+                        out.append(payload)
                 else:
+                    if opcode == 1:
+                        self._utf8 = Utf8Validator()
+                        self._check_fragment(payload, False, out)
                     frags = self._frags = [payload]
                     self._frag_size = n
             else:
                 frags.append(payload)
-                if b0 & 0x80:
-                    out.append(b"".join(frags))
+                fin = bool(b0 & 0x80)
+                if self._utf8 is not None:
+                    self._check_fragment(payload, fin, out)
+                if fin:
+                    message = b"".join(frags)
+                    if self._utf8 is not None:
+                        self._utf8 = None
+                        out.append(WsText(message))
+                    else:
+                        out.append(message)
                     frags = self._frags = None
                     self._frag_size = 0
                 else:
                     self._frag_size += n
+        if pos < end:
+            self._check_pending(data, pos, end, out, data is buf and pos == 0)
         if data is buf:
             del buf[:pos]  # cheap: CPython moves a bytearray's start instead of copying
         elif pos < end:
             buf += data[pos:]
         return out
+
+    def _check_text(self, payload: bytes, out: list[WsEvent]) -> None:
+        """A whole, unfragmented text message must be UTF-8 (1007 else)."""
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA) from None
+
+    def _check_fragment(self, payload: bytes, final: bool, out: list[WsEvent]) -> None:
+        """Validate the next fragment of a text message: 1007 once it cannot be UTF-8."""
+        utf8 = self._utf8
+        assert utf8 is not None
+        if not utf8.feed(payload, final):
+            raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA)
+
+    def _check_pending(
+        self, data: bytes | bytearray, pos: int, end: int, out: list[WsEvent], same: bool
+    ) -> None:
+        """Validate what has arrived of an incomplete text frame at ``pos``, so that bad
+        UTF-8 fails before the frame ends; each byte once (``same``: the frame was
+        already pending before this ``feed``). Its header passed every check if whole."""
+        if not same:
+            self._pending = None
+            self._pending_checked = 0
+        opcode = data[pos] & 0x0F
+        if not (opcode == 1 or (opcode == 0 and self._utf8 is not None)) or end - pos < 2:
+            return
+        n = data[pos + 1] & 0x7F
+        start = pos + (6 if n < 126 else 8 if n == 126 else 14)
+        done = self._pending_checked
+        if end <= start + done:
+            return  # the header is incomplete, or nothing new has arrived
+        validator = self._pending
+        if validator is None:
+            utf8 = self._utf8
+            validator = self._pending = utf8.copy() if opcode == 0 and utf8 else Utf8Validator()
+        mask = bytes(data[start - 4 : start])
+        k = done & 3
+        chunk = data[start + done : end]
+        chunk = _unmask(chunk, _from_bytes(mask[k:] + mask[:k], "little"), end - start - done)
+        if not validator.feed(chunk, False):
+            raise self._fail(out, "text message is not valid UTF-8", CLOSE_INVALID_DATA)
+        self._pending_checked = end - start
 
     def _close_event(self, payload: bytes, out: list[WsEvent]) -> WsClose:
         """The :class:`WsClose` a close frame's payload stands for, or a violation."""
@@ -320,6 +417,8 @@ class WsFrameDecoder:
         self._buf.clear()
         self._frags = None
         self._frag_size = 0
+        self._utf8 = None
+        self._pending = None
         error = WsProtocolError(code, reason)
         error.events = out
         return error

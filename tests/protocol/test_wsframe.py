@@ -31,6 +31,7 @@ from pomelo_twisted.protocol.wsframe import (
     WsPing,
     WsPong,
     WsProtocolError,
+    WsText,
     encode_binary,
     encode_close,
     encode_frame,
@@ -250,26 +251,26 @@ class DecoderTests(SynchronousTestCase):
     """Masked client frames decode to messages and control frames, however they arrive."""
 
     def test_masked_text_hello(self) -> None:
-        """The masked "Hello" of §5.7 decodes to b"Hello" (text comes out as bytes)."""
-        assert_decodes(self, bytes.fromhex("8185") + MASKED_HELLO, [HELLO])
+        """The masked "Hello" of §5.7 decodes to WsText(b"Hello"), the opcode reported."""
+        assert_decodes(self, bytes.fromhex("8185") + MASKED_HELLO, [WsText(HELLO)])
 
     def test_masked_binary(self) -> None:
         """A masked binary frame decodes to its unmasked payload."""
         assert_decodes(self, client_frame(0x82, b"\x00\x01binary\xff"), [b"\x00\x01binary\xff"])
 
     def test_empty_frames(self) -> None:
-        """Empty text and binary frames decode to b""."""
-        assert_decodes(self, client_frame(0x81, b"") + client_frame(0x82, b""), [b"", b""])
+        """Empty text and binary frames decode to WsText(b"") and b""."""
+        assert_decodes(self, client_frame(0x81, b"") + client_frame(0x82, b""), [WsText(b""), b""])
 
-    def test_text_not_utf8_validated(self) -> None:
-        """A text frame carrying invalid UTF-8 is delivered as is."""
-        assert_decodes(self, client_frame(0x81, b"\xff\xfe\xc3"), [b"\xff\xfe\xc3"])
+    def test_text_not_utf8_refused(self) -> None:
+        """A text frame carrying invalid UTF-8 fails with 1007 (RFC 6455 §8.1)."""
+        assert_refused(self, client_frame(0x81, b"\xff\xfe\xc3"), CLOSE_INVALID_DATA, "UTF-8")
 
     def test_masked_fragmented_hello(self) -> None:
         """Masked "Hel" (FIN clear) then continuation "lo" decode to one b"Hello"."""
         wire = client_frame(0x01, b"Hel") + client_frame(0x80, b"lo")
         self.assertEqual(wire[:2] + wire[9:11], bytes.fromhex("01838082"))
-        assert_decodes(self, wire, [HELLO])
+        assert_decodes(self, wire, [WsText(HELLO)])
 
     def test_masked_ping(self) -> None:
         """A masked ping carrying "Hello" decodes to WsPing(b"Hello")."""
@@ -293,10 +294,14 @@ class DecoderTests(SynchronousTestCase):
         self.assertEqual(wire[:10], bytes.fromhex("82ff0000000000010000"))
         assert_decodes(self, wire, [payload])
 
-    def test_non_minimal_lengths_accepted(self) -> None:
-        """A short payload behind a 16-bit or 64-bit length field still decodes."""
-        wire = client_frame(0x82, b"ab", length_bytes=2) + client_frame(0x82, b"cd", length_bytes=8)
-        assert_decodes(self, wire, [b"ab", b"cd"])
+    def test_non_minimal_lengths_refused(self) -> None:
+        """A length in a longer form than it needs is a protocol error (1002), §5.2."""
+        for frame, words in (
+            (client_frame(0x82, b"ab", length_bytes=2), "16-bit payload length 2"),
+            (client_frame(0x82, b"cd", length_bytes=8), "64-bit payload length 2"),
+            (client_frame(0x82, bytes(300), length_bytes=8), "64-bit payload length 300"),
+        ):
+            assert_refused(self, frame, CLOSE_PROTOCOL_ERROR, words)
 
     def test_fragments_with_interleaved_control_frames(self) -> None:
         """Pings and pongs between fragments come out first, in wire order, then the message."""
@@ -468,7 +473,9 @@ class ViolationTests(SynchronousTestCase):
             + client_frame(0x80, b"llo")
             + client_frame(0x82, b"bad", None)
         )
-        assert_refused(self, wire, 1002, "not masked", events=[b"first", WsPing(b"ping"), HELLO])
+        assert_refused(
+            self, wire, 1002, "not masked", events=[b"first", WsPing(b"ping"), WsText(HELLO)]
+        )
 
 
 @st.composite
@@ -491,9 +498,11 @@ def client_streams(draw: st.DrawFn) -> tuple[bytes, list[WsEvent]]:
     events: list[WsEvent] = []
     masks = st.binary(min_size=4, max_size=4)
     for message in draw(st.lists(payloads(), min_size=1, max_size=4)):
+        opcode = draw(st.sampled_from([OPCODE_TEXT, OPCODE_BINARY]))
+        if opcode == OPCODE_TEXT:  # text must be UTF-8: the random bytes as code points
+            message = message[:2000].decode("latin-1").encode("utf-8")
         cuts = sorted(draw(st.lists(st.integers(0, len(message)), max_size=3)))
         bounds = [0, *cuts, len(message)]
-        opcode = draw(st.sampled_from([OPCODE_TEXT, OPCODE_BINARY]))
         for i in range(len(bounds) - 1):
             fin = i == len(bounds) - 2
             fragment = message[bounds[i] : bounds[i + 1]]
@@ -504,7 +513,7 @@ def client_streams(draw: st.DrawFn) -> tuple[bytes, list[WsEvent]]:
                 ping = draw(st.binary(max_size=125))
                 frames.append(encode_frame(OPCODE_PING, ping, mask=draw(masks)))
                 events.append(WsPing(ping))
-        events.append(message)
+        events.append(WsText(message) if opcode == OPCODE_TEXT else message)
     return b"".join(frames), events
 
 

@@ -1,0 +1,1 @@
+"""The Autobahn TestSuite against our WebSocket path, through kosoku (``make test-conformance``)."""
