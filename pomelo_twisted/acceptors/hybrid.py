@@ -29,6 +29,9 @@ class HybridProtocol(Protocol):
 
     inner: IProtocol | None = None
     _timer: IDelayedCall | None = None
+    accepted_at: float | None = None
+    """The clock time the connection was accepted: the raw TCP agent's handshake
+    deadline counts from it (one deadline from accept to ack, sniff included)."""
 
     def __init__(self, factory: HybridFactory, addr: IAddress | None) -> None:
         self.hybrid = factory
@@ -38,6 +41,7 @@ class HybridProtocol(Protocol):
         """Give the client ``handshake_timeout`` seconds to send its first byte."""
         agents = self.hybrid.agents
         self.hybrid.sniffing.add(self)
+        self.accepted_at = agents.clock.seconds()
         self._timer = agents.clock.callLater(agents.config.handshake_timeout, self._silent)
 
     def _silent(self) -> None:
@@ -62,7 +66,7 @@ class HybridProtocol(Protocol):
             if data[0] in HTTP_FIRST_BYTES:
                 inner = self.hybrid.websocket.buildProtocol(self.addr)
             else:
-                inner = PomeloTCPProtocol(self.hybrid.agents)
+                inner = PomeloTCPProtocol(self.hybrid.agents, self.accepted_at)
             assert inner is not None and self.transport is not None
             self.inner = inner
             inner.makeConnection(self.transport)

@@ -8,6 +8,7 @@ hybrid acceptors build on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -19,7 +20,7 @@ from zope.interface import implementer
 from ..agent import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
-from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
+from ..interfaces import IAgentLink, IConnectionHandler, ISerializer, ISlicedLink
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 
@@ -66,8 +67,13 @@ class AgentPool:
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
 
-    def new_agent(self, link: IAgentLink) -> Agent:
-        """A started agent for a new connection, registered until it closes."""
+    def new_agent(self, link: IAgentLink, accepted_at: float | None = None) -> Agent:
+        """A started agent for a new connection, registered until it closes.
+
+        ``accepted_at`` is the clock time the connection was accepted when phases came
+        before the agent (the hybrid sniff, a WebSocket upgrade): the handshake deadline
+        counts from it, so accept to ack is one ``handshake_timeout``, not one per phase.
+        """
         sid = self._next_sid
         self._next_sid += 1
         agent = Agent(
@@ -83,7 +89,7 @@ class AgentPool:
             push_format=self.push_format,
         )
         self.agents[sid] = agent
-        agent.start()
+        agent.start(accepted_at)
         return agent
 
     def agent_gone(self, agent: Agent) -> None:
@@ -109,7 +115,7 @@ class AgentPool:
         return waiter
 
 
-@implementer(IAgentLink)
+@implementer(ISlicedLink)
 class PomeloTCPProtocol(Protocol):
     """One raw TCP connection: bytes in to the agent, packages out to the transport.
 
@@ -123,8 +129,10 @@ class PomeloTCPProtocol(Protocol):
     _batch: list[bytes] | None = None
     _socket_send: Send | None = None
 
-    def __init__(self, agents: AgentPool) -> None:
+    def __init__(self, agents: AgentPool, accepted_at: float | None = None) -> None:
         self.agents = agents
+        self.accepted_at = accepted_at
+        """When the connection was accepted, if before this protocol got it (hybrid)."""
 
     @property
     def peer(self) -> str:
@@ -138,7 +146,7 @@ class PomeloTCPProtocol(Protocol):
         if set_no_delay is not None:
             set_no_delay(True)
         self._socket_send = socket_send(self.transport)
-        self.agent = self.agents.new_agent(self)
+        self.agent = self.agents.new_agent(self, self.accepted_at)
 
     def dataReceived(self, data: bytes) -> None:
         """Feed the agent; what it writes meanwhile goes out in one write."""
@@ -147,6 +155,21 @@ class PomeloTCPProtocol(Protocol):
         self._batch = batch
         try:
             self.agent.data_received(data)
+        finally:
+            self._batch = None
+            if batch:
+                write_eagerly(
+                    self.transport,
+                    self._socket_send,
+                    batch[0] if len(batch) == 1 else b"".join(batch),
+                )
+
+    def call_batched(self, f: Callable[[], None]) -> None:
+        """Call ``f``; the packages written meanwhile go out in one write."""
+        batch: list[bytes] = []
+        self._batch = batch
+        try:
+            f()
         finally:
             self._batch = None
             if batch:
@@ -196,6 +219,16 @@ class PomeloTCPProtocol(Protocol):
             abort()
         elif transport is not None:
             transport.loseConnection()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (the agent has a slice left to handle)."""
+        assert self.transport is not None
+        cast(IPushProducer, self.transport).pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        assert self.transport is not None
+        cast(IPushProducer, self.transport).resumeProducing()
 
     def register_producer(self, producer: IPushProducer) -> None:
         """Register the agent's send queue as the transport's streaming producer."""
