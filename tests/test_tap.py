@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import shutil
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.logger import LogBeginner, LogEvent, Logger, LogPublisher, globalLogBeginner
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,7 +24,7 @@ from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.heap import freeze_heap
 from pomelo_twisted.app.process import exit_after_shutdown
-from pomelo_twisted.app.tap import Options, makeService
+from pomelo_twisted.app.tap import Options, filter_log_level, makeService
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
@@ -322,3 +326,32 @@ class PluginTests(SynchronousTestCase):
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker, twisted.plugins)}
         self.assertIn("pomelo", makers)
         self.assertIsInstance(makers["pomelo"].options(), Options)
+
+
+class LogLevelTests(SynchronousTestCase):
+    """``--log-level``: servers log at info unless told otherwise."""
+
+    def test_default_is_info_and_unknown_is_a_usage_error(self) -> None:
+        """--log-level defaults to info; an unknown level is a usage error."""
+        self.assertEqual(parse()["log-level"], "info")
+        self.assertEqual(parse("--log-level", "debug")["log-level"], "debug")
+        self.assertRaises(usage.UsageError, parse, "--log-level", "loud")
+
+    def test_filter_drops_events_below_the_level(self) -> None:
+        """The observers twistd begins logging to see info and above, not debug."""
+        publisher = LogPublisher()
+        beginner = LogBeginner(publisher, io.StringIO(), sys, warnings)
+        filter_log_level("info", beginner)
+        filter_log_level("debug", beginner)  # applied once: the first level holds
+        seen: list[LogEvent] = []
+        beginner.beginLoggingTo([seen.append], discardBuffer=True, redirectStandardIO=False)
+        log = Logger(observer=publisher)
+        log.debug("hidden")
+        log.info("shown")
+        self.assertEqual([e["log_format"] for e in seen], ["shown"])
+
+    def test_only_under_twistd(self) -> None:
+        """makeService filters the global beginner only when run by twistd (options.parent)."""
+        options = parse()
+        makeService(options, MemoryReactorClock(), exit_process=lambda _r: None)
+        self.assertNotIn("_pomelo_log_level", vars(globalLogBeginner))

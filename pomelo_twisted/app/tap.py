@@ -18,18 +18,27 @@ this module parses options and picks one; :mod:`.process` handles SIGTERM and ex
 
 Connection limits given on the command line override the game's ``connector``
 setting; ``--listen`` overrides the client endpoint of the (single) frontend.
-Once the reactor runs, the startup heap is frozen out of the garbage collector
-(:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
+Run by twistd, a server logs at ``info`` and above unless ``--log-level`` says otherwise
+(:func:`filter_log_level`). Once the reactor runs, the startup heap is frozen out of the
+garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from twisted.application.service import IService
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogBeginner,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+)
 from twisted.python import usage
 
 from ..acceptors import KINDS
@@ -44,7 +53,9 @@ from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running
 from .process import exit_after_shutdown, graceful_sigterm
 
-__all__ = ["Options", "makeService"]
+__all__ = ["LOG_LEVELS", "Options", "filter_log_level", "makeService"]
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 # Command-line limit -> AgentConfig field.
 LIMITS = {
@@ -96,6 +107,7 @@ class Options(usage.Options):
         ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
         ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
         ["serializer", None, None, "message body serializer: json or msgpack"],
+        ["log-level", None, "info", f"lowest level logged: {', '.join(LOG_LEVELS)}"],
         ["heartbeat", None, None, "heartbeat interval in seconds (0: off)", _seconds_or_off],
         ["handshake-timeout", None, None, "seconds to complete handshake + ack", _positive],
         ["max-packet-size", None, None, "largest package body accepted, bytes", int],
@@ -114,6 +126,10 @@ class Options(usage.Options):
         if self["acceptor"] is not None and self["acceptor"] not in KINDS:
             raise usage.UsageError(
                 f"unknown acceptor {self['acceptor']!r}; expected one of {', '.join(KINDS)}"
+            )
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(
+                f"unknown log level {self['log-level']!r}; expected one of {', '.join(LOG_LEVELS)}"
             )
         if self["serializer"] is not None:
             try:
@@ -155,6 +171,26 @@ def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str,
     return {frontends[0].id: {"listen": options["listen"]}}
 
 
+def filter_log_level(level: str, beginner: LogBeginner = globalLogBeginner) -> None:
+    """Make ``beginner`` log only events at ``level`` and above.
+
+    twistd begins logging (``beginner.beginLoggingTo``) after ``makeService``, with the
+    observers its own options chose (file, syslog, stdout); each is wrapped here in a
+    ``FilteringLogObserver`` with a ``LogLevelFilterPredicate``. Applied once per beginner.
+    """
+    attributes = vars(beginner)  # an instance attribute shadows the method
+    if "_pomelo_log_level" in attributes:
+        return
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    begin = beginner.beginLoggingTo
+
+    def begin_filtered(observers: Iterable[ILogObserver], *args: Any, **kwargs: Any) -> None:
+        begin([FilteringLogObserver(o, [predicate]) for o in observers], *args, **kwargs)
+
+    attributes["beginLoggingTo"] = begin_filtered
+    attributes["_pomelo_log_level"] = level
+
+
 def makeService(
     options: Options,
     reactor: IServerReactor | None = None,
@@ -165,6 +201,8 @@ def makeService(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IServerReactor, global_reactor)
+    if options.parent is not None:  # run by twistd, which begins logging after this
+        filter_log_level(options["log-level"])
     graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
