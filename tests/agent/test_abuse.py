@@ -274,3 +274,19 @@ class AcceptDeadlineTests(SynchronousTestCase):
     def test_client_handshake_unused(self) -> None:
         """ClientHandshake stays importable for clients building handshakes (sanity)."""
         self.assertEqual(ClientHandshake(sys=SYS).sys, SYS)
+
+
+class DeepBodyTests(SynchronousTestCase):
+    """Bodies nested too deep are answered, not echoed into an encode error."""
+
+    def test_300_deep_body_answered_400(self) -> None:
+        """A 300-deep body is a bad request (400), and the connection keeps serving."""
+        conn = connect()
+        deep = b"[" * 300 + b"]" * 300
+        conn.feed(
+            encode_package(PackageType.DATA, encode_message(MessageType.REQUEST, 1, ECHO, deep))
+        )
+        ((msg_id, body),) = conn.responses()
+        self.assertEqual((msg_id, body["code"]), (1, 400))
+        conn.request(2, ECHO, {"ok": True})
+        self.assertEqual(conn.responses(), [(2, {"ok": True})])
