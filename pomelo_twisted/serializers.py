@@ -1,7 +1,7 @@
 """Message-body serializers: JSON (the Pomelo default) and msgpack.
 
 A serializer turns the body of a request, response or push (a JSON-like Python value)
-into bytes and back.  Both serializers here are stateless: instances carry no data and
+into bytes and back.  Both serializers here are stateless but for their depth cap: they
 may be shared freely.  Their ``name`` is what the server announces in the handshake as
 ``sys.serializer``.
 
@@ -72,14 +72,15 @@ class JsonSerializer:
     Integers must fit in 64 bits; NaN and infinities encode as ``null``.
     """
 
-    __slots__ = ("max_depth",)
-
     name: Final = "json"
+    max_depth: int = MAX_DEPTH
+    """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
 
     def __init__(self, max_depth: int = MAX_DEPTH) -> None:
         if max_depth < 1:
             raise ValueError("max_depth must be at least 1")
-        self.max_depth = max_depth
+        if max_depth != MAX_DEPTH:
+            self.max_depth = max_depth
 
     def encode(self, obj: object) -> bytes:
         """Return the compact UTF-8 JSON of ``obj``.
@@ -113,14 +114,15 @@ class JsonSerializer:
 class MsgpackSerializer:
     """msgpack: str as UTF-8 str, bytes as bin; maps may have non-str keys."""
 
-    __slots__ = ("max_depth",)
-
     name: Final = "msgpack"
+    max_depth: int = MAX_DEPTH
+    """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
 
     def __init__(self, max_depth: int = MAX_DEPTH) -> None:
         if max_depth < 1:
             raise ValueError("max_depth must be at least 1")
-        self.max_depth = max_depth
+        if max_depth != MAX_DEPTH:
+            self.max_depth = max_depth
 
     def encode(self, obj: object) -> bytes:
         """Return the msgpack encoding of ``obj`` (bytes values are packed as bin).
