@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -20,6 +21,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AcceptorService
+from pomelo_twisted.app import tap
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.heap import freeze_heap
@@ -355,3 +357,66 @@ class LogLevelTests(SynchronousTestCase):
         options = parse()
         makeService(options, MemoryReactorClock(), exit_process=lambda _r: None)
         self.assertNotIn("_pomelo_log_level", vars(globalLogBeginner))
+
+
+TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
+
+
+def run_twistd(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``twistd -n pomelo ARGV`` in a subprocess of this interpreter."""
+    return subprocess.run(
+        [TWISTD[0], TWISTD[1], TWISTD[2], "-n", "--pidfile=", "pomelo", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(EXAMPLE).parent),
+    )
+
+
+class UsageErrorTests(SynchronousTestCase):
+    """A usage error of ``twistd pomelo`` prints the usage and exits 2, no traceback."""
+
+    def parse_under_twistd(self, *argv: str) -> tuple[int, str]:
+        from twisted.scripts.twistd import ServerOptions
+
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        with self.assertRaises(SystemExit) as caught:
+            ServerOptions().parseOptions(["pomelo", *argv])
+        code = caught.exception.code
+        assert isinstance(code, int)
+        return code, stderr.getvalue()
+
+    def test_bad_option_value(self) -> None:
+        """A bad option value under twistd: usage and the error on stderr, status 2."""
+        code, err = self.parse_under_twistd("--heartbeat", "-1")
+        self.assertEqual(code, 2)
+        self.assertIn("Usage:", err)
+        self.assertIn("twistd pomelo: error: Parameter type enforcement failed", err)
+
+    def test_post_options_error(self) -> None:
+        """A check of postOptions under twistd exits 2 too."""
+        code, err = self.parse_under_twistd("--type", "connector")
+        self.assertEqual(code, 2)
+        self.assertIn("needs --app DIR", err)
+
+    def test_make_service_error_exits_2(self) -> None:
+        """--listen on a game with two frontends (found by makeService): status 2."""
+        from twisted.scripts.twistd import ServerOptions
+
+        config = ServerOptions()
+        config.parseOptions(["pomelo", "--app", EXAMPLE, "--type", "all", "--listen", "tcp:0"])
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.patch(tap, "filter_log_level", lambda level: None)  # not this process's logs
+        with self.assertRaises(SystemExit) as caught:
+            makeService(config.subOptions, MemoryReactorClock(), exit_process=lambda _r: None)
+        self.assertEqual(caught.exception.code, 2)
+        self.assertIn("--listen needs exactly one frontend, the game has 2", stderr.getvalue())
+
+    def test_real_twistd(self) -> None:
+        """The real command: status 2, the message, no traceback."""
+        result = run_twistd("--app", EXAMPLE, "--type", "all", "--listen", "tcp:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("twistd pomelo: error: --listen needs exactly one frontend", result.stderr)
+        self.assertNotIn("Traceback", result.stdout + result.stderr)

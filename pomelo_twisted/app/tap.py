@@ -26,9 +26,10 @@ garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from twisted.application.service import IService
 from twisted.logger import (
@@ -53,7 +54,7 @@ from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running
 from .process import exit_after_shutdown, graceful_sigterm
 
-__all__ = ["LOG_LEVELS", "Options", "filter_log_level", "makeService"]
+__all__ = ["LOG_LEVELS", "Options", "filter_log_level", "makeService", "usage_exit"]
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -117,6 +118,15 @@ class Options(usage.Options):
         ["max-inflight", None, None, "requests of one client handled at once", int],
     ]
 
+    def parseOptions(self, options: list[str] | None = None) -> None:  # noqa: N802 (Twisted)
+        """Parse; under twistd a usage error prints the usage and exits 2 (no traceback)."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            if self.parent is None:  # called directly (tests): the caller handles it
+                raise
+            usage_exit(self, exc)
+
     def postOptions(self) -> None:
         """Validate choices and collect the connection-limit overrides."""
         if self["type"] is None:
@@ -148,6 +158,17 @@ class Options(usage.Options):
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
         self["limits"] = limits
+
+
+def usage_exit(options: usage.Options, error: Exception) -> NoReturn:
+    """Print ``options``' usage and ``error`` on stderr, then exit with status 2.
+
+    twistd exits 1 after a usage error of a plugin's options and prints a traceback for
+    one raised by ``makeService``; a usage error is status 2, one message, no traceback.
+    """
+    sys.stderr.write(f"{options}\ntwistd pomelo: error: {error}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)
 
 
 def _settings(options: Options) -> dict[str, Any]:
@@ -201,14 +222,17 @@ def makeService(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IServerReactor, global_reactor)
-    if options.parent is not None:  # run by twistd, which begins logging after this
+    twistd = options.parent is not None
+    if twistd:  # twistd begins logging after this
         filter_log_level(options["log-level"])
     graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
     try:
         return _compose(options, reactor, exit_process)
-    except ConfigError as exc:
+    except (ConfigError, usage.UsageError) as exc:
+        if twistd:
+            usage_exit(options, exc)
         raise usage.UsageError(str(exc)) from None
 
 
