@@ -78,6 +78,7 @@ class Agent:
         "_last_seen",
         "_reads_paused",
         "_slice_call",
+        "_unfed",
         "clock",
         "close_reason",
         "config",
@@ -142,7 +143,9 @@ class Agent:
         self._ignored = 0
         """Packages the protocol state ignored (kicked over ``max_ignored_packages``)."""
         self._backlog: list[Event] | None = None
-        """Events of earlier reads waiting for the next slice."""
+        """Packages decoded and not handled yet (the next slice handles them first)."""
+        self._unfed = b""
+        """Bytes received and not decoded yet (after the backlog's)."""
         self._slice_call: IDelayedCall | None = None
         self._reads_paused = False
         # The handshake, then the idle timeout (a listener's agents share one scheduler).
@@ -190,24 +193,32 @@ class Agent:
         )
 
     def data_received(self, data: bytes) -> None:
-        """Bytes from the client: their packages handled now, ``slice_events`` at most.
+        """Bytes from the client, handled a slice a reactor turn: ``slice_bytes`` decoded,
+        ``slice_events`` packages handled at most.
 
-        The rest of a long read waits for the next reactor turn (reads paused meanwhile,
-        on an :class:`~pomelo_twisted.interfaces.ISlicedLink`): one client's burst does
-        not keep the others waiting.
+        The rest waits for the next turn (reads paused meanwhile, on an
+        :class:`~pomelo_twisted.interfaces.ISlicedLink`): one client's burst does not
+        keep the others waiting.
         """
+        if self._backlog is not None or self._unfed:  # behind: these wait their turn
+            self._unfed += data
+            if len(self._unfed) > self.config.slice_bytes * _MAX_BACKLOG_SLICES:
+                self._abuse(KICK_BACKLOG)
+            return
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        limit = self.config.slice_bytes
+        if len(data) > limit:
+            self._unfed = data[limit:]
+            data = data[:limit]
+            self._wait()
         events = self.connection.receive_data(data)
         if events and isinstance(events[-1], ProtocolViolation):
             # The connection is already CLOSED: nothing decoded before the violation in
             # this read (nor left from an earlier one) can be answered.
-            self._backlog = None
+            self._backlog, self._unfed = None, b""
             self._on_violation(events[-1].reason)
-            return
-        backlog = self._backlog
-        if backlog is not None:  # still behind: these wait their turn
-            backlog.extend(events)
-            if len(backlog) > self.config.slice_events * _MAX_BACKLOG_SLICES:
-                self._abuse(KICK_BACKLOG)
             return
         if events:
             self._dispatch(events)
@@ -215,7 +226,8 @@ class Agent:
     def _dispatch(self, events: list[Event]) -> None:
         limit = self.config.slice_events
         if len(events) > limit:
-            self._defer(events[limit:])
+            self._backlog = events[limit:]
+            self._wait()
             events = events[:limit]
         connection = self.connection
         requests = self.requests
@@ -246,9 +258,8 @@ class Agent:
         if len(events) > ignored:  # an ignored package does not keep the connection alive
             self._last_seen = self.clock.seconds()
 
-    def _defer(self, rest: list[Event]) -> None:
-        """Keep ``rest`` for the next reactor turn, pausing the reads meanwhile."""
-        self._backlog = rest
+    def _wait(self) -> None:
+        """Handle the rest on the next reactor turn, pausing the reads meanwhile."""
         if self._slice_call is None:
             self._slice_call = self.clock.callLater(0, self._next_slice)
         link = ISlicedLink(self.link, None)
@@ -258,17 +269,29 @@ class Agent:
 
     def _next_slice(self) -> None:
         self._slice_call = None
-        backlog, self._backlog = self._backlog, None
-        if self._closing or not backlog:
+        if self._closing:
             return
         link = ISlicedLink(self.link, None)
         if link is None:
-            self._dispatch(backlog)
+            self._step()
+        else:
+            link.call_batched(self._step)
+        if self._closing:
             return
-        link.call_batched(lambda: self._dispatch(backlog))
-        if self._backlog is None and self._reads_paused and not self._closing:
+        if self._backlog is not None or self._unfed:
+            self._wait()
+        elif link is not None and self._reads_paused:
             self._reads_paused = False
             link.resume_reading()
+
+    def _step(self) -> None:
+        """One slice of what waits: decoded packages first, then the bytes after them."""
+        backlog, self._backlog = self._backlog, None
+        if backlog:
+            self._dispatch(backlog)
+        elif self._unfed:
+            data, self._unfed = self._unfed, b""
+            self._receive(data)
 
     def _on_ignored(self, reason: str) -> None:
         """A package the state ignores: counted, charged to the rate limit, bounded."""
@@ -471,4 +494,4 @@ class Agent:
         if call is not None and self._closing:
             call.cancel()
             self._slice_call = None
-            self._backlog = None
+            self._backlog, self._unfed = None, b""

@@ -36,9 +36,9 @@ class AgentConfig:
     - ``max_ignored_packages``: packages the protocol state ignores (heartbeats before
       the ack, a second handshake, ...) a connection may send in its life; one more and
       it is kicked. Each also spends a rate-limit token.
-    - ``slice_events``: packages of one connection handled in one reactor turn; the
-      rest of a read waits (the transport paused) for the next turn, so one client's
-      burst cannot hold the reactor.
+    - ``slice_events`` / ``slice_bytes``: packages of one connection handled, and bytes
+      decoded, in one reactor turn; the rest of a read waits (the transport paused) for
+      the next turn, so one client's burst cannot hold the reactor.
     - ``close_grace``: after a graceful close, abort the socket if the client
       has not taken the last bytes within this many seconds.
     - ``use_dict``: compress routes with the route dictionary.
@@ -58,6 +58,7 @@ class AgentConfig:
     refusal_window: float = 10.0
     max_ignored_packages: int = 100
     slice_events: int = 256
+    slice_bytes: int = 16 * 1024
     close_grace: float = 5.0
     use_dict: bool = True
     legacy_route_maps: bool = True
@@ -81,6 +82,7 @@ class AgentConfig:
             "max_inflight",
             "max_refusals",
             "slice_events",
+            "slice_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

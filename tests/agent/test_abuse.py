@@ -140,6 +140,40 @@ class SliceTests(SynchronousTestCase):
         self.assertEqual(conn.transport.producerState, "producing")
         self.assertEqual(conn.clock.getDelayedCalls()[1:], [])
 
+    def test_a_long_read_is_decoded_in_slices(self) -> None:
+        """Bytes beyond slice_bytes wait undecoded for the next turn, in order."""
+        conn = connect(AgentConfig(slice_bytes=100))
+        data = requests(1, 10)
+        conn.feed(data)
+        first = [i for i, _ in conn.responses()]
+        self.assertTrue(0 < len(first) < 10)
+        self.assertEqual(conn.transport.producerState, "paused")
+        answered = list(first)
+        while len(answered) < 10:
+            turn(conn.clock)
+            answered += [i for i, _ in conn.responses()]
+        self.assertEqual(answered, list(range(1, 11)))
+        self.assertEqual(conn.transport.producerState, "producing")
+
+    def test_burst_in_64k_reads_is_served_to_the_kick(self) -> None:
+        """20,000 requests arriving as 64 KiB reads (the transport resumed between them)
+        are handled turn after turn, never stalling, until the rate limit kicks."""
+        conn = connect()
+        data = requests(1, 20_000)
+        answered = turns = 0
+        for start in range(0, len(data), 65536):
+            while conn.transport.producerState == "paused" and conn.open:
+                turn(conn.clock)
+                turns += 1
+                answered += len(conn.responses())
+                self.assertLess(turns, 100)
+            if not conn.open:
+                break
+            conn.feed(data[start : start + 65536])
+            answered += len(conn.responses())
+        self.assertEqual(conn.agent.close_reason, f"kicked: {KICK_RATE_LIMITED}")
+        self.assertEqual(answered, 2000 + 1001)
+
     def test_one_write_per_slice(self) -> None:
         """The answers of a deferred slice leave in one write."""
         conn = connect(AgentConfig(slice_events=4))
@@ -236,8 +270,8 @@ class BacklogTests(SynchronousTestCase):
     """A link that cannot pause: the backlog is bounded."""
 
     def test_backlog_over_the_bound_kicks(self) -> None:
-        """More than 64 slices waiting kicks the client."""
-        agents = make_agents(AgentConfig(slice_events=2, request_rate=None))
+        """More than 64 slices of bytes waiting kicks the client."""
+        agents = make_agents(AgentConfig(slice_events=2, slice_bytes=64, request_rate=None))
         link = PlainLink()
         agent = agents.new_agent(link)
         assert isinstance(agent, Agent) and isinstance(agents.handler, EchoHandler)
