@@ -420,3 +420,20 @@ class UsageErrorTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertIn("twistd pomelo: error: --listen needs exactly one frontend", result.stderr)
         self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+
+class AbuseLimitOptionTests(SynchronousTestCase):
+    """The fairness limits of issue 12 are settable from the command line."""
+
+    def test_abuse_limits_reach_the_agent_config(self) -> None:
+        """--max-refusals, --refusal-window, --max-ignored-packages, --slice-* are used."""
+        config = parse(
+            "--max-refusals", "5", "--refusal-window", "2", "--max-ignored-packages", "3",
+            "--slice-events", "16", "--slice-bytes", "4096",
+        )["config"]  # fmt: skip
+        self.assertEqual(
+            (config.max_refusals, config.refusal_window, config.max_ignored_packages),
+            (5, 2.0, 3),
+        )
+        self.assertEqual((config.slice_events, config.slice_bytes), (16, 4096))
+        self.assertRaises(usage.UsageError, parse, "--slice-events", "0")

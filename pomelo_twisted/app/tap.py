@@ -67,6 +67,11 @@ LIMITS = {
     "request-rate": "request_rate",
     "request-burst": "request_burst",
     "max-inflight": "max_inflight",
+    "max-refusals": "max_refusals",
+    "refusal-window": "refusal_window",
+    "max-ignored-packages": "max_ignored_packages",
+    "slice-events": "slice_events",
+    "slice-bytes": "slice_bytes",
 }
 
 
@@ -116,6 +121,11 @@ class Options(usage.Options):
         ["request-rate", None, None, "requests/s per client (0: unlimited)", _seconds_or_off],
         ["request-burst", None, None, "requests a client may send at once", int],
         ["max-inflight", None, None, "requests of one client handled at once", int],
+        ["max-refusals", None, None, "refusals (429) in a window before a kick", int],
+        ["refusal-window", None, None, "seconds of the --max-refusals window", _positive],
+        ["max-ignored-packages", None, None, "out-of-turn packages before a kick", int],
+        ["slice-events", None, None, "packages of one client handled per turn", int],
+        ["slice-bytes", None, None, "bytes of one client decoded per turn", int],
     ]
 
     def parseOptions(self, options: list[str] | None = None) -> None:  # noqa: N802 (Twisted)
