@@ -426,7 +426,8 @@ class AbuseLimitOptionTests(SynchronousTestCase):
     """The fairness limits of issue 12 are settable from the command line."""
 
     def test_abuse_limits_reach_the_agent_config(self) -> None:
-        """--max-refusals, --refusal-window, --max-ignored-packages, --slice-* are used."""
+        """--max-refusals, --refusal-window, --max-ignored-packages, --slice-*, and the
+        connection caps are used."""
         config = parse(
             "--max-refusals", "5", "--refusal-window", "2", "--max-ignored-packages", "3",
             "--slice-events", "16", "--slice-bytes", "4096",
@@ -437,3 +438,5 @@ class AbuseLimitOptionTests(SynchronousTestCase):
         )
         self.assertEqual((config.slice_events, config.slice_bytes), (16, 4096))
         self.assertRaises(usage.UsageError, parse, "--slice-events", "0")
+        caps = parse("--max-connections", "9", "--max-connections-per-ip", "3")["config"]
+        self.assertEqual((caps.max_connections, caps.max_connections_per_ip), (9, 3))

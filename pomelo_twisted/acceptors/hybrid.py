@@ -30,6 +30,7 @@ class HybridProtocol(Protocol):
     inner: IProtocol | None = None
     _timer: IDelayedCall | None = None
     accepted_at: float | None = None
+    _released = False
     """The clock time the connection was accepted: the raw TCP agent's handshake
     deadline counts from it (one deadline from accept to ack, sniff included)."""
 
@@ -75,8 +76,11 @@ class HybridProtocol(Protocol):
         inner.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Forward to the inner protocol, if one was chosen."""
+        """Forward to the inner protocol, if one was chosen; release the connection."""
         self.hybrid.sniffing.discard(self)
+        if not self._released:
+            self._released = True
+            self.hybrid.agents.release(self.addr)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -100,6 +104,8 @@ class HybridFactory(Factory):
                 cast(ITCPTransport, proto.transport).abortConnection()
         self.sniffing.clear()
 
-    def buildProtocol(self, addr: IAddress | None) -> HybridProtocol:
-        """A sniffing protocol per connection."""
+    def buildProtocol(self, addr: IAddress | None) -> HybridProtocol | None:
+        """A sniffing protocol per connection; None over a cap (Twisted closes it)."""
+        if not self.agents.admit(addr):
+            return None
         return HybridProtocol(self, addr)

@@ -40,7 +40,9 @@ class AgentPool:
     """The live agents of one listener, with their config, metrics and deadline scheduler.
 
     ``new_agent`` makes (and starts) one per accepted connection, ``agent_gone`` forgets
-    a closed one, ``close_all`` closes them all and waits until they are gone.
+    a closed one, ``close_all`` closes them all and waits until they are gone. ``admit``
+    and ``release`` hold the listener's connection caps (a factory refuses a connection
+    ``admit`` turns down by building no protocol: Twisted closes it at once).
     """
 
     def __init__(
@@ -66,6 +68,36 @@ class AgentPool:
         """Shared by the agents: a push is encoded once for all of them."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
+        self.connections = 0
+        """Accepted connections not yet lost (sniffing ones included)."""
+        self._per_host: dict[str, int] = {}
+
+    def admit(self, address: IAddress | None) -> bool:
+        """Count a new connection from ``address``; False (counted as refused) over a cap."""
+        config = self.config
+        if self.connections >= config.max_connections:
+            self.metrics.refused["connection cap"] += 1
+            return False
+        host = getattr(address, "host", None)
+        if host is not None:
+            count = self._per_host.get(host, 0)
+            if count >= config.max_connections_per_ip:
+                self.metrics.refused["per-IP connection cap"] += 1
+                return False
+            self._per_host[host] = count + 1
+        self.connections += 1
+        return True
+
+    def release(self, address: IAddress | None) -> None:
+        """Forget a connection ``admit`` counted."""
+        self.connections -= 1
+        host = getattr(address, "host", None)
+        if host is not None:
+            count = self._per_host.get(host, 0) - 1
+            if count > 0:
+                self._per_host[host] = count
+            else:
+                self._per_host.pop(host, None)
 
     def new_agent(self, link: IAgentLink, accepted_at: float | None = None) -> Agent:
         """A started agent for a new connection, registered until it closes.
@@ -126,6 +158,9 @@ class PomeloTCPProtocol(Protocol):
 
     agent: Agent | None = None
     agents: AgentPool
+    admitted: IAddress | None = None
+    """The address its factory counted with ``AgentPool.admit`` (released when lost)."""
+    _counted = False
     _batch: list[bytes] | None = None
     _socket_send: Send | None = None
 
@@ -191,6 +226,9 @@ class PomeloTCPProtocol(Protocol):
         if agent is not None:
             agent.connection_lost()
             self.agents.agent_gone(agent)
+        if self._counted:
+            self._counted = False
+            self.agents.release(self.admitted)
 
     # IAgentLink
     def write(self, data: bytes) -> None:
@@ -242,8 +280,11 @@ class TCPFactory(Factory):
     def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
 
-    def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol:
-        """One protocol per connection, sharing the agent pool."""
+    def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol | None:
+        """One protocol per connection, sharing the agent pool; None over a cap."""
+        if not self.agents.admit(addr):
+            return None
         proto = PomeloTCPProtocol(self.agents)
         proto.factory = self
+        proto.admitted, proto._counted = addr, True
         return proto

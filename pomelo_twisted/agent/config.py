@@ -39,6 +39,10 @@ class AgentConfig:
     - ``slice_events`` / ``slice_bytes``: packages of one connection handled, and bytes
       decoded, in one reactor turn; the rest of a read waits (the transport paused) for
       the next turn, so one client's burst cannot hold the reactor.
+    - ``max_connections`` / ``max_connections_per_ip``: connections a listener holds at
+      once, in all and from one IP address; one more is closed as it is accepted
+      (counted in ``ConnectionMetrics.refused``). The per-IP cap is generous: players
+      behind one NAT share an address.
     - ``close_grace``: after a graceful close, abort the socket if the client
       has not taken the last bytes within this many seconds.
     - ``use_dict``: compress routes with the route dictionary.
@@ -59,6 +63,8 @@ class AgentConfig:
     max_ignored_packages: int = 100
     slice_events: int = 256
     slice_bytes: int = 16 * 1024
+    max_connections: int = 100_000
+    max_connections_per_ip: int = 10_000
     close_grace: float = 5.0
     use_dict: bool = True
     legacy_route_maps: bool = True
@@ -83,6 +89,8 @@ class AgentConfig:
             "max_refusals",
             "slice_events",
             "slice_bytes",
+            "max_connections",
+            "max_connections_per_ip",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -72,6 +72,8 @@ LIMITS = {
     "max-ignored-packages": "max_ignored_packages",
     "slice-events": "slice_events",
     "slice-bytes": "slice_bytes",
+    "max-connections": "max_connections",
+    "max-connections-per-ip": "max_connections_per_ip",
 }
 
 
@@ -126,6 +128,8 @@ class Options(usage.Options):
         ["max-ignored-packages", None, None, "out-of-turn packages before a kick", int],
         ["slice-events", None, None, "packages of one client handled per turn", int],
         ["slice-bytes", None, None, "bytes of one client decoded per turn", int],
+        ["max-connections", None, None, "client connections of a listener at once", int],
+        ["max-connections-per-ip", None, None, "client connections from one IP at once", int],
     ]
 
     def parseOptions(self, options: list[str] | None = None) -> None:  # noqa: N802 (Twisted)
