@@ -192,22 +192,19 @@ class Agent:
             start + self.config.handshake_timeout, self, HANDSHAKE_DEADLINE
         )
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, resumed: bool = False) -> None:
         """Bytes from the client, handled a slice a reactor turn: ``slice_bytes`` decoded,
-        ``slice_events`` packages handled at most.
+        ``slice_events`` packages handled at most (``resumed``: the next slice's call).
 
         The rest waits for the next turn (reads paused meanwhile, on an
         :class:`~pomelo_twisted.interfaces.ISlicedLink`): one client's burst does not
         keep the others waiting.
         """
-        if self._backlog is not None or self._unfed:  # behind: these wait their turn
-            self._unfed += data
+        if not resumed and (self._backlog is not None or self._unfed):
+            self._unfed += data  # behind: these wait their turn
             if len(self._unfed) > self.config.slice_bytes * _MAX_BACKLOG_SLICES:
                 self._abuse(KICK_BACKLOG)
             return
-        self._receive(data)
-
-    def _receive(self, data: bytes) -> None:
         limit = self.config.slice_bytes
         if len(data) > limit:
             self._unfed = data[limit:]
@@ -291,7 +288,7 @@ class Agent:
             self._dispatch(backlog)
         elif self._unfed:
             data, self._unfed = self._unfed, b""
-            self._receive(data)
+            self.data_received(data, resumed=True)
 
     def _on_ignored(self, reason: str) -> None:
         """A package the state ignores: counted, charged to the rate limit, bounded."""
