@@ -10,6 +10,8 @@ test has passed with.
 
 - Twisted TCP (``twisted.internet.abstract.FileDescriptor``): :func:`tcp_nothing_queued`
   reads ``_tempDataLen``, ``dataBuffer``, ``_writeDisconnected`` and ``TLS``.
+- Twisted endpoints: :func:`endpoint_arguments` calls ``endpoints._parse`` (the
+  grammar of ``serverFromString``).
 - Banana: :func:`banana_encode` calls ``Banana._encode``.
 - PB Broker: :func:`add_broker_verb` relies on ``Broker.expressionReceived`` calling
   ``proto_<verb>`` for a message ``[verb, *args]``.
@@ -41,8 +43,21 @@ __all__ = [
     "autobahn_feed",
     "autobahn_take_buffer",
     "banana_encode",
+    "endpoint_arguments",
     "tcp_nothing_queued",
 ]
+
+
+# -- Twisted endpoints ----------------------------------------------------------------
+
+
+def endpoint_arguments(description: str) -> tuple[list[str], dict[str, str]]:
+    """An endpoint string as ``serverFromString`` reads it: its positional arguments (the
+    type first) and its keyword arguments, unescaped (``endpoints._parse``)."""
+    from twisted.internet.endpoints import _parse
+
+    args, kwargs = _parse(description)
+    return [str(a) for a in args], {str(k): str(v) for k, v in kwargs.items()}
 
 
 # -- Twisted TCP ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ classes declare what they provide with ``@implementer``; tests check them with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
@@ -37,6 +38,7 @@ __all__ = [
     "IRpcTransport",
     "ISerializer",
     "IServerReactor",
+    "ISlicedLink",
 ]
 
 
@@ -75,6 +77,20 @@ class IAgentLink(Interface):
 
     def register_producer(producer: IPushProducer) -> None:
         """Register a streaming ``IPushProducer`` on the underlying transport."""
+
+
+class ISlicedLink(IAgentLink):
+    """A link whose reads can wait: an agent handles a long read in slices, one a
+    reactor turn, and pauses the reads meanwhile (a link without it is not paused)."""
+
+    def pause_reading() -> None:
+        """Stop delivering received bytes until ``resume_reading``."""
+
+    def resume_reading() -> None:
+        """Deliver received bytes again."""
+
+    def call_batched(f: Callable[[], None]) -> None:
+        """Call ``f``; the packages written meanwhile may leave in one write."""
 
 
 class IAgent(Interface):

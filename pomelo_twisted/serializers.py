@@ -1,7 +1,7 @@
 """Message-body serializers: JSON (the Pomelo default) and msgpack.
 
 A serializer turns the body of a request, response or push (a JSON-like Python value)
-into bytes and back.  Both serializers here are stateless: instances carry no data and
+into bytes and back.  Both serializers here are stateless but for their depth cap: they
 may be shared freely.  Their ``name`` is what the server announces in the handshake as
 ``sys.serializer``.
 
@@ -11,6 +11,14 @@ a request body that is not valid JSON into ``{}``, but these serializers raise
 caller to decide whether to substitute ``{}``, reject the request, or close the
 connection.  The one leniency built in is that an *empty* body decodes to ``{}``, since
 Pomelo clients send an empty body for a request without arguments.
+
+Nesting is capped at decode: a body whose lists and maps nest deeper than ``max_depth``
+(default :data:`MAX_DEPTH`, 64) is a :class:`~pomelo_twisted.errors.SerializationError`.
+orjson decodes to depth 1,024 but encodes only to 254, so without the cap an echoed deep
+body fails on the way out instead of on the way in. The check costs a length test per
+body (a JSON body of at most 2 × cap bytes, a msgpack body of at most cap bytes, cannot be
+too deep), then a ``bytes.count`` per longer JSON body (fewer brackets than the cap: not
+too deep); only the other bodies are walked.
 """
 
 from __future__ import annotations
@@ -26,7 +34,33 @@ from zope.interface import implementer
 from pomelo_twisted.errors import SerializationError
 from pomelo_twisted.interfaces import ISerializer
 
-__all__ = ["JsonSerializer", "MsgpackSerializer", "get_serializer"]
+__all__ = ["MAX_DEPTH", "JsonSerializer", "MsgpackSerializer", "get_serializer"]
+
+MAX_DEPTH: Final = 64
+"""The deepest nesting of lists and maps a body may have, by default."""
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether lists and dicts nest in ``value`` more than ``limit`` levels."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _check_depth(value: object, limit: int, kind: str) -> object:
+    if _deeper_than(value, limit):
+        raise SerializationError(f"{kind} nested deeper than {limit} levels")
+    return value
 
 
 @implementer(ISerializer)
@@ -38,9 +72,15 @@ class JsonSerializer:
     Integers must fit in 64 bits; NaN and infinities encode as ``null``.
     """
 
-    __slots__ = ()
-
     name: Final = "json"
+    max_depth: int = MAX_DEPTH
+    """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
+
+    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
+        if max_depth < 1:
+            raise ValueError("max_depth must be at least 1")
+        if max_depth != MAX_DEPTH:
+            self.max_depth = max_depth
 
     def encode(self, obj: object) -> bytes:
         """Return the compact UTF-8 JSON of ``obj``.
@@ -60,18 +100,29 @@ class JsonSerializer:
         if not data:
             return {}
         try:
-            return orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as e:
             raise SerializationError(f"invalid JSON: {e}") from e
+        # Deeper than the cap takes more than 2 × cap bytes and more than cap brackets.
+        limit = self.max_depth
+        if len(data) > 2 * limit and data.count(b"[") + data.count(b"{") > limit:
+            return _check_depth(value, limit, "JSON")
+        return value
 
 
 @implementer(ISerializer)
 class MsgpackSerializer:
     """msgpack: str as UTF-8 str, bytes as bin; maps may have non-str keys."""
 
-    __slots__ = ()
-
     name: Final = "msgpack"
+    max_depth: int = MAX_DEPTH
+    """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
+
+    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
+        if max_depth < 1:
+            raise ValueError("max_depth must be at least 1")
+        if max_depth != MAX_DEPTH:
+            self.max_depth = max_depth
 
     def encode(self, obj: object) -> bytes:
         """Return the msgpack encoding of ``obj`` (bytes values are packed as bin).
@@ -92,9 +143,12 @@ class MsgpackSerializer:
         if not data:
             return {}
         try:
-            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+            value = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             raise SerializationError(f"invalid msgpack: {e}") from e
+        if len(data) > self.max_depth:  # each level takes at least one byte
+            return _check_depth(value, self.max_depth, "msgpack")
+        return value
 
 
 _SERIALIZERS: Final[Mapping[str, Callable[[], ISerializer]]] = MappingProxyType(

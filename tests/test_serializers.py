@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 
 from pomelo_twisted.errors import PomeloError, SerializationError
 from pomelo_twisted.interfaces import ISerializer
-from pomelo_twisted.serializers import JsonSerializer, MsgpackSerializer, get_serializer
+from pomelo_twisted.serializers import MAX_DEPTH, JsonSerializer, MsgpackSerializer, get_serializer
 
 # Values both JSON and msgpack carry losslessly: 64-bit integers, finite floats,
 # str-keyed maps and lists (tuples would come back as lists).
@@ -153,3 +153,51 @@ class GetSerializerTests(SynchronousTestCase):
         self.assertEqual(
             str(exc), "unknown serializer 'protobuf'; known serializers: 'json', 'msgpack'"
         )
+
+
+def nested(depth: int) -> object:
+    """A value of ``depth`` nested lists and maps, alternating, innermost ``[]``."""
+    value: object = []
+    for level in range(depth - 1):
+        value = {"a": value} if level % 2 else [value]
+    return value
+
+
+class DepthTests(SynchronousTestCase):
+    """Nesting is capped at decode: deeper bodies are SerializationErrors."""
+
+    def test_json_at_the_cap_decodes_deeper_refused(self) -> None:
+        """64 levels decode, 65 are refused; a 100,000-deep body too (orjson's own cap)."""
+        serializer = JsonSerializer()
+        self.assertEqual(serializer.max_depth, MAX_DEPTH)
+        self.assertEqual(MAX_DEPTH, 64)
+        ok = serializer.encode(nested(64))
+        self.assertEqual(serializer.decode(ok), nested(64))
+        self.assertRaises(SerializationError, serializer.decode, serializer.encode(nested(65)))
+        self.assertRaises(SerializationError, serializer.decode, b"[" * 100_000 + b"]" * 100_000)
+
+    def test_json_brackets_in_strings_and_wide_bodies(self) -> None:
+        """Brackets inside strings and many shallow containers are not depth."""
+        serializer = JsonSerializer(max_depth=3)
+        self.assertEqual(serializer.decode(b'{"a":"[[[[[[[["}'), {"a": "[[[[[[[["})
+        wide = [[{"x": 1}] for _ in range(50)]
+        self.assertEqual(serializer.decode(serializer.encode(wide)), wide)
+        self.assertRaises(SerializationError, serializer.decode, b'[[[{"a":1}]]]')
+
+    def test_everything_decoded_encodes(self) -> None:
+        """A body at the cap echoes: orjson encodes it (its limit is 254)."""
+        serializer = JsonSerializer()
+        value = serializer.decode(serializer.encode(nested(MAX_DEPTH)))
+        self.assertEqual(serializer.decode(serializer.encode(value)), value)
+
+    def test_msgpack(self) -> None:
+        """msgpack bodies are capped the same way."""
+        serializer = MsgpackSerializer(max_depth=10)
+        self.assertEqual(serializer.decode(serializer.encode(nested(10))), nested(10))
+        self.assertRaises(SerializationError, serializer.decode, serializer.encode(nested(11)))
+        self.assertRaises(SerializationError, serializer.decode, b"\x91" * 5000 + b"\x90")
+
+    def test_bad_cap(self) -> None:
+        """A cap below 1 is refused."""
+        self.assertRaises(ValueError, JsonSerializer, 0)
+        self.assertRaises(ValueError, MsgpackSerializer, 0)

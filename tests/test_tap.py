@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.logger import LogBeginner, LogEvent, Logger, LogPublisher, globalLogBeginner
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AcceptorService
+from pomelo_twisted.app import tap
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.build import StandaloneService
 from pomelo_twisted.app.heap import freeze_heap
 from pomelo_twisted.app.process import exit_after_shutdown
-from pomelo_twisted.app.tap import Options, makeService
+from pomelo_twisted.app.tap import Options, filter_log_level, makeService
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
@@ -322,3 +328,115 @@ class PluginTests(SynchronousTestCase):
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker, twisted.plugins)}
         self.assertIn("pomelo", makers)
         self.assertIsInstance(makers["pomelo"].options(), Options)
+
+
+class LogLevelTests(SynchronousTestCase):
+    """``--log-level``: servers log at info unless told otherwise."""
+
+    def test_default_is_info_and_unknown_is_a_usage_error(self) -> None:
+        """--log-level defaults to info; an unknown level is a usage error."""
+        self.assertEqual(parse()["log-level"], "info")
+        self.assertEqual(parse("--log-level", "debug")["log-level"], "debug")
+        self.assertRaises(usage.UsageError, parse, "--log-level", "loud")
+
+    def test_filter_drops_events_below_the_level(self) -> None:
+        """The observers twistd begins logging to see info and above, not debug."""
+        publisher = LogPublisher()
+        beginner = LogBeginner(publisher, io.StringIO(), sys, warnings)
+        filter_log_level("info", beginner)
+        filter_log_level("debug", beginner)  # applied once: the first level holds
+        seen: list[LogEvent] = []
+        beginner.beginLoggingTo([seen.append], discardBuffer=True, redirectStandardIO=False)
+        log = Logger(observer=publisher)
+        log.debug("hidden")
+        log.info("shown")
+        self.assertEqual([e["log_format"] for e in seen], ["shown"])
+
+    def test_only_under_twistd(self) -> None:
+        """makeService filters the global beginner only when run by twistd (options.parent)."""
+        options = parse()
+        makeService(options, MemoryReactorClock(), exit_process=lambda _r: None)
+        self.assertNotIn("_pomelo_log_level", vars(globalLogBeginner))
+
+
+TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
+
+
+def run_twistd(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``twistd -n pomelo ARGV`` in a subprocess of this interpreter."""
+    return subprocess.run(
+        [TWISTD[0], TWISTD[1], TWISTD[2], "-n", "--pidfile=", "pomelo", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(EXAMPLE).parent),
+    )
+
+
+class UsageErrorTests(SynchronousTestCase):
+    """A usage error of ``twistd pomelo`` prints the usage and exits 2, no traceback."""
+
+    def parse_under_twistd(self, *argv: str) -> tuple[int, str]:
+        from twisted.scripts.twistd import ServerOptions
+
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        with self.assertRaises(SystemExit) as caught:
+            ServerOptions().parseOptions(["pomelo", *argv])
+        code = caught.exception.code
+        assert isinstance(code, int)
+        return code, stderr.getvalue()
+
+    def test_bad_option_value(self) -> None:
+        """A bad option value under twistd: usage and the error on stderr, status 2."""
+        code, err = self.parse_under_twistd("--heartbeat", "-1")
+        self.assertEqual(code, 2)
+        self.assertIn("Usage:", err)
+        self.assertIn("twistd pomelo: error: Parameter type enforcement failed", err)
+
+    def test_post_options_error(self) -> None:
+        """A check of postOptions under twistd exits 2 too."""
+        code, err = self.parse_under_twistd("--type", "connector")
+        self.assertEqual(code, 2)
+        self.assertIn("needs --app DIR", err)
+
+    def test_make_service_error_exits_2(self) -> None:
+        """--listen on a game with two frontends (found by makeService): status 2."""
+        from twisted.scripts.twistd import ServerOptions
+
+        config = ServerOptions()
+        config.parseOptions(["pomelo", "--app", EXAMPLE, "--type", "all", "--listen", "tcp:0"])
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.patch(tap, "filter_log_level", lambda level: None)  # not this process's logs
+        with self.assertRaises(SystemExit) as caught:
+            makeService(config.subOptions, MemoryReactorClock(), exit_process=lambda _r: None)
+        self.assertEqual(caught.exception.code, 2)
+        self.assertIn("--listen needs exactly one frontend, the game has 2", stderr.getvalue())
+
+    def test_real_twistd(self) -> None:
+        """The real command: status 2, the message, no traceback."""
+        result = run_twistd("--app", EXAMPLE, "--type", "all", "--listen", "tcp:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("twistd pomelo: error: --listen needs exactly one frontend", result.stderr)
+        self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+
+class AbuseLimitOptionTests(SynchronousTestCase):
+    """The fairness limits of issue 12 are settable from the command line."""
+
+    def test_abuse_limits_reach_the_agent_config(self) -> None:
+        """--max-refusals, --refusal-window, --max-ignored-packages, --slice-*, and the
+        connection caps are used."""
+        config = parse(
+            "--max-refusals", "5", "--refusal-window", "2", "--max-ignored-packages", "3",
+            "--slice-events", "16", "--slice-bytes", "4096",
+        )["config"]  # fmt: skip
+        self.assertEqual(
+            (config.max_refusals, config.refusal_window, config.max_ignored_packages),
+            (5, 2.0, 3),
+        )
+        self.assertEqual((config.slice_events, config.slice_bytes), (16, 4096))
+        self.assertRaises(usage.UsageError, parse, "--slice-events", "0")
+        caps = parse("--max-connections", "9", "--max-connections-per-ip", "3")["config"]
+        self.assertEqual((caps.max_connections, caps.max_connections_per_ip), (9, 3))

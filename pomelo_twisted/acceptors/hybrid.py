@@ -29,6 +29,10 @@ class HybridProtocol(Protocol):
 
     inner: IProtocol | None = None
     _timer: IDelayedCall | None = None
+    accepted_at: float | None = None
+    _released = False
+    """The clock time the connection was accepted: the raw TCP agent's handshake
+    deadline counts from it (one deadline from accept to ack, sniff included)."""
 
     def __init__(self, factory: HybridFactory, addr: IAddress | None) -> None:
         self.hybrid = factory
@@ -38,6 +42,7 @@ class HybridProtocol(Protocol):
         """Give the client ``handshake_timeout`` seconds to send its first byte."""
         agents = self.hybrid.agents
         self.hybrid.sniffing.add(self)
+        self.accepted_at = agents.clock.seconds()
         self._timer = agents.clock.callLater(agents.config.handshake_timeout, self._silent)
 
     def _silent(self) -> None:
@@ -62,7 +67,7 @@ class HybridProtocol(Protocol):
             if data[0] in HTTP_FIRST_BYTES:
                 inner = self.hybrid.websocket.buildProtocol(self.addr)
             else:
-                inner = PomeloTCPProtocol(self.hybrid.agents)
+                inner = PomeloTCPProtocol(self.hybrid.agents, self.accepted_at)
             assert inner is not None and self.transport is not None
             self.inner = inner
             inner.makeConnection(self.transport)
@@ -71,8 +76,11 @@ class HybridProtocol(Protocol):
         inner.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Forward to the inner protocol, if one was chosen."""
+        """Forward to the inner protocol, if one was chosen; release the connection."""
         self.hybrid.sniffing.discard(self)
+        if not self._released:
+            self._released = True
+            self.hybrid.agents.release(self.addr)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -96,6 +104,8 @@ class HybridFactory(Factory):
                 cast(ITCPTransport, proto.transport).abortConnection()
         self.sniffing.clear()
 
-    def buildProtocol(self, addr: IAddress | None) -> HybridProtocol:
-        """A sniffing protocol per connection."""
+    def buildProtocol(self, addr: IAddress | None) -> HybridProtocol | None:
+        """A sniffing protocol per connection; None over a cap (Twisted closes it)."""
+        if not self.agents.admit(addr):
+            return None
         return HybridProtocol(self, addr)

@@ -25,17 +25,43 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..agent import CloseReason
+from ..compat import endpoint_arguments
+from ..gameconfig import LISTEN_BACKLOG
 from ..interfaces import IAcceptor, IServerReactor
 from .hybrid import HybridFactory
 from .tcp import AgentPool, TCPFactory
 from .websocket import WebSocketFactory
 
-__all__ = ["KINDS", "AcceptorKind", "AcceptorService"]
+__all__ = ["KINDS", "AcceptorKind", "AcceptorService", "with_backlog"]
 
 log = Logger()
 
 AcceptorKind = Literal["hybrid", "tcp", "ws"]
 KINDS: tuple[AcceptorKind, ...] = ("hybrid", "tcp", "ws")
+
+
+# The endpoint types of serverFromString that take a ``backlog`` keyword.
+_BACKLOG_TYPES = frozenset(("tcp", "tcp6", "ssl", "unix"))
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def with_backlog(description: str, backlog: int = LISTEN_BACKLOG) -> str:
+    """``description`` with ``backlog=`` (the listen queue) when it names none.
+
+    Twisted's default is 50: a connection storm overflows it. The string is read with
+    Twisted's own endpoint grammar and written back quoted, so escaped colons (an IPv6
+    ``interface``) survive; types that take no backlog (plugins) are left as they are.
+    """
+    args, kwargs = endpoint_arguments(description)
+    if not args or args[0].lower() not in _BACKLOG_TYPES or "backlog" in kwargs:
+        return description
+    kwargs["backlog"] = str(int(backlog))
+    return ":".join(
+        [_quote(a) for a in args] + [f"{_quote(k)}={_quote(v)}" for k, v in kwargs.items()]
+    )
 
 
 def _protocol_factory(kind: AcceptorKind, agents: AgentPool) -> IProtocolFactory:
@@ -65,7 +91,8 @@ class _ReportingEndpoint:
 
 @implementer(IAcceptor)
 class AcceptorService(StreamServerEndpointService):
-    """Listens on ``description`` (e.g. ``tcp:3010:interface=127.0.0.1``, ``ssl:...``).
+    """Listens on ``description`` (e.g. ``tcp:3010:interface=127.0.0.1``, ``ssl:...``),
+    with a listen backlog of ``LISTEN_BACKLOG`` unless it names one (:func:`with_backlog`).
 
     ``kind`` is ``hybrid`` (raw TCP and WebSocket on one port, the default),
     ``tcp`` or ``ws``. Stopping closes every client connection, then the port.
@@ -83,7 +110,7 @@ class AcceptorService(StreamServerEndpointService):
         self.kind = kind
         self.agents = agents
         super().__init__(
-            _ReportingEndpoint(serverFromString(reactor, description), self),
+            _ReportingEndpoint(serverFromString(reactor, with_backlog(description)), self),
             _protocol_factory(kind, agents),
         )
         self.port: IListeningPort | None = None

@@ -8,6 +8,7 @@ hybrid acceptors build on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -19,7 +20,7 @@ from zope.interface import implementer
 from ..agent import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
-from ..interfaces import IAgentLink, IConnectionHandler, ISerializer
+from ..interfaces import IAgentLink, IConnectionHandler, ISerializer, ISlicedLink
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 
@@ -39,7 +40,9 @@ class AgentPool:
     """The live agents of one listener, with their config, metrics and deadline scheduler.
 
     ``new_agent`` makes (and starts) one per accepted connection, ``agent_gone`` forgets
-    a closed one, ``close_all`` closes them all and waits until they are gone.
+    a closed one, ``close_all`` closes them all and waits until they are gone. ``admit``
+    and ``release`` hold the listener's connection caps (a factory refuses a connection
+    ``admit`` turns down by building no protocol: Twisted closes it at once).
     """
 
     def __init__(
@@ -65,9 +68,44 @@ class AgentPool:
         """Shared by the agents: a push is encoded once for all of them."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
+        self.connections = 0
+        """Accepted connections not yet lost (sniffing ones included)."""
+        self._per_host: dict[str, int] = {}
 
-    def new_agent(self, link: IAgentLink) -> Agent:
-        """A started agent for a new connection, registered until it closes."""
+    def admit(self, address: IAddress | None) -> bool:
+        """Count a new connection from ``address``; False (counted as refused) over a cap."""
+        config = self.config
+        if self.connections >= config.max_connections:
+            self.metrics.refused["connection cap"] += 1
+            return False
+        host = getattr(address, "host", None)
+        if host is not None:
+            count = self._per_host.get(host, 0)
+            if count >= config.max_connections_per_ip:
+                self.metrics.refused["per-IP connection cap"] += 1
+                return False
+            self._per_host[host] = count + 1
+        self.connections += 1
+        return True
+
+    def release(self, address: IAddress | None) -> None:
+        """Forget a connection ``admit`` counted."""
+        self.connections -= 1
+        host = getattr(address, "host", None)
+        if host is not None:
+            count = self._per_host.get(host, 0) - 1
+            if count > 0:
+                self._per_host[host] = count
+            else:
+                self._per_host.pop(host, None)
+
+    def new_agent(self, link: IAgentLink, accepted_at: float | None = None) -> Agent:
+        """A started agent for a new connection, registered until it closes.
+
+        ``accepted_at`` is the clock time the connection was accepted when phases came
+        before the agent (the hybrid sniff, a WebSocket upgrade): the handshake deadline
+        counts from it, so accept to ack is one ``handshake_timeout``, not one per phase.
+        """
         sid = self._next_sid
         self._next_sid += 1
         agent = Agent(
@@ -83,7 +121,7 @@ class AgentPool:
             push_format=self.push_format,
         )
         self.agents[sid] = agent
-        agent.start()
+        agent.start(accepted_at)
         return agent
 
     def agent_gone(self, agent: Agent) -> None:
@@ -109,7 +147,7 @@ class AgentPool:
         return waiter
 
 
-@implementer(IAgentLink)
+@implementer(ISlicedLink)
 class PomeloTCPProtocol(Protocol):
     """One raw TCP connection: bytes in to the agent, packages out to the transport.
 
@@ -120,11 +158,16 @@ class PomeloTCPProtocol(Protocol):
 
     agent: Agent | None = None
     agents: AgentPool
+    admitted: IAddress | None = None
+    """The address its factory counted with ``AgentPool.admit`` (released when lost)."""
+    _counted = False
     _batch: list[bytes] | None = None
     _socket_send: Send | None = None
 
-    def __init__(self, agents: AgentPool) -> None:
+    def __init__(self, agents: AgentPool, accepted_at: float | None = None) -> None:
         self.agents = agents
+        self.accepted_at = accepted_at
+        """When the connection was accepted, if before this protocol got it (hybrid)."""
 
     @property
     def peer(self) -> str:
@@ -138,7 +181,7 @@ class PomeloTCPProtocol(Protocol):
         if set_no_delay is not None:
             set_no_delay(True)
         self._socket_send = socket_send(self.transport)
-        self.agent = self.agents.new_agent(self)
+        self.agent = self.agents.new_agent(self, self.accepted_at)
 
     def dataReceived(self, data: bytes) -> None:
         """Feed the agent; what it writes meanwhile goes out in one write."""
@@ -147,6 +190,21 @@ class PomeloTCPProtocol(Protocol):
         self._batch = batch
         try:
             self.agent.data_received(data)
+        finally:
+            self._batch = None
+            if batch:
+                write_eagerly(
+                    self.transport,
+                    self._socket_send,
+                    batch[0] if len(batch) == 1 else b"".join(batch),
+                )
+
+    def call_batched(self, f: Callable[[], None]) -> None:
+        """Call ``f``; the packages written meanwhile go out in one write."""
+        batch: list[bytes] = []
+        self._batch = batch
+        try:
+            f()
         finally:
             self._batch = None
             if batch:
@@ -168,6 +226,9 @@ class PomeloTCPProtocol(Protocol):
         if agent is not None:
             agent.connection_lost()
             self.agents.agent_gone(agent)
+        if self._counted:
+            self._counted = False
+            self.agents.release(self.admitted)
 
     # IAgentLink
     def write(self, data: bytes) -> None:
@@ -197,6 +258,16 @@ class PomeloTCPProtocol(Protocol):
         elif transport is not None:
             transport.loseConnection()
 
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (the agent has a slice left to handle)."""
+        assert self.transport is not None
+        cast(IPushProducer, self.transport).pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        assert self.transport is not None
+        cast(IPushProducer, self.transport).resumeProducing()
+
     def register_producer(self, producer: IPushProducer) -> None:
         """Register the agent's send queue as the transport's streaming producer."""
         assert self.transport is not None
@@ -209,8 +280,11 @@ class TCPFactory(Factory):
     def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
 
-    def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol:
-        """One protocol per connection, sharing the agent pool."""
+    def buildProtocol(self, addr: IAddress | None) -> PomeloTCPProtocol | None:
+        """One protocol per connection, sharing the agent pool; None over a cap."""
+        if not self.agents.admit(addr):
+            return None
         proto = PomeloTCPProtocol(self.agents)
         proto.factory = self
+        proto.admitted, proto._counted = addr, True
         return proto

@@ -22,12 +22,13 @@ from zope.interface import implementer
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import HandshakeRejected
-from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer
+from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer, ISlicedLink
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
     BadHandshake,
     ClientHandshake,
     ConnectionState,
+    Event,
     HandshakeAck,
     HandshakeResponse,
     Heartbeat,
@@ -44,15 +45,20 @@ from ..results import settle
 from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
-from .requests import RequestRunner
+from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
 
-__all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "Agent"]
+__all__ = ["HANDSHAKE_DEADLINE", "IDLE_DEADLINE", "KICK_BACKLOG", "KICK_IGNORED", "Agent"]
 
 # What an agent waits for: the handshake (+ ack) to complete, or the client's next package.
 HANDSHAKE_DEADLINE, IDLE_DEADLINE = 0, 1
 
 _WORKING = ConnectionState.WORKING
+
+KICK_IGNORED = "too many packages out of turn"
+KICK_BACKLOG = "too many packages waiting to be handled"
+# A link that cannot pause its reads (not an ISlicedLink) may queue this many slices.
+_MAX_BACKLOG_SLICES = 64
 
 log = Logger()
 
@@ -62,13 +68,17 @@ class Agent:
     """The server side of one client connection."""
 
     __slots__ = (
+        "_backlog",
         "_close_timer",
         "_closing",
         "_connected",
         "_deadline",
         "_deadlines",
+        "_ignored",
         "_last_seen",
-        "_seen_packages",
+        "_reads_paused",
+        "_slice_call",
+        "_unfed",
         "clock",
         "close_reason",
         "config",
@@ -129,8 +139,15 @@ class Agent:
             Admission(clock, config, metrics),
             metrics,
         )
-        self._seen_packages = 0
         self._last_seen = clock.seconds()
+        self._ignored = 0
+        """Packages the protocol state ignored (kicked over ``max_ignored_packages``)."""
+        self._backlog: list[Event] | None = None
+        """Packages decoded and not handled yet (the next slice handles them first)."""
+        self._unfed = b""
+        """Bytes received and not decoded yet (after the backlog's)."""
+        self._slice_call: IDelayedCall | None = None
+        self._reads_paused = False
         # The handshake, then the idle timeout (a listener's agents share one scheduler).
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         self._deadline: DeadlineHandle | None = None
@@ -161,27 +178,57 @@ class Agent:
 
     # -- link events -------------------------------------------------------
 
-    def start(self) -> None:
-        """The link is connected: register the send queue, start the handshake deadline."""
+    def start(self, accepted_at: float | None = None) -> None:
+        """The link is connected: register the send queue, start the handshake deadline.
+
+        The deadline runs ``handshake_timeout`` from ``accepted_at`` (the clock time the
+        connection was accepted, before any sniffing or upgrade) or from now: one
+        deadline covers accept to ack, however many phases come before the agent.
+        """
         self.metrics.connections_opened += 1
         self.link.register_producer(self.send_queue)
-        self._deadline = self._deadlines.add(
-            self.config.handshake_timeout, self, HANDSHAKE_DEADLINE
+        start = accepted_at if accepted_at is not None else self.clock.seconds()
+        self._deadline = self._deadlines.add_at(
+            start + self.config.handshake_timeout, self, HANDSHAKE_DEADLINE
         )
 
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the client."""
-        connection = self.connection
-        events = connection.receive_data(data)
-        if connection.packages_received != self._seen_packages:
-            self._seen_packages = connection.packages_received
-            self._last_seen = self.clock.seconds()
+    def data_received(self, data: bytes, resumed: bool = False) -> None:
+        """Bytes from the client, handled a slice a reactor turn: ``slice_bytes`` decoded,
+        ``slice_events`` packages handled at most (``resumed``: the next slice's call).
+
+        The rest waits for the next turn (reads paused meanwhile, on an
+        :class:`~pomelo_twisted.interfaces.ISlicedLink`): one client's burst does not
+        keep the others waiting.
+        """
+        if not resumed and (self._backlog is not None or self._unfed):
+            self._unfed += data  # behind: these wait their turn
+            if len(self._unfed) > self.config.slice_bytes * _MAX_BACKLOG_SLICES:
+                self._abuse(KICK_BACKLOG)
+            return
+        limit = self.config.slice_bytes
+        if len(data) > limit:
+            self._unfed = data[limit:]
+            data = data[:limit]
+            self._wait()
+        events = self.connection.receive_data(data)
         if events and isinstance(events[-1], ProtocolViolation):
             # The connection is already CLOSED: nothing decoded before the violation in
-            # this read can be answered.
+            # this read (nor left from an earlier one) can be answered.
+            self._backlog, self._unfed = None, b""
             self._on_violation(events[-1].reason)
             return
+        if events:
+            self._dispatch(events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        limit = self.config.slice_events
+        if len(events) > limit:
+            self._backlog = events[limit:]
+            self._wait()
+            events = events[:limit]
+        connection = self.connection
         requests = self.requests
+        ignored = 0
         for event in events:
             if self._closing:
                 # An earlier package of this read closed the connection (a handler kicked,
@@ -199,12 +246,67 @@ class Agent:
                 case HandshakeAck():
                     self._on_ack()
                 case Ignored(reason=reason):
-                    self.metrics.dropped[reason] += 1
-                    log.debug("{agent}: ignored a package: {reason}", agent=self, reason=reason)
+                    ignored += 1
+                    self._on_ignored(reason)
                 case UnknownRouteCode():
                     requests.unknown_code(event)
                 case BadHandshake(reason=reason):
                     self._on_bad_handshake(reason)
+        if len(events) > ignored:  # an ignored package does not keep the connection alive
+            self._last_seen = self.clock.seconds()
+
+    def _wait(self) -> None:
+        """Handle the rest on the next reactor turn, pausing the reads meanwhile."""
+        if self._slice_call is None:
+            self._slice_call = self.clock.callLater(0, self._next_slice)
+        link = ISlicedLink(self.link, None)
+        if link is not None and not self._reads_paused:
+            self._reads_paused = True
+            link.pause_reading()
+
+    def _next_slice(self) -> None:
+        self._slice_call = None
+        if self._closing:
+            return
+        link = ISlicedLink(self.link, None)
+        if link is None:
+            self._step()
+        else:
+            link.call_batched(self._step)
+        if self._closing:
+            return
+        if self._backlog is not None or self._unfed:
+            self._wait()
+        elif link is not None and self._reads_paused:
+            self._reads_paused = False
+            link.resume_reading()
+
+    def _step(self) -> None:
+        """One slice of what waits: decoded packages first, then the bytes after them."""
+        backlog, self._backlog = self._backlog, None
+        if backlog:
+            self._dispatch(backlog)
+        elif self._unfed:
+            data, self._unfed = self._unfed, b""
+            self.data_received(data, resumed=True)
+
+    def _on_ignored(self, reason: str) -> None:
+        """A package the state ignores: counted, charged to the rate limit, bounded."""
+        self.metrics.dropped[reason] += 1
+        self._ignored += 1
+        admission = self.requests.admission
+        admission.charge_ignored()
+        if self._ignored > self.config.max_ignored_packages:
+            self._abuse(KICK_IGNORED)
+        elif admission.persistent:
+            self._abuse(KICK_RATE_LIMITED)
+
+    def _abuse(self, reason: str) -> None:
+        """Kick a client for how it behaves: one line, naming it."""
+        if self._closing:
+            return
+        log.info("{agent}: kicked: {reason}", agent=self, reason=reason)
+        self.kick(reason)
 
     def connection_lost(self) -> None:
         """The link is gone, for whatever cause."""
@@ -214,9 +316,8 @@ class Agent:
         self.connection.close()
         self._cancel_timers()
         self.send_queue.clear()
-        cause = self.close_reason.split(":", 1)[0]
-        self.metrics.closed[cause] += 1
-        log.debug("{agent} closed: {reason}", agent=self, reason=self.close_reason)
+        # Counted, not logged: closing thousands at once must format nothing each.
+        self.metrics.closed[self.close_reason.split(":", 1)[0]] += 1
         if self._connected:
             self._connected = False
             try:
@@ -386,3 +487,8 @@ class Agent:
         if timer is not None and timer.active():
             timer.cancel()
         self._close_timer = None
+        call = self._slice_call
+        if call is not None and self._closing:
+            call.cancel()
+            self._slice_call = None
+            self._backlog, self._unfed = None, b""

@@ -30,6 +30,19 @@ class AgentConfig:
       over the limit is answered with code 429.
     - ``max_inflight``: requests of one connection being handled at once; more
       are answered with code 503.
+    - ``max_refusals`` / ``refusal_window``: a connection refused (429, or a notify
+      dropped over the rate limit) more than ``max_refusals`` times within one
+      ``refusal_window`` seconds is kicked.
+    - ``max_ignored_packages``: packages the protocol state ignores (heartbeats before
+      the ack, a second handshake, ...) a connection may send in its life; one more and
+      it is kicked. Each also spends a rate-limit token.
+    - ``slice_events`` / ``slice_bytes``: packages of one connection handled, and bytes
+      decoded, in one reactor turn; the rest of a read waits (the transport paused) for
+      the next turn, so one client's burst cannot hold the reactor.
+    - ``max_connections`` / ``max_connections_per_ip``: connections a listener holds at
+      once, in all and from one IP address; one more is closed as it is accepted
+      (counted in ``ConnectionMetrics.refused``). The per-IP cap is generous: players
+      behind one NAT share an address.
     - ``close_grace``: after a graceful close, abort the socket if the client
       has not taken the last bytes within this many seconds.
     - ``use_dict``: compress routes with the route dictionary.
@@ -49,6 +62,13 @@ class AgentConfig:
     request_rate: float | None = 1000.0
     request_burst: int = 2000
     max_inflight: int = 1000
+    max_refusals: int = 1000
+    refusal_window: float = 10.0
+    max_ignored_packages: int = 100
+    slice_events: int = 256
+    slice_bytes: int = 16 * 1024
+    max_connections: int = 100_000
+    max_connections_per_ip: int = 10_000
     close_grace: float = 5.0
     use_dict: bool = True
     legacy_route_maps: bool = True
@@ -65,7 +85,7 @@ class AgentConfig:
             raise ValueError("heartbeat must be positive or None")
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
             raise ValueError("heartbeat_timeout must be positive or None")
-        for name in ("handshake_timeout", "close_grace", "upgrade_timeout"):
+        for name in ("handshake_timeout", "close_grace", "upgrade_timeout", "refusal_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in (
@@ -75,9 +95,16 @@ class AgentConfig:
             "max_inflight",
             "max_upgrade_bytes",
             "max_upgrade_headers",
+            "max_refusals",
+            "slice_events",
+            "slice_bytes",
+            "max_connections",
+            "max_connections_per_ip",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_ignored_packages < 0:
+            raise ValueError("max_ignored_packages must be at least 0")
         if self.max_packet_size > MAX_BODY_LENGTH:
             raise ValueError(f"max_packet_size must be at most {MAX_BODY_LENGTH}")
         if self.request_rate is not None and self.request_rate <= 0:

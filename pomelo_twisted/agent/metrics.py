@@ -30,6 +30,7 @@ class ConnectionMetrics:
         "dropped",
         "notifies",
         "rate_limited",
+        "refused",
         "requests",
         "responses_dropped",
     )
@@ -42,6 +43,8 @@ class ConnectionMetrics:
         self.responses_dropped = 0
         self.closed: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        """Connections closed as they were accepted, by cap (never counted as opened)."""
 
     @property
     def connections_open(self) -> int:
@@ -59,4 +62,5 @@ class ConnectionMetrics:
             "responses_dropped": self.responses_dropped,
             "closed": dict(self.closed),
             "dropped": dict(self.dropped),
+            "refused": dict(self.refused),
         }

@@ -25,7 +25,9 @@ from .admission import Admission
 from .metrics import ConnectionMetrics
 from .sendqueue import SendQueue
 
-__all__ = ["RequestRunner"]
+__all__ = ["KICK_RATE_LIMITED", "RequestRunner"]
+
+KICK_RATE_LIMITED = "over the request rate limit persistently"
 
 log = Logger()
 
@@ -68,6 +70,8 @@ class RequestRunner:
         refusal = self.admission.refuse_request()
         if refusal is not None:
             self._respond(msg_id, refusal)
+            if self.admission.persistent:
+                self.agent.kick(KICK_RATE_LIMITED)
             return
         try:
             result = self.handler.request(self.agent, event.route, event.body)
@@ -122,6 +126,8 @@ class RequestRunner:
         """Hand ``event`` to the handler (within the rate limit); its result is dropped."""
         self.metrics.notifies += 1
         if not self.admission.admit_notify():
+            if self.admission.persistent:
+                self.agent.kick(KICK_RATE_LIMITED)
             return
         try:
             result = self.handler.notify(self.agent, event.route, event.body)

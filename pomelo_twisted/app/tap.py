@@ -18,18 +18,28 @@ this module parses options and picks one; :mod:`.process` handles SIGTERM and ex
 
 Connection limits given on the command line override the game's ``connector``
 setting; ``--listen`` overrides the client endpoint of the (single) frontend.
-Once the reactor runs, the startup heap is frozen out of the garbage collector
-(:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
+Run by twistd, a server logs at ``info`` and above unless ``--log-level`` says otherwise
+(:func:`filter_log_level`). Once the reactor runs, the startup heap is frozen out of the
+garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from twisted.application.service import IService
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogBeginner,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+)
 from twisted.python import usage
 
 from ..acceptors import KINDS
@@ -44,7 +54,9 @@ from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running
 from .process import exit_after_shutdown, graceful_sigterm
 
-__all__ = ["Options", "makeService"]
+__all__ = ["LOG_LEVELS", "Options", "filter_log_level", "makeService", "usage_exit"]
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 # Command-line limit -> AgentConfig field.
 LIMITS = {
@@ -55,6 +67,13 @@ LIMITS = {
     "request-rate": "request_rate",
     "request-burst": "request_burst",
     "max-inflight": "max_inflight",
+    "max-refusals": "max_refusals",
+    "refusal-window": "refusal_window",
+    "max-ignored-packages": "max_ignored_packages",
+    "slice-events": "slice_events",
+    "slice-bytes": "slice_bytes",
+    "max-connections": "max_connections",
+    "max-connections-per-ip": "max_connections_per_ip",
 }
 
 
@@ -96,6 +115,7 @@ class Options(usage.Options):
         ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
         ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
         ["serializer", None, None, "message body serializer: json or msgpack"],
+        ["log-level", None, "info", f"lowest level logged: {', '.join(LOG_LEVELS)}"],
         ["heartbeat", None, None, "heartbeat interval in seconds (0: off)", _seconds_or_off],
         ["handshake-timeout", None, None, "seconds to complete handshake + ack", _positive],
         ["max-packet-size", None, None, "largest package body accepted, bytes", int],
@@ -103,7 +123,23 @@ class Options(usage.Options):
         ["request-rate", None, None, "requests/s per client (0: unlimited)", _seconds_or_off],
         ["request-burst", None, None, "requests a client may send at once", int],
         ["max-inflight", None, None, "requests of one client handled at once", int],
+        ["max-refusals", None, None, "refusals (429) in a window before a kick", int],
+        ["refusal-window", None, None, "seconds of the --max-refusals window", _positive],
+        ["max-ignored-packages", None, None, "out-of-turn packages before a kick", int],
+        ["slice-events", None, None, "packages of one client handled per turn", int],
+        ["slice-bytes", None, None, "bytes of one client decoded per turn", int],
+        ["max-connections", None, None, "client connections of a listener at once", int],
+        ["max-connections-per-ip", None, None, "client connections from one IP at once", int],
     ]
+
+    def parseOptions(self, options: list[str] | None = None) -> None:  # noqa: N802 (Twisted)
+        """Parse; under twistd a usage error prints the usage and exits 2 (no traceback)."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            if self.parent is None:  # called directly (tests): the caller handles it
+                raise
+            usage_exit(self, exc)
 
     def postOptions(self) -> None:
         """Validate choices and collect the connection-limit overrides."""
@@ -114,6 +150,10 @@ class Options(usage.Options):
         if self["acceptor"] is not None and self["acceptor"] not in KINDS:
             raise usage.UsageError(
                 f"unknown acceptor {self['acceptor']!r}; expected one of {', '.join(KINDS)}"
+            )
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(
+                f"unknown log level {self['log-level']!r}; expected one of {', '.join(LOG_LEVELS)}"
             )
         if self["serializer"] is not None:
             try:
@@ -132,6 +172,17 @@ class Options(usage.Options):
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
         self["limits"] = limits
+
+
+def usage_exit(options: usage.Options, error: Exception) -> NoReturn:
+    """Print ``options``' usage and ``error`` on stderr, then exit with status 2.
+
+    twistd exits 1 after a usage error of a plugin's options and prints a traceback for
+    one raised by ``makeService``; a usage error is status 2, one message, no traceback.
+    """
+    sys.stderr.write(f"{options}\ntwistd pomelo: error: {error}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)
 
 
 def _settings(options: Options) -> dict[str, Any]:
@@ -155,6 +206,26 @@ def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str,
     return {frontends[0].id: {"listen": options["listen"]}}
 
 
+def filter_log_level(level: str, beginner: LogBeginner = globalLogBeginner) -> None:
+    """Make ``beginner`` log only events at ``level`` and above.
+
+    twistd begins logging (``beginner.beginLoggingTo``) after ``makeService``, with the
+    observers its own options chose (file, syslog, stdout); each is wrapped here in a
+    ``FilteringLogObserver`` with a ``LogLevelFilterPredicate``. Applied once per beginner.
+    """
+    attributes = vars(beginner)  # an instance attribute shadows the method
+    if "_pomelo_log_level" in attributes:
+        return
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    begin = beginner.beginLoggingTo
+
+    def begin_filtered(observers: Iterable[ILogObserver], *args: Any, **kwargs: Any) -> None:
+        begin([FilteringLogObserver(o, [predicate]) for o in observers], *args, **kwargs)
+
+    attributes["beginLoggingTo"] = begin_filtered
+    attributes["_pomelo_log_level"] = level
+
+
 def makeService(
     options: Options,
     reactor: IServerReactor | None = None,
@@ -165,12 +236,17 @@ def makeService(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IServerReactor, global_reactor)
+    twistd = options.parent is not None
+    if twistd:  # twistd begins logging after this
+        filter_log_level(options["log-level"])
     graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
     try:
         return _compose(options, reactor, exit_process)
-    except ConfigError as exc:
+    except (ConfigError, usage.UsageError) as exc:
+        if twistd:
+            usage_exit(options, exc)
         raise usage.UsageError(str(exc)) from None
 
 

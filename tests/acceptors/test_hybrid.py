@@ -127,12 +127,13 @@ class SniffingTests(GlobalReactorCheck):
         self.assertEqual(agents.clock.getDelayedCalls(), [])
 
     def test_first_byte_cancels_the_sniffing_timer(self) -> None:
-        """Once a byte arrived the sniffing timer is gone; the agent's own timer takes over."""
+        """Once a byte arrived the sniffing timer is gone; the agent's deadline, counted
+        from the accept (not restarted), takes over: accept to ack is one timeout."""
         agents = make_agents(AgentConfig(handshake_timeout=10))
         _, protocol, transport = open_hybrid(agents)
         agents.clock.advance(5)
         protocol.dataReceived(b"\x01")
-        agents.clock.advance(9.5)
+        agents.clock.advance(4.5)
         self.assertTrue(transport.connected)
         agents.clock.advance(0.5)
         self.assertFalse(transport.connected)

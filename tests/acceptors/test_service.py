@@ -21,7 +21,10 @@ from pomelo_twisted.acceptors import (
     TCPFactory,
     WebSocketFactory,
 )
+from pomelo_twisted.acceptors.service import with_backlog
 from pomelo_twisted.agent import AgentConfig
+from pomelo_twisted.compat import endpoint_arguments
+from pomelo_twisted.gameconfig import LISTEN_BACKLOG
 from pomelo_twisted.interfaces import IAcceptor, IAgent, IAgentLink, IConnectionHandler
 from pomelo_twisted.protocol import ClientConnection, ClientHandshake, HandshakeAck
 
@@ -171,3 +174,41 @@ class InterfaceTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IAgent, conn.agent))
         self.assertTrue(verifyObject(IPushProducer, conn.agent.send_queue))
         self.assertTrue(verifyObject(IConnectionHandler, conn.handler))
+
+
+class BacklogTests(SynchronousTestCase):
+    """Every client listener gets a listen backlog of LISTEN_BACKLOG unless told."""
+
+    def listen(self, description: str) -> tuple[int, int, str]:
+        reactor = MemoryReactor()
+        AcceptorService(reactor, description, make_agents()).startService()
+        ((port, _factory, backlog, interface),) = reactor.tcpServers
+        return port, backlog, interface
+
+    def test_default_backlog(self) -> None:
+        """A --listen endpoint without backlog listens with LISTEN_BACKLOG (1024)."""
+        self.assertEqual(LISTEN_BACKLOG, 1024)
+        self.assertEqual(self.listen("tcp:3010:interface=127.0.0.1"), (3010, 1024, "127.0.0.1"))
+        self.assertEqual(self.listen("tcp:3010"), (3010, 1024, ""))
+
+    def test_given_backlog_kept(self) -> None:
+        """An endpoint naming its backlog keeps it."""
+        self.assertEqual(self.listen("tcp:3010:backlog=7"), (3010, 7, ""))
+
+    def test_ipv6(self) -> None:
+        """Escaped colons of an IPv6 interface survive, on tcp and tcp6."""
+        self.assertEqual(self.listen(r"tcp:3010:interface=\:\:1"), (3010, 1024, "::1"))
+        self.assertEqual(self.listen(r"tcp6:port=3010:interface=\:\:1"), (3010, 1024, "::1"))
+
+    def test_with_backlog_round_trips_through_twisted_grammar(self) -> None:
+        """The rewritten string parses to the same arguments plus the backlog."""
+        description = r"ssl:3443:privateKey=/k\:e\=y.pem:certKey=/c.pem"
+        args, kwargs = endpoint_arguments(with_backlog(description))
+        self.assertEqual(args, ["ssl", "3443"])
+        self.assertEqual(
+            kwargs, {"privateKey": "/k:e=y.pem", "certKey": "/c.pem", "backlog": "1024"}
+        )
+
+    def test_plugin_types_untouched(self) -> None:
+        """Endpoint types that take no backlog keyword are left alone."""
+        self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")

@@ -527,3 +527,21 @@ class EntryPointTests(SynchronousTestCase):
             self.stderr.getvalue(),
             f"pomelo-twisted: error: no game folder {missing}: pass --app DIR\n",
         )
+
+
+class CommandLineTests(SynchronousTestCase):
+    """The installed ``pomelo-twisted`` command."""
+
+    def test_usage_error_exits_2_without_traceback(self) -> None:
+        """No command: the usage and the error on stderr, status 2, no traceback."""
+        import subprocess
+
+        result = subprocess.run(
+            [sys.executable, "-c", "from pomelo_twisted.admin.cli import main; main()"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("usage: pomelo-twisted", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)

@@ -62,6 +62,29 @@ class ValidationTests(SynchronousTestCase):
             config.heartbeat = 1  # type: ignore[misc]
 
 
+class AbuseLimitTests(SynchronousTestCase):
+    """The fairness limits of issue 12: safe defaults, bad values refused."""
+
+    def test_defaults(self) -> None:
+        """Defaults: 1000 refusals per 10 s, 100 ignored packages, slices of 256 / 16 KiB."""
+        config = AgentConfig()
+        self.assertEqual((config.max_refusals, config.refusal_window), (1000, 10.0))
+        self.assertEqual(config.max_ignored_packages, 100)
+        self.assertEqual((config.slice_events, config.slice_bytes), (256, 16384))
+
+    def test_bad_values_refused(self) -> None:
+        """Zero slices or refusals, a non-positive window, negative ignored counts."""
+        for field, value in (
+            ("max_refusals", 0),
+            ("slice_events", 0),
+            ("slice_bytes", 0),
+            ("refusal_window", 0.0),
+            ("max_ignored_packages", -1),
+        ):
+            self.assertRaises(ValueError, AgentConfig, **{field: value})
+        self.assertEqual(AgentConfig(max_ignored_packages=0).max_ignored_packages, 0)
+
+
 class FromMappingTests(SynchronousTestCase):
     """AgentConfig.from_mapping."""
 

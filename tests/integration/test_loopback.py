@@ -60,6 +60,8 @@ class LoopbackServer:
         def build_tracked(addr: Any) -> Any:
             # Count every server-side connection until its connectionLost has run.
             proto = build(addr)
+            if proto is None:  # refused (a connection cap): Twisted closes it
+                return None
             lost = proto.connectionLost
 
             def connection_lost(reason: Failure = connectionDone) -> None:
