@@ -33,12 +33,11 @@ from twisted.spread import pb
 from ..errors import ConfigError
 from ..gameconfig import ServerInfo
 from ..rpc.payload import pack_plain, unpack_plain
+from ..rpc.pbauth import ADMIN
 from .interfaces import CommandRefused, IClusterControl, ServerLink
 
 __all__ = ["ADMIN", "STATS_TIMEOUT", "AdminAvatar", "ServerAvatar", "avatar_for"]
 
-#: The login name of the admin CLI.
-ADMIN = "admin"
 
 #: Seconds ``list`` waits for each server's stats.
 STATS_TIMEOUT = 2.0

@@ -42,6 +42,7 @@ from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
+from ..rpc.pbguard import GuardedServerFactory
 from .avatars import ADMIN, avatar_for
 from .interfaces import CommandRefused, IClusterControl, ServerLink
 from .probe import rpc_port_answers
@@ -116,6 +117,8 @@ class MasterService(Service):
         self.started_at = reactor.seconds()
         self.cluster_started: Deferred[None] = Deferred()
         self.port: IListeningPort | None = None
+        #: The factory of the master's port (its counters tell what it refused).
+        self.port_factory: GuardedServerFactory | None = None
         #: Called when the master cannot listen (the process should exit 1).
         self.on_listen_failure: Callable[[], object] | None = None
 
@@ -128,7 +131,9 @@ class MasterService(Service):
     def startService(self) -> None:
         """Listen, then start every declared server (backends first)."""
         super().startService()
-        factory = pb.PBServerFactory(make_portal(self.secret, self.portal_avatar))
+        portal = make_portal(self.secret, self.portal_avatar)
+        factory = GuardedServerFactory(portal, self.reactor, name=f"master port of {self.id}")
+        self.port_factory = factory
         d: Deferred[IListeningPort] = serverFromString(self.reactor, self.listen_endpoint).listen(
             factory
         )

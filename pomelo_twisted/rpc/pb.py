@@ -59,9 +59,10 @@ from .calls import RpcCall, call_label
 from .local import LocalRpcTransport, entry_point
 from .metrics import RpcCounters
 from .payload import ERROR, HANDLER_ERROR, MAX_BATCH, OK, pack_plain, unpack_plain
-from .pbauth import make_portal
+from .pbauth import ADMIN, make_portal
 from .pbavatar import RpcAvatar
 from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
+from .pbguard import GuardedServerFactory, PortLimits
 from .remotes import ServeRemote
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
@@ -151,6 +152,7 @@ class PbRpcTransport:
         initial_delay: float = 0.1,
         max_delay: float = 2.0,
         login_timeout: float = 5.0,
+        port_limits: PortLimits | None = None,
     ) -> None:
         self._clock = reactor
         self.name = name
@@ -159,6 +161,9 @@ class PbRpcTransport:
         self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
         self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
+        self._port_limits = port_limits or PortLimits()
+        #: The factory of the RPC port (its counters tell what it refused), once built.
+        self.port_factory: GuardedServerFactory | None = None
         self._deadlines = DeadlineScheduler(reactor)
         self._local = LocalRpcTransport(reactor, self._deadlines)
         self._serving: dict[str, ServeRemote] = {}
@@ -192,12 +197,14 @@ class PbRpcTransport:
         """What serves ``server_id`` here, if anything."""
         return self._serving.get(server_id)
 
-    def server_factory(self) -> pb.PBServerFactory:
-        """The PB factory of the RPC port: a portal guarded by the cluster secret."""
-        portal = make_portal(self._secret, self._avatar)
-        factory = pb.PBServerFactory(portal)
-        factory.protocol = NoDelayBroker
-        factory.noisy = False
+    def server_factory(self) -> GuardedServerFactory:
+        """The PB factory of the RPC port: a portal guarded by the cluster secret (servers
+        only: ``admin`` may not log in here), with the port's before-login limits."""
+        portal = make_portal(self._secret, self._avatar, lambda name: name != ADMIN)
+        factory = GuardedServerFactory(
+            portal, self._clock, self._port_limits, name=f"rpc port of {self.name}"
+        )
+        self.port_factory = factory
         return factory
 
     def _avatar(self, peer: str, mind: object) -> RpcAvatar:

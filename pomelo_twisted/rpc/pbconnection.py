@@ -34,8 +34,9 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..compat import add_broker_verb, banana_encode
+from ..compat import add_broker_verb, banana_bound_depth, banana_encode
 from ..eagerwrite import Send, socket_send, write_eagerly
+from .logagg import RepeatedWarning
 from .pbauth import login
 
 __all__ = [
@@ -48,6 +49,13 @@ __all__ = [
 ]
 
 log = Logger()
+
+#: How deep the lists of one Banana message may nest: PB's own messages (a call, its
+#: jellied arguments, RPC batches as bytes) need fewer than 10 levels.
+MAX_DEPTH = 64
+
+#: Refused input (garbage, forged jelly): one line per interval, with a count.
+_refusals = RepeatedWarning(log)
 
 
 def no_delay(broker: pb.Broker) -> None:
@@ -72,10 +80,50 @@ class NoDelayBroker(pb.Broker):
     the portal (an RPC avatar's calls on the server side, the answers sink on the client
     side). Without one, a ``batch`` message is refused and the connection dropped."""
 
+    #: Set once the connection refused its peer's input (and was dropped).
+    refused = False
+    #: Lists nest at most this deep in a received message (see :data:`MAX_DEPTH`).
+    max_depth = MAX_DEPTH
+
     def connectionMade(self) -> None:
+        banana_bound_depth(self, self.max_depth)
         super().connectionMade()
         no_delay(self)
         self._socket_send = socket_send(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Decode ``data``; input Banana or PB cannot take (garbage, a list nested too
+        deep, an unknown type byte, a non-list message) drops the connection with one
+        line, not a traceback."""
+        if self.refused:
+            return
+        try:
+            super().dataReceived(data)
+        except Exception as exc:
+            self.refuse(f"undecodable input ({_brief(exc)})")
+
+    def unserialize(self, sexp: Any, perspective: Any = None) -> Any:
+        """Unjelly ``sexp``; a message jelly refuses (class or module atoms, unregistered
+        instances...) instantiates nothing and drops the connection with one line."""
+        try:
+            return super().unserialize(sexp, perspective)
+        except Exception as exc:
+            self.refuse(f"a message that does not unjelly ({_brief(exc)})")
+            raise pb.Error("refused: the message does not unjelly") from None
+
+    def refuse(self, why: str) -> None:
+        """Drop the connection for input it should not have sent (once): one line."""
+        if self.refused:
+            return
+        self.refused = True
+        self.input_refused(why)
+        transport: Any = self.transport
+        if transport is not None:
+            transport.abortConnection()
+
+    def input_refused(self, why: str) -> None:
+        """Tell that the peer's input was refused (a guarded port counts it too)."""
+        _refusals.warn("PB peer {peer}: refused {why}; dropped", peer=peer_address(self), why=why)
 
     def send_batch(self, payload: bytes) -> None:
         """Send ``payload`` as one Banana ``batch`` message: the RPC batches of calls and
@@ -410,6 +458,22 @@ class PersistentLogin(ClusterLogin):
             )
             if self.on_down is not None:
                 self.on_down(self.last_error)
+
+
+def _brief(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, cut short (a forged message may be long)."""
+    text = str(exc)
+    if len(text) > 120:
+        text = text[:120] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def peer_address(broker: pb.Broker) -> str:
+    """The peer's address, for log lines."""
+    transport = broker.transport
+    address = transport.getPeer() if transport is not None else None
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    return f"{host}:{port}" if host is not None else str(address)
 
 
 def _close(broker: pb.Broker) -> None:
