@@ -74,7 +74,8 @@ def avatar_for(control: IClusterControl, name: str, mind: ServerLink | None) -> 
     """The avatar of a login: the admin interface, or a server with its mind."""
     if name == ADMIN:
         return AdminAvatar(control)
-    assert mind is not None, "a server logs in with its monitor as mind"
+    if mind is None:
+        raise pb.Error(f"server {name!r} logged in without its monitor as mind")
     return ServerAvatar(control, name, mind)
 
 
