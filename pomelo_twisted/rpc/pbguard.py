@@ -32,7 +32,7 @@ from twisted.spread import pb
 
 from .logagg import RepeatedWarning
 from .pbauth import LoginPortal
-from .pbconnection import NoDelayBroker, peer_address
+from .pbbroker import NoDelayBroker, peer_address
 
 __all__ = ["GuardedBroker", "GuardedServerFactory", "PortCounters", "PortLimits"]
 
