@@ -167,7 +167,7 @@ class MasterService(AdminCommands, Service):
                 return
             if is_running:
                 self.adopted.add(info.id)
-                log.warn(
+                log.info(
                     "server {server} already answers on {host}:{port}: adopting it",
                     server=info.id,
                     host=info.host,

@@ -62,6 +62,7 @@ from ..interfaces import INetworkRpcTransport, IServerReactor
 from .batcher import TurnBatcher
 from .calls import RpcCall, call_label
 from .local import LocalRpcTransport, entry_point
+from .logagg import RepeatedWarning
 from .metrics import RpcCounters
 from .payload import ERROR, HANDLER_ERROR, MAX_BATCH, OK, pack_plain, unpack_plain
 from .pbauth import ADMIN, make_portal
@@ -74,6 +75,9 @@ from .remotes import ServeRemote
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
 log = Logger()
+
+#: Refused or malformed rpcs: one line per interval and kind, with a count.
+_refusals = RepeatedWarning(log)
 
 
 def _state(connection: PersistentLogin) -> str:
@@ -450,13 +454,13 @@ class PbRpcTransport:
         except ValueError:
             answers = None
         if not isinstance(answers, list):
-            log.warn("dropped malformed answers from {peer}", peer=peer_id)
+            _refusals.warn("dropped malformed answers from {peer}", peer=peer_id)
             return
         calls = channel.calls
         counters = channel.counters
         for answer in answers:
             if type(answer) is not list or len(answer) < 3 or type(answer[0]) is not int:
-                log.warn("dropped a malformed answer from {peer}", peer=peer_id)
+                _refusals.warn("dropped a malformed answer from {peer}", peer=peer_id)
                 continue
             call = calls.pop(answer[0], None)
             if call is None:  # expired or cancelled: a late answer

@@ -111,12 +111,7 @@ class NoDelayBroker(pb.Broker):
         """A ``batch`` message: to the receiver of a logged-in connection, or refused."""
         receiver = self.batch_receiver
         if receiver is None or len(args) != 1:
-            log.warn(
-                "refused a batch message ({why}): closing the connection",
-                why="not logged in" if receiver is None else "bad arguments",
-            )
-            if self.transport is not None:
-                self.transport.loseConnection()
+            self.refuse("not logged in" if receiver is None else "a batch with bad arguments")
             return
         receiver(args[0])
 

@@ -118,3 +118,22 @@ class AdoptedRestartTests(MasterCase):
         with self.assertRaises(pb.Error) as caught:
             self.admin.perspective_restart("chat-1")
         self.assertIn("not started by this master and is not registered", str(caught.exception))
+
+
+class DeliberateRestartLogTests(MasterCase):
+    """A restart asked for by the admin logs nothing above info."""
+
+    def test_restart_of_a_started_server_is_info(self) -> None:
+        """restart of a server the master started: its stop, its link's drop and its new
+        start are info lines; the adoption of a running server at start is info too."""
+        self.master.startService()
+        self.register_all()
+        admin = AdminAvatar(self.master)
+        with capturedLogs() as events:
+            d = admin.perspective_restart("chat-1")
+            self.avatars["chat-1"].logout()
+            self.reactor.process("chat-1").exit(0)
+            self.register("chat-1", pid=self.reactor.process("chat-1").pid)
+        self.successResultOf(d)
+        self.assertEqual([e["log_format"] for e in events if e["log_level"] > LogLevel.info], [])
+        self.assertNotIn("chat-1", self.master.restarting)
