@@ -6,13 +6,22 @@ import random
 from typing import Any
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
 from twisted.spread import pb
+from twisted.trial.unittest import TestCase
 
-from pomelo_twisted.rpc import pack_plain
+from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.rpc import RemoteDispatcher, pack_plain
+from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.rpc.pbauth import login
 from pomelo_twisted.rpc.pbguard import GuardedServerFactory, PortLimits
 
+from .helpers import ChatRemote
 from .test_pb import CHAT, SECRET, PbCase
 
 #: Classes a forged message names; instantiating one would record it.
@@ -209,3 +218,53 @@ class ForgedInputTests(GuardCase):
         self.join()
         d = self.call("echo", "y" * 200_000)
         self.assertEqual(self.successResultOf(d), ["y" * 200_000])
+
+
+class RealSocketTests(TestCase):
+    """Garbage and an oversized unfinished string on a real RPC port (loopback), while a
+    well-behaved peer keeps calling."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_garbage_costs_nothing_and_the_port_serves_on(self) -> Any:
+        """Random bytes and an unfinished 600 KiB string are dropped at once; another
+        server logs in and its calls are answered throughout."""
+        remote = ChatRemote("chat-1")
+        dispatcher = RemoteDispatcher()
+        dispatcher.add("chatRemote", remote)
+        chat = PbRpcTransport(global_reactor, "chat-1", SECRET)
+        chat.register("chat-1", dispatcher)
+        port = yield chat.listen("tcp:0:interface=127.0.0.1")
+        self.addCleanup(chat.stop)
+        address = port.getHost()
+        info = ServerInfo(id="chat-1", type="chat", host="127.0.0.1", port=address.port)
+        connector = PbRpcTransport(global_reactor, "connector-1", SECRET)
+        self.addCleanup(connector.stop)
+        connector.add_peer(info)
+        missing = yield connector.when_peers_up(10.0)
+        self.assertEqual(missing, [])
+        endpoint = TCP4ClientEndpoint(global_reactor, "127.0.0.1", address.port)
+        rng = random.Random(5)
+        for payload in (rng.randbytes(65536), b"\x40\x4f\x24\x82" + b"x" * 599_999):
+            protocol = yield connectProtocol(endpoint, Collect())
+            assert protocol.transport is not None
+            protocol.transport.write(payload)
+            answer = yield connector.call("chat-1", "chatRemote", "echo", ["hi"], 5.0)
+            self.assertEqual(answer, ["hi"])
+            yield protocol.lost
+        factory = chat.port_factory
+        assert factory is not None
+        self.assertEqual(factory.counters.logins, 1)
+        self.assertEqual(factory.counters.refused + factory.counters.oversized, 2)
+        self.flushLoggedErrors()
+
+
+class Collect(Protocol):
+    """A raw client: ``lost`` fires when the server drops it."""
+
+    def __init__(self) -> None:
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost.callback(None)
