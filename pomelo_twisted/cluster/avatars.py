@@ -1,8 +1,8 @@
 """The master's PB door: the avatars of its logins, on the master's control API.
 
-Every login to the master's port (guarded by the cluster secret) gets an avatar:
-the admin CLI (``admin``) an :class:`AdminAvatar`, a server (its own id) a
-:class:`ServerAvatar`. Both only decode PB arguments, call
+Every login to the master's port gets an avatar: the admin CLI (``admin``, with the
+admin secret) an :class:`AdminAvatar`, a server (an id the game knows, with the
+cluster secret, its monitor as mind) a :class:`ServerAvatar`. Both only decode PB arguments, call
 :class:`~pomelo_twisted.cluster.interfaces.IClusterControl` and encode its answers:
 every argument and answer is msgpack ``bytes`` (or nothing), and a refused
 command raises ``pb.Error`` with a message naming the culprit.
