@@ -87,17 +87,18 @@ class NoDelayBroker(pb.Broker):
             self.refuse(f"a message that does not unjelly ({_brief(exc)})")
             raise pb.Error("refused: the message does not unjelly") from None
 
-    def refuse(self, why: str) -> None:
-        """Drop the connection for input it should not have sent (once): one line."""
+    def refuse(self, why: str, forged: bool = True) -> None:
+        """Drop the connection for input it should not have sent (once): one line.
+        ``forged``: the input itself was refused (not a limit of the port)."""
         if self.refused:
             return
         self.refused = True
-        self.input_refused(why)
+        self.input_refused(why, forged)
         transport: Any = self.transport
         if transport is not None:
             transport.abortConnection()
 
-    def input_refused(self, why: str) -> None:
+    def input_refused(self, why: str, forged: bool) -> None:
         """Tell that the peer's input was refused (a guarded port counts it too)."""
         _refusals.warn("PB peer {peer}: refused {why}; dropped", peer=peer_address(self), why=why)
 

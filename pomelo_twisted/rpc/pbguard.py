@@ -93,7 +93,7 @@ class GuardedBroker(NoDelayBroker):
             limit = self.port.limits.pre_login_bytes
             if self._received > limit:
                 self.port.counters.oversized += 1
-                self.refuse(f"more than {limit} bytes before login")
+                self.refuse(f"more than {limit} bytes before login", forged=False)
                 return
         super().dataReceived(data)
 
@@ -109,12 +109,12 @@ class GuardedBroker(NoDelayBroker):
         self._deadline = None
         if not self.logged_in:
             self.port.counters.overdue += 1
-            self.refuse(f"no login within {deadline:g}s")
+            self.refuse(f"no login within {deadline:g}s", forged=False)
 
-    def input_refused(self, why: str) -> None:
+    def input_refused(self, why: str, forged: bool) -> None:
         """Counted, and one line per interval on the port."""
         port = self.port
-        if not why.startswith(("more than", "no login")):
+        if forged:
             port.counters.refused += 1
         port.refusals.warn(
             "{port}: PB peer {peer} dropped: {why}",
