@@ -15,6 +15,11 @@ test has passed with.
 - Banana: :func:`banana_encode` calls ``Banana._encode``.
 - PB Broker: :func:`add_broker_verb` relies on ``Broker.expressionReceived`` calling
   ``proto_<verb>`` for a message ``[verb, *args]``.
+- Banana's decoder: :func:`banana_bound_depth` replaces its ``listStack`` (the lists
+  being decoded, which ``Banana.dataReceived`` appends to) with one refusing to nest
+  deeper than a bound.
+- PB's portal login: :func:`pb_credentials_broker` reads the ``broker`` of the
+  credentials object PB's root hands the portal (``_PortalAuthChallenger``).
 - autobahn: :func:`autobahn_feed` calls ``WebSocketProtocol._dataReceived``;
   :func:`autobahn_take_buffer` empties its ``data`` buffer; :data:`AUTOBAHN_FRAME_STEP`
   names the method autobahn calls to parse frames once the opening handshake is done
@@ -32,6 +37,7 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 from twisted.spread import pb
+from twisted.spread.banana import BananaError
 
 if TYPE_CHECKING:
     from autobahn.websocket.protocol import WebSocketProtocol
@@ -42,8 +48,10 @@ __all__ = [
     "add_broker_verb",
     "autobahn_feed",
     "autobahn_take_buffer",
+    "banana_bound_depth",
     "banana_encode",
     "endpoint_arguments",
+    "pb_credentials_broker",
     "tcp_nothing_queued",
 ]
 
@@ -92,6 +100,35 @@ def add_broker_verb(broker_class: type[pb.Broker], verb: str, handler: Callable[
     """Make ``broker_class`` hand a Banana message ``[verb, *args]`` (sent with
     ``broker.sendEncoded([verb.encode(), *args])``) to ``handler(broker, *args)``."""
     setattr(broker_class, "proto_" + verb, handler)
+
+
+class _DepthBoundStack(list[Any]):
+    """Banana's stack of lists being decoded, refusing to grow past ``limit``."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def append(self, item: Any) -> None:
+        if len(self) >= self.limit:
+            raise BananaError(f"lists nested deeper than {self.limit}")
+        super().append(item)
+
+
+def banana_bound_depth(codec: Banana, depth: int) -> None:
+    """Make ``codec`` refuse (``BananaError`` from ``dataReceived``) a message whose lists
+    nest deeper than ``depth``, before it holds them: a deep list costs nothing but its
+    first ``depth`` levels. Call it before any byte is received."""
+    codec.listStack = _DepthBoundStack(depth)
+
+
+def pb_credentials_broker(credentials: object) -> pb.Broker | None:
+    """The broker a PB portal login came in on: PB hands ``Portal.login`` its challenger
+    as the credentials, which keeps the broker (None for any other credentials)."""
+    broker = getattr(credentials, "broker", None)
+    return broker if isinstance(broker, pb.Broker) else None
 
 
 # -- autobahn -------------------------------------------------------------------------

@@ -45,6 +45,12 @@ __all__ = [
 #: wait a second to retry) when thousands of players connect at once, as at a launch.
 LISTEN_BACKLOG = 1024
 
+#: The shortest secret accepted; in the ``production`` environment, the shortest there.
+MIN_SECRET = 8
+MIN_PRODUCTION_SECRET = 16
+#: The secrets published in example configs: refused in ``production``.
+EXAMPLE_SECRET_PREFIXES = ("change-me", "development-only")
+
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Host = Annotated[str, msgspec.Meta(min_length=1)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -60,6 +66,7 @@ _HINTS = {
     "frontend": "must be true or false",
     "auto-restart": "must be true or false",
     "secret": "must be a string",
+    "adminSecret": "must be a string",
     "id": "must be a non-empty string",
     "stopTimeout": "must be a positive number of seconds",
     "restartMinDelay": "must be a positive number of seconds",
@@ -213,7 +220,9 @@ class ServerInfo:
 class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     """master.json for one environment: who the master is and how it runs the servers.
 
-    ``port`` absent: no master (servers run without one). ``stopTimeout``: seconds a
+    ``port`` absent: no master (servers run without one). ``secret``: the cluster
+    secret servers log in with; ``adminSecret``: the admin CLI's own (see
+    :meth:`GameConfig.cluster_secret`, :meth:`GameConfig.admin_secret`). ``stopTimeout``: seconds a
     server gets to stop before SIGKILL; ``restartMinDelay``/``restartMaxDelay``: the
     restart backoff; ``restartStableAfter``: a run this long resets the backoff. Other
     keys are allowed and ignored.
@@ -223,6 +232,7 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     host: Host = "127.0.0.1"
     port: Port | None = None
     secret: str | None = None
+    admin_secret: str | None = None
     stop_timeout: Seconds = 10.0
     restart_min_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
@@ -323,13 +333,48 @@ class GameConfig:
         return _convert(self.master(), MasterSettings, self.where("master"))
 
     def cluster_secret(self) -> bytes:
-        """The cluster secret: ``POMELO_CLUSTER_SECRET``, else master.json's ``secret``."""
+        """The cluster secret servers log in with: ``POMELO_CLUSTER_SECRET``, else
+        master.json's ``secret`` (see :meth:`_secret` for what is refused)."""
         secret = os.environ.get("POMELO_CLUSTER_SECRET") or self.master_settings().secret
-        if not isinstance(secret, str) or len(secret) < 8:
+        return self._secret(secret, "secret", "POMELO_CLUSTER_SECRET", "servers of a cluster")
+
+    def has_admin_secret(self) -> bool:
+        """Whether an admin secret is configured (``POMELO_ADMIN_SECRET`` or
+        master.json's ``adminSecret``): without one, the master refuses every admin login."""
+        return bool(os.environ.get("POMELO_ADMIN_SECRET") or self.master_settings().admin_secret)
+
+    def admin_secret(self) -> bytes:
+        """The admin CLI's secret: ``POMELO_ADMIN_SECRET``, else master.json's
+        ``adminSecret``. Nothing is derived from the cluster secret: a server's secret
+        never logs in as the admin, so the two must differ."""
+        cluster = self.cluster_secret()
+        secret = os.environ.get("POMELO_ADMIN_SECRET") or self.master_settings().admin_secret
+        admin = self._secret(secret, "adminSecret", "POMELO_ADMIN_SECRET", "the admin CLI")
+        if admin == cluster:
             raise ConfigError(
-                f"{self.path('master')} ({self.env}) needs a 'secret' of 8 characters or more "
-                "(or set POMELO_CLUSTER_SECRET): servers of a cluster authenticate with it"
+                f"{self.where('master')}: 'adminSecret' must differ from 'secret': "
+                "a server must not be able to log in as the admin"
             )
+        return admin
+
+    def _secret(self, secret: str | None, key: str, variable: str, who: str) -> bytes:
+        """``secret`` checked: 8 characters or more; in ``production`` 16 or more and not
+        a published example (``change-me-...``, ``development-only-...``)."""
+        where = self.where("master")
+        hint = f"(or set {variable}): {who} authenticate with it"
+        if not isinstance(secret, str) or len(secret) < MIN_SECRET:
+            raise ConfigError(f"{where} needs a {key!r} of {MIN_SECRET} characters or more {hint}")
+        if self.env == "production":
+            if len(secret) < MIN_PRODUCTION_SECRET:
+                raise ConfigError(
+                    f"{where}: {key!r} is too short for production "
+                    f"({len(secret)} characters, at least {MIN_PRODUCTION_SECRET}) {hint}"
+                )
+            if secret.startswith(EXAMPLE_SECRET_PREFIXES):
+                raise ConfigError(
+                    f"{where}: {key!r} is the published example value {secret[:10]!r}...; "
+                    f"production needs a secret of its own {hint}"
+                )
         return secret.encode("utf-8")
 
     def master_endpoint(self) -> str | None:

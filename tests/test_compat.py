@@ -13,6 +13,7 @@ from typing import Any
 import autobahn
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
+from twisted.cred.credentials import UsernamePassword
 from twisted.internet import reactor as global_reactor
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -135,6 +136,52 @@ class BananaAndBrokerTests(SynchronousTestCase):
             [(b"payload",)],
             f"{TWISTED}: Broker no longer dispatches [verb, ...] to proto_<verb>",
         )
+
+    def test_bound_depth_refuses_deep_lists(self) -> None:
+        """banana_bound_depth makes Banana.dataReceived refuse lists nested past the bound,
+        holding no more than the bound's levels; shallower messages still decode."""
+        received: list[object] = []
+        codec = banana.Banana(isClient=0)
+        require(self, codec, "listStack", TWISTED, "banana_bound_depth")
+        codec.expressionReceived = received.append
+        codec.makeConnection(StringTransport())
+        codec.dataReceived(b"\x04\x82none")  # the dialect
+        compat.banana_bound_depth(codec, 5)
+        codec.dataReceived(b"\x01\x80" * 5 + b"\x07\x81")  # [[[[[7]]]]]
+        self.assertEqual(received, [[[[[[7]]]]]])
+        with self.assertRaises(banana.BananaError, msg=f"{TWISTED}: listStack is not used"):
+            codec.dataReceived(b"\x01\x80" * 100_000)
+        self.assertEqual(len(codec.listStack), 5)
+
+    def test_credentials_broker_is_the_login_connection(self) -> None:
+        """pb_credentials_broker gives the broker of a PB portal login from the credentials
+        Portal.login receives; None for other credentials."""
+        from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+        from twisted.cred.portal import Portal
+
+        seen: list[object] = []
+
+        class Realm:
+            def requestAvatar(self, avatar_id: Any, mind: Any, *interfaces: Any) -> Any:
+                return pb.IPerspective, pb.Avatar(), lambda: None
+
+        class Recording(Portal):
+            def login(self, credentials: Any, mind: Any, *interfaces: Any) -> Any:
+                seen.append(compat.pb_credentials_broker(credentials))
+                return super().login(credentials, mind, *interfaces)
+
+        checker = InMemoryUsernamePasswordDatabaseDontUse(user=b"pass")
+        server_factory = pb.PBServerFactory(Recording(Realm(), [checker]))
+        client_factory = pb.PBClientFactory()
+        _client, server, pump = connectedServerAndClient(
+            lambda: server_factory.buildProtocol(None),
+            lambda: client_factory.buildProtocol(None),
+        )
+        d = client_factory.login(UsernamePassword(b"user", b"pass"))
+        pump.flush()
+        self.successResultOf(d)
+        self.assertEqual(seen, [server], f"{TWISTED}: the PB challenger has no broker")
+        self.assertIsNone(compat.pb_credentials_broker(UsernamePassword(b"u", b"p")))
 
 
 UPGRADE = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -189,6 +190,76 @@ class MasterSettingsTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             config.master_settings()
         self.assertIn("'stopTimeout' must be a positive number of seconds", str(caught.exception))
+
+
+def env_game(test: SynchronousTestCase, env: str, master: dict[str, Any]) -> GameConfig:
+    """A game folder whose master.json has ``master`` for ``env``; no secrets from the
+    environment variables."""
+    base = Path(tempfile.mkdtemp())
+    test.addCleanup(shutil.rmtree, base)
+    (base / "config").mkdir()
+    (base / "config" / "servers.json").write_text(json.dumps({env: {}}))
+    (base / "config" / "master.json").write_text(json.dumps({env: master}))
+    hidden = ("POMELO_CLUSTER_SECRET", "POMELO_ADMIN_SECRET")
+    test.patch(os, "environ", {k: v for k, v in os.environ.items() if k not in hidden})
+    return GameConfig(base, env)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_game"
+
+
+class SecretTests(SynchronousTestCase):
+    """The cluster and admin secrets: separate, and checked harder in production."""
+
+    def test_admin_secret_is_separate(self) -> None:
+        """adminSecret is the admin's; absent, none (nothing derived); equal to the
+        cluster secret, refused."""
+        config = env_game(self, "development", {"secret": "servers-secret"})
+        self.assertFalse(config.has_admin_secret())
+        with self.assertRaises(ConfigError) as caught:
+            config.admin_secret()
+        self.assertIn("needs a 'adminSecret'", str(caught.exception))
+        config = env_game(self, "development", {"secret": "s" * 16, "adminSecret": "a" * 16})
+        self.assertEqual((config.cluster_secret(), config.admin_secret()), (b"s" * 16, b"a" * 16))
+        config = env_game(self, "development", {"secret": "s" * 16, "adminSecret": "s" * 16})
+        with self.assertRaises(ConfigError) as caught:
+            config.admin_secret()
+        self.assertIn("'adminSecret' must differ from 'secret'", str(caught.exception))
+
+    def test_production_refuses_weak_secrets(self) -> None:
+        """In production a missing, short (< 16) or published example secret is a
+        ConfigError naming master.json and the environment."""
+        for master, says in (
+            ({}, "needs a 'secret'"),
+            ({"secret": "only-12-char"}, "too short for production (12 characters, at least 16)"),
+            ({"secret": "change-me-or-set-POMELO_CLUSTER_SECRET"}, "published example value"),
+            ({"secret": "development-only-cluster-secret"}, "published example value"),
+        ):
+            config = env_game(self, "production", master)
+            with self.assertRaises(ConfigError) as caught:
+                config.cluster_secret()
+            message = str(caught.exception)
+            self.assertIn("master.json (production)", message)
+            self.assertIn(says, message)
+        config = env_game(self, "production", {"secret": "a-real-secret-of-24-chars"})
+        self.assertEqual(config.cluster_secret(), b"a-real-secret-of-24-chars")
+        config = env_game(self, "development", {"secret": "only-12-char"})
+        self.assertEqual(config.cluster_secret(), b"only-12-char")
+
+    def test_example_game(self) -> None:
+        """The example game starts in development; its production secrets are refused
+        (both of them) until replaced."""
+        hidden = ("POMELO_CLUSTER_SECRET", "POMELO_ADMIN_SECRET")
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if k not in hidden})
+        development = GameConfig(EXAMPLE, "development")
+        self.assertTrue(development.admin_secret())
+        production = GameConfig(EXAMPLE, "production")
+        self.assertRaises(ConfigError, production.cluster_secret)
+        self.patch(os, "environ", {"POMELO_CLUSTER_SECRET": "x" * 20})
+        self.assertEqual(production.cluster_secret(), b"x" * 20)
+        with self.assertRaises(ConfigError) as caught:
+            production.admin_secret()
+        self.assertIn("'adminSecret' is the published example value", str(caught.exception))
 
 
 class Echo(Protocol):

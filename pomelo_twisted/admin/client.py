@@ -1,15 +1,16 @@
 """AdminClient: the ``admin`` login to a cluster's master, over Perspective Broker.
 
 :func:`connect_admin` connects to the master's port (an endpoint string such as
-``"tcp:host=127.0.0.1:port=4005"``), logs in as ``admin`` with the cluster
-secret (the cluster's one PB login stack, :mod:`~pomelo_twisted.rpc.pbconnection`) and gives an
+``"tcp:host=127.0.0.1:port=4005"``), logs in as ``admin`` with the admin secret
+(master.json ``adminSecret``, never the servers' cluster secret) over the cluster's
+one PB login stack (:mod:`~pomelo_twisted.rpc.pbconnection`) and gives an
 :class:`AdminClient`, whose methods call the master's admin interface
 (:mod:`pomelo_twisted.cluster.avatars`) and decode its msgpack answers into
 plain data.
 
 Every failure is an :class:`AdminError` whose message says what went wrong and
 where: the master cannot be reached (:class:`MasterUnreachable`), refused the
-login (wrong secret), did not answer in time, dropped the connection, or refused
+login (wrong admin secret), did not answer in time, dropped the connection, or refused
 a command (the master's own message).
 """
 
@@ -59,7 +60,7 @@ class MasterUnreachable(AdminError):
 
 
 class LoginRefused(AdminError):
-    """The master refused the admin login: the cluster secret does not match."""
+    """The master refused the admin login: the admin secret does not match."""
 
 
 def endpoint_address(endpoint: str) -> str:
@@ -124,8 +125,9 @@ def _login_error(failure: Failure, address: str, timeout: float, connected: bool
         )
     if failure.check(UnauthorizedLogin):
         return LoginRefused(
-            f"the master at {address} refused the admin login: wrong cluster secret? "
-            "(config/master.json 'secret' or POMELO_CLUSTER_SECRET)"
+            f"the master at {address} refused the admin login: wrong admin secret? "
+            "(config/master.json 'adminSecret' or POMELO_ADMIN_SECRET, which the master "
+            "must have been started with)"
         )
     if failure.check(*_LOST):
         return AdminError(f"the master at {address} closed the connection during the admin login")

@@ -41,4 +41,4 @@ def load_target(args: argparse.Namespace) -> Target:
     endpoint = config.master_endpoint()
     if endpoint is None:
         endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
-    return Target(config, endpoint, config.cluster_secret())
+    return Target(config, endpoint, config.admin_secret())

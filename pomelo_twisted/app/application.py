@@ -30,6 +30,7 @@ from ..handlers.registry import HandlerRegistry, default_name
 from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
+from ..rpc.calls import DEFAULT_RPC_TIMEOUT
 from ..session.service import SessionService
 from .lifecycle import ComponentService, HooksService, OrderedServices, run_in_order
 
@@ -140,7 +141,7 @@ class Application(OrderedServices):
 
     def rpc_call(self, server_id: str, service: str, method: str, args: tuple[Any, ...]) -> Any:
         """A server-to-server call with the default deadline (``rpc_timeout`` setting)."""
-        timeout = float(self.get("rpc_timeout", 10.0))
+        timeout = float(self.get("rpc_timeout", DEFAULT_RPC_TIMEOUT))
         return self.rpc_transport.call(server_id, service, method, args, timeout)
 
     # -- settings and configuration -------------------------------------------

@@ -1,8 +1,8 @@
 """The master's PB door: the avatars of its logins, on the master's control API.
 
-Every login to the master's port (guarded by the cluster secret) gets an avatar:
-the admin CLI (``admin``) an :class:`AdminAvatar`, a server (its own id) a
-:class:`ServerAvatar`. Both only decode PB arguments, call
+Every login to the master's port gets an avatar: the admin CLI (``admin``, with the
+admin secret) an :class:`AdminAvatar`, a server (an id the game knows, with the
+cluster secret, its monitor as mind) a :class:`ServerAvatar`. Both only decode PB arguments, call
 :class:`~pomelo_twisted.cluster.interfaces.IClusterControl` and encode its answers:
 every argument and answer is msgpack ``bytes`` (or nothing), and a refused
 command raises ``pb.Error`` with a message naming the culprit.
@@ -33,12 +33,11 @@ from twisted.spread import pb
 from ..errors import ConfigError
 from ..gameconfig import ServerInfo
 from ..rpc.payload import pack_plain, unpack_plain
+from ..rpc.pbauth import ADMIN
 from .interfaces import CommandRefused, IClusterControl, ServerLink
 
 __all__ = ["ADMIN", "STATS_TIMEOUT", "AdminAvatar", "ServerAvatar", "avatar_for"]
 
-#: The login name of the admin CLI.
-ADMIN = "admin"
 
 #: Seconds ``list`` waits for each server's stats.
 STATS_TIMEOUT = 2.0
@@ -75,7 +74,8 @@ def avatar_for(control: IClusterControl, name: str, mind: ServerLink | None) -> 
     """The avatar of a login: the admin interface, or a server with its mind."""
     if name == ADMIN:
         return AdminAvatar(control)
-    assert mind is not None, "a server logs in with its monitor as mind"
+    if mind is None:
+        raise pb.Error(f"server {name!r} logged in without its monitor as mind")
     return ServerAvatar(control, name, mind)
 
 

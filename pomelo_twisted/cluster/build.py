@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.logger import Logger
+
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
@@ -11,6 +13,8 @@ from .master import MasterService
 from .supervisor import Supervisor
 
 __all__ = ["build_master"]
+
+log = Logger()
 
 
 def build_master(
@@ -25,9 +29,15 @@ def build_master(
     ``stopTimeout`` (seconds a server gets to stop before SIGKILL, default 10),
     ``restartMinDelay`` / ``restartMaxDelay`` (the restart backoff, default 0.5 and
     30 s) and ``restartStableAfter`` (a run this long, in seconds, resets the backoff;
-    default 10). Raises ConfigError naming master.json.
+    default 10). Servers log in with ``secret``, the admin CLI with ``adminSecret``
+    (absent: admin logins are refused). Raises ConfigError naming master.json.
     """
     secret = config.cluster_secret()
+    admin_secret = config.admin_secret() if config.has_admin_secret() else None
+    if admin_secret is None:
+        log.info(
+            "{where} has no 'adminSecret': admin logins are refused", where=config.where("master")
+        )
     limits = config.master_settings()
     try:
         supervisor = Supervisor(
@@ -46,6 +56,7 @@ def build_master(
         supervisor=supervisor,
         stop_timeout=limits.stop_timeout,
         stop_process=reactor.stop,
+        admin_secret=admin_secret,
     )
     master.on_listen_failure = on_listen_failure
     return master

@@ -15,7 +15,7 @@ from zope.interface import Interface
 
 from ..gameconfig import ServerInfo
 
-__all__ = ["CommandRefused", "IClusterControl", "ServerLink"]
+__all__ = ["CommandRefused", "IClusterControl", "Member", "ServerLink"]
 
 
 class CommandRefused(Exception):
@@ -27,6 +27,18 @@ class ServerLink(Protocol):
 
     def callRemote(self, _name: str, *args: Any) -> Deferred[Any]:  # noqa: N802 (PB's name)
         """Call ``remote_<_name>`` on the server's monitor."""
+
+
+class Member:
+    """A server registered with the master: its info, pid and link (the PB mind)."""
+
+    __slots__ = ("info", "mind", "pid", "since")
+
+    def __init__(self, info: ServerInfo, pid: int, mind: ServerLink, since: float) -> None:
+        self.info = info
+        self.pid = pid
+        self.mind = mind
+        self.since = since
 
 
 class IClusterControl(Interface):

@@ -1,7 +1,8 @@
 """The master: starts the cluster, keeps its membership, and stops it in order.
 
 ``MasterService`` listens on the master's port (``config/master.json``) with a
-PB portal guarded by the cluster secret, then starts every server of
+guarded PB portal (a server id the game knows logs in with the cluster secret, the
+admin CLI with its own ``adminSecret``), then starts every server of
 ``config/servers.json`` as its own process through the :class:`Supervisor`
 (backends first). Each server's monitor logs in and registers; the master
 then:
@@ -24,7 +25,6 @@ Servers and the admin CLI reach it through the PB avatars of
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -42,8 +42,10 @@ from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
+from ..rpc.pbguard import GuardedServerFactory
 from .avatars import ADMIN, avatar_for
-from .interfaces import CommandRefused, IClusterControl, ServerLink
+from .commands import AdminCommands, kill_pid
+from .interfaces import CommandRefused, IClusterControl, Member, ServerLink
 from .probe import rpc_port_answers
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
@@ -56,20 +58,8 @@ log = Logger()
 ALIVE_TIMEOUT = 2.0
 
 
-class Member:
-    """A server registered with the master: its info, pid and link (the PB mind)."""
-
-    __slots__ = ("info", "mind", "pid", "since")
-
-    def __init__(self, info: ServerInfo, pid: int, mind: ServerLink, since: float) -> None:
-        self.info = info
-        self.pid = pid
-        self.mind = mind
-        self.since = since
-
-
 @implementer(IClusterControl)
-class MasterService(Service):
+class MasterService(AdminCommands, Service):
     """The master of one game's cluster (see the module docstring)."""
 
     def __init__(
@@ -85,11 +75,14 @@ class MasterService(Service):
         stop_process: Callable[[], object] | None = None,
         stop_timeout: float = 10.0,
         probe: Callable[[ServerInfo], Deferred[bool]] | None = None,
+        admin_secret: bytes | None = None,
     ) -> None:
         self.setName("master")
         self.reactor = reactor
         self.config = config
         self.secret = secret
+        #: The admin CLI's secret; None: no admin login is accepted.
+        self.admin_secret = admin_secret
         settings = config.master_settings()
         self.id = settings.id
         self.host = settings.host
@@ -103,9 +96,13 @@ class MasterService(Service):
         self.probe = probe or partial(rpc_port_answers, reactor)
         #: Servers found running at start (a master restart): joined, not spawned.
         self.adopted: set[str] = set()
+        servers = config.servers()
         self.declared: dict[str, ServerInfo] = {
-            info.id: info for infos in config.servers().values() for info in infos
+            info.id: info for infos in servers.values() for info in infos
         }
+        self.server_types = frozenset(servers)
+        self.restarting: set[str] = set()
+        self.kill_pid = kill_pid
         self.from_config = set(self.declared)
         self.members: dict[str, Member] = {}
         self.removing: set[str] = set()
@@ -116,6 +113,8 @@ class MasterService(Service):
         self.started_at = reactor.seconds()
         self.cluster_started: Deferred[None] = Deferred()
         self.port: IListeningPort | None = None
+        #: The factory of the master's port (its counters tell what it refused).
+        self.port_factory: GuardedServerFactory | None = None
         #: Called when the master cannot listen (the process should exit 1).
         self.on_listen_failure: Callable[[], object] | None = None
 
@@ -125,10 +124,22 @@ class MasterService(Service):
         """The avatar of a login: the admin interface, or a server."""
         return avatar_for(self, name, mind)
 
+    def secret_for(self, name: str) -> bytes | None:
+        """The secret a login as ``name`` must prove: the admin secret for ``admin``
+        (None when none is configured: refused), the cluster secret for a server id the
+        game declares or that is a member, None for any other name."""
+        if name == ADMIN:
+            return self.admin_secret
+        if name in self.declared or name in self.members:
+            return self.secret
+        return None
+
     def startService(self) -> None:
         """Listen, then start every declared server (backends first)."""
         super().startService()
-        factory = pb.PBServerFactory(make_portal(self.secret, self.portal_avatar))
+        portal = make_portal(self.secret, self.portal_avatar, secret_for=self.secret_for)
+        factory = GuardedServerFactory(portal, self.reactor, name=f"master port of {self.id}")
+        self.port_factory = factory
         d: Deferred[IListeningPort] = serverFromString(self.reactor, self.listen_endpoint).listen(
             factory
         )
@@ -156,7 +167,7 @@ class MasterService(Service):
                 return
             if is_running:
                 self.adopted.add(info.id)
-                log.warn(
+                log.info(
                     "server {server} already answers on {host}:{port}: adopting it",
                     server=info.id,
                     host=info.host,
@@ -305,7 +316,8 @@ class MasterService(Service):
             self.publish("removed", member.info)
             self.declared.pop(server_id, None)
         else:
-            level = log.info if self.stopping else log.warn
+            deliberate = self.stopping or server_id in self.restarting
+            level = log.info if deliberate else log.warn
             level("server {server} is down", server=server_id)
             self.publish("down", member.info)
             info = member.info
@@ -373,7 +385,7 @@ class MasterService(Service):
                 # Stops its process, or cancels the restart pending after a crash.
                 waits.append(self.supervisor.stop(server_id, self.stop_timeout))
             if not running and server_id in self.members:
-                waits.append(self._stop_member(server_id))
+                waits.append(self.stop_member(server_id))
         d = DeferredList(waits, consumeErrors=True)
 
         def finished(_: object) -> list[str]:
@@ -387,7 +399,7 @@ class MasterService(Service):
 
         return d.addCallback(finished)
 
-    def _stop_member(self, server_id: str) -> Deferred[None]:
+    def stop_member(self, server_id: str) -> Deferred[None]:
         """Ask a server the master did not start to stop; fires when its link drops
         (:meth:`leave`), or after ``stop_timeout`` when it stays."""
         gone: Deferred[None] = Deferred()
@@ -427,68 +439,3 @@ class MasterService(Service):
         if self.stop_process is not None:
             self.reactor.callLater(0.2, self.stop_process)
         return killed
-
-    # -- the control API of the admin CLI (IClusterControl) ----------------------------------
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per server, the master's first (see IClusterControl.rows)."""
-        now = self.reactor.seconds()
-        address = self.port.getHost() if self.port is not None else None
-        rows: list[dict[str, Any]] = [
-            {
-                "id": self.id,
-                "type": "master",
-                "state": "stopping" if self.stopping else "up",
-                "pid": os.getpid(),
-                "host": self.host,
-                "port": getattr(address, "port", None),
-                "clientPort": None,
-                "uptime": now - self.started_at,
-                "connections": len(self.members),
-                "restarts": 0,
-            }
-        ]
-        for info in self.declared.values():
-            member = self.members.get(info.id)
-            pid = self.supervisor.pid(info.id)
-            row: dict[str, Any] = {"id": info.id, "type": info.type, "state": "down", "pid": pid}
-            if member is not None:
-                row.update(state="up", pid=member.pid)
-            elif pid is not None:
-                row["state"] = "starting"
-            row.update(host=info.host, port=info.port, clientPort=info.client_port)
-            row["uptime"] = now - member.since if member is not None else None
-            row.update(connections=None, restarts=self.supervisor.restarts(info.id))
-            rows.append(row)
-        return rows
-
-    def stop(self, server_ids: list[str]) -> Deferred[list[str]]:
-        """Stop these servers for good; unknown ids are refused (CommandRefused)."""
-        unknown = [i for i in server_ids if i not in self.declared and i not in self.members]
-        if unknown:
-            raise CommandRefused(f"no server {', '.join(unknown)} in the cluster")
-        return self.stop_servers(server_ids)
-
-    def shutdown(self) -> None:
-        """Stop the cluster, then the master's process, from the next turn."""
-        if self.stop_process is not None:
-            self.reactor.callLater(0, self.stop_process)
-
-    def restart(self, server_id: str) -> Deferred[int]:
-        """Stop a server the master started and start it again; its new pid."""
-        if self.supervisor.spec(server_id) is None:
-            raise CommandRefused(f"server {server_id!r} was not started by this master")
-        return self.supervisor.restart(server_id)
-
-    def add(self, info: ServerInfo) -> int:
-        """Start a new server; it is published once it registers. Its pid."""
-        if info.id in self.declared or info.id in self.members:
-            raise CommandRefused(f"a server with id {info.id!r} exists already")
-        if self.stopping:
-            raise CommandRefused("the cluster is stopping")
-        self.declared[info.id] = info
-        try:
-            return self.start_server(info)
-        except Exception as exc:
-            self.declared.pop(info.id, None)
-            raise CommandRefused(f"cannot start {info.id}: {exc}") from None

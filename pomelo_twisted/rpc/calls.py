@@ -19,7 +19,13 @@ from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import RpcTimeout
 from .metrics import RpcCounters
 
-__all__ = ["RpcCall", "call_label"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "RpcCall", "call_label"]
+
+#: The default deadline of a server-to-server call, in seconds (the ``rpc_timeout``
+#: setting of an application, and of its RPC proxies). It sits below the clients'
+#: request timeout (10 s in the bundled client and bots), so a request forwarded to a
+#: slow server is answered with an error before its client gives up on it.
+DEFAULT_RPC_TIMEOUT = 5.0
 
 
 def call_label(server_id: str, service: str, method: str) -> str:

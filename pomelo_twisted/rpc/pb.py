@@ -30,6 +30,11 @@ fail when their connection is lost, and every call has a deadline
 (``RpcTimeout``; a later answer is dropped and counted), all kept by one timer
 (a :class:`~pomelo_twisted.deadlines.DeadlineScheduler`). Calls to a server id
 registered in this process go in-process. PB connections set ``TCP_NODELAY``.
+
+A logged-in peer is pinged every ``ping_interval`` seconds (default 1,
+:mod:`~pomelo_twisted.rpc.pbping`); one that has not answered for ``ping_timeout``
+seconds (default 3: stopped, hung, not reading) is ``down``: its calls in flight fail
+then, new ones at once (a forwarded request is answered 503), until it answers again.
 """
 
 from __future__ import annotations
@@ -57,16 +62,28 @@ from ..interfaces import INetworkRpcTransport, IServerReactor
 from .batcher import TurnBatcher
 from .calls import RpcCall, call_label
 from .local import LocalRpcTransport, entry_point
+from .logagg import RepeatedWarning
 from .metrics import RpcCounters
 from .payload import ERROR, HANDLER_ERROR, MAX_BATCH, OK, pack_plain, unpack_plain
-from .pbauth import make_portal
+from .pbauth import ADMIN, make_portal
 from .pbavatar import RpcAvatar
 from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
+from .pbguard import GuardedServerFactory, PortLimits
+from .pbping import PING_INTERVAL, PING_TIMEOUT
 from .remotes import ServeRemote
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
 log = Logger()
+
+#: Refused or malformed rpcs: one line per interval and kind, with a count.
+_refusals = RepeatedWarning(log)
+
+
+def _state(connection: PersistentLogin) -> str:
+    """A connection's state, ``down`` while it is up but its peer does not answer."""
+    state = connection.state
+    return "down" if state == "up" and not connection.answering else state
 
 
 class _AnswerSink(pb.Referenceable):
@@ -151,6 +168,9 @@ class PbRpcTransport:
         initial_delay: float = 0.1,
         max_delay: float = 2.0,
         login_timeout: float = 5.0,
+        port_limits: PortLimits | None = None,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
     ) -> None:
         self._clock = reactor
         self.name = name
@@ -159,6 +179,14 @@ class PbRpcTransport:
         self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
         self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
+        self._port_limits = port_limits or PortLimits()
+        if not ping_interval > 0 or not ping_timeout > 0:
+            raise ValueError(
+                f"ping interval and timeout must be positive: {ping_interval}, {ping_timeout}"
+            )
+        self._ping = (ping_interval, ping_timeout)
+        #: The factory of the RPC port (its counters tell what it refused), once built.
+        self.port_factory: GuardedServerFactory | None = None
         self._deadlines = DeadlineScheduler(reactor)
         self._local = LocalRpcTransport(reactor, self._deadlines)
         self._serving: dict[str, ServeRemote] = {}
@@ -192,12 +220,14 @@ class PbRpcTransport:
         """What serves ``server_id`` here, if anything."""
         return self._serving.get(server_id)
 
-    def server_factory(self) -> pb.PBServerFactory:
-        """The PB factory of the RPC port: a portal guarded by the cluster secret."""
-        portal = make_portal(self._secret, self._avatar)
-        factory = pb.PBServerFactory(portal)
-        factory.protocol = NoDelayBroker
-        factory.noisy = False
+    def server_factory(self) -> GuardedServerFactory:
+        """The PB factory of the RPC port: a portal guarded by the cluster secret (servers
+        only: ``admin`` may not log in here), with the port's before-login limits."""
+        portal = make_portal(self._secret, self._avatar, lambda name: name != ADMIN)
+        factory = GuardedServerFactory(
+            portal, self._clock, self._port_limits, name=f"rpc port of {self.name}"
+        )
+        self.port_factory = factory
         return factory
 
     def _avatar(self, peer: str, mind: object) -> RpcAvatar:
@@ -250,8 +280,11 @@ class PbRpcTransport:
             login_timeout=login_timeout,
             description=f"server {info.id} ({info.host}:{info.port})",
             on_up=lambda _avatar: self._peers_changed(),
+            ping=self._ping,
         )
-        self._peers[info.id] = _Peer(info, connection)
+        peer = _Peer(info, connection)
+        connection.on_answering = lambda answering: self._answering(peer, answering)
+        self._peers[info.id] = peer
         self._counters.setdefault(info.id, RpcCounters())
         connection.start()
 
@@ -271,13 +304,26 @@ class PbRpcTransport:
             peer.connection.reconnect_now()
 
     def peer_state(self, server_id: str) -> str | None:
-        """``connecting``, ``up`` or ``down``; None for an unknown peer."""
+        """``connecting``, ``up`` or ``down`` (a logged-in peer that does not answer its
+        pings is ``down``); None for an unknown peer."""
         peer = self._peers.get(server_id)
-        return None if peer is None else peer.connection.state
+        return None if peer is None else _state(peer.connection)
 
     def peers(self) -> dict[str, str]:
         """Each peer's id and state."""
-        return {sid: peer.connection.state for sid, peer in sorted(self._peers.items())}
+        return {sid: _state(peer.connection) for sid, peer in sorted(self._peers.items())}
+
+    def _answering(self, peer: _Peer, answering: bool) -> None:
+        """A logged-in peer stopped answering its pings (its calls in flight fail now, new
+        ones at once, until it answers again) or answers again."""
+        if answering:
+            self._peers_changed()
+            return
+        channel = peer.channel
+        if channel is not None:
+            why = peer.connection.last_error
+            for call in list(channel.calls.values()):
+                call.fail(RpcError(f"{call}: the server is down ({why})"))
 
     def when_peers_up(self, timeout: float) -> Deferred[list[str]]:
         """Fires with ``[]`` once every peer is up (when the last one logs in), or after
@@ -292,7 +338,7 @@ class PbRpcTransport:
         return self._not_up()
 
     def _not_up(self) -> list[str]:
-        return [sid for sid, peer in sorted(self._peers.items()) if peer.connection.state != "up"]
+        return [sid for sid, peer in sorted(self._peers.items()) if _state(peer.connection) != "up"]
 
     def _peers_changed(self) -> None:
         """A peer came up or went away: the waiters fire if every peer is up now."""
@@ -326,7 +372,12 @@ class PbRpcTransport:
         counters.calls += 1
         connection = peer.connection
         broker = connection.broker
-        if connection.avatar is None or broker is None or broker.disconnected:
+        if (
+            connection.avatar is None
+            or broker is None
+            or broker.disconnected
+            or not connection.answering
+        ):
             counters.failures += 1
             why = connection.last_error or "not connected yet"
             label = call_label(server_id, service, method)
@@ -403,13 +454,13 @@ class PbRpcTransport:
         except ValueError:
             answers = None
         if not isinstance(answers, list):
-            log.warn("dropped malformed answers from {peer}", peer=peer_id)
+            _refusals.warn("dropped malformed answers from {peer}", peer=peer_id)
             return
         calls = channel.calls
         counters = channel.counters
         for answer in answers:
             if type(answer) is not list or len(answer) < 3 or type(answer[0]) is not int:
-                log.warn("dropped a malformed answer from {peer}", peer=peer_id)
+                _refusals.warn("dropped a malformed answer from {peer}", peer=peer_id)
                 continue
             call = calls.pop(answer[0], None)
             if call is None:  # expired or cancelled: a late answer

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 
 from .batcher import TurnBatcher
+from .logagg import RepeatedWarning
 from .payload import MAX_BATCH
 from .pbconnection import NoDelayBroker
 from .remotes import CallRunner, ServeRemote
@@ -23,6 +24,9 @@ from .remotes import CallRunner, ServeRemote
 __all__ = ["RpcAvatar"]
 
 log = Logger()
+
+#: Refused or malformed rpcs: one line per interval and kind, with a count.
+_refusals = RepeatedWarning(log)
 
 
 class RpcAvatar(pb.Avatar):
@@ -60,9 +64,9 @@ class RpcAvatar(pb.Avatar):
         """Run each ``[id, target, service, method, args]`` of ``batch``; answer each."""
         if type(batch) is not bytes:
             kind = type(batch).__name__
-            log.warn("refused rpcs from {peer}: {kind}, not bytes", peer=self.peer, kind=kind)
+            _refusals.warn("refused rpcs from {peer}: {kind}, not bytes", peer=self.peer, kind=kind)
         elif self._broker is None:
-            log.warn("refused rpcs from {peer}: it gave no answer sink", peer=self.peer)
+            _refusals.warn("refused rpcs from {peer}: it gave no answer sink", peer=self.peer)
         else:
             self._runner.run(batch)
 

@@ -12,7 +12,10 @@ timeout). Two ways to hold it:
   callbacks: ``connecting`` (before the first attempt has ended); ``up`` (logged in:
   ``avatar`` is the remote perspective, ``on_up(avatar)`` ran); ``down`` (an attempt
   failed or the connection was lost, ``on_down(reason)`` ran; the service keeps
-  retrying, ``reconnect_now()`` skips the wait).
+  retrying, ``reconnect_now()`` skips the wait). With ``ping=(interval, timeout)``
+  a logged-in connection pings its peer (:class:`~.pbping.Pinger`): ``answering``
+  turns False after ``timeout`` seconds without a pong and True at the next one,
+  each change told to ``on_answering``.
 - :class:`OneShotLogin` connects and logs in once, within a timeout (the admin CLI).
 """
 
@@ -22,11 +25,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import error
 from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
-    ITCPTransport,
 )
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -34,9 +37,9 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..compat import add_broker_verb, banana_encode
-from ..eagerwrite import Send, socket_send, write_eagerly
 from .pbauth import login
+from .pbbroker import NoDelayBroker, no_delay
+from .pbping import Pinger
 
 __all__ = [
     "ClusterLogin",
@@ -48,60 +51,6 @@ __all__ = [
 ]
 
 log = Logger()
-
-
-def no_delay(broker: pb.Broker) -> None:
-    """Turn Nagle's algorithm off on ``broker``'s TCP connection: PB messages are small
-    and each is one write (RPC batches, answers); holding one back until the previous
-    one is acknowledged only adds latency."""
-    transport = broker.transport
-    if ITCPTransport.providedBy(transport):
-        transport.setTcpNoDelay(True)
-
-
-class NoDelayBroker(pb.Broker):
-    """A broker setting ``TCP_NODELAY`` once connected (e.g. an RPC port's brokers),
-    whose messages go to the socket at once when nothing is queued (see
-    :mod:`pomelo_twisted.eagerwrite`): a batch of calls or answers is one PB message,
-    and sending it now rather than on the next loop iteration saves two ``epoll_ctl``
-    and a reactor trip per hop."""
-
-    _socket_send: Send | None = None
-    batch_receiver: Callable[[object], None] | None = None
-    """Where a ``batch`` message goes: set only once the connection is logged in through
-    the portal (an RPC avatar's calls on the server side, the answers sink on the client
-    side). Without one, a ``batch`` message is refused and the connection dropped."""
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        no_delay(self)
-        self._socket_send = socket_send(self.transport)
-
-    def send_batch(self, payload: bytes) -> None:
-        """Send ``payload`` as one Banana ``batch`` message: the RPC batches of calls and
-        answers skip jelly and PB's message dispatch, most of a PB message's cost when
-        it carries one call."""
-        self.sendEncoded([b"batch", payload])
-
-    def batch_received(self, *args: object) -> None:
-        """A ``batch`` message: to the receiver of a logged-in connection, or refused."""
-        receiver = self.batch_receiver
-        if receiver is None or len(args) != 1:
-            log.warn(
-                "refused a batch message ({why}): closing the connection",
-                why="not logged in" if receiver is None else "bad arguments",
-            )
-            if self.transport is not None:
-                self.transport.loseConnection()
-            return
-        receiver(args[0])
-
-    def sendEncoded(self, obj: object) -> None:  # noqa: N802 (Banana's name)
-        """Banana-encode ``obj`` and write it eagerly (as ``Banana.sendEncoded`` writes it)."""
-        write_eagerly(self.transport, self._socket_send, banana_encode(self, obj))
-
-
-add_broker_verb(NoDelayBroker, "batch", NoDelayBroker.batch_received)
 
 
 class LoginBroker(NoDelayBroker):
@@ -287,6 +236,8 @@ class PersistentLogin(ClusterLogin):
         description: str = "",
         on_up: Callable[[pb.RemoteReference], object] | None = None,
         on_down: Callable[[str], object] | None = None,
+        ping: tuple[float, float] | None = None,
+        on_answering: Callable[[bool], object] | None = None,
     ) -> None:
         observed = ObservedEndpoint(endpoint, self._attempt_failed)
         super().__init__(observed, name, secret, clock=clock, mind=mind)
@@ -301,6 +252,10 @@ class PersistentLogin(ClusterLogin):
         self.last_error = ""
         self.connections = 0
         self._service: ClientService | None = None
+        #: ``(interval, timeout)`` of the pings of a logged-in connection; None: none.
+        self._ping = ping
+        self._pinger: Pinger | None = None
+        self.on_answering = on_answering
 
     def __repr__(self) -> str:
         return f"<PersistentLogin {self.name} -> {self.description} {self.state}>"
@@ -314,10 +269,16 @@ class PersistentLogin(ClusterLogin):
         )
         self._service.startService()
 
+    @property
+    def answering(self) -> bool:
+        """Whether the peer answers its pings (True when not pinged)."""
+        return self._pinger is None or self._pinger.answering
+
     def stop(self) -> Deferred[None]:
         """Close the connection and stop retrying; fires once closed."""
         self.state = "stopped"
         self.avatar = None
+        self._stop_pinging()
         service, self._service = self._service, None
         if service is None:
             return succeed(None)
@@ -367,8 +328,48 @@ class PersistentLogin(ClusterLogin):
         self.last_error = ""
         self.connections += 1
         log.info("{name}: connected to {target}", name=self.name, target=self.description)
+        self._start_pinging(broker)
         if self.on_up is not None:
             self.on_up(avatar)
+
+    def _start_pinging(self, broker: LoginBroker) -> None:
+        self._stop_pinging()
+        if self._ping is None:
+            return
+        interval, timeout = self._ping
+
+        def send(token: int) -> None:
+            if not broker.disconnected:
+                broker.sendEncoded([b"ping", token])
+
+        pinger = Pinger(self._clock, send, self._answering_changed, interval, timeout)
+        broker.pong_receiver = pinger.pong
+        self._pinger = pinger
+        pinger.start()
+
+    def _stop_pinging(self) -> None:
+        pinger, self._pinger = self._pinger, None
+        if pinger is not None:
+            pinger.stop()
+
+    def _answering_changed(self, answering: bool) -> None:
+        pinger = self._pinger
+        if pinger is None:
+            return
+        if answering:
+            self.last_error = ""
+            log.info("{name}: {target} answers again", name=self.name, target=self.description)
+        else:
+            self.last_error = f"not answering pings for {pinger.timeout:g}s"
+            log.warn(
+                "{name}: {target} is not answering pings for {timeout:g}s: "
+                "calls to it fail until it answers",
+                name=self.name,
+                target=self.description,
+                timeout=pinger.timeout,
+            )
+        if self.on_answering is not None:
+            self.on_answering(answering)
 
     def _login_failed(self, failure: Failure, broker: LoginBroker) -> None:
         if failure.check(TimeoutError):
@@ -378,6 +379,14 @@ class PersistentLogin(ClusterLogin):
                 name=self.name,
                 target=self.description,
                 error=self.last_error,
+            )
+        elif failure.check(error.ConnectionDone, error.ConnectionLost, pb.PBConnectionLost):
+            # The peer closed during the login (it is restarting): nothing was refused.
+            self.last_error = f"closed during login: {failure.getErrorMessage()}"
+            log.info(
+                "{name}: {target} closed the connection during login",
+                name=self.name,
+                target=self.description,
             )
         else:
             self.last_error = f"login refused: {failure.getErrorMessage()}"
@@ -397,12 +406,15 @@ class PersistentLogin(ClusterLogin):
         self.broker = None
         was_up = self.avatar is not None
         self.avatar = None
+        self._stop_pinging()
         if self.state == "stopped":
             return
         self.state = "down"
         if was_up:
             self.last_error = f"connection lost: {reason.getErrorMessage()}"
-            log.warn(
+            # A clean close is the peer stopping or restarting: news, not a problem.
+            level = log.info if reason.check(error.ConnectionDone) else log.warn
+            level(
                 "{name}: lost the connection to {target}: {error}",
                 name=self.name,
                 target=self.description,

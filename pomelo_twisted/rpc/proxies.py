@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 from ..errors import RpcError
 from ..gameconfig import ServerInfo
 from ..interfaces import IRpcTransport
+from .calls import DEFAULT_RPC_TIMEOUT
 from .router import Router
 
 __all__ = ["MethodProxy", "RemoteProxy", "RpcProxies", "TypeProxy"]
@@ -94,7 +95,7 @@ class RpcProxies:
         transport: IRpcTransport,
         router: Router,
         servers_of: Callable[[str], Sequence[ServerInfo]],
-        default_timeout: float = 10.0,
+        default_timeout: float = DEFAULT_RPC_TIMEOUT,
     ) -> None:
         self._context = _Context(transport, router, servers_of, default_timeout)
         self._types: dict[str, TypeProxy] = {}

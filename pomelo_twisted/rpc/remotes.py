@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
 from ..results import call_settled, is_later, settle
+from .logagg import RepeatedWarning
 from .payload import ERROR, HANDLER_ERROR, OK, pack_plain, unpack_plain
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 log = Logger()
+
+#: Refused or malformed rpcs: one line per interval and kind, with a count.
+_refusals = RepeatedWarning(log)
 
 #: What a transport calls to serve a server's remotes: ``serve(service, method, args)``
 #: returns the result, a Deferred or a coroutine, and raises ``RpcError`` for an
@@ -192,11 +196,13 @@ class CallRunner:
         except ValueError as exc:
             calls = exc
         if not isinstance(calls, list):
-            log.warn("refused a malformed batch of rpcs from {peer}", peer=self.peer)
+            _refusals.warn("refused a malformed batch of rpcs from {peer}", peer=self.peer)
             return
         for item in calls:
             if type(item) is not list or len(item) != 5 or type(item[0]) is not int:
-                log.warn("refused a malformed rpc from {peer}: {item!r}", peer=self.peer, item=item)
+                _refusals.warn(
+                    "refused a malformed rpc from {peer}: {item!r}", peer=self.peer, item=item
+                )
             else:
                 self._run(*item)
 
@@ -208,7 +214,7 @@ class CallRunner:
             and type(args) is list
         ):
             kinds = ", ".join(type(v).__name__ for v in (target, service, method, args))
-            log.warn("refused an rpc from {peer} with ({kinds})", peer=self.peer, kinds=kinds)
+            _refusals.warn("refused an rpc from {peer} with ({kinds})", peer=self.peer, kinds=kinds)
             message = f"refused: expected (str, str, str, list), got ({kinds})"
             self._answer(pack_plain([call_id, ERROR, message]))
             return

@@ -234,7 +234,7 @@ class TargetTests(SynchronousTestCase):
     def test_ipv6_master_and_frontend(self) -> None:
         """An IPv6 master host gives a parsable endpoint; frontends are shown bracketed."""
         folder = game_dir(self, port=None)
-        master = {"id": "m", "host": "::1", "secret": SECRET}
+        master = {"id": "m", "host": "::1", "secret": "x" + SECRET, "adminSecret": SECRET}
         (folder / "config" / "master.json").write_text(json.dumps({"development": master}))
         target = load_target(Namespace(app=str(folder), env="development"))
         reactor = MemoryReactor()

@@ -21,6 +21,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.endpoints import clientFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -40,8 +41,11 @@ from pomelo_twisted.cluster.supervisor import Supervisor
 from pomelo_twisted.errors import PomeloError
 from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.rpc.payload import pack_plain
+from pomelo_twisted.rpc.pbconnection import OneShotLogin
 
+#: The admin CLI's secret (master.json ``adminSecret``), and the servers' (``secret``).
 SECRET = "admin-test-secret"
+CLUSTER_SECRET = "cluster-test-secret"
 
 SERVERS = {
     "development": {
@@ -61,12 +65,14 @@ SERVERS = {
 
 
 def write_master(folder: Path, port: int | None = 4005, secret: str | None = SECRET) -> None:
-    """Write ``config/master.json`` (development) with this port and secret."""
+    """Write ``config/master.json`` (development) with this port and admin secret (and
+    the cluster secret; neither when ``secret`` is None)."""
     entry: dict[str, Any] = {"id": "master-server-1", "host": "127.0.0.1"}
     if port is not None:
         entry["port"] = port
     if secret is not None:
-        entry["secret"] = secret
+        entry["secret"] = CLUSTER_SECRET
+        entry["adminSecret"] = secret
     (folder / "config" / "master.json").write_text(json.dumps({"development": entry}))
 
 
@@ -94,7 +100,8 @@ class RunningMaster:
         self.service = MasterService(
             reactor,
             GameConfig(folder),
-            SECRET.encode(),
+            CLUSTER_SECRET.encode(),
+            admin_secret=SECRET.encode(),
             supervisor=Supervisor(reactor),
             spawn=False,
             listen="tcp:0:interface=127.0.0.1",
@@ -324,8 +331,35 @@ class RealMasterTests(TestCase):
             yield self.connect("not-the-secret")
         message = str(caught.exception)
         self.assertIn(f"the master at 127.0.0.1:{self.master.port_number}", message)
-        self.assertIn("refused the admin login: wrong cluster secret?", message)
+        self.assertIn("refused the admin login: wrong admin secret?", message)
         self.flushLoggedErrors(UnauthorizedLogin)
+
+    @inlineCallbacks
+    def test_cluster_secret_cannot_log_in_as_admin(self) -> Any:
+        """The servers' cluster secret does not log in as ``admin``: only adminSecret does."""
+        with self.assertRaises(LoginRefused):
+            yield self.connect(CLUSTER_SECRET)
+
+    @inlineCallbacks
+    def test_servers_log_in_only_under_known_ids(self) -> Any:
+        """The cluster secret logs in a server id servers.json declares, not another id
+        (the refusal is an UnauthorizedLogin and logs no traceback)."""
+        endpoint = clientFromString(reactor, self.master.endpoint)
+        known = OneShotLogin(endpoint, "chat-server-1", CLUSTER_SECRET.encode(), clock=reactor)
+        known_mind = OneShotLogin(
+            endpoint, "chat-server-1", CLUSTER_SECRET.encode(), clock=reactor, mind=pb.Root()
+        )
+        stranger = OneShotLogin(
+            endpoint, "../stranger", CLUSTER_SECRET.encode(), clock=reactor, mind=pb.Root()
+        )
+        yield known_mind.login(5.0)
+        assert known_mind.broker is not None
+        self.addCleanup(known_mind.broker.close)
+        refused = yield stranger.login(5.0).addCallbacks(lambda _: [], lambda f: [f])
+        self.assertIsNotNone(refused[0].check(UnauthorizedLogin), refused)
+        refused = yield known.login(5.0).addCallbacks(lambda _: [], lambda f: [f])
+        self.assertTrue(refused, "a server id logs in only with its monitor as mind")
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     @inlineCallbacks
     def test_nothing_listening(self) -> Any:

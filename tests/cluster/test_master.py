@@ -28,6 +28,7 @@ from pomelo_twisted.cluster.master import TWISTD, MasterService, server_command
 from pomelo_twisted.cluster.supervisor import Supervisor
 from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain
+from pomelo_twisted.rpc.pbguard import GuardedServerFactory
 
 from .fakes import MASTER_PORT, SECRET, FakeMind, ProcessReactor, write_game
 
@@ -106,11 +107,13 @@ class StartTests(MasterCase):
     """startService: listening, then spawning every declared server."""
 
     def test_listens_on_the_master_port(self) -> None:
-        """startService listens on master.json's host and port with a PB factory."""
+        """startService listens on master.json's host and port with a guarded PB factory
+        (a login deadline and a size cap before login)."""
         self.master.startService()
         [(port, factory, _backlog, interface)] = self.reactor.tcpServers
         self.assertEqual((port, interface), (MASTER_PORT, "127.0.0.1"))
-        self.assertIsInstance(factory, pb.PBServerFactory)
+        self.assertIsInstance(factory, GuardedServerFactory)
+        self.assertIs(factory, self.master.port_factory)
         self.assertIsNotNone(self.master.port)
         self.assertEqual(self.master.id, "master-server-1")
 

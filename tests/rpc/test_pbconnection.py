@@ -8,6 +8,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -128,3 +129,46 @@ class PersistentLoginTimeoutTests(LoginCase):
         self.assertEqual(self.network.connections("silent"), 0)
         login.stop()
         self.settle()
+
+
+class QuietCloseTests(LoginCase):
+    """A peer that restarts (closes during the login, or once logged in) is news at info."""
+
+    def persistent(self, address: str) -> PersistentLogin:
+        connection = PersistentLogin(
+            self.network.endpoint(address),
+            "connector-1",
+            SECRET,
+            clock=self.clock,
+            jitter=lambda: 0.0,
+            description="server chat-1",
+        )
+        connection.start()
+        self.addCleanup(connection.stop)
+        return connection
+
+    def test_closed_during_login_is_info(self) -> None:
+        """A peer that closes while the login is under way is 'closed during login' at
+        info, not an error that it refused the login."""
+        silent = "tcp:host=127.0.0.1:port=4006"
+        self.network.listen(silent, pb.PBServerFactory(_SilentRoot()))
+        connection = self.persistent(silent)
+        self.settle()
+        with capturedLogs() as events:
+            self.network.drop(silent)
+            self.settle()
+        self.assertTrue(connection.last_error.startswith("closed during login"))
+        self.assertEqual([e for e in events if e["log_level"] > LogLevel.info], [])
+        self.assertTrue(any("during login" in e["log_format"] for e in events))
+
+    def test_clean_close_of_a_logged_in_peer_is_info(self) -> None:
+        """A logged-in peer closing its connection cleanly (stopping, restarting) is
+        logged at info; the connection is down and retries."""
+        connection = self.persistent(ADDRESS)
+        self.settle()
+        self.assertEqual(connection.state, "up")
+        with capturedLogs() as events:
+            self.network.drop(ADDRESS)
+            self.settle()
+        self.assertEqual(connection.state, "down")
+        self.assertEqual([e for e in events if e["log_level"] > LogLevel.info], [])
