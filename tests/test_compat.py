@@ -247,3 +247,19 @@ class AutobahnTests(SynchronousTestCase):
             f"{AUTOBAHN}: bytes after the handshake no longer reach processData via .data",
         )
         self.assertEqual(proto.data, b"", f"{AUTOBAHN}: autobahn_take_buffer left bytes")
+
+
+class EndpointParserTests(SynchronousTestCase):
+    """``endpoints._parse`` behind ``compat.endpoint_arguments``."""
+
+    def test_parser_exists(self) -> None:
+        """Twisted still has the endpoint-string parser serverFromString uses."""
+        from twisted.internet import endpoints
+
+        require(self, endpoints, "_parse", TWISTED, "compat.endpoint_arguments")
+
+    def test_arguments_unescaped(self) -> None:
+        """Positional and keyword arguments come back split and unescaped (IPv6 kept)."""
+        args, kwargs = compat.endpoint_arguments(r"tcp:3010:interface=\:\:1:backlog=50")
+        self.assertEqual(args, ["tcp", "3010"], TWISTED)
+        self.assertEqual(kwargs, {"interface": "::1", "backlog": "50"}, TWISTED)
