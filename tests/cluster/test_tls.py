@@ -28,6 +28,7 @@ from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.gameconfig import GameConfig, ServerInfo, connect_endpoint
 from pomelo_twisted.rpc import RemoteDispatcher
 from pomelo_twisted.rpc.pb import PbRpcTransport
+from pomelo_twisted.rpc.pbguard import PortLimits
 from pomelo_twisted.tlsconfig import ClusterTLS, TLSServerEndpoint, cluster_tls
 
 from ..rpc.helpers import ChatRemote
@@ -219,6 +220,25 @@ class RealLinkTests(TestCase):
         protocol = yield connectProtocol(endpoint, Collect())
         protocol.transport.write(b"\x02\x80\x07\x82login" + b"\x00" * 64)
         yield protocol.lost
+
+    @inlineCallbacks
+    def test_silent_client_meets_the_login_deadline(self) -> Any:
+        """A client that never starts the TLS handshake is closed by the port's login
+        deadline (the deadline covers the handshake)."""
+        slow = PbRpcTransport(
+            global_reactor,
+            "chat-9",
+            SECRET,
+            tls=cluster_tls(self.config, "chat-1"),
+            port_limits=PortLimits(login_deadline=0.3),
+        )
+        self.addCleanup(slow.stop)
+        port = yield slow.listen("tcp:0:interface=127.0.0.1")
+        endpoint = TCP4ClientEndpoint(global_reactor, "127.0.0.1", port.getHost().port)
+        protocol = yield connectProtocol(endpoint, Collect())
+        yield protocol.lost
+        assert slow.port_factory is not None
+        self.assertEqual(slow.port_factory.counters.logins, 0)
 
     def test_other_ca_refused(self) -> Deferred[Any]:
         """A peer whose certificate another CA signed never logs in."""
