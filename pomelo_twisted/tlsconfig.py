@@ -89,10 +89,10 @@ class ClusterTLS:
     or ``admin``). Missing files are a :class:`ConfigError` telling how to make them.
     """
 
-    def __init__(self, root: Path, identity: str) -> None:
+    def __init__(self, root: Path, identity: str, command: str = "pomelo-twisted certs") -> None:
         self.paths = CertPaths(root)
         self.identity = identity
-        hint = "run `pomelo-twisted certs --app GAME` to create the cluster's certificates"
+        hint = f"run `{command}` to create the cluster's certificates"
         for path in (self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity)):
             if not path.is_file():
                 raise ConfigError(f"TLS is on but {path} is missing: {hint}")
@@ -154,4 +154,7 @@ def cluster_tls(config: GameConfig, identity: str) -> ClusterTLS | None:
     """The TLS material of ``identity`` when master.json declares ``tls`` for the
     environment; None when the cluster speaks plaintext."""
     root = config.tls_dir()
-    return None if root is None else ClusterTLS(root, identity)
+    if root is None:
+        return None
+    command = f"pomelo-twisted certs --app {config.base_dir} --env {config.env}"
+    return ClusterTLS(root, identity, command)

@@ -43,7 +43,8 @@ def load_target(args: argparse.Namespace) -> Target:
     endpoint = config.master_endpoint()
     if endpoint is None:
         endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
+    secret = config.admin_secret()  # its checks first: they name the likelier mistake
     tls = cluster_tls(config, ADMIN)
     if tls is not None:  # the admin certificate, and the master's checked against its id
         endpoint = tls.client(endpoint, config.master_settings().id)
-    return Target(config, endpoint, config.admin_secret())
+    return Target(config, endpoint, secret)

@@ -115,6 +115,12 @@ class SettingsTests(GameCase):
         """No ``tls``: no TLS material, the endpoints stay plain TCP."""
         self.assertIsNone(cluster_tls(make_game(self.tmp / "plain", tls=False), "chat-1"))
 
+    def test_example_production_uses_tls(self) -> None:
+        """The example's production environment declares TLS; development stays plaintext."""
+        example = Path(__file__).resolve().parents[2] / "example_game"
+        self.assertEqual(GameConfig(example, "production").tls_dir(), example / "certs")
+        self.assertIsNone(GameConfig(example, "development").tls_dir())
+
     def test_bad_tls_value(self) -> None:
         """A ``tls`` that is not an object is a ConfigError naming the key."""
         path = self.tmp / "game" / "config" / "master.json"
