@@ -29,6 +29,7 @@ string in :class:`TLSServerEndpoint`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -44,12 +45,28 @@ from .errors import ConfigError
 from .gameconfig import GameConfig
 from .interfaces import IServerReactor
 
-__all__ = ["ClusterTLS", "TLSServerEndpoint", "cluster_tls"]
+__all__ = ["ClusterTLS", "TLSServerEndpoint", "check_identity", "cluster_tls"]
+
+#: What a server id of a TLS cluster may be: one DNS label (the certificate's DNS name,
+#: matched by Twisted's IDNA-checking client): letters, digits and inner hyphens, not two
+#: hyphens at the 3rd and 4th place (the IDNA ``xn--`` form), 63 characters at most.
+_LABEL = re.compile(r"(?!-)(?!..--)[A-Za-z0-9-]{1,63}(?<!-)")
 
 #: Where the CA certificate lives, relative to the certificates folder.
 CA_DIR = "ca"
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
+
+
+def check_identity(identity: str) -> str:
+    """``identity`` if it can name a certificate (:data:`_LABEL`); else ConfigError."""
+    if not _LABEL.fullmatch(identity):
+        raise ConfigError(
+            f"server id {identity!r} cannot name a TLS certificate: in a TLS cluster ids are "
+            "letters, digits and inner hyphens (no '_', no '--' at the 3rd and 4th place), "
+            "63 characters at most"
+        )
+    return identity
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,7 @@ class ClusterTLS:
 
     def __init__(self, root: Path, identity: str, command: str = "pomelo-twisted certs") -> None:
         self.paths = CertPaths(root)
-        self.identity = identity
+        self.identity = check_identity(identity)
         hint = f"run `{command}` to create the cluster's certificates"
         for path in (self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity)):
             if not path.is_file():
@@ -126,7 +143,7 @@ class ClusterTLS:
             f"caCertsDir={quoteStringArgument(str(self.paths.ca_dir))}",
             f"certKey={quoteStringArgument(str(self.paths.cert(self.identity)))}",
             f"privateKey={quoteStringArgument(str(self.paths.key(self.identity)))}",
-            f"hostname={quoteStringArgument(peer)}",
+            f"hostname={quoteStringArgument(check_identity(peer))}",
         ]
         return ":".join([f"ssl:{rest}", *quoted])
 

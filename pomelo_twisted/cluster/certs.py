@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..rpc.pbauth import ADMIN
-from ..tlsconfig import CertPaths
+from ..tlsconfig import CertPaths, check_identity
 
 __all__ = ["DEFAULT_DAYS", "create_certs", "identities", "write_certs"]
 
@@ -36,7 +36,7 @@ _CA_NAME = "pomelo_twisted cluster CA"
 def identities(config: GameConfig) -> list[str]:
     """Who needs a certificate: every server id, the master's id, and ``admin``."""
     ids = [info.id for infos in config.servers().values() for info in infos]
-    return [*ids, config.master_settings().id, ADMIN]
+    return [check_identity(name) for name in [*ids, config.master_settings().id, ADMIN]]
 
 
 def create_certs(
@@ -46,6 +46,7 @@ def create_certs(
     (master.json's ``tls.dir``, else ``certs``): the folder and the names made."""
     root = config.tls_dir() or config.base_dir / "certs"
     paths = CertPaths(root)
+    names = identities(config)  # every id checked before anything is written
     paths.ca_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     made: list[str] = []
@@ -58,7 +59,7 @@ def create_certs(
         force = True  # certificates of an older CA no longer verify
     else:
         ca_cert, ca_key = _load_ca(paths)
-    for identity in identities(config):
+    for identity in names:
         if not force and paths.cert(identity).is_file() and paths.key(identity).is_file():
             continue
         key = ec.generate_private_key(ec.SECP256R1())

@@ -29,7 +29,7 @@ from pomelo_twisted.gameconfig import GameConfig, ServerInfo, connect_endpoint
 from pomelo_twisted.rpc import RemoteDispatcher
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.rpc.pbguard import PortLimits
-from pomelo_twisted.tlsconfig import ClusterTLS, TLSServerEndpoint, cluster_tls
+from pomelo_twisted.tlsconfig import ClusterTLS, TLSServerEndpoint, check_identity, cluster_tls
 
 from ..rpc.helpers import ChatRemote
 
@@ -97,6 +97,18 @@ class CertsTests(GameCase):
         made = create_certs(self.config, force=True)[1]
         self.assertEqual(made, ["ca", "chat-1", "chat-2", "master-1", "admin"])
         self.assertNotEqual((root / "ca" / "ca.pem").read_bytes(), ca_pem)
+
+    def test_ids_that_cannot_name_a_certificate(self) -> None:
+        """An id with '_' (or not one DNS label) is refused before anything is written."""
+        for bad in ["chat_1", "-chat", "ab--c", "x" * 64]:
+            with self.assertRaisesRegex(ConfigError, "cannot name a TLS certificate"):
+                check_identity(bad)
+        path = self.tmp / "game" / "config" / "servers.json"
+        path.write_text(json.dumps({"chat": [{"id": "chat_1", "port": 0}]}))
+        with self.assertRaisesRegex(ConfigError, "'chat_1'"):
+            create_certs(self.config, force=True)
+        self.assertFalse((self.tmp / "game" / "certs" / "chat_1.key").exists())
+        self.assertEqual(check_identity("Chat-Server-1"), "Chat-Server-1")
 
     def test_cli_output_hints_when_tls_is_off(self) -> None:
         """Without ``tls`` in master.json the command says how to turn it on."""
