@@ -12,7 +12,10 @@ admin CLI's) is TLS in both directions:
   as its subject alternative DNS name; the id, not the host, because many servers share
   one host and an IP address says nothing about which of them answers).
 
-The PB secret login stays on top: a stolen certificate alone logs in as nothing.
+The PB secret login stays on top: a stolen certificate alone logs in as nothing; and over
+TLS a login name must be the id the client's certificate names
+(:class:`~pomelo_twisted.rpc.pbauth.ClusterSecretChecker`), so a server's key and the
+cluster secret log in as that server only, and ``admin`` needs the admin certificate.
 
 The files, made by ``pomelo-twisted certs`` (:mod:`pomelo_twisted.cluster.certs`), under
 the ``dir`` of master.json (relative to the game folder):
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from cryptography import x509
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
@@ -45,7 +49,7 @@ from .errors import ConfigError
 from .gameconfig import GameConfig
 from .interfaces import IServerReactor
 
-__all__ = ["ClusterTLS", "TLSServerEndpoint", "check_identity", "cluster_tls"]
+__all__ = ["ClusterTLS", "TLSServerEndpoint", "check_identity", "cluster_tls", "peer_names"]
 
 #: What a server id of a TLS cluster may be: one DNS label (the certificate's DNS name,
 #: matched by Twisted's IDNA-checking client): letters, digits and inner hyphens, not two
@@ -165,6 +169,24 @@ class TLSServerEndpoint:
         wrapped = TLSMemoryBIOFactory(self.options, False, protocolFactory)
         d: Deferred[IListeningPort] = self.inner.listen(wrapped)
         return d
+
+
+def peer_names(transport: object) -> frozenset[str] | None:
+    """The (lower-case) DNS names of the certificate the peer of ``transport`` presented;
+    None when the link is not TLS or the peer presented none."""
+    get = getattr(transport, "getPeerCertificate", None)
+    if get is None:
+        return None
+    certificate = get()
+    if certificate is None:
+        return None
+    try:
+        names = certificate.to_cryptography().extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+    except x509.ExtensionNotFound:
+        return frozenset()
+    return frozenset(name.lower() for name in names.value.get_values_for_type(x509.DNSName))
 
 
 def cluster_tls(config: GameConfig, identity: str) -> ClusterTLS | None:

@@ -5,7 +5,7 @@ ENV`` (default ``development``), before or after the command name: ``start
 [--daemon]`` (in the foreground it *becomes* the master, so signals reach it;
 ``--daemon`` runs it in the background and waits until it answers), ``list``,
 ``stop [ID ...]`` (no ids: the whole cluster, waiting until it is gone),
-``kill``, ``restart ID``, ``add key=value ...`` and ``certs [--force]`` (the cluster's
+``kill``, ``restart ID``, ``add key=value ...`` and ``certs [--force] [ID ...]`` (the cluster's
 TLS certificates, :mod:`pomelo_twisted.cluster.certs`); and two client tools, ``bot
 SCENARIO`` (a load test, :mod:`pomelo_twisted.bots.cli`) and ``repl [ENDPOINT]``
 (an interactive client, :mod:`pomelo_twisted.repl`).
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certs = command("certs", "create the cluster CA and each server's TLS certificate")
     certs.add_argument("--force", action="store_true", help="create everything anew")
+    certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
     bots_cli.add_parser(commands)
     repl.add_parser(commands)
     return parser
@@ -458,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         if args.command == "certs":
-            return write_certs(GameConfig(args.app, args.env), stdout, force=args.force)
+            config = GameConfig(args.app, args.env)
+            return write_certs(config, stdout, force=args.force, extra=args.ids)
         if args.command == "start":
             target = load_target(args)
             if not args.daemon:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -33,20 +34,27 @@ DEFAULT_DAYS = 825
 _CA_NAME = "pomelo_twisted cluster CA"
 
 
-def identities(config: GameConfig) -> list[str]:
-    """Who needs a certificate: every server id, the master's id, and ``admin``."""
+def identities(config: GameConfig, extra: Sequence[str] = ()) -> list[str]:
+    """Who needs a certificate: every server id, the master's id, ``admin``, and the
+    ``extra`` ids (servers to be added later with ``pomelo-twisted add``)."""
     ids = [info.id for infos in config.servers().values() for info in infos]
-    return [check_identity(name) for name in [*ids, config.master_settings().id, ADMIN]]
+    names = [*ids, config.master_settings().id, ADMIN]
+    names += [name for name in extra if name not in names]
+    return [check_identity(name) for name in names]
 
 
 def create_certs(
-    config: GameConfig, *, force: bool = False, days: int = DEFAULT_DAYS
+    config: GameConfig,
+    *,
+    force: bool = False,
+    days: int = DEFAULT_DAYS,
+    extra: Sequence[str] = (),
 ) -> tuple[Path, list[str]]:
     """Make the CA and the missing certificates in the game's certificates folder
     (master.json's ``tls.dir``, else ``certs``): the folder and the names made."""
     root = config.tls_dir() or config.base_dir / "certs"
     paths = CertPaths(root)
-    names = identities(config)  # every id checked before anything is written
+    names = identities(config, extra)  # every id checked before anything is written
     paths.ca_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     made: list[str] = []
@@ -70,9 +78,11 @@ def create_certs(
     return root, made
 
 
-def write_certs(config: GameConfig, out: TextIO, *, force: bool = False) -> int:
-    """``pomelo-twisted certs``: make what is missing and say what was made (exit 0)."""
-    root, made = create_certs(config, force=force)
+def write_certs(
+    config: GameConfig, out: TextIO, *, force: bool = False, extra: Sequence[str] = ()
+) -> int:
+    """``pomelo-twisted certs [ID ...]``: make what is missing, say what was made (exit 0)."""
+    root, made = create_certs(config, force=force, extra=extra)
     out.write(
         f"certificates in {root}: {'created ' + ', '.join(made) if made else 'all present'}\n"
     )

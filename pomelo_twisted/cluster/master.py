@@ -156,9 +156,10 @@ class MasterService(AdminCommands, Service):
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
         log.info(
-            "master {id} listening on {endpoint}; {count} servers declared",
+            "master {id} listening on {endpoint}{tls}; {count} servers declared",
             id=self.id,
             endpoint=self.listen_endpoint,
+            tls="" if self.tls is None else " (mutual TLS)",
             count=len(self.declared),
         )
         if self.spawn:

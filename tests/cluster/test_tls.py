@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -109,6 +110,13 @@ class CertsTests(GameCase):
             create_certs(self.config, force=True)
         self.assertFalse((self.tmp / "game" / "certs" / "chat_1.key").exists())
         self.assertEqual(check_identity("Chat-Server-1"), "Chat-Server-1")
+
+    def test_extra_ids_for_servers_added_later(self) -> None:
+        """``certs chat-3`` also makes chat-3's certificate (for ``add``), and only it."""
+        out = io.StringIO()
+        self.assertEqual(write_certs(self.config, out, extra=["chat-3", "chat-1"]), 0)
+        self.assertIn("created chat-3\n", out.getvalue())
+        self.assertIsNotNone(cluster_tls(self.config, "chat-3"))
 
     def test_cli_output_hints_when_tls_is_off(self) -> None:
         """Without ``tls`` in master.json the command says how to turn it on."""
@@ -258,6 +266,14 @@ class RealLinkTests(TestCase):
         assert slow.port_factory is not None
         self.assertEqual(slow.port_factory.counters.logins, 0)
 
+    @inlineCallbacks
+    def test_login_name_must_match_the_certificate(self) -> Any:
+        """chat-2's certificate with the cluster secret cannot log in as connector-1."""
+        with capturedLogs() as events:
+            yield self.refused(self.transport("connector-1", cluster_tls(self.config, "chat-2")))
+        text = " ".join(formatEvent(event) for event in events)
+        self.assertIn("the TLS certificate names another id", text)
+
     def test_other_ca_refused(self) -> Deferred[Any]:
         """A peer whose certificate another CA signed never logs in."""
         return self.refused(self.transport("chat-2", cluster_tls(self.other, "chat-2")))
@@ -306,6 +322,15 @@ class AdminOverTlsTests(TestCase):
         finally:
             yield client.close()
         self.assertEqual(sorted(row["id"] for row in rows), ["chat-1", "chat-2", "master-1"])
+
+    @inlineCallbacks
+    def test_server_certificate_cannot_log_in_as_admin(self) -> Any:
+        """The admin secret over a server's certificate: the login is refused."""
+        tls = cluster_tls(self.config, "chat-1")
+        assert tls is not None
+        endpoint = tls.client(self.endpoint(), "master-1")
+        with self.assertRaises(AdminError):
+            yield connect_admin(global_reactor, endpoint, ADMIN_SECRET, 2.0)
 
     @inlineCallbacks
     def test_plaintext_admin_refused(self) -> Any:

@@ -45,6 +45,7 @@ class TlsClusterTests(TestCase):
         self.addCleanup(cluster.stop)
         cluster.start()
         yield cluster.wait_started()
+        self.assertIn("(mutual TLS)", cluster.log())
         out, err, code = yield cluster.cli("list")
         self.assertEqual(code, 0, err)
         for server_id in cluster.server_ids():
