@@ -274,9 +274,16 @@ class RealLinkTests(TestCase):
         text = " ".join(formatEvent(event) for event in events)
         self.assertIn("the TLS certificate names another id", text)
 
-    def test_other_ca_refused(self) -> Deferred[Any]:
-        """A peer whose certificate another CA signed never logs in."""
-        return self.refused(self.transport("chat-2", cluster_tls(self.other, "chat-2")))
+    @inlineCallbacks
+    def test_other_ca_refused(self) -> Any:
+        """A peer whose certificate another CA signed never logs in; it says why once,
+        not on every retry."""
+        with capturedLogs() as events:
+            yield self.refused(self.transport("chat-2", cluster_tls(self.other, "chat-2")))
+        lines = [formatEvent(event) for event in events]
+        failed = [line for line in lines if "TLS with" in line]
+        self.assertEqual(len(failed), 1, lines)
+        self.assertIn("chat-2: TLS with", failed[0])
 
     def test_wrong_id_refused(self) -> Deferred[Any]:
         """A client expecting chat-2 at chat-1's port (a good CA, another id) refuses it."""
