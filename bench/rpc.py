@@ -72,6 +72,8 @@ from bench.servers import (
     start_server,
 )
 from pomelo_twisted.client import PomeloClient, connect
+from pomelo_twisted.cluster.certs import create_certs
+from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.rpc.payload import pack_plain
 from pomelo_twisted.testing.gamecopy import copy_game as copy_game_on_free_ports
 
@@ -153,10 +155,17 @@ class Cluster(ServerProcess):
     leftovers: list[str] = field(default_factory=list)
 
     @classmethod
-    def launch(cls, workdir: Path, pin: bool) -> Cluster:
-        """Copy the game into ``workdir`` and start its master (on CPU 1 when ``pin``)."""
+    def launch(cls, workdir: Path, pin: bool, tls: bool = False) -> Cluster:
+        """Copy the game into ``workdir`` and start its master (on CPU 1 when ``pin``);
+        with ``tls`` every link of the cluster is mutual TLS (certificates made here)."""
         game = workdir / "game"
         layout = copy_game(game)
+        if tls:
+            master = game / "config" / "master.json"
+            data = json.loads(master.read_text())
+            data[ENV]["tls"] = {"dir": "certs"}
+            master.write_text(json.dumps(data))
+            create_certs(GameConfig(game, ENV))
         port = next(s["clientPort"] for s in layout["servers"]["connector"] if s["id"] == FRONTEND)
         argv = [_twistd(), "-n", "--pidfile=", "pomelo", "--app", str(game), "--env", ENV]
         argv += ["--type", "master"]
@@ -387,7 +396,7 @@ def run_scenarios(args: argparse.Namespace, pin: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pomelo-bench-rpc-") as tmp:
         workdir = Path(tmp)
         try:
-            cluster = Cluster.launch(workdir, pin)
+            cluster = Cluster.launch(workdir, pin, tls=args.tls)
             servers["ours"] = cluster
             port = free_port()
             servers["baseline"] = start_server("pb_echo", pb_echo_argv(port), port, workdir, pin)
@@ -532,6 +541,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument("--tls", action="store_true", help="the cluster's links over mutual TLS")
     parser.add_argument("-c", "--connections", type=int, default=50)
     parser.add_argument("-k", "--inflight", type=int, default=2, help="in flight per connection")
     parser.add_argument("--duration", type=float, help="seconds per run")

@@ -35,6 +35,7 @@ __all__ = [
     "GameConfig",
     "MasterSettings",
     "ServerInfo",
+    "TlsSettings",
     "connect_endpoint",
     "listen_endpoint",
     "load_json",
@@ -72,6 +73,7 @@ _HINTS = {
     "restartMinDelay": "must be a positive number of seconds",
     "restartMaxDelay": "must be a positive number of seconds",
     "restartStableAfter": "must be a positive number of seconds",
+    "tls": 'must be an object such as {"dir": "certs"}',
 }
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
@@ -217,6 +219,13 @@ class ServerInfo:
         }
 
 
+class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """master.json's ``tls``: the cluster's links speak TLS with certificates from ``dir``
+    (relative to the game folder; see :mod:`pomelo_twisted.tlsconfig`)."""
+
+    dir: Annotated[str, msgspec.Meta(min_length=1)] = "certs"
+
+
 class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     """master.json for one environment: who the master is and how it runs the servers.
 
@@ -224,7 +233,8 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     secret servers log in with; ``adminSecret``: the admin CLI's own (see
     :meth:`GameConfig.cluster_secret`, :meth:`GameConfig.admin_secret`). ``stopTimeout``: seconds a
     server gets to stop before SIGKILL; ``restartMinDelay``/``restartMaxDelay``: the
-    restart backoff; ``restartStableAfter``: a run this long resets the backoff. Other
+    restart backoff; ``restartStableAfter``: a run this long resets the backoff; ``tls``:
+    every link of the cluster speaks TLS with mutual authentication (:class:`TlsSettings`). Other
     keys are allowed and ignored.
     """
 
@@ -237,6 +247,7 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     restart_min_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
     restart_stable_after: Seconds = 10.0
+    tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if self.restart_min_delay > self.restart_max_delay:
@@ -376,6 +387,12 @@ class GameConfig:
                     f"production needs a secret of its own {hint}"
                 )
         return secret.encode("utf-8")
+
+    def tls_dir(self) -> Path | None:
+        """The certificates folder when master.json declares ``tls`` for this environment
+        (every link of the cluster then speaks TLS); None otherwise."""
+        tls = self.master_settings().tls
+        return None if tls is None else self.base_dir / tls.dir
 
     def master_endpoint(self) -> str | None:
         """The endpoint string connecting to the master, when one is configured."""

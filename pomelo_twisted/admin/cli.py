@@ -5,7 +5,8 @@ ENV`` (default ``development``), before or after the command name: ``start
 [--daemon]`` (in the foreground it *becomes* the master, so signals reach it;
 ``--daemon`` runs it in the background and waits until it answers), ``list``,
 ``stop [ID ...]`` (no ids: the whole cluster, waiting until it is gone),
-``kill``, ``restart ID`` and ``add key=value ...``; and two client tools, ``bot
+``kill``, ``restart ID``, ``add key=value ...`` and ``certs [--force] [ID ...]`` (the cluster's
+TLS certificates, :mod:`pomelo_twisted.cluster.certs`); and two client tools, ``bot
 SCENARIO`` (a load test, :mod:`pomelo_twisted.bots.cli`) and ``repl [ENDPOINT]``
 (an interactive client, :mod:`pomelo_twisted.repl`).
 
@@ -29,6 +30,7 @@ from twisted.python.failure import Failure
 
 from .. import repl
 from ..bots import cli as bots_cli
+from ..cluster.certs import write_certs
 from ..cluster.master import TWISTD
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
     )
+    certs = command("certs", "create the cluster CA and each server's TLS certificate")
+    certs.add_argument("--force", action="store_true", help="create everything anew")
+    certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
     bots_cli.add_parser(commands)
     repl.add_parser(commands)
     return parser
@@ -453,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda reactor: Deferred.fromCoroutine(bots_cli.run(reactor, args, stdout, sys.stderr))
         )
     try:
+        if args.command == "certs":
+            config = GameConfig(args.app, args.env)
+            return write_certs(config, stdout, force=args.force, extra=args.ids)
         if args.command == "start":
             target = load_target(args)
             if not args.daemon:

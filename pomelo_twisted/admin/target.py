@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, connect_endpoint
 from ..interfaces import IServerReactor
+from ..rpc.pbauth import ADMIN
+from ..tlsconfig import cluster_tls
 from .client import AdminClient
 
 __all__ = ["DEFAULT_MASTER_PORT", "Connector", "Target", "load_target"]
@@ -41,4 +43,8 @@ def load_target(args: argparse.Namespace) -> Target:
     endpoint = config.master_endpoint()
     if endpoint is None:
         endpoint = connect_endpoint(config.master_settings().host, DEFAULT_MASTER_PORT)
-    return Target(config, endpoint, config.admin_secret())
+    secret = config.admin_secret()  # its checks first: they name the likelier mistake
+    tls = cluster_tls(config, ADMIN)
+    if tls is not None:  # the admin certificate, and the master's checked against its id
+        endpoint = tls.client(endpoint, config.master_settings().id)
+    return Target(config, endpoint, secret)

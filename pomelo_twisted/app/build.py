@@ -31,6 +31,7 @@ from ..loading import import_file
 from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport
 from ..rpc.pb import PbRpcTransport
+from ..tlsconfig import cluster_tls
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
 from .frontend import forward_request, forwarder_of
@@ -115,10 +116,13 @@ def build_cluster_server(
     server alone decides that the cluster is up)."""
     master = config.master_endpoint()
     secret = config.cluster_secret()
+    tls = cluster_tls(config, server.id)
+    if master is not None and tls is not None:
+        master = tls.client(master, config.master_settings().id)
     app = build_application(
         server,
         reactor=reactor,
-        rpc=PbRpcTransport(reactor, server.id, secret),
+        rpc=PbRpcTransport(reactor, server.id, secret, tls=tls),
         servers=servers,
         config=config,
         dictionary=game_dictionary(config, list(servers)),

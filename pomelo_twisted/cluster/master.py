@@ -32,7 +32,7 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -43,6 +43,7 @@ from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
 from ..rpc.pbguard import GuardedServerFactory
+from ..tlsconfig import ClusterTLS, cluster_tls
 from .avatars import ADMIN, avatar_for
 from .commands import AdminCommands, kill_pid
 from .interfaces import CommandRefused, IClusterControl, Member, ServerLink
@@ -87,6 +88,8 @@ class MasterService(AdminCommands, Service):
         self.id = settings.id
         self.host = settings.host
         self.listen_endpoint = listen or settings.listen_endpoint
+        #: The master's TLS material when master.json declares ``tls`` (else plaintext).
+        self.tls: ClusterTLS | None = cluster_tls(config, self.id)
         self.supervisor = supervisor or Supervisor(reactor, stop_timeout=stop_timeout)
         self.supervisor.on_exit = self._exited
         self.command = command
@@ -140,17 +143,23 @@ class MasterService(AdminCommands, Service):
         portal = make_portal(self.secret, self.portal_avatar, secret_for=self.secret_for)
         factory = GuardedServerFactory(portal, self.reactor, name=f"master port of {self.id}")
         self.port_factory = factory
-        d: Deferred[IListeningPort] = serverFromString(self.reactor, self.listen_endpoint).listen(
-            factory
-        )
+        d: Deferred[IListeningPort] = self._endpoint().listen(factory)
         d.addCallbacks(self._listening, self._listen_failed)
+
+    def _endpoint(self) -> IStreamServerEndpoint:
+        """The master's listener: TLS requiring a certificate of the cluster CA when
+        master.json declares ``tls``, else plain TCP."""
+        if self.tls is None:
+            return serverFromString(self.reactor, self.listen_endpoint)
+        return self.tls.server(self.reactor, self.listen_endpoint)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
         log.info(
-            "master {id} listening on {endpoint}; {count} servers declared",
+            "master {id} listening on {endpoint}{tls}; {count} servers declared",
             id=self.id,
             endpoint=self.listen_endpoint,
+            tls="" if self.tls is None else " (mutual TLS)",
             count=len(self.declared),
         )
         if self.spawn:

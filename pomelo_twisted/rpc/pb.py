@@ -59,6 +59,7 @@ from ..deadlines import DeadlineScheduler
 from ..errors import HandlerError, RpcError
 from ..gameconfig import ServerInfo
 from ..interfaces import INetworkRpcTransport, IServerReactor
+from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
 from .calls import RpcCall, call_label
 from .local import LocalRpcTransport, entry_point
@@ -153,7 +154,9 @@ class PbRpcTransport:
 
     ``reactor`` connects and listens unless ``connect`` (a peer's client endpoint) and
     ``server_endpoint`` (from an endpoint string) are given, and is the clock of the
-    batches, deadlines and reconnection backoff.
+    batches, deadlines and reconnection backoff. With ``tls`` (this server's
+    :class:`~pomelo_twisted.tlsconfig.ClusterTLS`) both speak TLS with mutual
+    authentication.
     """
 
     def __init__(
@@ -171,13 +174,20 @@ class PbRpcTransport:
         port_limits: PortLimits | None = None,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        tls: ClusterTLS | None = None,
     ) -> None:
         self._clock = reactor
         self.name = name
         self._secret = secret
         self._rng = rng or random_module.Random()
-        self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
-        self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
+        if tls is None:
+            self._connect = connect or (lambda p: clientFromString(reactor, p.rpc_client_endpoint))
+            self._server_endpoint = server_endpoint or (lambda s: serverFromString(reactor, s))
+        else:  # mutual TLS: our certificate both ways, the peer's checked against its id
+            self._connect = connect or (
+                lambda p: clientFromString(reactor, tls.client(p.rpc_client_endpoint, p.id))
+            )
+            self._server_endpoint = server_endpoint or (lambda s: tls.server(reactor, s))
         self._delays = (initial_delay, max_delay, login_timeout)
         self._port_limits = port_limits or PortLimits()
         if not ping_interval > 0 or not ping_timeout > 0:

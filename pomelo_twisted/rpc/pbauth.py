@@ -28,6 +28,7 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from ..compat import pb_credentials_broker
+from ..tlsconfig import peer_names
 
 __all__ = [
     "ADMIN",
@@ -62,8 +63,9 @@ class ClusterSecretChecker:
     With ``secret`` alone every name proves it; ``names``, when given, decides which
     names may log in at all (e.g. only server ids). ``secret_for`` (instead of both)
     gives each name its own secret, or None for a name that may not log in (the master:
-    server ids the cluster secret, ``admin`` the admin secret). The avatar id is the
-    name as text. ``refused`` counts refused logins.
+    server ids the cluster secret, ``admin`` the admin secret). Over TLS the name must
+    also be one the client's certificate names (its id). The avatar id is the name as
+    text. ``refused`` counts refused logins.
     """
 
     credentialInterfaces = (IUsernameHashedPassword,)
@@ -93,6 +95,11 @@ class ClusterSecretChecker:
         if not credentials.checkPassword(secret):
             self.refused += 1
             return fail(RefusedLogin(f"{name[:64]!r}: wrong secret"))
+        broker = pb_credentials_broker(credentials)
+        names = None if broker is None else peer_names(broker.transport)
+        if names is not None and name.lower() not in names:
+            self.refused += 1
+            return fail(RefusedLogin(f"{name[:64]!r}: the TLS certificate names another id"))
         return succeed(name)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from OpenSSL import SSL
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import error
 from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
@@ -250,6 +251,8 @@ class PersistentLogin(ClusterLogin):
         self.avatar: pb.RemoteReference | None = None
         self.broker: LoginBroker | None = None
         self.last_error = ""
+        #: The last failed TLS handshake's error: each distinct one is logged once.
+        self.tls_error = ""
         self.connections = 0
         self._service: ClientService | None = None
         #: ``(interval, timeout)`` of the pings of a logged-in connection; None: none.
@@ -325,7 +328,7 @@ class PersistentLogin(ClusterLogin):
             return
         self.avatar = avatar
         self.state = "up"
-        self.last_error = ""
+        self.last_error = self.tls_error = ""
         self.connections += 1
         log.info("{name}: connected to {target}", name=self.name, target=self.description)
         self._start_pinging(broker)
@@ -401,6 +404,8 @@ class PersistentLogin(ClusterLogin):
 
     def broker_lost(self, broker: LoginBroker, reason: Failure) -> None:
         """The connection is gone (down, unless stopped)."""
+        if reason.check(SSL.Error) and self.state != "stopped" and self.avatar is None:
+            self._tls_failed(reason.getErrorMessage())
         if broker is not self.broker:
             return
         self.broker = None
@@ -422,6 +427,19 @@ class PersistentLogin(ClusterLogin):
             )
             if self.on_down is not None:
                 self.on_down(self.last_error)
+
+    def _tls_failed(self, message: str) -> None:
+        """A TLS handshake failed (a certificate one side refuses: an operator's mistake):
+        said once per distinct error rather than on every reconnection attempt."""
+        if message != self.tls_error:
+            log.warn(
+                "{name}: TLS with {target} failed: {error}",
+                name=self.name,
+                target=self.description,
+                error=message,
+            )
+        self.tls_error = message
+        self.last_error = f"TLS failed: {message}"
 
 
 def _close(broker: pb.Broker) -> None:

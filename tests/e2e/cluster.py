@@ -10,6 +10,7 @@ on cleanup kills the whole process group so nothing outlives the test.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -45,10 +46,30 @@ def _env() -> dict[str, str]:
 class ClusterProcess:
     """Master + 2 connectors + 2 chat servers of a copy of the example game."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="pomelo-cluster-"))
         self.game = self.workdir / "game"
         self.layout = copy_game(self.game)
+        if tls:  # every link over mutual TLS, certificates made by ``certs``
+            self.layout["master"]["tls"] = {"dir": "certs"}
+            master = self.game / "config" / "master.json"
+            data = json.loads(master.read_text(encoding="utf-8"))
+            data["development"]["tls"] = {"dir": "certs"}
+            master.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pomelo_twisted.admin.cli",
+                    "certs",
+                    "--app",
+                    str(self.game),
+                ],
+                env=_env(),
+                check=True,
+                stdout=subprocess.DEVNULL,
+                timeout=60,
+            )
         self.master_log = self.workdir / "master.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
