@@ -415,6 +415,28 @@ def deflate_bomb(host: str, port: int) -> Any:
     return {"closed after s": round(seconds, 3)}
 
 
+@inlineCallbacks
+def websocket_burst(host: str, port: int) -> Any:
+    """20,000 requests as WebSocket messages in one write: sliced, the sender kicked."""
+    raw = yield open_raw(host, port)
+    handshake = ClientConnection()
+    raw.transport.write(
+        upgrade_request() + client_frame(handshake.send(ClientHandshake(sys={"type": "ws"})))
+    )
+    while b"\r\n\r\n" not in raw.received or len(raw.received.partition(b"\r\n\r\n")[2]) < 2:
+        yield deferLater(reactor, 0.01)
+    ack = client_frame(encode_package(PackageType.HANDSHAKE_ACK, b""))
+    frames = b"".join(
+        client_frame(
+            encode_package(PackageType.DATA, encode_message(MessageType.REQUEST, i, ECHO, b"{}"))
+        )
+        for i in range(1, 20_001)
+    )
+    raw.transport.write(ack + frames)
+    seconds = yield raw.lost.addTimeout(20, reactor)
+    return {"closed after s": round(seconds, 2), "bytes answered": len(raw.received)}
+
+
 PROBES: dict[str, Probe] = {
     "idle connection": idle,
     "missed heartbeats": missed_heartbeats,
@@ -429,5 +451,6 @@ PROBES: dict[str, Probe] = {
     "header flood": header_flood,
     "oversized WebSocket frame": oversized_frame,
     "deflate bomb": deflate_bomb,
+    "WebSocket 20,000-request burst": websocket_burst,
 }
 """Every bad-input probe class, by name (the log budget runs them all)."""

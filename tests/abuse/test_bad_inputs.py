@@ -22,6 +22,7 @@ from .probes import (
     missed_heartbeats,
     never_reads,
     storm,
+    websocket_burst,
 )
 from .server import LOOPBACK, SessionEchoHandler, probe_pool
 
@@ -107,3 +108,12 @@ class BadInputTests(TestCase):
         self.assertGreater(outcomes.get("completed", 0), 0)
         yield self.good.answered_more()
         self.assertEqual(len(self.sessions), 1)
+
+    @inlineCallbacks
+    def test_websocket_burst(self) -> Any:
+        """20,000 requests as WebSocket messages in one write: handled in slices and the
+        sender kicked, the good client answered meanwhile."""
+        result = yield websocket_burst(HOST, self.port)
+        print(f"\nWebSocket 20,000-request burst: {result}")
+        self.assertEqual(self.closed(CloseReason.KICKED), 1)
+        yield self.good.answered_more()
