@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 
 from ..agent import CloseReason
 from .tcp import AgentPool, PomeloTCPProtocol
-from .websocket import WebSocketFactory
+from .websocket import PomeloWebSocketProtocol, WebSocketFactory
 
 __all__ = ["HTTP_FIRST_BYTES", "HybridFactory", "HybridProtocol"]
 
@@ -66,6 +66,8 @@ class HybridProtocol(Protocol):
             self.hybrid.sniffing.discard(self)
             if data[0] in HTTP_FIRST_BYTES:
                 inner = self.hybrid.websocket.buildProtocol(self.addr)
+                assert isinstance(inner, PomeloWebSocketProtocol)
+                inner.accepted_at = self.accepted_at  # one deadline from the accept
             else:
                 inner = PomeloTCPProtocol(self.hybrid.agents, self.accepted_at)
             assert inner is not None and self.transport is not None
@@ -93,7 +95,7 @@ class HybridFactory(Factory):
 
     def __init__(self, agents: AgentPool) -> None:
         self.agents = agents
-        self.websocket = WebSocketFactory(agents)
+        self.websocket = WebSocketFactory(agents, capped=False)
         self.sniffing: set[HybridProtocol] = set()
         """Connections that have not sent their first byte yet."""
 

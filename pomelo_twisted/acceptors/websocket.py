@@ -1,37 +1,50 @@
 """WebSocket client connections: autobahn for the opening handshake, our frames after it.
 
 autobahn parses and answers the HTTP upgrade (any URL path, no subprotocol, no
-extension: permessage-deflate offers are declined, so no inflate ever runs). The
-request head is first gathered here, under three limits of the
+extension: permessage-deflate offers are declined, so no inflate ever runs). The request
+head is first gathered here, under three limits of the
 :class:`~pomelo_twisted.agent.AgentConfig`: ``max_upgrade_bytes`` (16 KiB),
 ``max_upgrade_headers`` (100 lines) and ``upgrade_timeout`` (10 s, on the injected
-clock). Over a size limit the client gets ``431`` and is closed, its buffer dropped at
-once; past the timeout it is dropped; a request autobahn refuses gets its ``400``.
-Each refusal is counted in the metrics (``bad handshake``, ``handshake timeout``) and
-logged at debug only. autobahn sees the head once, whole: it no longer rescans a
-growing buffer on every read. From ``onOpen`` on, the connection's frames go through the sans-I/O
-:class:`~pomelo_twisted.protocol.wsframe.WsFrameDecoder` instead of autobahn's
-frame machinery, which cost about 30 µs of Python per message in a profile (against
-about 1.5 µs for ours); the bytes that arrived with the handshake are handed over too.
+clock; with the agent's handshake deadline it makes one deadline from the accept to the
+ack: whatever phase a client is stuck in, it is closed ``handshake_timeout`` after its
+accept, or ``upgrade_timeout`` after it if the upgrade is still not done). Over a size
+limit the client gets ``431`` and is closed, its buffer dropped at once; past the
+timeout it is dropped; a request autobahn refuses gets its ``400``. Each refusal is
+counted in the metrics (``bad handshake``, ``handshake timeout``) and logged at debug
+only. autobahn sees the head once, whole: it no longer rescans a growing buffer on every
+read. From ``onOpen`` on, the connection's frames go through the sans-I/O
+:class:`~pomelo_twisted.protocol.wsframe.WsFrameDecoder` instead of autobahn's frame
+machinery, which cost about 30 µs of Python per message in a profile (against about 1.5
+µs for ours); the bytes that arrived with the handshake are handed over too.
 
 Binary and text messages are read alike (as pinus does); a message may hold several
-packages (the reference closes such a connection, we process them all); each package
-we send is its own binary message, and what the agent writes while it handles one
-read leaves in one write. Pings are answered; a client's close is answered and the
-connection closed; a frame that breaks RFC 6455 fails the connection with the close
-code it deserves (1002, 1007 or 1009) and is recorded as a protocol error.
+packages (the reference closes such a connection, we process them all); each package we
+send is its own binary message, and what the agent writes while it handles one read
+leaves in one write. A burst is handled in slices like a raw TCP one (the link is an
+:class:`~pomelo_twisted.interfaces.ISlicedLink`: the agent pauses the socket's reads
+while a slice waits). A WebSocket-only listener holds the connection caps of the
+:class:`AgentPool` (a hybrid one counts at its own accept). Pings are answered; a
+client's close is answered and the connection closed; a frame that breaks RFC 6455 fails
+the connection with the close code it deserves (1002, 1007 or 1009) and is recorded as a
+protocol error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.interfaces import IConsumer, IDelayedCall, IPushProducer, ITCPTransport
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -39,7 +52,7 @@ from zope.interface import implementer
 from ..agent import Agent, CloseReason
 from ..compat import autobahn_feed, autobahn_take_buffer
 from ..eagerwrite import Send, socket_send, write_eagerly
-from ..interfaces import IAgentLink
+from ..interfaces import ISlicedLink
 from ..protocol.packet import HEADER_SIZE
 from ..protocol.wsframe import (
     CLOSE_NORMAL,
@@ -71,7 +84,7 @@ def decline_compression(offers: Sequence[object]) -> None:
     return None
 
 
-@implementer(IAgentLink)
+@implementer(ISlicedLink)
 class PomeloWebSocketProtocol(WebSocketServerProtocol):
     """One WebSocket connection: each message's payload is fed to the agent."""
 
@@ -81,6 +94,8 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
     _frames: WsFrameDecoder | None = None
     """Our frame decoder, from the end of the opening handshake on."""
     _batch: list[bytes] | None = None
+    _pending: list[bytes] | None = None
+    """The messages of the current read not yet given to the agent (given as one)."""
     _close_sent = False
     _failure: WsProtocolError | None = None
     _upgrade_buf: bytearray | None = None
@@ -88,6 +103,11 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
     _upgrade_lines = 0
     _upgrade_timer: IDelayedCall | None = None
     _refused = False
+    accepted_at: float | None = None
+    """When accepted (by the hybrid sniffer, or at connectionMade): deadlines count from it."""
+    admitted: IAddress | None = None
+    """The address its factory counted with ``AgentPool.admit`` (released when lost)."""
+    _counted = False
 
     @property
     def peer(self) -> str:
@@ -100,12 +120,20 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         """Ignored: autobahn assigns its own form of the address in ``connectionMade``."""
 
     def connectionMade(self) -> None:
-        """Note the socket for eager writes, start the upgrade timer, then autobahn."""
+        """Note the socket for eager writes, start the upgrade timer, then autobahn.
+
+        The upgrade must be done ``upgrade_timeout`` after the accept, at the latest
+        ``handshake_timeout`` after it (the whole deadline; the agent gets the rest)."""
         self._socket_send = socket_send(self.transport)
         self._upgrade_buf = bytearray()
-        config = self.factory.agents.config
-        self._upgrade_timer = self.factory.agents.clock.callLater(
-            config.upgrade_timeout, self._upgrade_timed_out
+        agents = self.factory.agents
+        config = agents.config
+        now = agents.clock.seconds()
+        if self.accepted_at is None:
+            self.accepted_at = now
+        limit = min(config.upgrade_timeout, config.handshake_timeout)
+        self._upgrade_timer = agents.clock.callLater(
+            max(0.0, self.accepted_at + limit - now), self._upgrade_timed_out
         )
         super().connectionMade()
 
@@ -113,7 +141,12 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         """Stop the upgrade timer, drop the buffer, then let autobahn tear down."""
         self._stop_upgrade_timer()
         self._upgrade_buf = None
-        super().connectionLost(reason)
+        try:
+            super().connectionLost(reason)
+        finally:
+            if self._counted:
+                self._counted = False
+                self.factory.agents.release(self.admitted)
 
     def _stop_upgrade_timer(self) -> None:
         timer = self._upgrade_timer
@@ -221,16 +254,31 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         """The WebSocket is open: create the connection's agent.
 
         A hook: the conformance echo (``tests/conformance``) opens no agent."""
-        self.agent = self.factory.agents.new_agent(self)
+        self.agent = self.factory.agents.new_agent(self, self.accepted_at)
 
     def message_received(self, payload: bytes, text: bool) -> None:
         """One whole message (``text``: a valid UTF-8 text message) for the agent.
 
-        Text is read like binary, as pinus does. A hook: the conformance echo sends
-        each message back with its opcode."""
+        Text is read like binary, as pinus does. The messages of one read reach the
+        agent as one stream of bytes (which it handles in slices). A hook: the
+        conformance echo sends each message back with its opcode."""
+        pending = self._pending
+        if pending is not None:
+            pending.append(payload)
+            return
         agent = self.agent
         if agent is not None:
             agent.data_received(payload)
+
+    def _feed_pending(self) -> None:
+        """Give the agent the messages gathered so far in this read, as one."""
+        pending = self._pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            agent = self.agent
+            if agent is not None:
+                agent.data_received(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Never called: messages are decoded by :meth:`_frames_received`."""
@@ -270,6 +318,7 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
             events, failure = exc.events, exc
         batch: list[bytes] = []
         self._batch = batch
+        self._pending = []
         message_received = self.message_received
         try:
             for event in events:
@@ -281,11 +330,14 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
                     if not self._close_sent:
                         batch.append(encode_pong(event.payload))
                 elif isinstance(event, WsClose):
+                    self._feed_pending()
                     self._client_closed(event)
                     return
+            self._feed_pending()
             if failure is not None:
                 self._fail(failure)
         finally:
+            self._pending = None
             self._flush_batch()
             self._batch = None
 
@@ -386,15 +438,43 @@ class PomeloWebSocketProtocol(WebSocketServerProtocol):
         assert self.transport is not None
         cast(IConsumer, self.transport).registerProducer(producer, True)
 
+    # ISlicedLink
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (the agent has a slice left to handle)."""
+        transport = self.transport
+        if transport is not None:
+            cast(IPushProducer, transport).pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        transport = self.transport
+        if transport is not None:
+            cast(IPushProducer, transport).resumeProducing()
+
+    def call_batched(self, f: Callable[[], None]) -> None:
+        """Call ``f``; the frames written meanwhile leave in one write."""
+        if self._batch is not None:
+            f()
+            return
+        self._batch = []
+        try:
+            f()
+        finally:
+            self._flush_batch()
+            self._batch = None
+
 
 class WebSocketFactory(WebSocketServerFactory):
     """The autobahn factory of a WebSocket listener, sharing an :class:`AgentPool`."""
 
     protocol = PomeloWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, agents: AgentPool) -> None:
+    def __init__(self, agents: AgentPool, *, capped: bool = True) -> None:
         super().__init__(reactor=agents.clock)
         self.agents = agents
+        self.capped = capped
+        """Whether ``buildProtocol`` holds the pool's connection caps (False under a
+        hybrid listener, which counts the connection at its own accept)."""
         self.max_message_size = (agents.config.max_packet_size + HEADER_SIZE) * 4
         """The largest message (or frame) accepted: several packages may share one."""
         self.setProtocolOptions(
@@ -407,3 +487,13 @@ class WebSocketFactory(WebSocketServerFactory):
             autoPingInterval=0,
             tcpNoDelay=True,
         )
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """One protocol per connection; None over a connection cap (Twisted closes it)."""
+        if self.capped and not self.agents.admit(addr):
+            return None
+        proto = self.protocol()
+        proto.factory = self
+        if self.capped:
+            proto.admitted, proto._counted = addr, True
+        return proto

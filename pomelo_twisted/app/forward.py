@@ -51,6 +51,7 @@ from ..handlers.dispatch import Dispatcher
 from ..interfaces import ISerializer
 from ..responses import EncodedBody
 from ..rpc import Router
+from ..rpc.logagg import RepeatedWarning
 from ..serializers import MsgpackSerializer, get_serializer
 from ..session.backend import SYS_SERVICE, BackendSession, RpcCall, SessionCache
 
@@ -66,6 +67,9 @@ SESSION_NEEDED = 0
 
 _MSGPACK = MsgpackSerializer()
 
+_MAX_WARNED_SERVERS = 1024
+"""Backends whose failed hops are aggregated at once (more: forgotten, a bound)."""
+
 
 class Forwarder:
     """The frontend side of the hop: where a request goes, what it carries, and what its
@@ -77,11 +81,18 @@ class Forwarder:
         servers: Mapping[str, Sequence[ServerInfo]],
         router: Router,
         rpc: RpcCall,
+        *,
+        seconds: Callable[[], float] | None = None,
+        warn_interval: float = 10.0,
     ) -> None:
         self.frontend_id = frontend_id
         self._servers = servers
         self._router = router
         self._rpc = rpc
+        self._seconds = seconds
+        self._warn_interval = warn_interval
+        self._warnings: dict[str, RepeatedWarning] = {}
+        """Per backend: its failed hops, one warning line per interval with a count."""
 
     def forward(
         self, session: Any, server_type: str, route: str, serializer: str, body: bytes, notify: bool
@@ -134,10 +145,24 @@ class Forwarder:
             seen[server_id] = args[3]
         return result
 
+    def _warning(self, server_id: str) -> RepeatedWarning:
+        """The aggregated warning of the hops to ``server_id`` that failed (a server
+        down fails every request to it: one line per interval, with a count)."""
+        warning = self._warnings.get(server_id)
+        if warning is None:
+            if len(self._warnings) >= _MAX_WARNED_SERVERS:
+                self._warnings.clear()
+            if self._seconds is None:
+                warning = RepeatedWarning(log, self._warn_interval)
+            else:
+                warning = RepeatedWarning(log, self._warn_interval, self._seconds)
+            self._warnings[server_id] = warning
+        return warning
+
     def _failed(self, failure: Failure, server_id: str, route: str) -> Failure:
         exc = failure.value
         if isinstance(exc, RpcError) and not isinstance(exc, RpcTimeout):
-            log.warn(
+            self._warning(server_id).warn(
                 "forwarding {route} to {server} failed: {error}",
                 route=route,
                 server=server_id,

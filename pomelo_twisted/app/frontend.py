@@ -33,7 +33,9 @@ log = Logger()
 
 def forwarder_of(app: Application) -> Forwarder:
     """The forwarder of a frontend ``app``'s requests."""
-    return Forwarder(app.server_id, app.servers, app.router, app.rpc_call)
+    return Forwarder(
+        app.server_id, app.servers, app.router, app.rpc_call, seconds=app.reactor.seconds
+    )
 
 
 def forward_request(forwarder: Forwarder, context: RequestContext) -> Deferred[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import msgpack
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -271,6 +272,21 @@ class FailureTests(ForwardCase):
         self.transport.unregister(CHAT.id)
         answer = self.request(ECHO, b"{}")
         self.assertEqual(answer, {"code": 503, "msg": "server unavailable"})
+
+    def test_failed_hops_warn_once_per_interval_per_server(self) -> None:
+        """100 hops to a down backend: one warning, then one with the count after 10 s."""
+        lines: list[Any] = []
+        globalLogPublisher.addObserver(lines.append)
+        self.addCleanup(globalLogPublisher.removeObserver, lines.append)
+        self.transport.unregister(CHAT.id)
+        for _ in range(100):
+            self.assertEqual(self.request(ECHO, b"{}"), {"code": 503, "msg": "server unavailable"})
+        self.clock.advance(10)
+        self.request(ECHO, b"{}")
+        warned = [e for e in lines if "forwarding" in e.get("log_format", "")]
+        self.assertEqual(len(warned), 2)
+        self.assertEqual(warned[1]["repeats"], 99)
+        self.assertEqual(warned[1]["server"], CHAT.id)
 
     def test_no_server_of_the_type(self) -> None:
         """A type the cluster has no server of now is 503; a type it never had is 404."""
