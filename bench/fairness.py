@@ -1,0 +1,154 @@
+"""Fairness under abuse: a well-behaved client's latency while another client floods.
+
+``python bench/fairness.py [--seconds 5] [--rate 500]``
+
+Starts the echo frontend (``twistd pomelo --type echo``) in its own process pinned to
+CPU 1, with a per-client request rate of ``--rate``. A good client (this process, CPU 0)
+sends one echo request every 10 ms throughout and records each round trip. Phases, each
+``--seconds`` long: the baseline (nobody else), a burst (an abuser in another process
+writes 20,000 requests in one write, again and again), a flood (an abuser sends 10x the
+rate limit, 50 requests every 10 ms / rate, for 2 s at a time). Prints the good client's
+p50/p99/max per phase and the p99 ratio to the baseline (the goal: < 2x), and what
+happened to the abusers (kicked, 429s). Exits 1 when a ratio is 2 or more or the good
+client lost an answer.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` and this checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import os
+import socket
+import subprocess
+import time
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TWISTD = [sys.executable, "-m", "twisted.scripts.twistd"]
+
+ABUSER = """
+import sys
+from twisted.internet import defer, task
+from tests.abuse import probes
+
+def main(reactor):
+    probe = {"burst": probes.burst, "flood": probes.message_flood}[sys.argv[1]]
+    port = int(sys.argv[2])
+    until = reactor.seconds() + float(sys.argv[3])
+    results = []
+
+    async def run():
+        while reactor.seconds() < until:
+            results.append(await probe("127.0.0.1", port))
+        print(results)
+
+    return defer.ensureDeferred(run())
+
+task.react(main)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+
+    from twisted.internet import defer, reactor, task
+
+    from pomelo_twisted.client import connect
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "taskset", "-c", "1", *TWISTD, "-n", "--pidfile=", "pomelo", "--type", "echo",
+            "--listen", f"tcp:{port}:interface=127.0.0.1",
+            "--request-rate", str(args.rate), "--request-burst", str(int(args.rate)),
+        ],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.sched_setaffinity(0, {0})
+    phases: dict[str, list[float]] = {}
+    abusers: dict[str, str] = {}
+    lost = [0]
+
+    async def measure(name: str, abuser: str | None) -> None:
+        proc = None
+        if abuser is not None:
+            proc = subprocess.Popen(
+                ["taskset", "-c", "0", sys.executable, "-c", ABUSER, abuser, str(port),
+                 str(args.seconds)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        samples: list[float] = []
+        until = reactor.seconds() + args.seconds
+        while reactor.seconds() < until:
+            sent = time.perf_counter()
+            try:
+                await client.request("connector.entryHandler.echo", {"n": len(samples)})
+            except Exception:
+                lost[0] += 1
+            samples.append((time.perf_counter() - sent) * 1000.0)
+            await task.deferLater(reactor, 0.01, lambda: None)
+        phases[name] = samples
+        if proc is not None:
+            out, _ = proc.communicate(timeout=60)
+            abusers[name] = out.strip().splitlines()[-1] if out.strip() else "(no output)"
+
+    async def run(_: Any) -> None:
+        nonlocal client
+        for _attempt in range(50):
+            try:
+                client = await connect(reactor, f"tcp:127.0.0.1:{port}", timeout=2)
+                break
+            except Exception:
+                await task.deferLater(reactor, 0.1, lambda: None)
+        await measure("baseline", None)
+        await measure("burst", "burst")
+        await measure("flood", "flood")
+        await client.close()
+
+    client: Any = None
+    try:
+        task.react(lambda r: defer.ensureDeferred(run(r)))
+    except SystemExit:
+        pass
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    base = percentile(phases["baseline"], 0.99)
+    worst = 0.0
+    print(f"good client, one echo every 10 ms; server rate limit {args.rate:g}/s per client")
+    for name, samples in phases.items():
+        p99 = percentile(samples, 0.99)
+        ratio = p99 / base if base else 0.0
+        if name != "baseline":
+            worst = max(worst, ratio)
+        print(
+            f"  {name:8} n={len(samples):4}  p50 {percentile(samples, 0.5):6.2f} ms  "
+            f"p99 {p99:6.2f} ms  max {max(samples):7.2f} ms  p99/baseline {ratio:4.2f}x"
+        )
+        if name in abusers:
+            print(f"           abuser: {abusers[name][:200]}")
+    print(f"good client lost answers: {lost[0]}")
+    return 0 if worst < 2.0 and lost[0] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
