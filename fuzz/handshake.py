@@ -4,7 +4,8 @@ Contract: ``parse_client_handshake`` and ``parse_handshake_response`` raise only
 :class:`MessageDecodeError`; a parsed client handshake re-encodes stably; a parsed reply
 has a positive finite heartbeat or none and a dictionary of valid codes; ``parse_kick``
 never raises; a server connection fed the bytes as its handshake package answers with an
-event (a handshake or a bad handshake), never an exception.
+event (a handshake or a bad handshake), and a client connection fed them as the reply or
+as a kick makes events, never an exception.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from .harness import fuzz_main, instrumented
 
 with instrumented(__name__):
+    from pomelo_twisted.protocol.client import ClientConnection
     from pomelo_twisted.protocol.connection import ServerConnection
     from pomelo_twisted.protocol.errors import MessageDecodeError
     from pomelo_twisted.protocol.events import BadHandshake, ClientHandshake
@@ -64,8 +66,13 @@ def fuzz_one_input(data: bytes) -> None:
     check_handshake_response(data)
     assert isinstance(parse_kick(data), str)
     if len(data) <= 0xFFFF:
-        events = ServerConnection().receive_data(encode_package(PackageType.HANDSHAKE, data))
+        package = encode_package(PackageType.HANDSHAKE, data)
+        events = ServerConnection().receive_data(package)
         assert len(events) == 1 and isinstance(events[0], (ClientHandshake, BadHandshake))
+        client = ClientConnection()
+        client.send(ClientHandshake())
+        client.receive_data(package)  # a reply, or a ProtocolViolation event: never raises
+        client.receive_data(encode_package(PackageType.KICK, data))
 
 
 if __name__ == "__main__":
