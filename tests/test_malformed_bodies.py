@@ -1,4 +1,5 @@
-"""Malformed message bodies through the real agent (issue 12, item 3), in memory on a Clock.
+"""Malformed message bodies through the real agent (issue 12, item 3), in memory on a Clock,
+and the class once on real loopback sockets.
 
 Each test opens two clients on one :class:`MemoryServer` serving :class:`EchoHandler`: the
 *bad* one sends raw bytes no Pomelo client would (through its transport, past the client's
@@ -10,16 +11,25 @@ that bad input costs no log line above ``info`` (one line naming the culprit for
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import LogLevel, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from pomelo_twisted.acceptors import AgentPool, TCPFactory
 from pomelo_twisted.agent import AgentConfig
+from pomelo_twisted.client import connect
 from pomelo_twisted.errors import SerializationError
-from pomelo_twisted.interfaces import ISerializer
+from pomelo_twisted.interfaces import IAgent, ISerializer
 from pomelo_twisted.protocol import (
     MessageType,
     Package,
@@ -243,3 +253,77 @@ class MalformedBodyTests(SynchronousTestCase):
         self.assert_serves(good)
         self.assertEqual(self.loud(), [])
         self.assertFalse([e for e in self.logged if "RecursionError" in repr(e)])
+
+
+class _DisconnectsHandler(EchoHandler):
+    """The echo handler, firing a Deferred when its ``expected``-th session has closed."""
+
+    def __init__(self, clock: IReactorTime, expected: int) -> None:
+        super().__init__(clock)
+        self.all_closed: Deferred[None] = Deferred()
+        self._expected = expected
+
+    def disconnected(self, agent: IAgent, reason: str) -> None:
+        """Record the close; fire ``all_closed`` on the last one."""
+        super().disconnected(agent, reason)
+        if len(self.closes) == self._expected:
+            self.all_closed.callback(None)
+
+
+class _RawClient(Protocol):
+    """Handshakes, acks once the reply is in, then writes ``bad``; records all it reads."""
+
+    def __init__(self, bad: bytes) -> None:
+        self.bad = bad
+        self.received = b""
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        """Send the handshake."""
+        assert self.transport is not None
+        self.transport.write(encode_package(PackageType.HANDSHAKE, b'{"sys":{},"user":{}}'))
+
+    def dataReceived(self, data: bytes) -> None:
+        """Ack and misbehave after the handshake reply."""
+        first = not self.received
+        self.received += data
+        if first:
+            assert self.transport is not None
+            self.transport.write(encode_package(PackageType.HANDSHAKE_ACK) + self.bad)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Fire ``lost``."""
+        self.lost.callback(None)
+
+
+class MalformedBodyRealSocketTests(TestCase):
+    """The malformed-body class on real loopback sockets: one bad client, one good one."""
+
+    timeout = 10
+
+    @inlineCallbacks
+    def test_invalid_utf8_route_on_loopback(self) -> Generator[Deferred[Any], Any, None]:
+        """A bad route kicks its client with the reason; another client is answered throughout."""
+        handler = _DisconnectsHandler(reactor, expected=1)
+        agents = AgentPool(handler, reactor, dictionary=echo_dictionary())
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            TCPFactory(agents)
+        )
+        self.addCleanup(port.stopListening)
+        target = f"tcp:127.0.0.1:{port.getHost().port}"
+        good = yield connect(reactor, target, timeout=5)
+        self.assertEqual((yield good.request(ECHO, {"n": 1})), {"n": 1})
+        route = b"\xff.entryHandler.echo"
+        raw = _RawClient(
+            encode_package(PackageType.DATA, b"\x00\x05" + bytes((len(route),)) + route + b"{}")
+        )
+        yield connectProtocol(clientFromString(reactor, target), raw)
+        yield raw.lost
+        packages = PackageDecoder().feed(raw.received)
+        self.assertEqual(packages[-1].type, PackageType.KICK)
+        self.assertEqual(
+            json.loads(packages[-1].body), {"reason": "protocol error: route is not valid UTF-8"}
+        )
+        self.assertEqual((yield good.request(ECHO, {"n": 2})), {"n": 2})
+        yield good.close()
+        yield handler.all_closed
