@@ -4,7 +4,8 @@ Contract: ``parse_client_handshake`` and ``parse_handshake_response`` raise only
 :class:`MessageDecodeError`; a parsed client handshake re-encodes stably; a parsed reply
 has a positive finite heartbeat or none and a dictionary of valid codes; ``parse_kick``
 never raises; a server connection fed the bytes as its handshake package answers with an
-event (a handshake or a bad handshake), and a client connection fed them as the reply or
+event (a handshake or a bad handshake) and can answer it even when the user data it
+echoes cannot be encoded, and a client connection fed them as the reply or
 as a kick makes events, never an exception.
 """
 
@@ -18,7 +19,7 @@ with instrumented(__name__):
     from pomelo_twisted.protocol.client import ClientConnection
     from pomelo_twisted.protocol.connection import ServerConnection
     from pomelo_twisted.protocol.errors import MessageDecodeError
-    from pomelo_twisted.protocol.events import BadHandshake, ClientHandshake
+    from pomelo_twisted.protocol.events import BadHandshake, ClientHandshake, HandshakeResponse
     from pomelo_twisted.protocol.handshake import (
         encode_client_handshake,
         parse_client_handshake,
@@ -67,8 +68,14 @@ def fuzz_one_input(data: bytes) -> None:
     assert isinstance(parse_kick(data), str)
     if len(data) <= 0xFFFF:
         package = encode_package(PackageType.HANDSHAKE, data)
-        events = ServerConnection().receive_data(package)
+        server = ServerConnection()
+        events = server.receive_data(package)
         assert len(events) == 1 and isinstance(events[0], (ClientHandshake, BadHandshake))
+        if isinstance(events[0], ClientHandshake):  # a hook echoing the user data back
+            try:
+                server.send(HandshakeResponse(code=200, user=events[0].user))
+            except ValueError:  # cannot be encoded: the error reply must still go out
+                server.send(HandshakeResponse(code=500, message="handshake hook failed"))
         client = ClientConnection()
         client.send(ClientHandshake())
         client.receive_data(package)  # a reply, or a ProtocolViolation event: never raises

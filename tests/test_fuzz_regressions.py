@@ -17,7 +17,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from fuzz import TARGETS
 from fuzz.harness import split
 from fuzz.seeds import seeds
-from pomelo_twisted.protocol import ClientConnection, ClientHandshake, PackageType, encode_package
+from pomelo_twisted.protocol import (
+    ClientConnection,
+    ClientHandshake,
+    ConnectionState,
+    PackageType,
+    ServerConnection,
+    encode_package,
+)
 from pomelo_twisted.protocol.events import HandshakeResponse
 from pomelo_twisted.protocol.handshake import parse_handshake_response
 
@@ -35,6 +42,10 @@ FINDINGS: dict[str, list[bytes]] = {
         # parse_handshake_response: an integer heartbeat no float holds raised
         # OverflowError (math.isfinite) out of the client's receive_data.
         b'{"code":200,"sys":{"heartbeat":1' + b"0" * 400 + b"}}",
+        # ServerConnection.send(HandshakeResponse): user data echoed back holding a lone
+        # surrogate cannot be encoded, and the failed send had already cleared the pending
+        # handshake, so the error reply raised LocalProtocolError out of the agent.
+        b'{"sys":{},"user":{"name":"\\ud800"}}',
     ],
 }
 
@@ -95,3 +106,16 @@ class FindingTests(SynchronousTestCase):
         self.assertIsInstance(reply, HandshakeResponse)
         assert isinstance(reply, HandshakeResponse)
         self.assertEqual((reply.code, reply.heartbeat), (200, None))
+
+    def test_unencodable_reply_leaves_the_handshake_pending(self) -> None:
+        """A reply that cannot be encoded raises ValueError and the error reply still goes."""
+        conn = ServerConnection()
+        body = b'{"sys":{},"user":{"name":"\\ud800"}}'
+        (handshake,) = conn.receive_data(encode_package(PackageType.HANDSHAKE, body))
+        assert isinstance(handshake, ClientHandshake)
+        with self.assertRaises(ValueError):
+            conn.send(HandshakeResponse(code=200, user=handshake.user))
+        self.assertIs(conn.state, ConnectionState.INITIAL)
+        reply = conn.send(HandshakeResponse(code=500, message="handshake hook failed"))
+        self.assertEqual(reply[4:], b'{"code":500,"msg":"handshake hook failed"}')
+        self.assertIs(conn.state, ConnectionState.CLOSED)

@@ -254,6 +254,22 @@ class MalformedBodyTests(SynchronousTestCase):
         self.assertEqual(self.loud(), [])
         self.assertFalse([e for e in self.logged if "RecursionError" in repr(e)])
 
+    def test_unencodable_handshake_user_answers_500(self) -> None:
+        """User data the echoing hook cannot send back (a lone surrogate): answered 500, closed."""
+        server, _bad, good, _tap = self.serve()
+        protocol = server.factory.buildProtocol(None)
+        transport = StringTransportWithDisconnection()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        body = b'{"sys":{},"user":{"name":"\\ud800"}}'
+        protocol.dataReceived(encode_package(PackageType.HANDSHAKE, body))
+        (reply,) = PackageDecoder().feed(transport.value())
+        self.assertEqual(json.loads(reply.body), {"code": 500, "msg": "handshake hook failed"})
+        self.assertFalse(transport.connected)
+        self.assert_serves(good)
+        # Still logged as a failed hook, with its traceback (log hygiene, item 6).
+        self.assertEqual(len(self.flushLoggedErrors(UnicodeEncodeError)), 1)
+
 
 class _DisconnectsHandler(EchoHandler):
     """The echo handler, firing a Deferred when its ``expected``-th session has closed."""
