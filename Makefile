@@ -11,15 +11,17 @@ STAMP = $(VENV)/.installed
 RUN_ARGS ?= --app example_game --type all
 START_ARGS ?=
 SUITE_ARGS ?=
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS ?=
 
 # Trees to lint; ones that do not exist (yet) are left out.
-LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game)
+LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game fuzz)
 # mypy gets the plugin as a *file*: twisted/plugins has no __init__.py, so mypy names the
 # module `pomelo_plugin` (its directory is the module's base) and never treats the local
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install test test-interop test-conformance lint run run-standalone bench bench-suite clean
+.PHONY: help install test test-interop test-conformance lint fuzz run run-standalone bench bench-suite clean
 
 help:
 	@echo "pomelo_twisted targets:"
@@ -28,6 +30,7 @@ help:
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make test-conformance  the Autobahn TestSuite (kosoku) against our WebSocket echo"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
+	@echo "  make fuzz          every atheris target FUZZ_SECONDS each (default $(FUZZ_SECONDS)); see fuzz/README.md"
 	@echo "  make run           the example game as a cluster (pomelo-twisted start --app example_game)"
 	@echo "  make run-standalone  twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
 	@echo "  make bench         codec, runtime, cluster RPC benchmarks, then the suite against pinus"
@@ -73,6 +76,16 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINT_PATHS)
 	$(PY) -m mypy $(MYPY_PATHS)
 
+# atheris comes with the [fuzz] extra (a manylinux wheel, no compiler needed); the table of
+# executions and findings per target is printed at the end, findings in fuzz/build/findings/.
+FUZZ_STAMP = $(VENV)/.installed-fuzz
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: $(FUZZ_STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 run: $(STAMP)
 	@echo "pomelo_twisted: the example chat game as a cluster: master + 2 connectors + 2 chat servers."
 	@echo "  clients connect to tcp:127.0.0.1:3010 or ws://127.0.0.1:3010/ (connector-server-1),"
@@ -100,6 +113,6 @@ bench-suite: $(STAMP)
 	ulimit -n 20000 2>/dev/null || true; $(PY) bench/suite.py --json bench/results/suite.json $(SUITE_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist
+	rm -rf $(VENV) fuzz/build .mypy_cache .ruff_cache .pytest_cache .hypothesis _trial_temp _trial_temp.lock build dist
 	rm -rf *.egg-info twisted/plugins/dropin.cache
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

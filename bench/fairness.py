@@ -59,6 +59,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_abuser(kind: str, port: int, seconds: float) -> subprocess.Popen[str]:
+    """The abuser ``kind`` (burst, flood) in its own process on CPU 0, for ``seconds``."""
+    return subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-c", ABUSER, kind, str(port), str(seconds)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def abuser_result(proc: subprocess.Popen[str]) -> str:
+    """The last line the abuser printed (its probes' results)."""
+    out, _ = proc.communicate(timeout=60)
+    return out.strip().splitlines()[-1] if out.strip() else "(no output)"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -89,13 +103,7 @@ def main() -> int:
     lost = [0]
 
     async def measure(name: str, abuser: str | None) -> None:
-        proc = None
-        if abuser is not None:
-            proc = subprocess.Popen(
-                ["taskset", "-c", "0", sys.executable, "-c", ABUSER, abuser, str(port),
-                 str(args.seconds)],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+        proc = None if abuser is None else start_abuser(abuser, port, args.seconds)
         samples: list[float] = []
         until = reactor.seconds() + args.seconds
         while reactor.seconds() < until:
@@ -108,8 +116,7 @@ def main() -> int:
             await task.deferLater(reactor, 0.01, lambda: None)
         phases[name] = samples
         if proc is not None:
-            out, _ = proc.communicate(timeout=60)
-            abusers[name] = out.strip().splitlines()[-1] if out.strip() else "(no output)"
+            abusers[name] = abuser_result(proc)
 
     async def run(_: Any) -> None:
         nonlocal client

@@ -374,10 +374,12 @@ class ServerConnection(_Connection):
             self._require(event, S.INITIAL)
             if not self._handshake_pending:
                 raise LocalProtocolError("handshake response sent before a handshake arrived")
+            # Encoded first: a reply that cannot be encoded (user data holding a lone
+            # surrogate) leaves the handshake pending, so an error reply can still go.
+            body = encode_handshake_response(event, self._client_dict_version)
             self._handshake_pending = False
             # Compress pushes only with a dictionary the client was told to use.
             self.dictionary = event.dictionary if event.use_dict else None
-            body = encode_handshake_response(event, self._client_dict_version)
             self.state = S.WAITING_ACK if event.code == CODE_OK else S.CLOSED
             return encode_package(PackageType.HANDSHAKE, body)
         raise LocalProtocolError(f"a server does not send {type(event).__name__}")

@@ -9,7 +9,7 @@ The server reply follows pinus (``code``, ``sys.heartbeat``, ``sys.dict``,
 from __future__ import annotations
 
 import json
-import math
+from sys import float_info
 from typing import Any
 
 from .dictionary import RouteDictionary
@@ -120,8 +120,7 @@ def parse_handshake_response(body: bytes) -> HandshakeResponse:
     if (
         not isinstance(heartbeat, (int, float))
         or isinstance(heartbeat, bool)
-        or not math.isfinite(heartbeat)
-        or heartbeat <= 0
+        or not 0 < heartbeat <= float_info.max  # NaN, infinities and ints no float holds
     ):
         heartbeat = None
     raw_dict = sys.get("dict")
