@@ -15,7 +15,7 @@ from heapq import heapify, heappop, heappush
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 __all__ = ["DeadlineHandle", "DeadlineScheduler", "IDeadlineTarget"]
 
@@ -120,7 +120,7 @@ class DeadlineScheduler:
                 try:
                     target.deadline_passed(entry[3], now)
                 except Exception:
-                    log.failure("deadline of {target} failed", target=target)
+                    log.failure("deadline of {target} failed", target=target, level=LogLevel.error)
                 heap = self._heap  # a cancel may have rebuilt it
         finally:
             self._firing = False

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import CancelledError
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from .errors import INTERNAL_ERROR, HandlerError, RpcError, RpcTimeout, error_response
@@ -89,5 +89,5 @@ def failure_response(failure: Failure, route: str = "?") -> dict[str, Any]:
     if isinstance(exc, CancelledError):  # the caller gave up (e.g. the client left)
         log.debug("request {route} cancelled", route=route)
         return error_response(CODE_INTERNAL, "request cancelled")
-    log.failure("request {route} failed", failure, route=route)
+    log.failure("request {route} failed", failure, route=route, level=LogLevel.error)
     return error_response(CODE_INTERNAL, INTERNAL_ERROR)

@@ -16,7 +16,7 @@ from contextlib import suppress
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -323,7 +323,9 @@ class Agent:
             try:
                 self.handler.disconnected(self, self.close_reason)
             except Exception:
-                log.failure("disconnected hook failed for {agent}", agent=self)
+                log.failure(
+                    "disconnected hook failed for {agent}", agent=self, level=LogLevel.error
+                )
 
     # -- server-initiated --------------------------------------------------
 
@@ -408,7 +410,7 @@ class Agent:
             log.info("{agent}: handshake rejected: {reason}", agent=self, reason=reason)
         else:
             code, reason = CODE_BAD_HANDSHAKE, "handshake hook failed"
-            log.failure("{agent}: handshake hook failed", failure, agent=self)
+            log.failure("{agent}: handshake hook failed", failure, agent=self, level=LogLevel.error)
         self.link.write(self.connection.send(HandshakeResponse(code=code, message=reason)))
         self._close(f"{CloseReason.HANDSHAKE_REJECTED}: {reason}")
 
@@ -429,7 +431,7 @@ class Agent:
         try:
             self.handler.connected(self)
         except Exception:
-            log.failure("connected hook failed for {agent}", agent=self)
+            log.failure("connected hook failed for {agent}", agent=self, level=LogLevel.error)
             self._close(f"{CloseReason.SERVER_CLOSED}: connected hook failed")
 
     def deadline_passed(self, kind: int, now: float) -> None:

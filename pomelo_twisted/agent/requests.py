@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import INTERNAL_ERROR, SerializationError, error_response
@@ -133,7 +133,10 @@ class RequestRunner:
             result = self.handler.notify(self.agent, event.route, event.body)
         except Exception:
             log.failure(
-                "notify handler for {route} failed ({agent})", route=event.route, agent=self.agent
+                "notify handler for {route} failed ({agent})",
+                route=event.route,
+                agent=self.agent,
+                level=LogLevel.error,
             )
             return
         if is_later(result):
@@ -141,7 +144,11 @@ class RequestRunner:
 
     def _notify_failed(self, failure: Failure, route: str) -> None:
         log.failure(
-            "notify handler for {route} failed ({agent})", failure, route=route, agent=self.agent
+            "notify handler for {route} failed ({agent})",
+            failure,
+            route=route,
+            agent=self.agent,
+            level=LogLevel.error,
         )
 
     def unknown_code(self, event: UnknownRouteCode) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import RpcError
@@ -57,6 +57,7 @@ def call_frontends(
                 method=method,
                 route=route,
                 frontend=frontend_id,
+                level=LogLevel.error,
             )
         return False
 

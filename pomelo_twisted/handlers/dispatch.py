@@ -25,7 +25,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import HandlerError, RequestTimeout, RouteNotFound
@@ -275,7 +275,9 @@ class Dispatcher:
                     changed = await changed
             except Exception:
                 log.failure(
-                    "after-filter of {route} failed; response unchanged", route=context.route
+                    "after-filter of {route} failed; response unchanged",
+                    route=context.route,
+                    level=LogLevel.error,
                 )
             else:
                 if changed is not None:
@@ -289,7 +291,9 @@ class Dispatcher:
                 if isinstance(body, Deferred):
                     body = await body
             except Exception:
-                log.failure("error handler failed on {route}", route=context.route)
+                log.failure(
+                    "error handler failed on {route}", route=context.route, level=LogLevel.error
+                )
             else:
                 if body is not None:
                     return body
@@ -304,7 +308,12 @@ class Dispatcher:
 
         def timed_out(result: object, _: float) -> Failure:
             if isinstance(result, Failure) and not result.check(CancelledError, HandlerError):
-                log.failure("{route} failed after its timeout", result, route=context.route)
+                log.failure(
+                    "{route} failed after its timeout",
+                    result,
+                    route=context.route,
+                    level=LogLevel.error,
+                )
             log.info("{route} timed out after {timeout}s", route=context.route, timeout=timeout)
             return Failure(HandlerTimeout(timeout))
 

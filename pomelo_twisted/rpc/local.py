@@ -28,7 +28,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -230,6 +230,7 @@ class LocalRpcTransport:
                 service=call.service,
                 method=call.method,
                 server_id=call.server_id,
+                level=LogLevel.error,
             )
         if call.done:
             call.counters.late += 1

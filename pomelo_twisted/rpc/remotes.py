@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
@@ -160,7 +160,7 @@ def _error_answer(call_id: int, failure: Failure, where: Callable[[], str]) -> b
     if isinstance(exc, HandlerError):
         return pack_plain([call_id, HANDLER_ERROR, exc.code, exc.msg])
     if not isinstance(exc, PomeloError):
-        log.failure("{where} failed", failure, where=where())
+        log.failure("{where} failed", failure, where=where(), level=LogLevel.error)
         return pack_plain([call_id, ERROR, f"{type(exc).__name__}: {exc}"])
     return pack_plain([call_id, ERROR, str(exc)])
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ..errors import HandlerError
 from ..interfaces import IAgent
@@ -149,7 +149,7 @@ class SessionService:
         try:
             session.agent.kick(reason)
         except Exception:
-            log.failure("kicking {session} failed", session=session)
+            log.failure("kicking {session} failed", session=session, level=LogLevel.error)
 
     def _remove(self, session: Session, reason: str) -> None:
         if self._sessions.get(session.id) is session:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ..interfaces import IAgent
 from ..results import settle
@@ -174,10 +174,14 @@ class Session:
         try:
             result = callback(self, reason)
         except Exception:
-            log.failure("on_closed callback of {session} failed", session=self)
+            log.failure(
+                "on_closed callback of {session} failed", session=self, level=LogLevel.error
+            )
             return
         result = settle(result)
         if isinstance(result, Deferred):
             result.addErrback(
-                lambda f: log.failure("on_closed callback of {session} failed", f, session=self)
+                lambda f: log.failure(
+                    "on_closed callback of {session} failed", f, session=self, level=LogLevel.error
+                )
             )
