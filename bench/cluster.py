@@ -179,12 +179,21 @@ class Cluster:
         prefix: str,
         ramp_up: float = 5.0,
         request_timeout: float = 10.0,
+        scenario: str = "PrefixedChatBot",
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """``pomelo-twisted bot bench/chatbot.py`` on one connector (uids/rooms ``prefix``-ed)."""
+        """``pomelo-twisted bot bench/chatbot.py:SCENARIO`` on one connector (uids and rooms
+        ``prefix``-ed; ``env`` adds e.g. ``POMELO_BOT_ROOMS``)."""
         out = report.with_suffix(".out").open("wb")
         self._files.append(out)
         args = [
-            *(sys.executable, "-m", "pomelo_twisted.admin.cli", "bot", str(BOT_SCENARIO)),
+            *(
+                sys.executable,
+                "-m",
+                "pomelo_twisted.admin.cli",
+                "bot",
+                f"{BOT_SCENARIO}:{scenario}",
+            ),
             *("--target", self.target(connector_id), "--bots", str(bots)),
             *("--ramp-up", f"{ramp_up:g}", "--duration", f"{duration:g}"),
             *("--request-timeout", f"{request_timeout:g}", "--report", str(report), "--quiet"),
@@ -192,7 +201,7 @@ class Cluster:
         process = subprocess.Popen(
             args,
             cwd=self.workdir,
-            env=dict(_env(), POMELO_BOT_PREFIX=prefix),
+            env=dict(_env(), POMELO_BOT_PREFIX=prefix, **(env or {})),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
