@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and this checkout
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -42,7 +43,7 @@ from typing import Any
 
 from bench.cluster import Cluster, load_report
 
-__all__ = ["Check", "main", "rooms_on"]
+__all__ = ["Check", "grouped", "main", "rooms_on"]
 
 STOP_SECONDS = 15.0
 DEADLINE = 10.0  # the bots' request timeout
@@ -345,13 +346,25 @@ def run_case(
         cluster.close(keep=keep)
 
 
+def grouped(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """Log lines without their timestamps, numbers and addresses, counted (most first)."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        name, _, text = line.partition(": ")
+        text = re.sub(r"^\S+ ", "", text)  # the timestamp
+        text = re.sub(r"(?<![\w-])\d+(\.\d+)*(:\d+)?", "N", text)  # not in server ids
+        key = f"{name}: {text}"
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(((n, key) for key, n in counts.items()), reverse=True)
+
+
 def print_table(checks: Sequence[Check]) -> None:
-    """One row per check; the offending lines after the row."""
+    """One row per check; the offending log lines after it, grouped and counted."""
     for check in checks:
         print(f"{check.case:<7} {'PASS' if check.ok else 'FAIL'}  {check.what}")
         print(f"{'':<14}{check.figures}")
-        for line in check.details[:40]:
-            print(f"{'':<16}{line}")
+        for count, line in grouped(check.details):
+            print(f"{'':<16}{count} x {line}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
