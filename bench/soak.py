@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.cluster import Cluster, load_report, rss_kb
 
-__all__ = ["main", "slope_per_minute", "summarize_series"]
+__all__ = ["main", "merge_reports", "slope_per_minute", "summarize_run", "summarize_series"]
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float | None:
@@ -48,9 +48,12 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float | None:
     return cov / var * 60.0
 
 
-def summarize_series(samples: Sequence[tuple[float, str, int, int]]) -> dict[str, dict[str, Any]]:
-    """Per server: start/end/max RSS (KiB), slope over the run and over its second half,
-    and how many pids it had (a restart shows as 2)."""
+def summarize_series(
+    samples: Sequence[tuple[float, str, int, int]], warmup: float = 180.0
+) -> dict[str, dict[str, Any]]:
+    """Per server: start/end/max RSS (KiB), the RSS once warmed up (first sample at or
+    after ``warmup`` seconds), the slope over the run, over its second half and after the
+    warm-up, and how many pids it had (a restart shows as 2)."""
     by_server: dict[str, list[tuple[float, int, int]]] = {}
     for t, server, pid, rss in samples:
         by_server.setdefault(server, []).append((t, pid, rss))
@@ -58,6 +61,7 @@ def summarize_series(samples: Sequence[tuple[float, str, int, int]]) -> dict[str
     for server, rows in by_server.items():
         points = [(t, float(rss)) for t, _, rss in rows]
         half = points[0][0] + (points[-1][0] - points[0][0]) / 2
+        steady = [p for p in points if p[0] >= warmup]
         summary[server] = {
             "samples": len(rows),
             "pids": len({pid for _, pid, _ in rows}),
@@ -66,6 +70,8 @@ def summarize_series(samples: Sequence[tuple[float, str, int, int]]) -> dict[str
             "max_kb": max(rss for _, _, rss in rows),
             "slope_kb_min": slope_per_minute(points),
             "slope_2nd_half_kb_min": slope_per_minute([p for p in points if p[0] >= half]),
+            "warm_kb": int(steady[0][1]) if steady else None,
+            "slope_warm_kb_min": slope_per_minute(steady),
         }
     return summary
 
@@ -105,15 +111,17 @@ def _fmt(value: float | None) -> str:
 def print_summary(series: dict[str, dict[str, Any]], bots: dict[str, Any]) -> None:
     """The RSS table and the bots' report, for people."""
     print(
-        f"{'server':<20} {'start MiB':>9} {'end MiB':>8} {'max MiB':>8} "
-        f"{'slope KiB/min':>13} {'2nd half':>9} {'pids':>4}"
+        f"{'server':<20} {'start MiB':>9} {'warm MiB':>8} {'end MiB':>8} {'max MiB':>8} "
+        f"{'slope KiB/min':>13} {'2nd half':>9} {'warm':>7} {'pids':>4}"
     )
     for server in sorted(series):
         row = series[server]
+        warm = "-" if row["warm_kb"] is None else f"{row['warm_kb'] / 1024:.1f}"
         print(
-            f"{server:<20} {row['start_kb'] / 1024:>9.1f} {row['end_kb'] / 1024:>8.1f} "
+            f"{server:<20} {row['start_kb'] / 1024:>9.1f} {warm:>8} {row['end_kb'] / 1024:>8.1f} "
             f"{row['max_kb'] / 1024:>8.1f} {_fmt(row['slope_kb_min']):>13} "
-            f"{_fmt(row['slope_2nd_half_kb_min']):>9} {row['pids']:>4}"
+            f"{_fmt(row['slope_2nd_half_kb_min']):>9} {_fmt(row['slope_warm_kb_min']):>7} "
+            f"{row['pids']:>4}"
         )
     print(
         f"bots: {bots['bots']}; requests {bots['requests']}, errors {bots['errors']} "
@@ -125,6 +133,20 @@ def print_summary(series: dict[str, dict[str, Any]], bots: dict[str, Any]) -> No
         print(f"latency ms (one bot process): {latency}")
 
 
+def summarize_run(folder: Path, warmup: float) -> int:
+    """Print the summary of the run whose ``rss.csv`` and bots' reports are in ``folder``."""
+    with (folder / "rss.csv").open(newline="") as f:
+        samples = [
+            (float(r["seconds"]), r["server"], int(r["pid"]), int(r["rss_kb"]))
+            for r in csv.DictReader(f)
+        ]
+    reports = sorted(folder.glob("bots-*.json"))
+    print_summary(
+        summarize_series(samples, warmup), merge_reports([load_report(r) for r in reports])
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; 0 when nothing went wrong."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -133,7 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="RSS sample period, s (10)")
     parser.add_argument("--ramp-up", type=float, default=30.0, help="seconds to start the bots")
     parser.add_argument("--out", type=Path, default=Path("soak-out"), help="result folder")
+    parser.add_argument("--warmup", type=float, default=180.0, help="seconds of warm-up (180)")
+    parser.add_argument(
+        "--summarize", metavar="DIR", type=Path, help="print the summary of a finished run"
+    )
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        return summarize_run(args.summarize, args.warmup)
     args.out.mkdir(parents=True, exist_ok=True)
     duration = args.minutes * 60.0
     cluster = Cluster()
@@ -167,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 next_at = began + (now // args.interval + 1) * args.interval
                 while time.monotonic() < next_at and any(b.poll() is None for b in bots):
                     time.sleep(0.5)
-        series = summarize_series(samples)
+        series = summarize_series(samples, args.warmup)
         merged = merge_reports([load_report(r) for r in reports])
         problems = {name: found for name, found in cluster.problems().items() if any(found)}
         (args.out / "soak.json").write_text(

@@ -37,7 +37,7 @@ class ScriptHelperTests(SynchronousTestCase):
         self.assertIsNone(slope_per_minute([(3, 5), (3, 6)]))
 
     def test_summarize_series(self) -> None:
-        """Per server: first, last and highest RSS, both slopes, and how many pids it had."""
+        """Per server: first, warmed-up, last and highest RSS, the slopes, how many pids."""
         samples = [(0.0, "a", 1, 100), (30.0, "a", 1, 400), (60.0, "a", 2, 200), (0.0, "b", 3, 7)]
         summary = summarize_series(samples)
         self.assertEqual(
@@ -47,6 +47,9 @@ class ScriptHelperTests(SynchronousTestCase):
         self.assertAlmostEqual(summary["a"]["slope_kb_min"], 100.0)
         self.assertAlmostEqual(summary["a"]["slope_2nd_half_kb_min"], -400.0)
         self.assertIsNone(summary["b"]["slope_kb_min"])
+        warm = summarize_series(samples, warmup=30.0)["a"]
+        self.assertEqual(warm["warm_kb"], 400)
+        self.assertAlmostEqual(warm["slope_warm_kb_min"], -400.0)
 
     def test_merge_reports(self) -> None:
         """The bots' reports add up: requests, errors by route and code, scenario checks."""
