@@ -280,12 +280,16 @@ class PersistentLogin(ClusterLogin):
     def stop(self) -> Deferred[None]:
         """Close the connection and stop retrying; fires once closed."""
         self.state = "stopped"
-        self.avatar = None
+        # Dropping the last reference to the perspective sends PB's decref, which logs
+        # us out on the peer at once; calls of this turn still on their way would then
+        # be refused ("not logged in"). Keep it until the connection is closed.
+        avatar, self.avatar = self.avatar, None
         self._stop_pinging()
         service, self._service = self._service, None
         if service is None:
             return succeed(None)
         stopped: Deferred[None] = service.stopService()
+        stopped.addBoth(lambda result: (avatar, result)[1])
         return stopped
 
     def reconnect_now(self) -> None:

@@ -172,3 +172,53 @@ class QuietCloseTests(LoginCase):
             self.settle()
         self.assertEqual(connection.state, "down")
         self.assertEqual([e for e in events if e["log_level"] > LogLevel.info], [])
+
+
+class _Tracked(pb.Avatar):
+    """An avatar that records, at logout, whether its connection was already closed."""
+
+    def __init__(self, brokers: list[pb.Broker], logouts: list[bool]) -> None:
+        self.brokers = brokers
+        self.logouts = logouts
+
+    def logout(self) -> None:
+        self.logouts.append(all(broker.disconnected for broker in self.brokers))
+
+
+class _RecordingFactory(pb.PBServerFactory):
+    """A PB server factory that keeps its brokers."""
+
+    def __init__(self, portal: Any, brokers: list[pb.Broker]) -> None:
+        super().__init__(portal)
+        self.brokers = brokers
+
+    def buildProtocol(self, addr: Any) -> pb.Broker:
+        broker: pb.Broker = super().buildProtocol(addr)
+        self.brokers.append(broker)
+        return broker
+
+
+class StopTests(SynchronousTestCase):
+    """Stopping a logged-in PersistentLogin."""
+
+    def test_stop_keeps_the_login_until_the_connection_is_closed(self) -> None:
+        """stop() logs out on the peer only once the connection is closed, not before by
+        dropping the perspective (PB's decref): calls of the same turn are still served."""
+        clock, network = Clock(), MemoryNetwork()
+        brokers: list[pb.Broker] = []
+        logouts: list[bool] = []
+        portal = make_portal(SECRET, lambda name, mind: _Tracked(brokers, logouts))
+        network.listen(ADDRESS, _RecordingFactory(portal, brokers))
+        connection = PersistentLogin(
+            network.endpoint(ADDRESS), "connector-1", SECRET, clock=clock, jitter=lambda: 0.0
+        )
+        connection.start()
+        for _ in range(20):
+            network.flush()
+            clock.advance(0)
+        self.assertEqual(connection.state, "up")
+        connection.stop()
+        for _ in range(20):
+            network.flush()
+            clock.advance(0)
+        self.assertEqual(logouts, [True])
