@@ -8,7 +8,9 @@ its TCP connection open: without a probe, every call to it waits for its deadlin
 When no pong came for ``timeout`` seconds (default 3), the peer is *not answering*:
 ``on_state(False)``; the first pong after that: ``on_state(True)``. The deadline is
 re-armed at every pong, so a peer is declared silent ``timeout`` seconds after its
-last answer, whatever the phase of the pings.
+last answer, whatever the phase of the pings. A deadline that fires more than one
+``interval`` late says that this process stalled (SIGSTOP, a long computation), not its
+peer: the pong may be waiting unread, so the peer gets ``timeout`` seconds more.
 """
 
 from __future__ import annotations
@@ -57,13 +59,14 @@ class Pinger:
         self.sent = 0
         self._tick: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
+        self._due = 0.0
 
     def start(self) -> None:
         """Start pinging (the peer counts as answering until ``timeout`` of silence)."""
         if self._tick is not None:
             return
         self._tick = self._clock.callLater(self.interval, self._ping)
-        self._deadline = self._clock.callLater(self.timeout, self._silent)
+        self._arm()
 
     def stop(self) -> None:
         """Stop pinging (the connection is gone)."""
@@ -79,8 +82,9 @@ class Pinger:
         deadline = self._deadline
         if deadline is not None and deadline.active():
             deadline.reset(self.timeout)
+            self._due = self._clock.seconds() + self.timeout
         else:
-            self._deadline = self._clock.callLater(self.timeout, self._silent)
+            self._arm()
         if not self.answering:
             self.answering = True
             self._on_state(True)
@@ -90,8 +94,15 @@ class Pinger:
         self._tick = self._clock.callLater(self.interval, self._ping)
         self._send(self.sent)
 
+    def _arm(self) -> None:
+        self._due = self._clock.seconds() + self.timeout
+        self._deadline = self._clock.callLater(self.timeout, self._silent)
+
     def _silent(self) -> None:
         self._deadline = None
+        if self._clock.seconds() - self._due > self.interval:
+            self._arm()  # we were stalled, not the peer: its pong may be unread
+            return
         if self.answering:
             self.answering = False
             self._on_state(False)

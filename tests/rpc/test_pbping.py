@@ -46,6 +46,24 @@ class PingerTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertRaises(ValueError, Pinger, clock, sent.append, states.append, interval=0)
 
+    def test_own_stall_is_not_the_peers_silence(self) -> None:
+        """A deadline that fires late after this process stalled gives the peer another
+        timeout (its pong may wait unread); silence after that is still told."""
+        clock = Clock()
+        sent: list[int] = []
+        states: list[bool] = []
+        pinger = Pinger(clock, sent.append, states.append, interval=1.0, timeout=3.0)
+        pinger.start()
+        clock.advance(1)
+        pinger.pong(sent[-1])
+        clock.advance(20)  # SIGSTOP for 20 s: every overdue call runs at once
+        self.assertEqual(states, [])
+        pinger.pong(sent[-1])  # the peer's answer, read after the resume
+        self.assertEqual(states, [])
+        clock.advance(3)
+        self.assertEqual(states, [False])
+        pinger.stop()
+
 
 class HungPeerTests(PbCase):
     """connector-1 pings chat-1 over the MemoryNetwork; chat-1 stops reading."""
