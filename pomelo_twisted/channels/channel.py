@@ -3,7 +3,8 @@
 A push is grouped by frontend: exactly one call
 ``rpc(frontend_id, "pomelo.sys", "push", (route, msg, uids))`` per frontend holding members,
 all fired at once; the frontend encodes the message once for all its members. A call
-that fails is logged and does not fail the others.
+that fails does not fail the others; an RPC failure is a warning logged at most once per
+interval and kind, with a count (a frontend that is down fails every push to it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import RpcError
+from ..rpc.logagg import RepeatedWarning
 from ..session.backend import SYS_SERVICE, RpcCall
 
 __all__ = ["Channel", "call_frontends", "group_by_frontend"]
@@ -32,18 +34,24 @@ def group_by_frontend(members: Iterable[tuple[str, str]]) -> dict[str, list[str]
 
 
 def call_frontends(
-    rpc: RpcCall, method: str, calls: Mapping[str, tuple[Any, ...]], route: str
+    rpc: RpcCall,
+    method: str,
+    calls: Mapping[str, tuple[Any, ...]],
+    route: str,
+    warnings: RepeatedWarning | None = None,
 ) -> Deferred[int]:
     """Call ``method`` of the system service on each frontend of ``calls`` concurrently.
 
-    Fires with the number of calls that succeeded; each failure is logged.
+    Fires with the number of calls that succeeded; an RPC failure goes to ``warnings``
+    (repeats counted, not logged one by one), any other failure is logged with its
+    traceback.
     """
     if not calls:
         return succeed(0)
 
     def failed(failure: Failure, frontend_id: str) -> bool:
         if failure.check(RpcError):
-            log.warn(
+            (warnings or RepeatedWarning(log)).warn(
                 "{method} {route} to {frontend} failed: {error}",
                 method=method,
                 route=route,
@@ -73,12 +81,13 @@ def call_frontends(
 class Channel:
     """Named group of users: ``uid -> frontend_id``, in join order."""
 
-    __slots__ = ("_groups", "_members", "_rpc", "destroyed", "name")
+    __slots__ = ("_groups", "_members", "_rpc", "_warnings", "destroyed", "name")
 
-    def __init__(self, name: str, rpc: RpcCall) -> None:
+    def __init__(self, name: str, rpc: RpcCall, warnings: RepeatedWarning | None = None) -> None:
         self.name = name
         self.destroyed = False
         self._rpc = rpc
+        self._warnings = warnings if warnings is not None else RepeatedWarning(log)
         self._members: dict[str, str] = {}
         self._groups: dict[str, list[str]] | None = None
         """The members by frontend, kept between pushes until the membership changes
@@ -143,4 +152,4 @@ class Channel:
                 if (kept := [uid for uid in uids if uid not in excluded])
             }
         calls = {frontend_id: (route, msg, uids) for frontend_id, uids in groups.items()}
-        return call_frontends(self._rpc, "push", calls, route)
+        return call_frontends(self._rpc, "push", calls, route, self._warnings)

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
+from ..rpc.logagg import RepeatedWarning
 from ..session.backend import RpcCall
 from .channel import Channel, call_frontends, group_by_frontend
 
 __all__ = ["ChannelService"]
+
+log = Logger()
 
 
 class ChannelService:
@@ -28,6 +32,8 @@ class ChannelService:
         self._rpc = rpc
         self._frontends = frontends
         self._channels: dict[str, Channel] = {}
+        #: Failed pushes to a frontend, one warning per interval (shared by the channels).
+        self._warnings = RepeatedWarning(log)
 
     def __repr__(self) -> str:
         return f"<ChannelService: {len(self._channels)} channels>"
@@ -39,7 +45,7 @@ class ChannelService:
         """The channel ``name``, created if it does not exist yet."""
         channel = self._channels.get(name)
         if channel is None:
-            channel = self._channels[name] = Channel(name, self._rpc)
+            channel = self._channels[name] = Channel(name, self._rpc, self._warnings)
         return channel
 
     def get(self, name: str, create: bool = False) -> Channel | None:
@@ -79,10 +85,10 @@ class ChannelService:
         how many frontends took it."""
         groups = group_by_frontend(members)
         calls = {frontend_id: (route, msg, uids) for frontend_id, uids in groups.items()}
-        return call_frontends(self._rpc, "push", calls, route)
+        return call_frontends(self._rpc, "push", calls, route, self._warnings)
 
     def broadcast(self, route: str, msg: object) -> Deferred[int]:
         """Push to every client of every frontend: one ``"broadcast"`` call each; fires
         with how many frontends took it."""
         calls = dict.fromkeys(self._frontends(), (route, msg))
-        return call_frontends(self._rpc, "broadcast", calls, route)
+        return call_frontends(self._rpc, "broadcast", calls, route, self._warnings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.channels import Channel, ChannelService
@@ -155,6 +156,20 @@ class ChannelPushTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(filled(rpc).push("onChat", {})), 1)
         self.assertEqual([call[0] for call in rpc.calls], FRONTENDS)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_pushes_to_a_down_frontend_warn_once_per_interval(self) -> None:
+        """A hundred pushes failing at a down frontend write one warning line, not a hundred."""
+        rpc = FakeRpc()
+        rpc.results["connector-2"] = RpcError("connector-2 is down")
+        service = ChannelService(rpc, lambda: list(FRONTENDS))
+        channel = service.create("room")
+        for index, frontend_id in enumerate(FRONTENDS):
+            channel.add(f"u{index}", frontend_id)
+        with capturedLogs() as events:
+            for _ in range(100):
+                channel.push("onChat", {})
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
 
 
 class ChannelServiceTests(SynchronousTestCase):
