@@ -63,16 +63,9 @@ def _check_depth(value: object, limit: int, kind: str) -> object:
     return value
 
 
-@implementer(ISerializer)
-class JsonSerializer:
-    """JSON via orjson: compact, UTF-8 (no ``\\u`` escapes), non-str dict keys allowed.
+class _DepthLimited:
+    """A serializer that decodes nesting down to ``max_depth`` levels only."""
 
-    Non-str keys (int, float, bool, None) are turned into strings as the standard
-    library's :func:`json.dumps` does, e.g. ``{1: 2}`` encodes as ``{"1":2}``.
-    Integers must fit in 64 bits; NaN and infinities encode as ``null``.
-    """
-
-    name: Final = "json"
     max_depth: int = MAX_DEPTH
     """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
 
@@ -81,6 +74,18 @@ class JsonSerializer:
             raise ValueError("max_depth must be at least 1")
         if max_depth != MAX_DEPTH:
             self.max_depth = max_depth
+
+
+@implementer(ISerializer)
+class JsonSerializer(_DepthLimited):
+    """JSON via orjson: compact, UTF-8 (no ``\\u`` escapes), non-str dict keys allowed.
+
+    Non-str keys (int, float, bool, None) are turned into strings as the standard
+    library's :func:`json.dumps` does, e.g. ``{1: 2}`` encodes as ``{"1":2}``.
+    Integers must fit in 64 bits; NaN and infinities encode as ``null``.
+    """
+
+    name: Final = "json"
 
     def encode(self, obj: object) -> bytes:
         """Return the compact UTF-8 JSON of ``obj``.
@@ -111,18 +116,10 @@ class JsonSerializer:
 
 
 @implementer(ISerializer)
-class MsgpackSerializer:
+class MsgpackSerializer(_DepthLimited):
     """msgpack: str as UTF-8 str, bytes as bin; maps may have non-str keys."""
 
     name: Final = "msgpack"
-    max_depth: int = MAX_DEPTH
-    """The deepest nesting decoded (a class default: subclasses need not call __init__)."""
-
-    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
-        if max_depth < 1:
-            raise ValueError("max_depth must be at least 1")
-        if max_depth != MAX_DEPTH:
-            self.max_depth = max_depth
 
     def encode(self, obj: object) -> bytes:
         """Return the msgpack encoding of ``obj`` (bytes values are packed as bin).

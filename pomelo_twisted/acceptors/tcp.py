@@ -193,11 +193,13 @@ class PomeloTCPProtocol(Protocol):
         finally:
             self._batch = None
             if batch:
-                write_eagerly(
-                    self.transport,
-                    self._socket_send,
-                    batch[0] if len(batch) == 1 else b"".join(batch),
-                )
+                self._write_batch(batch)
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        """The packages of one read or slice, in one write."""
+        write_eagerly(
+            self.transport, self._socket_send, batch[0] if len(batch) == 1 else b"".join(batch)
+        )
 
     def call_batched(self, f: Callable[[], None]) -> None:
         """Call ``f``; the packages written meanwhile go out in one write."""
@@ -208,11 +210,7 @@ class PomeloTCPProtocol(Protocol):
         finally:
             self._batch = None
             if batch:
-                write_eagerly(
-                    self.transport,
-                    self._socket_send,
-                    batch[0] if len(batch) == 1 else b"".join(batch),
-                )
+                self._write_batch(batch)
 
     def _flush(self, batch: list[bytes]) -> None:
         write_eagerly(
