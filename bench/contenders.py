@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -130,11 +131,24 @@ class OursCluster:
                 '{"heartbeat": 30.0, "use_dict": True, "request_rate": None}',
             )
         )
+        self._own_secrets(env)
         self.frontends = list(layout["servers"]["connector"])
         self.port = int(self.frontends[0]["clientPort"])
         argv = [*TWISTD, "-n", "--pidfile=", "pomelo", "--app", str(self.game), "--env", env]
         self.master = _Process(_pinned(argv, pin), workdir / f"{self.name}-master.log")
         self._started = self._wait_started()
+
+    def _own_secrets(self, env: str) -> None:
+        """The copy's master.json gets secrets of its own (a production start refuses the
+        published example values) and plaintext links: the suite compares the default
+        transport; ``bench/rpc.py --tls`` measures what TLS between servers costs."""
+        path = self.game / "config" / "master.json"
+        config = json.loads(path.read_text())
+        section = config[env]
+        section["secret"] = secrets.token_hex(16)
+        section["adminSecret"] = secrets.token_hex(16)
+        section.pop("tls", None)
+        path.write_text(json.dumps(config, indent=2))
 
     def _wait_started(self, timeout: float = 60.0) -> dict[str, int]:
         deadline = time.monotonic() + timeout
