@@ -25,6 +25,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
 
 from .game import REPO, _die_with_parent, copy_game, traceback_entries
 
@@ -171,3 +172,18 @@ class ClusterProcess:
             self._log_file.close()
             self._log_file = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ClusterCase(TestCase):
+    """A trial TestCase whose tests start the example game's cluster (stopped at cleanup)."""
+
+    timeout = 120
+
+    @inlineCallbacks
+    def started(self, **options: Any) -> Any:
+        """A started :class:`ClusterProcess` (``options`` for its constructor)."""
+        cluster = ClusterProcess(**options)
+        self.addCleanup(cluster.stop)
+        cluster.start()
+        yield cluster.wait_started()
+        return cluster

@@ -10,13 +10,12 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import default_route
 
-from .cluster import ClusterProcess
+from .cluster import ClusterCase, ClusterProcess
 from .test_example_game import Pushes
 
 ENTRY = "connector.entryHandler.entry"
@@ -35,18 +34,8 @@ def room_on(server_id: str) -> str:
     raise AssertionError("no room maps to " + server_id)
 
 
-class ClusterTests(TestCase):
+class ClusterTests(ClusterCase):
     """``pomelo-twisted start``, clients on both connectors, ``list`` and ``stop``."""
-
-    timeout = 120
-
-    @inlineCallbacks
-    def started(self) -> Any:
-        cluster = ClusterProcess()
-        self.addCleanup(cluster.stop)
-        cluster.start()
-        yield cluster.wait_started()
-        return cluster
 
     @inlineCallbacks
     def client(self, cluster: ClusterProcess, connector: str, uid: str, rid: str) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from bench.cluster import level_lines, rss_kb
 from bench.faults import rooms_on
@@ -19,7 +19,7 @@ from bench.soak import merge_reports, slope_per_minute, summarize_series
 from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.rpc import default_route
 
-from .cluster import ClusterProcess
+from .cluster import ClusterCase, ClusterProcess
 from .test_cluster import CHAT_ECHO, CHATS, ENTRY, room_on
 
 ABOVE_INFO = re.compile(r"#(warn|error|critical)\]")
@@ -115,18 +115,8 @@ def above_info(cluster: ClusterProcess) -> dict[str, list[str]]:
     return found
 
 
-class ClusterFaultTests(TestCase):
+class ClusterFaultTests(ClusterCase):
     """Restarts and a hung backend on the example game's real cluster."""
-
-    timeout = 120
-
-    @inlineCallbacks
-    def started(self) -> Any:
-        cluster = ClusterProcess()
-        self.addCleanup(cluster.stop)
-        cluster.start()
-        yield cluster.wait_started()
-        return cluster
 
     @inlineCallbacks
     def test_restart_server_by_server_logs_nothing_above_info(self) -> Any:
