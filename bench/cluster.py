@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from pomelo_twisted.testing.gamecopy import copy_game
+from pomelo_twisted.testing.gamecopy import child_env, copy_game
 
 __all__ = ["BOT_SCENARIO", "REPO", "Cluster", "level_lines", "rss_kb"]
 
@@ -58,12 +58,7 @@ def level_lines(text: str) -> Findings:
 
 
 def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO), path] if path else [str(REPO)]),
-        PYTHONUNBUFFERED="1",
-    )
+    return child_env(REPO)
 
 
 class Cluster:

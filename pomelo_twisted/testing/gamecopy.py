@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
-__all__ = ["copy_game", "free_ports"]
+__all__ = ["child_env", "copy_game", "free_ports"]
+
+
+def child_env(checkout: Path) -> dict[str, str]:
+    """The environment of a child process (twistd, the CLI, bots) that must import this
+    ``checkout``'s pomelo_twisted: it first on PYTHONPATH, output unbuffered."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(checkout), path] if path else [str(checkout)]),
+        PYTHONUNBUFFERED="1",
+    )
 
 
 def free_ports(count: int) -> list[int]:

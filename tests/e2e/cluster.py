@@ -27,6 +27,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from pomelo_twisted.testing.gamecopy import child_env
+
 from .game import REPO, _die_with_parent, copy_game, traceback_entries
 
 __all__ = ["ClusterProcess"]
@@ -36,12 +38,7 @@ STARTED = "cluster started:"
 
 
 def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO), path] if path else [str(REPO)]),
-        PYTHONUNBUFFERED="1",
-    )
+    return child_env(REPO)
 
 
 class ClusterProcess:

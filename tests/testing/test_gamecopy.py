@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.gameconfig import GameConfig
-from pomelo_twisted.testing.gamecopy import copy_game, free_ports
+from pomelo_twisted.testing.gamecopy import child_env, copy_game, free_ports
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_game"
 
@@ -42,3 +43,13 @@ class GameCopyTests(SynchronousTestCase):
         ports = free_ports(5)
         self.assertEqual(len(set(ports)), 5)
         self.assertNotIn(0, ports)
+
+
+class ChildEnvTests(SynchronousTestCase):
+    """child_env: a child process imports the given checkout first."""
+
+    def test_checkout_first_on_pythonpath(self) -> None:
+        """The checkout leads PYTHONPATH (before an inherited one); output is unbuffered."""
+        env = child_env(Path("/some/checkout"))
+        self.assertEqual(env["PYTHONPATH"].split(os.pathsep)[0], "/some/checkout")
+        self.assertEqual(env["PYTHONUNBUFFERED"], "1")
