@@ -21,12 +21,13 @@ LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game fuzz)
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install test test-interop test-conformance lint fuzz run run-standalone bench bench-suite clean
+.PHONY: help install services test test-interop test-conformance lint fuzz run run-standalone bench bench-suite clean
 
 help:
 	@echo "pomelo_twisted targets:"
 	@echo "  make install       create $(VENV) and install the package editable with [test] extras"
 	@echo "  make test          unit and integration tests, under pytest and under trial"
+	@echo "  make services      install etcd and redis-server (Debian) for the tests that start them"
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make test-conformance  the Autobahn TestSuite (kosoku) against our WebSocket echo"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
@@ -49,7 +50,23 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Real services some tests start on free loopback ports (Debian packages; `make test` runs as
+# root on CI and on a fresh machine).  Without apt-get or root the tests that need them skip.
+SERVICES := etcd:etcd-server redis-server:redis-server
+
+services:
+	@missing=""; for pair in $(SERVICES); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing$$missing (Debian packages)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+	      || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	          --no-install-recommends $$missing)) >/dev/null; \
+	  else echo "   (not root or no apt-get: the tests that need$$missing will skip)"; fi; \
+	fi
+
+test: $(STAMP) services
 	@echo "==> pytest: tests (not interop)"
 	$(PY) -m pytest -q -m "not interop" tests
 	@echo "==> trial: tests (interop tests skip themselves unless POMELO_INTEROP=1)"

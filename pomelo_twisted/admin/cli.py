@@ -21,7 +21,7 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred
@@ -35,6 +35,7 @@ from ..cluster.master import TWISTD
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
+from .arguments import PROG, build_parser, folder_error, parse_args, parse_entry
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
 from .table import cell, format_table, format_uptime
 from .target import Connector, Target, load_target
@@ -43,7 +44,6 @@ __all__ = ["Target", "await_started", "execute", "format_table", "format_uptime"
 __all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
 __all__ += ["start_foreground", "wait_until_gone", "wait_until_up"]
 
-PROG = "pomelo-twisted"
 #: Seconds ``start --daemon`` waits for the master to answer.
 START_TIMEOUT = 15.0
 #: Seconds ``start --daemon`` waits for every server to be up once the master answers.
@@ -54,119 +54,24 @@ STOP_TIMEOUT = 60.0
 POLL_INTERVAL = 0.25
 #: Seconds one connect-and-login attempt may take.
 LOGIN_TIMEOUT = 5.0
-_INT_KEYS = {"port", "clientPort"}
-
-
-# -- arguments ---------------------------------------------------------------------------
-
-
-def parse_entry(items: Iterable[str]) -> dict[str, Any]:
-    """A server entry from ``key=value`` words; ``ValueError`` naming a bad one.
-
-    ``port`` and ``clientPort`` are integers, ``true``/``false`` booleans, the
-    rest strings; ``type`` and ``id`` are required.
-    """
-    entry: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"expected key=value, got {item!r}")
-        if key in entry:
-            raise ValueError(f"{key} given twice")
-        value: Any = text
-        if key in _INT_KEYS:
-            try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(f"{key} must be a number, got {text!r}") from None
-        elif text in ("true", "false"):
-            value = text == "true"
-        entry[key] = value
-    missing = [key for key in ("type", "id") if not entry.get(key)]
-    if missing:
-        raise ValueError(f"add needs {' and '.join(f'{k}=...' for k in missing)}")
-    return entry
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: ``--app``/``--env`` are accepted before or after the command."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Start, inspect and stop a pomelo_twisted game cluster; load-test it and "
-        "talk to it.",
-    )
-    _folder_options(parser, suppress=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        _folder_options(sub, suppress=True)
-        return sub
-
-    start = command("start", "start the master, which starts every server")
-    start.add_argument(
-        "--daemon",
-        action="store_true",
-        help="run in the background (logs/master.log) and wait until it answers",
-    )
-    command("list", "list the servers and their state")
-    stop = command("stop", "stop these servers, or (no ids) the whole cluster")
-    stop.add_argument("ids", nargs="*", metavar="ID", help="server ids")
-    command("kill", "SIGKILL every server; the master stops too")
-    restart = command("restart", "stop a server and start it again")
-    restart.add_argument("id", metavar="ID", help="server id")
-    add = command("add", "start a new server, e.g. add type=chat id=chat-server-3 port=4252")
-    add.add_argument(
-        "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
-    )
-    certs = command("certs", "create the cluster CA and each server's TLS certificate")
-    certs.add_argument("--force", action="store_true", help="create everything anew")
-    certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
-    bots_cli.add_parser(commands)
-    repl.add_parser(commands)
-    return parser
-
-
-def _folder_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    # A subcommand's copy has no default, so it never overrides one given before the command.
-    parser.add_argument(
-        "--app",
-        metavar="DIR",
-        default=argparse.SUPPRESS if suppress else ".",
-        help="game folder (default: .)",
-    )
-    parser.add_argument(
-        "--env",
-        metavar="ENV",
-        default=argparse.SUPPRESS if suppress else "development",
-        help="environment in the config files (default: development)",
-    )
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; exits 2 with a message on a usage error."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "add":
-        try:
-            args.entry = parse_entry(args.entry)
-        except ValueError as exc:
-            parser.error(str(exc))
-    return args
 
 
 # -- the game and its master --------------------------------------------------------------
 
 
-def master_argv(config: GameConfig, daemon: bool) -> list[str]:
-    """twistd running the game's master: in the foreground, or daemonized with logs/."""
+def master_argv(config: GameConfig, daemon: bool, log_level: str = "info") -> list[str]:
+    """twistd running the game's master: in the foreground, or daemonized with logs/.
+
+    ``log_level`` is the master's ``--log-level``, which it passes on to its servers.
+    """
     logs = config.base_dir / "logs"
     if daemon:
         head = ["--pidfile", str(logs / "master.pid"), "--logfile", str(logs / "master.log")]
     else:
         head = ["-n", "--pidfile="]
     app = ["--app", str(config.base_dir), "--env", config.env, "--type", "master"]
+    if log_level != "info":
+        app += ["--log-level", log_level]
     return [*TWISTD, *head, "pomelo", *app]
 
 
@@ -340,10 +245,13 @@ async def wait_until_up(
 
 
 def start_foreground(
-    target: Target, out: TextIO, execv: Callable[[str, list[str]], object] = os.execv
+    target: Target,
+    out: TextIO,
+    execv: Callable[[str, list[str]], object] = os.execv,
+    log_level: str = "info",
 ) -> int:
     """Become the master process (``os.execv``), so signals reach it directly."""
-    argv = master_argv(target.config, daemon=False)
+    argv = master_argv(target.config, daemon=False, log_level=log_level)
     out.flush()
     sys.stderr.flush()
     execv(argv[0], argv)
@@ -354,10 +262,11 @@ def start_daemon(
     target: Target,
     err: TextIO,
     run: Callable[[list[str]], int] = lambda argv: subprocess.call(argv),
+    log_level: str = "info",
 ) -> int:
     """Start the master in the background (twistd daemonizes); its twistd's exit status."""
     (target.config.base_dir / "logs").mkdir(parents=True, exist_ok=True)
-    status = run(master_argv(target.config, daemon=True))
+    status = run(master_argv(target.config, daemon=True, log_level=log_level))
     if status != 0:
         err.write(f"{PROG}: error: twistd could not start the master (exit status {status})\n")
         err.write(log_tail(target.config))
@@ -451,6 +360,9 @@ def run_reactor(
 def main(argv: list[str] | None = None) -> int:
     """The ``pomelo-twisted`` command: its exit status."""
     args, stdout = parse_args(argv), sys.stdout
+    problem = folder_error(args)
+    if problem is not None:  # a usage error: the usage, the problem, exit 2
+        build_parser().error(problem)
     if args.command == "repl":
         return run_reactor(lambda reactor: repl.run(reactor, args))
     if args.command == "bot":
@@ -464,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             target = load_target(args)
             if not args.daemon:
-                return start_foreground(target, stdout)
-            status = start_daemon(target, sys.stderr)
+                return start_foreground(target, stdout, log_level=args.log_level)
+            status = start_daemon(target, sys.stderr, log_level=args.log_level)
             if status != 0:
                 return 1
             return run_reactor(lambda reactor: _started(reactor, target, stdout))

@@ -48,6 +48,7 @@ from ..cluster.build import build_master
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
+from ..loglevels import LOG_LEVELS
 from ..serializers import get_serializer
 from .build import build_cluster_server, build_standalone
 from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
@@ -56,7 +57,6 @@ from .process import exit_after_shutdown, graceful_sigterm
 
 __all__ = ["LOG_LEVELS", "Options", "filter_log_level", "makeService", "usage_exit"]
 
-LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 # Command-line limit -> AgentConfig field.
 LIMITS = {
@@ -269,7 +269,9 @@ def _compose(
 
     config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
-        return build_master(config, reactor, on_listen_failure=failed)
+        return build_master(
+            config, reactor, on_listen_failure=failed, log_level=options["log-level"]
+        )
     servers = config.servers()
     settings = _settings(options)
     if options["type"] == "all":

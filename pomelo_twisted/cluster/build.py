@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from twisted.logger import Logger
 
@@ -10,6 +11,7 @@ from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
 from .master import MasterService
+from .spawn import server_command
 from .supervisor import Supervisor
 
 __all__ = ["build_master"]
@@ -22,6 +24,7 @@ def build_master(
     reactor: IServerReactor,
     *,
     on_listen_failure: Callable[[], object],
+    log_level: str = "info",
 ) -> MasterService:
     """The master of the game's cluster; ``on_listen_failure`` when it cannot listen.
 
@@ -30,7 +33,8 @@ def build_master(
     ``restartMinDelay`` / ``restartMaxDelay`` (the restart backoff, default 0.5 and
     30 s) and ``restartStableAfter`` (a run this long, in seconds, resets the backoff;
     default 10). Servers log in with ``secret``, the admin CLI with ``adminSecret``
-    (absent: admin logins are refused). Raises ConfigError naming master.json.
+    (absent: admin logins are refused). The servers it starts log at ``log_level``, its own.
+    Raises ConfigError naming master.json.
     """
     secret = config.cluster_secret()
     admin_secret = config.admin_secret() if config.has_admin_secret() else None
@@ -57,6 +61,7 @@ def build_master(
         stop_timeout=limits.stop_timeout,
         stop_process=reactor.stop,
         admin_secret=admin_secret,
+        command=partial(server_command, log_level=log_level),
     )
     master.on_listen_failure = on_listen_failure
     return master

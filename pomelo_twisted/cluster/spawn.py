@@ -14,8 +14,13 @@ __all__ = ["TWISTD", "server_command"]
 TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
 
 
-def server_command(config: GameConfig, info: ServerInfo, declared: bool = True) -> ProcessSpec:
-    """How the master starts ``info``: ``twistd -n pomelo --type T --id ID`` (this Python)."""
+def server_command(
+    config: GameConfig, info: ServerInfo, declared: bool = True, log_level: str = "info"
+) -> ProcessSpec:
+    """How the master starts ``info``: ``twistd -n pomelo --type T --id ID`` (this Python).
+
+    ``log_level`` is the master's own ``--log-level``: its servers log at the same level.
+    """
     args = [
         *TWISTD,
         "-n",
@@ -32,6 +37,8 @@ def server_command(config: GameConfig, info: ServerInfo, declared: bool = True) 
     ]
     if not declared:
         args += ["--server", json.dumps(info.to_dict())]
+    if log_level != "info":
+        args += ["--log-level", log_level]
     return ProcessSpec(
         server_id=info.id,
         executable=sys.executable,

@@ -163,6 +163,27 @@ class ParseTests(SynchronousTestCase):
                 parse_args(argv)
             self.assertEqual(caught.exception.code, 2, argv)
 
+    def test_missing_game_folder_exits_2(self) -> None:
+        """A command whose --app is missing or not a game folder is a usage error, exit 2."""
+        empty = self.mktemp()
+        os.mkdir(empty)
+        for argv, message in (
+            (["--app", empty + "/nope", "list"], "does not exist"),
+            (["list", "--app", empty], "is not a game folder (no config/)"),
+        ):
+            self.stderr.truncate(0)
+            with self.assertRaises(SystemExit) as caught:
+                main(argv)
+            self.assertEqual(caught.exception.code, 2, argv)
+            self.assertIn(message, self.stderr.getvalue())
+
+    def test_start_log_level(self) -> None:
+        """start --log-level reaches the master's command line; a bad level exits 2."""
+        self.assertEqual(parse_args(["start", "--log-level", "warn"]).log_level, "warn")
+        with self.assertRaises(SystemExit) as caught:
+            parse_args(["start", "--log-level", "loud"])
+        self.assertEqual(caught.exception.code, 2)
+
     def test_parse_entry_directly(self) -> None:
         """parse_entry keeps other values as strings and raises ValueError on bad words."""
         self.assertEqual(
@@ -424,6 +445,7 @@ class StartTests(SynchronousTestCase):
         config = self.target.config
         pidfile, logfile = f"{base}/logs/master.pid", f"{base}/logs/master.log"
         self.assertEqual(master_argv(config, daemon=False), [*TWISTD, "-n", "--pidfile=", *tail])
+        self.assertEqual(master_argv(config, False, "debug")[-2:], ["--log-level", "debug"])
         self.assertEqual(
             master_argv(config, daemon=True),
             [*TWISTD, "--pidfile", pidfile, "--logfile", logfile, *tail],
@@ -520,13 +542,13 @@ class EntryPointTests(SynchronousTestCase):
         self.assertIn("ZeroDivisionError", self.stderr.getvalue())
 
     def test_start_missing_folder(self) -> None:
-        """start with a missing game folder names it on stderr and exits 1."""
+        """start with a missing game folder prints the usage, names the folder, exits 2."""
         missing = (temp_dir(self) / "missing").resolve()
-        self.assertEqual(main(["start", "--app", str(missing)]), 1)
-        self.assertEqual(
-            self.stderr.getvalue(),
-            f"pomelo-twisted: error: no game folder {missing}: pass --app DIR\n",
-        )
+        with self.assertRaises(SystemExit) as caught:
+            main(["start", "--app", str(missing)])
+        self.assertEqual(caught.exception.code, 2)
+        self.assertTrue(self.stderr.getvalue().startswith("usage: pomelo-twisted"))
+        self.assertIn(f"error: {missing} does not exist: pass --app DIR", self.stderr.getvalue())
 
 
 class CommandLineTests(SynchronousTestCase):

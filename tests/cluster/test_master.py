@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +24,7 @@ from zope.interface.verify import verifyObject
 
 from pomelo_twisted.cluster import avatars
 from pomelo_twisted.cluster.avatars import STATS_TIMEOUT, AdminAvatar, ServerAvatar
+from pomelo_twisted.cluster.build import build_master
 from pomelo_twisted.cluster.interfaces import CommandRefused, IClusterControl
 from pomelo_twisted.cluster.master import TWISTD, MasterService, server_command
 from pomelo_twisted.cluster.supervisor import Supervisor
@@ -655,6 +657,22 @@ class ServerCommandTests(SynchronousTestCase):
         self.assertEqual(spec.args[-2], "--server")
         self.assertEqual(json.loads(spec.args[-1]), info.to_dict())
         self.assertFalse(spec.auto_restart)
+
+    def test_log_level_passed_on(self) -> None:
+        """A master told --log-level debug starts its servers so; info adds no option."""
+        spec = server_command(self.config, self.info, log_level="debug")
+        self.assertEqual(spec.args[-2:], ("--log-level", "debug"))
+        self.assertNotIn(
+            "--log-level", server_command(self.config, self.info, log_level="info").args
+        )
+
+    def test_build_master_passes_its_level(self) -> None:
+        """build_master's log_level reaches the command of every server it spawns."""
+        master = build_master(
+            self.config, MemoryReactorClock(), on_listen_failure=lambda: None, log_level="warn"
+        )
+        spec = master.command(self.config, self.info, True)
+        self.assertEqual(spec.args[-2:], ("--log-level", "warn"))
 
 
 class AdminTests(MasterCase):

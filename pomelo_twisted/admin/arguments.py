@@ -1,0 +1,138 @@
+"""The command line of ``pomelo-twisted``: its parser and the checks of its arguments.
+
+A usage error (an unknown command or option, a missing game folder, a bad ``add`` entry)
+prints the usage and exits 2 through :meth:`argparse.ArgumentParser.error`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import repl
+from ..bots import cli as bots_cli
+from ..loglevels import LOG_LEVELS
+
+__all__ = ["PROG", "build_parser", "folder_error", "parse_args", "parse_entry"]
+
+PROG = "pomelo-twisted"
+_INT_KEYS = {"port", "clientPort"}
+
+
+def parse_entry(items: Iterable[str]) -> dict[str, Any]:
+    """A server entry from ``key=value`` words; ``ValueError`` naming a bad one.
+
+    ``port`` and ``clientPort`` are integers, ``true``/``false`` booleans, the
+    rest strings; ``type`` and ``id`` are required.
+    """
+    entry: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        if key in entry:
+            raise ValueError(f"{key} given twice")
+        value: Any = text
+        if key in _INT_KEYS:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {text!r}") from None
+        elif text in ("true", "false"):
+            value = text == "true"
+        entry[key] = value
+    missing = [key for key in ("type", "id") if not entry.get(key)]
+    if missing:
+        raise ValueError(f"add needs {' and '.join(f'{k}=...' for k in missing)}")
+    return entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: ``--app``/``--env`` are accepted before or after the command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Start, inspect and stop a pomelo_twisted game cluster; load-test it and "
+        "talk to it.",
+    )
+    _folder_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _folder_options(sub, suppress=True)
+        return sub
+
+    start = command("start", "start the master, which starts every server")
+    start.add_argument(
+        "--daemon",
+        action="store_true",
+        help="run in the background (logs/master.log) and wait until it answers",
+    )
+    start.add_argument(
+        "--log-level",
+        default="info",
+        choices=LOG_LEVELS,
+        help="lowest level the master and every server log (default: info)",
+    )
+    command("list", "list the servers and their state")
+    stop = command("stop", "stop these servers, or (no ids) the whole cluster")
+    stop.add_argument("ids", nargs="*", metavar="ID", help="server ids")
+    command("kill", "SIGKILL every server; the master stops too")
+    restart = command("restart", "stop a server and start it again")
+    restart.add_argument("id", metavar="ID", help="server id")
+    add = command("add", "start a new server, e.g. add type=chat id=chat-server-3 port=4252")
+    add.add_argument(
+        "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
+    )
+    certs = command("certs", "create the cluster CA and each server's TLS certificate")
+    certs.add_argument("--force", action="store_true", help="create everything anew")
+    certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
+    bots_cli.add_parser(commands)
+    repl.add_parser(commands)
+    return parser
+
+
+def _folder_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # A subcommand's copy has no default, so it never overrides one given before the command.
+    parser.add_argument(
+        "--app",
+        metavar="DIR",
+        default=argparse.SUPPRESS if suppress else ".",
+        help="game folder (default: .)",
+    )
+    parser.add_argument(
+        "--env",
+        metavar="ENV",
+        default=argparse.SUPPRESS if suppress else "development",
+        help="environment in the config files (default: development)",
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; exits 2 with a message on a usage error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "add":
+        try:
+            args.entry = parse_entry(args.entry)
+        except ValueError as exc:
+            parser.error(str(exc))
+    return args
+
+
+def folder_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the game folder a command names (``--app``), or None.
+
+    ``bot`` and ``repl`` need no game folder.
+    """
+    app = getattr(args, "app", None)
+    if app is None or args.command in ("bot", "repl"):
+        return None
+    folder = Path(app).expanduser()
+    if (folder / "config").is_dir():
+        return None
+    what = "is not a game folder (no config/)" if folder.is_dir() else "does not exist"
+    return f"{folder.resolve()} {what}: pass --app DIR, a game folder"
