@@ -430,13 +430,14 @@ class AbuseLimitOptionTests(SynchronousTestCase):
         connection caps are used."""
         config = parse(
             "--max-refusals", "5", "--refusal-window", "2", "--max-ignored-packages", "3",
-            "--slice-events", "16", "--slice-bytes", "4096",
+            "--slice-events", "16", "--slice-bytes", "4096", "--slice-seconds", "0.0005",
         )["config"]  # fmt: skip
         self.assertEqual(
             (config.max_refusals, config.refusal_window, config.max_ignored_packages),
             (5, 2.0, 3),
         )
         self.assertEqual((config.slice_events, config.slice_bytes), (16, 4096))
+        self.assertEqual(config.slice_seconds, 0.0005)
         self.assertRaises(usage.UsageError, parse, "--slice-events", "0")
         caps = parse("--max-connections", "9", "--max-connections-per-ip", "3")["config"]
         self.assertEqual((caps.max_connections, caps.max_connections_per_ip), (9, 3))

@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import HandshakeRejected
-from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer, ISlicedLink
+from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
     BadHandshake,
@@ -35,7 +35,6 @@ from ..protocol import (
     Ignored,
     LocalProtocolError,
     Notify,
-    ProtocolViolation,
     Request,
     RouteDictionary,
     ServerConnection,
@@ -45,6 +44,7 @@ from ..results import settle
 from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
+from .reading import KICK_BACKLOG, SlicedReader
 from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
 
@@ -56,19 +56,15 @@ HANDSHAKE_DEADLINE, IDLE_DEADLINE = 0, 1
 _WORKING = ConnectionState.WORKING
 
 KICK_IGNORED = "too many packages out of turn"
-KICK_BACKLOG = "too many packages waiting to be handled"
-# A link that cannot pause its reads (not an ISlicedLink) may queue this many slices.
-_MAX_BACKLOG_SLICES = 64
 
 log = Logger()
 
 
 @implementer(IAgent)
-class Agent:
+class Agent(SlicedReader):
     """The server side of one client connection."""
 
     __slots__ = (
-        "_backlog",
         "_close_timer",
         "_closing",
         "_connected",
@@ -76,9 +72,6 @@ class Agent:
         "_deadlines",
         "_ignored",
         "_last_seen",
-        "_reads_paused",
-        "_slice_call",
-        "_unfed",
         "clock",
         "close_reason",
         "config",
@@ -142,12 +135,7 @@ class Agent:
         self._last_seen = clock.seconds()
         self._ignored = 0
         """Packages the protocol state ignored (kicked over ``max_ignored_packages``)."""
-        self._backlog: list[Event] | None = None
-        """Packages decoded and not handled yet (the next slice handles them first)."""
-        self._unfed = b""
-        """Bytes received and not decoded yet (after the backlog's)."""
-        self._slice_call: IDelayedCall | None = None
-        self._reads_paused = False
+        SlicedReader.__init__(self)
         # The handshake, then the idle timeout (a listener's agents share one scheduler).
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         self._deadline: DeadlineHandle | None = None
@@ -192,40 +180,8 @@ class Agent:
             start + self.config.handshake_timeout, self, HANDSHAKE_DEADLINE
         )
 
-    def data_received(self, data: bytes, resumed: bool = False) -> None:
-        """Bytes from the client, handled a slice a reactor turn: ``slice_bytes`` decoded,
-        ``slice_events`` packages handled at most (``resumed``: the next slice's call).
-
-        The rest waits for the next turn (reads paused meanwhile, on an
-        :class:`~pomelo_twisted.interfaces.ISlicedLink`): one client's burst does not
-        keep the others waiting.
-        """
-        if not resumed and (self._backlog is not None or self._unfed):
-            self._unfed += data  # behind: these wait their turn
-            if len(self._unfed) > self.config.slice_bytes * _MAX_BACKLOG_SLICES:
-                self._abuse(KICK_BACKLOG)
-            return
-        limit = self.config.slice_bytes
-        if len(data) > limit:
-            self._unfed = data[limit:]
-            data = data[:limit]
-            self._wait()
-        events = self.connection.receive_data(data)
-        if events and isinstance(events[-1], ProtocolViolation):
-            # The connection is already CLOSED: nothing decoded before the violation in
-            # this read (nor left from an earlier one) can be answered.
-            self._backlog, self._unfed = None, b""
-            self._on_violation(events[-1].reason)
-            return
-        if events:
-            self._dispatch(events)
-
-    def _dispatch(self, events: list[Event]) -> None:
-        limit = self.config.slice_events
-        if len(events) > limit:
-            self._backlog = events[limit:]
-            self._wait()
-            events = events[:limit]
+    def _handle(self, events: list[Event]) -> None:
+        """Handle these packages, in order (one slice's; :class:`.SlicedReader`)."""
         connection = self.connection
         requests = self.requests
         ignored = 0
@@ -254,41 +210,6 @@ class Agent:
                     self._on_bad_handshake(reason)
         if len(events) > ignored:  # an ignored package does not keep the connection alive
             self._last_seen = self.clock.seconds()
-
-    def _wait(self) -> None:
-        """Handle the rest on the next reactor turn, pausing the reads meanwhile."""
-        if self._slice_call is None:
-            self._slice_call = self.clock.callLater(0, self._next_slice)
-        link = ISlicedLink(self.link, None)
-        if link is not None and not self._reads_paused:
-            self._reads_paused = True
-            link.pause_reading()
-
-    def _next_slice(self) -> None:
-        self._slice_call = None
-        if self._closing:
-            return
-        link = ISlicedLink(self.link, None)
-        if link is None:
-            self._step()
-        else:
-            link.call_batched(self._step)
-        if self._closing:
-            return
-        if self._backlog is not None or self._unfed:
-            self._wait()
-        elif link is not None and self._reads_paused:
-            self._reads_paused = False
-            link.resume_reading()
-
-    def _step(self) -> None:
-        """One slice of what waits: decoded packages first, then the bytes after them."""
-        backlog, self._backlog = self._backlog, None
-        if backlog:
-            self._dispatch(backlog)
-        elif self._unfed:
-            data, self._unfed = self._unfed, b""
-            self.data_received(data, resumed=True)
 
     def _on_ignored(self, reason: str) -> None:
         """A package the state ignores: counted, charged to the rate limit, bounded."""
@@ -450,7 +371,8 @@ class Agent:
     # -- closing -----------------------------------------------------------
 
     def _overflowed(self, pending: int) -> None:
-        log.warn(
+        # The client's doing (it does not read), not the server's: info, one line.
+        log.info(
             "{agent}: {pending} bytes pending, over the limit of {limit}: closing",
             agent=self,
             pending=pending,
@@ -459,7 +381,7 @@ class Agent:
         self._close(CloseReason.SLOW_CONSUMER, abort=True)
 
     def _on_violation(self, reason: str) -> None:
-        log.warn("{agent}: protocol error, closing: {reason}", agent=self, reason=reason)
+        log.info("{agent}: protocol error, closing: {reason}", agent=self, reason=reason)
         text = f"{CloseReason.PROTOCOL_ERROR}: {reason}"
         self.link.write(self.connection.send_violation_kick(text))
         self._close(text)

@@ -36,9 +36,11 @@ class AgentConfig:
     - ``max_ignored_packages``: packages the protocol state ignores (heartbeats before
       the ack, a second handshake, ...) a connection may send in its life; one more and
       it is kicked. Each also spends a rate-limit token.
-    - ``slice_events`` / ``slice_bytes``: packages of one connection handled, and bytes
-      decoded, in one reactor turn; the rest of a read waits (the transport paused) for
-      the next turn, so one client's burst cannot hold the reactor.
+    - ``slice_events`` / ``slice_bytes`` / ``slice_seconds``: packages of one connection
+      handled, bytes decoded, and seconds spent handling them, in one reactor turn; the
+      rest of a read waits (the transport paused) for the next turn, so one client's
+      burst cannot hold the reactor (the time is looked at only on reads of more than
+      16 packages; see :mod:`.reading`).
     - ``max_connections`` / ``max_connections_per_ip``: connections a listener holds at
       once, in all and from one IP address; one more is closed as it is accepted
       (counted in ``ConnectionMetrics.refused``). The per-IP cap is generous: players
@@ -67,6 +69,7 @@ class AgentConfig:
     max_ignored_packages: int = 100
     slice_events: int = 256
     slice_bytes: int = 16 * 1024
+    slice_seconds: float = 0.0002
     max_connections: int = 100_000
     max_connections_per_ip: int = 10_000
     close_grace: float = 5.0
@@ -85,7 +88,13 @@ class AgentConfig:
             raise ValueError("heartbeat must be positive or None")
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
             raise ValueError("heartbeat_timeout must be positive or None")
-        for name in ("handshake_timeout", "close_grace", "upgrade_timeout", "refusal_window"):
+        for name in (
+            "handshake_timeout",
+            "close_grace",
+            "upgrade_timeout",
+            "refusal_window",
+            "slice_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in (

@@ -72,6 +72,7 @@ LIMITS = {
     "max-ignored-packages": "max_ignored_packages",
     "slice-events": "slice_events",
     "slice-bytes": "slice_bytes",
+    "slice-seconds": "slice_seconds",
     "max-connections": "max_connections",
     "max-connections-per-ip": "max_connections_per_ip",
 }
@@ -128,6 +129,7 @@ class Options(usage.Options):
         ["max-ignored-packages", None, None, "out-of-turn packages before a kick", int],
         ["slice-events", None, None, "packages of one client handled per turn", int],
         ["slice-bytes", None, None, "bytes of one client decoded per turn", int],
+        ["slice-seconds", None, None, "seconds one client's packages may take per turn", float],
         ["max-connections", None, None, "client connections of a listener at once", int],
         ["max-connections-per-ip", None, None, "client connections from one IP at once", int],
     ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -58,7 +59,7 @@ class PortLimits:
 class PortCounters:
     """What a guarded PB port refused (metrics)."""
 
-    __slots__ = ("logins", "overdue", "oversized", "refused")
+    __slots__ = ("logins", "overdue", "oversized", "refused", "tls_failed")
 
     def __init__(self) -> None:
         #: Connections that logged in.
@@ -69,6 +70,8 @@ class PortCounters:
         self.oversized = 0
         #: Connections dropped for undecodable or forged input.
         self.refused = 0
+        #: Connections whose TLS handshake failed (plaintext, a certificate of another CA).
+        self.tls_failed = 0
 
 
 class GuardedBroker(NoDelayBroker):
@@ -125,12 +128,27 @@ class GuardedBroker(NoDelayBroker):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_deadline()
+        if not self.logged_in and reason.check(SSL.Error):
+            # One line per interval on the port, naming the peer and what TLS said.
+            self.port.counters.tls_failed += 1
+            self.input_refused(f"TLS handshake failed: {tls_reason(reason.value)}", forged=False)
         super().connectionLost(reason)
 
     def _cancel_deadline(self) -> None:
         deadline, self._deadline = self._deadline, None
         if deadline is not None and deadline.active():
             deadline.cancel()
+
+
+def tls_reason(error: BaseException) -> str:
+    """What OpenSSL said, shortly: ``certificate verify failed``, ``wrong version number``.
+
+    An ``SSL.Error`` carries a list of ``(library, function, reason)`` tuples.
+    """
+    errors = error.args[0] if error.args else None
+    if isinstance(errors, list) and errors and isinstance(errors[-1], tuple):
+        return str(errors[-1][-1])[:200] or "unknown"
+    return str(error)[:200] or type(error).__name__
 
 
 class GuardedServerFactory(pb.PBServerFactory):

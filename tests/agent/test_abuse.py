@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -118,6 +119,30 @@ class IgnoredPackageTests(SynchronousTestCase):
         self.assertEqual(agents.metrics.closed["server closed"], 20)
 
 
+class CloseLogTests(SynchronousTestCase):
+    """A close a client causes is one info line naming it, never a warning."""
+
+    def test_protocol_error_is_one_info_line(self) -> None:
+        """Garbage bytes close the connection with one info-level line naming the agent."""
+        conn = connect()
+        with captured_logs() as logs:
+            conn.feed(b"\xff\x00\x00\x01x")
+        self.assertFalse(conn.open)
+        self.assertEqual(len(logs), 1)
+        self.assertEqual(logs[0]["log_level"], LogLevel.info)
+        self.assertIn("protocol error", logs[0]["log_format"])
+
+    def test_slow_consumer_is_one_info_line(self) -> None:
+        """A client over max_pending_bytes is closed with one info-level line."""
+        conn = connect(AgentConfig(max_pending_bytes=64, request_rate=None))
+        conn.transport.producer.pauseProducing()
+        with captured_logs() as logs:
+            conn.feed(requests(1, 20))
+        self.assertFalse(conn.open)
+        self.assertEqual(conn.agent.close_reason, "slow consumer")
+        self.assertEqual([e["log_level"] for e in logs], [LogLevel.info])
+
+
 class SliceTests(SynchronousTestCase):
     """A long read is handled ``slice_events`` packages a reactor turn."""
 
@@ -139,6 +164,34 @@ class SliceTests(SynchronousTestCase):
         self.assertEqual([i for i, _ in conn.responses()], [9, 10])
         self.assertEqual(conn.transport.producerState, "producing")
         self.assertEqual(conn.clock.getDelayedCalls()[1:], [])
+
+    def test_a_slice_ends_when_its_time_is_spent(self) -> None:
+        """Handling that outlasts slice_seconds stops after the chunk that spent it; the rest
+        follows on the next turns, in order."""
+        conn = connect(AgentConfig(slice_seconds=0.001))
+        handle = Agent._handle
+
+        def slow(agent: Agent, events: list[Any]) -> None:
+            handle(agent, events)
+            conn.clock.rightNow += 0.0006  # each chunk of 16 takes 0.6 ms
+
+        self.patch(Agent, "_handle", slow)
+        conn.feed(requests(1, 100))
+        self.assertEqual([i for i, _ in conn.responses()], list(range(1, 33)))
+        self.assertEqual(conn.transport.producerState, "paused")
+        answered = list(range(1, 33))
+        while conn.clock.getDelayedCalls()[1:]:
+            turn(conn.clock)
+            answered += [i for i, _ in conn.responses()]
+        self.assertEqual(answered, list(range(1, 101)))
+        self.assertEqual(conn.transport.producerState, "producing")
+
+    def test_a_quick_read_is_one_slice(self) -> None:
+        """Within its time, a read of 200 requests is handled in one turn."""
+        conn = connect()
+        conn.feed(requests(1, 200))
+        self.assertEqual(len(conn.responses()), 200)
+        self.assertEqual(conn.transport.producerState, "producing")
 
     def test_a_long_read_is_decoded_in_slices(self) -> None:
         """Bytes beyond slice_bytes wait undecoded for the next turn, in order."""

@@ -71,6 +71,7 @@ class AbuseLimitTests(SynchronousTestCase):
         self.assertEqual((config.max_refusals, config.refusal_window), (1000, 10.0))
         self.assertEqual(config.max_ignored_packages, 100)
         self.assertEqual((config.slice_events, config.slice_bytes), (256, 16384))
+        self.assertEqual(config.slice_seconds, 0.0002)
 
     def test_bad_values_refused(self) -> None:
         """Zero slices or refusals, a non-positive window, negative ignored counts."""
@@ -79,6 +80,7 @@ class AbuseLimitTests(SynchronousTestCase):
             ("slice_events", 0),
             ("slice_bytes", 0),
             ("refusal_window", 0.0),
+            ("slice_seconds", 0.0),
             ("max_ignored_packages", -1),
         ):
             self.assertRaises(ValueError, AgentConfig, **{field: value})

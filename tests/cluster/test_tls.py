@@ -246,6 +246,9 @@ class RealLinkTests(TestCase):
         protocol = yield connectProtocol(endpoint, Collect())
         protocol.transport.write(b"\x02\x80\x07\x82login" + b"\x00" * 64)
         yield protocol.lost
+        factory = self.chat.port_factory
+        assert factory is not None
+        self.assertEqual((factory.counters.tls_failed, factory.counters.logins), (1, 0))
 
     @inlineCallbacks
     def test_silent_client_meets_the_login_deadline(self) -> Any:
@@ -284,6 +287,14 @@ class RealLinkTests(TestCase):
         failed = [line for line in lines if "TLS with" in line]
         self.assertEqual(len(failed), 1, lines)
         self.assertIn("chat-2: TLS with", failed[0])
+        # The port counts each failed handshake and says so once (aggregated), naming
+        # the peer and what TLS said.
+        factory = self.chat.port_factory
+        assert factory is not None
+        self.assertGreaterEqual(factory.counters.tls_failed, 1)
+        port_lines = [line for line in lines if "TLS handshake failed" in line]
+        self.assertEqual(len(port_lines), 1, lines)
+        self.assertIn("127.0.0.1", port_lines[0])
 
     def test_wrong_id_refused(self) -> Deferred[Any]:
         """A client expecting chat-2 at chat-1's port (a good CA, another id) refuses it."""
