@@ -140,11 +140,13 @@ class GuardedBroker(NoDelayBroker):
             deadline.cancel()
 
 
-def tls_reason(error: BaseException) -> str:
+def tls_reason(error: BaseException | None) -> str:
     """What OpenSSL said, shortly: ``certificate verify failed``, ``wrong version number``.
 
     An ``SSL.Error`` carries a list of ``(library, function, reason)`` tuples.
     """
+    if error is None:
+        return "unknown"
     errors = error.args[0] if error.args else None
     if isinstance(errors, list) and errors and isinstance(errors[-1], tuple):
         return str(errors[-1][-1])[:200] or "unknown"
