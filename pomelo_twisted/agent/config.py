@@ -68,7 +68,7 @@ class AgentConfig:
     refusal_window: float = 10.0
     max_ignored_packages: int = 100
     slice_events: int = 256
-    slice_bytes: int = 16 * 1024
+    slice_bytes: int = 4 * 1024
     slice_seconds: float = 0.0002
     max_connections: int = 100_000
     max_connections_per_ip: int = 10_000

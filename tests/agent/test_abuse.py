@@ -187,10 +187,10 @@ class SliceTests(SynchronousTestCase):
         self.assertEqual(conn.transport.producerState, "producing")
 
     def test_a_quick_read_is_one_slice(self) -> None:
-        """Within its time, a read of 200 requests is handled in one turn."""
+        """Within its time and bytes, a read of 80 requests (3.6 KB) is handled in one turn."""
         conn = connect()
-        conn.feed(requests(1, 200))
-        self.assertEqual(len(conn.responses()), 200)
+        conn.feed(requests(1, 80))
+        self.assertEqual(len(conn.responses()), 80)
         self.assertEqual(conn.transport.producerState, "producing")
 
     def test_a_long_read_is_decoded_in_slices(self) -> None:
