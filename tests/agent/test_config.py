@@ -66,7 +66,7 @@ class AbuseLimitTests(SynchronousTestCase):
     """The fairness limits of issue 12: safe defaults, bad values refused."""
 
     def test_defaults(self) -> None:
-        """Defaults: 1000 refusals per 10 s, 100 ignored packages, slices of 256 / 4 KiB / 0.2 ms."""
+        """Defaults: 1000 refusals per 10 s, 100 ignored, slices of 256 / 4 KiB / 0.2 ms."""
         config = AgentConfig()
         self.assertEqual((config.max_refusals, config.refusal_window), (1000, 10.0))
         self.assertEqual(config.max_ignored_packages, 100)
