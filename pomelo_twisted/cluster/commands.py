@@ -17,6 +17,7 @@ import re
 import signal
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -24,8 +25,10 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from ..errors import ConfigError
 from ..gameconfig import ServerInfo
 from ..interfaces import IServerReactor
+from ..tlsconfig import CertPaths, check_identity
 from .interfaces import CommandRefused, Member
 from .supervisor import Supervisor
 
@@ -63,6 +66,9 @@ class AdminCommands:
     server_types: frozenset[str]
     #: How an adopted server that does not leave is killed (by its registered pid).
     kill_pid: Callable[[int], object]
+    #: The certificates folder when the cluster speaks TLS: ``add`` then needs an id that
+    #: can name a certificate, and that certificate (``pomelo-twisted certs ID``).
+    tls_root: Path | None = None
 
     def start_server(self, info: ServerInfo) -> int:
         raise NotImplementedError
@@ -163,9 +169,20 @@ class AdminCommands:
 
     def add(self, info: ServerInfo) -> int:
         """Start a new server; it is published once it registers. Its pid. The id must
-        match ``[A-Za-z0-9_-]+`` (at most 64) and the type be one the game declares."""
+        match ``[A-Za-z0-9_-]+`` (at most 64) — in a TLS cluster, be a DNS label with its
+        certificate made — and the type be one the game declares."""
         if not SERVER_ID.fullmatch(info.id):
             raise CommandRefused(f"bad server id {info.id[:80]!r}: use 1 to 64 of A-Z a-z 0-9 _ -")
+        if self.tls_root is not None:
+            try:
+                check_identity(info.id)
+            except ConfigError as exc:
+                raise CommandRefused(str(exc)) from None
+            if not CertPaths(self.tls_root).cert(info.id).is_file():
+                raise CommandRefused(
+                    f"no TLS certificate for {info.id!r} in {self.tls_root}: "
+                    f"run `pomelo-twisted certs {info.id}` first"
+                )
         if info.type not in self.server_types:
             raise CommandRefused(
                 f"unknown server type {info.type[:80]!r}: the game declares "

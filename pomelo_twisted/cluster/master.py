@@ -104,6 +104,7 @@ class MasterService(AdminCommands, Service):
             info.id: info for infos in servers.values() for info in infos
         }
         self.server_types = frozenset(servers)
+        self.tls_root = config.tls_dir()
         self.restarting: set[str] = set()
         self.kill_pid = kill_pid
         self.from_config = set(self.declared)

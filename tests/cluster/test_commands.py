@@ -66,6 +66,22 @@ class AddTests(MasterCase):
         self.assertEqual(answer["added"], "Chat_3-b")
         self.assertEqual(self.reactor.spawned_ids()[-1], "Chat_3-b")
 
+    def test_tls_cluster_needs_a_certificate_id(self) -> None:
+        """In a TLS cluster an id must be a DNS label (no '_') with its certificate made."""
+        certs = self.config.base_dir / "certs"
+        certs.mkdir()
+        self.master.tls_root = certs
+        message = self.refused({"type": "chat", "id": "chat_3", "port": 4299})
+        self.assertIn("server id 'chat_3' cannot name a TLS certificate", message)
+        message = self.refused({"type": "chat", "id": "chat-3", "port": 4299})
+        self.assertIn("no TLS certificate for 'chat-3'", message)
+        self.assertIn("run `pomelo-twisted certs chat-3` first", message)
+        (certs / "chat-3.pem").write_text("a certificate")
+        answer = unpack_plain(
+            self.admin.perspective_add(pack_plain({"type": "chat", "id": "chat-3", "port": 4299}))
+        )
+        self.assertEqual(answer["added"], "chat-3")
+
 
 class AdoptedRestartTests(MasterCase):
     """An adopting master restarts a server it did not start."""
