@@ -3,10 +3,12 @@
 - :class:`RemoteDispatcher` — the remote services a server declares (callee side);
 - :class:`LocalRpcTransport` — calls between servers of one process
   (a Perspective Broker transport implements the same ``IRpcTransport``);
-- :class:`Router`, :func:`default_route` — which server of a type serves a call;
+- :class:`Router`, :func:`default_route` (crc32 mod n), :func:`consistent_hash_route`
+  (a hash ring) — which server of a type serves a call;
 - :class:`RpcProxies` — ``app.rpc.<type>.<remote>.<method>(route_param, *args)``.
 """
 
+from .hashring import ConsistentHashRoute, consistent_hash_route
 from .local import LocalRpcTransport
 from .metrics import RpcCounters
 from .payload import copy_plain, pack_plain, unpack_plain
@@ -16,6 +18,7 @@ from .router import RouteFunction, Router, default_route, route_key
 
 __all__ = [
     "LIFECYCLE_HOOKS",
+    "ConsistentHashRoute",
     "LocalRpcTransport",
     "MethodProxy",
     "RemoteDispatcher",
@@ -26,6 +29,7 @@ __all__ = [
     "RpcProxies",
     "ServeRemote",
     "TypeProxy",
+    "consistent_hash_route",
     "copy_plain",
     "declared_methods",
     "default_route",

@@ -85,3 +85,23 @@ class Router:
                 f"which is not one of its {len(servers)} servers"
             )
         return server_id
+
+    def fallback(
+        self, server_type: str, route_param: object, servers: Sequence[ServerInfo], failed: str
+    ) -> str | None:
+        """Another server of ``server_type`` for ``route_param`` when ``failed`` could not
+        be reached (for a retry): the route function's own ``fallback(route_param,
+        servers, failed)`` if it has one (the next server on a hash ring), else the
+        server after ``failed`` in the servers sorted by id; None when there is no other.
+        """
+        fn = self.get(server_type)
+        own = getattr(fn, "fallback", None)
+        if callable(own):
+            chosen = own(route_param, servers, failed)
+            return chosen if isinstance(chosen, str) and chosen != failed else None
+        ordered = sorted(server.id for server in servers)
+        if failed not in ordered:
+            return ordered[0] if ordered else None
+        if len(ordered) < 2:
+            return None
+        return ordered[(ordered.index(failed) + 1) % len(ordered)]
