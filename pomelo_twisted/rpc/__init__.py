@@ -5,10 +5,12 @@
   (a Perspective Broker transport implements the same ``IRpcTransport``);
 - :class:`Router`, :func:`default_route` (crc32 mod n), :func:`consistent_hash_route`
   (a hash ring) — which server of a type serves a call;
-- :class:`RpcProxies` — ``app.rpc.<type>.<remote>.<method>(route_param, *args)``.
+- :class:`RpcProxies` — ``app.rpc.<type>.<remote>.<method>(route_param, *args)``;
+- :func:`idempotent` — marks a remote method a routed call may retry on another server.
 """
 
 from .hashring import ConsistentHashRoute, consistent_hash_route
+from .idempotent import IdempotentRemotes, idempotent
 from .local import LocalRpcTransport
 from .metrics import RpcCounters
 from .payload import copy_plain, pack_plain, unpack_plain
@@ -19,6 +21,7 @@ from .router import RouteFunction, Router, default_route, route_key
 __all__ = [
     "LIFECYCLE_HOOKS",
     "ConsistentHashRoute",
+    "IdempotentRemotes",
     "LocalRpcTransport",
     "MethodProxy",
     "RemoteDispatcher",
@@ -33,6 +36,7 @@ __all__ = [
     "copy_plain",
     "declared_methods",
     "default_route",
+    "idempotent",
     "pack_plain",
     "route_key",
     "unpack_plain",

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..deadlines import DeadlineScheduler
-from ..errors import ConfigError, HandlerError, PomeloError, RpcError
+from ..errors import ConfigError, HandlerError, PeerUnavailable, PomeloError, RpcError
 from ..interfaces import IRpcTransport
 from ..results import call_settled
 from .calls import RpcCall, call_label
@@ -55,8 +55,8 @@ def entry_point(serve: ServeRemote) -> ServeRemote:
     return serve
 
 
-def _unavailable(server_id: str, service: str, method: str) -> RpcError:
-    return RpcError(f"server {server_id!r} is not available (rpc {service}.{method})")
+def _unavailable(server_id: str, service: str, method: str) -> PeerUnavailable:
+    return PeerUnavailable(f"server {server_id!r} is not available (rpc {service}.{method})")
 
 
 class _LocalCall(RpcCall):

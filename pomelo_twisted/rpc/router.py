@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import RpcError
 from ..gameconfig import ServerInfo
+from .idempotent import IdempotentRemotes
 
 __all__ = ["RouteFunction", "Router", "default_route", "route_key"]
 
@@ -53,11 +54,14 @@ def default_route(route_param: object, servers: Sequence[ServerInfo]) -> str:
 
 
 class Router:
-    """The route function of each server type: ``default`` unless overridden."""
+    """The route function of each server type: ``default`` unless overridden; and which
+    remotes may be retried on another server (``idempotent``)."""
 
     def __init__(self, default: RouteFunction = default_route) -> None:
         self._default = default
         self._routes: dict[str, RouteFunction] = {}
+        #: The remote methods a routed call may retry once on another server.
+        self.idempotent = IdempotentRemotes()
 
     def set(self, server_type: str, fn: RouteFunction) -> None:
         """Route calls to ``server_type`` with ``fn`` (replacing an earlier one)."""
