@@ -8,7 +8,8 @@ crosses is narrow on purpose:
 
 - the calls made to a peer during one reactor turn leave at the end of the turn
   as ONE batch (a :class:`~pomelo_twisted.rpc.batcher.TurnBatcher`): msgpack
-  ``bytes`` of a list of ``[id, target, service, method, args]``, the strings
+  ``bytes`` of a list of ``[id, target, service, method, args, budget]`` (``budget``:
+  the call's timeout, cut to the deadline of the request it serves), the strings
   naming a *declared* remote (the ``RemoteDispatcher`` refuses anything else);
 - the answers ready during one turn go back as ONE batch: msgpack ``bytes`` of
   ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as such, so
@@ -67,7 +68,8 @@ from ..interfaces import INetworkRpcTransport, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
 from .breaker import BreakerBoard, BreakerSettings
-from .calls import call_label
+from .budget import DEADLINE
+from .calls import call_label, expired
 from .local import LocalRpcTransport, entry_point
 from .logagg import RepeatedWarning
 from .metrics import RpcCounters
@@ -368,11 +370,19 @@ class PbRpcTransport:
             breaker.abandoned()
             label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: timeout must be positive, not {timeout!r}"))
+        deadline = DEADLINE.get()
+        if deadline is not None:  # made for a call being served: cut to its deadline
+            left = deadline - self._clock.seconds()
+            if left < timeout:
+                if not left > 0:
+                    breaker.abandoned()
+                    return expired(call_label(server_id, service, method), counters)
+                timeout = left
         call_id = next(self._ids)
         try:
             if type(args) not in (tuple, list):
                 args = list(args)
-            item = pack_plain([call_id, server_id, service, method, args])
+            item = pack_plain([call_id, server_id, service, method, args, timeout])
         except ValueError as exc:
             counters.failures += 1
             breaker.abandoned()

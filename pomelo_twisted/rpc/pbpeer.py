@@ -13,13 +13,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from ..errors import HandlerError, RpcError
+from ..errors import HandlerError, RpcError, RpcTimeout
 from ..gameconfig import ServerInfo
 from .batcher import TurnBatcher
 from .breaker import CircuitBreaker
 from .calls import RpcCall
 from .metrics import RpcCounters
-from .payload import ERROR, HANDLER_ERROR, OK
+from .payload import ERROR, HANDLER_ERROR, OK, TIMEOUT
 from .pbconnection import LoginBroker, PersistentLogin
 
 __all__ = ["Channel", "PbCall", "Peer"]
@@ -98,5 +98,9 @@ class PbCall(RpcCall):
             self.fail(HandlerError(answer[2], str(answer[3])))
         elif kind == ERROR and size == 3:
             self.fail(RpcError(f"{self} failed: {answer[2]}"))
+        elif kind == TIMEOUT and size == 3:
+            if self.finish():
+                self.counters.timeouts += 1
+                self.deferred.errback(RpcTimeout(f"{self} timed out: {answer[2]}"))
         else:
             self.fail(RpcError(f"{self}: the peer sent a malformed answer"))

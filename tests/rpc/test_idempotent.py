@@ -3,6 +3,8 @@ another server when the call could not be sent, and nothing else ever retried.""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +85,8 @@ class DeclarationTests(SynchronousTestCase):
     def test_declare_game_reads_remote_files(self) -> None:
         """declare_game imports each type's remote files (never instantiating them) and
         declares their marked methods."""
-        base = Path(self.mktemp())
+        base = Path(tempfile.mkdtemp(prefix="pomelo-idempotent-"))
+        self.addCleanup(shutil.rmtree, base)
         folder = base / "servers" / "room" / "remote"
         folder.mkdir(parents=True)
         (folder / "roomRemote.py").write_text(
