@@ -9,7 +9,7 @@
 - :func:`idempotent` — marks a remote method a routed call may retry on another server.
 """
 
-from .hashring import ConsistentHashRoute, consistent_hash_route
+from .hashring import ConsistentHashRoute, consistent_hash_route, route_function
 from .idempotent import IdempotentRemotes, idempotent
 from .local import LocalRpcTransport
 from .metrics import RpcCounters
@@ -38,6 +38,7 @@ __all__ = [
     "default_route",
     "idempotent",
     "pack_plain",
+    "route_function",
     "route_key",
     "unpack_plain",
 ]

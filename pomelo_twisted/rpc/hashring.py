@@ -12,7 +12,8 @@ computes the same ring (Python's ``hash()`` is salted per process). The ring of 
 membership is built once and kept (a few recent memberships, keyed by the sorted
 server ids): a pick costs the key's hash and a binary search.
 
-Select it per server type: ``app.route("chat", consistent_hash_route())``.
+Select it per server type: ``app.route("chat", consistent_hash_route())``, or by name
+from a setting: ``app.route("chat", route_function(app.get("route", "crc32")))``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from hashlib import blake2b
 
-from ..errors import RpcError
+from ..errors import ConfigError, RpcError
 from ..gameconfig import ServerInfo
-from .router import route_key
+from .router import RouteFunction, default_route, route_key
 
-__all__ = ["DEFAULT_VNODES", "ConsistentHashRoute", "HashRing", "consistent_hash_route", "key_hash"]
+__all__ = [
+    "DEFAULT_VNODES",
+    "ROUTE_NAMES",
+    "ConsistentHashRoute",
+    "HashRing",
+    "consistent_hash_route",
+    "key_hash",
+    "route_function",
+]
+
+ROUTE_NAMES = ("crc32", "consistent-hash")
+"""The names :func:`route_function` knows."""
 
 DEFAULT_VNODES = 160
 """Points per server on the ring: with 160 the share of each of 10 servers stays within
@@ -126,3 +138,21 @@ class ConsistentHashRoute:
 def consistent_hash_route(vnodes: int = DEFAULT_VNODES) -> ConsistentHashRoute:
     """A new consistent-hash route function with ``vnodes`` points per server."""
     return ConsistentHashRoute(vnodes)
+
+
+def route_function(spec: str) -> RouteFunction:
+    """The route function a ``route`` setting names: ``"crc32"`` (crc32 mod n, the
+    default), ``"consistent-hash"`` (160 points per server) or ``"consistent-hash:N"``
+    (N points per server); ``ConfigError`` naming the setting otherwise."""
+    name, _, points = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if name == "crc32" and not points:
+        return default_route
+    if name == "consistent-hash":
+        if not points:
+            return ConsistentHashRoute()
+        if points.isdigit() and int(points) > 0:
+            return ConsistentHashRoute(int(points))
+    raise ConfigError(
+        f"route setting {spec!r}: expected one of {', '.join(ROUTE_NAMES)}"
+        " (consistent-hash:N for N points per server)"
+    )

@@ -7,7 +7,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.errors import RpcError
+from pomelo_twisted.errors import ConfigError, RpcError
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import Router, default_route
 from pomelo_twisted.rpc.hashring import (
@@ -15,6 +15,7 @@ from pomelo_twisted.rpc.hashring import (
     HashRing,
     consistent_hash_route,
     key_hash,
+    route_function,
 )
 
 UIDS = [f"uid-{n}" for n in range(10_000)]
@@ -189,3 +190,23 @@ class RouteFunctionTests(SynchronousTestCase):
         self.assertEqual(router.fallback("chat", "u", servers, "chat-1"), "chat-2")
         self.assertEqual(router.fallback("chat", "u", servers, "chat-3"), "chat-1")
         self.assertIsNone(router.fallback("chat", "u", chat(1), "chat-1"))
+
+
+class RouteSettingTests(SynchronousTestCase):
+    """route_function: a route setting's name to its function."""
+
+    def test_names(self) -> None:
+        """crc32 is the default route; consistent-hash a ring, with its points if given."""
+        self.assertIs(route_function("crc32"), default_route)
+        ring = route_function("consistent-hash")
+        assert isinstance(ring, ConsistentHashRoute)
+        self.assertEqual(ring.vnodes, 160)
+        ring = route_function("consistent-hash:32")
+        assert isinstance(ring, ConsistentHashRoute)
+        self.assertEqual(ring.vnodes, 32)
+
+    def test_unknown_names_are_refused(self) -> None:
+        """Another name, or a bad point count, is a ConfigError naming the setting."""
+        for spec in ("md5", "consistent-hash:0", "consistent-hash:x", "crc32:4", ""):
+            error = self.assertRaises(ConfigError, route_function, spec)
+            self.assertIn("route setting", str(error))
