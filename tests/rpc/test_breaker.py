@@ -3,8 +3,12 @@ breaker of each peer of a PbRpcTransport."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pomelo_twisted.app.application import Application
 from pomelo_twisted.cluster.monitor import MonitorComponent
@@ -16,6 +20,7 @@ from pomelo_twisted.errors import (
     RpcTimeout,
 )
 from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.rpc import RemoteDispatcher
 from pomelo_twisted.rpc.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -27,6 +32,7 @@ from pomelo_twisted.rpc.breaker import (
 from pomelo_twisted.rpc.pb import PbRpcTransport
 
 from ..cluster.fakes import SECRET, ProcessReactor
+from .helpers import ChatRemote
 from .test_pb import CHAT, PbCase
 
 
@@ -235,3 +241,38 @@ class StatsTests(SynchronousTestCase):
         transport.breakers.of("chat-1").failure()
         transport.breakers.of("chat-2")
         self.assertEqual(monitor.stats()["breakers"], {"chat-1": OPEN})
+
+
+class RealPbBreakerTests(TestCase):
+    """A breaker opening over a real PB connection on loopback."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_timeouts_open_the_breaker(self) -> Any:
+        """Two calls that time out over TCP open the breaker; the next call fails at once
+        with CircuitOpen while the connection itself stays up."""
+        remote = ChatRemote("chat-1")
+        dispatcher = RemoteDispatcher()
+        dispatcher.add("chatRemote", remote)
+        chat = PbRpcTransport(global_reactor, "chat-1", SECRET)
+        chat.register("chat-1", dispatcher)
+        port = yield chat.listen("tcp:0:interface=127.0.0.1")
+        self.addCleanup(chat.stop)
+        info = ServerInfo("chat-1", "chat", host="127.0.0.1", port=port.getHost().port)
+        connector = PbRpcTransport(
+            global_reactor, "connector-1", SECRET, breaker=BreakerSettings(2, 60.0)
+        )
+        self.addCleanup(connector.stop)
+        connector.add_peer(info)
+        self.assertEqual((yield connector.when_peers_up(10.0)), [])
+        self.assertEqual((yield connector.call("chat-1", "chatRemote", "echo", [1], 5.0)), [1])
+        for _ in range(2):
+            with self.assertRaises(RpcTimeout):
+                yield connector.call("chat-1", "chatRemote", "later", [], 0.2)
+        d = connector.call("chat-1", "chatRemote", "echo", [2], 5.0)
+        self.failureResultOf(d, CircuitOpen)
+        self.assertEqual(connector.peer_state("chat-1"), "up")
+        self.assertEqual(connector.breakers.states(), {"chat-1": OPEN})
+        for pending in remote.pending:
+            pending.callback(None)
