@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred
 from pomelo_twisted.rpc import consistent_hash_route
 from pomelo_twisted.rpc.breaker import OPEN, BreakerSettings
 from pomelo_twisted.rpc.budget import remaining
+from pomelo_twisted.session.backend import SessionCache
 
 from .test_cluster_routing import CHATS, ClusterCase, FakeSession
 
@@ -54,6 +55,23 @@ class ForwardRoutingTests(ClusterCase):
         self.connector.set("rpc_timeout", 2.0)
         answer = self.successResultOf(self.dispatch(LEFT, "u1"))
         self.assertEqual(answer["left"], 2.0)
+
+    def test_resend_gets_what_is_left_of_the_deadline(self) -> None:
+        """A backend that lost the session answers SESSION_NEEDED 1.5 s into a 2 s
+        request: the resend carries the 0.5 s left, not a new 2 s."""
+        self.connector.set("rpc_timeout", 2.0)
+        session = FakeSession("u1")
+        first = self.connector.dispatcher.dispatch(LEFT, {}, session)
+        self.flush()
+        served = self.successResultOf(first)
+        receiver = self.apps[served["server"]].remotes._lookup("pomelo.sys", "forward").__self__  # type: ignore[attr-defined]
+        receiver.sessions = SessionCache()  # evicted: the backend asks for the session
+        d = self.connector.dispatcher.dispatch(LEFT, {}, session)
+        self.clock.advance(0)  # the call leaves
+        self.network.flush()  # SESSION_NEEDED is ready at the backend
+        self.clock.advance(1.5)  # and reaches the frontend 1.5 s later
+        self.flush()
+        self.assertEqual(self.successResultOf(d)["left"], 0.5)
 
     def test_open_breaker_answers_503_at_once(self) -> None:
         """Two forwarded requests time out (504); the breaker of that backend opens and
