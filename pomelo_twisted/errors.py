@@ -12,9 +12,11 @@ from typing import Any
 __all__ = [
     "INTERNAL_ERROR",
     "BadRequest",
+    "CircuitOpen",
     "ConfigError",
     "HandlerError",
     "HandshakeRejected",
+    "PeerUnavailable",
     "PomeloError",
     "RequestTimeout",
     "RouteNotFound",
@@ -103,3 +105,14 @@ class RpcError(PomeloError):
 
 class RpcTimeout(RpcError):
     """A server-to-server call passed its deadline."""
+
+
+class PeerUnavailable(RpcError):
+    """A server-to-server call was not sent: the server is unknown, not connected, down
+    (it does not answer its pings) or its circuit breaker is open. Nothing ran there, so
+    an idempotent remote may be retried on another server; a client is answered 503."""
+
+
+class CircuitOpen(PeerUnavailable):
+    """A server-to-server call failed fast: the circuit breaker of that server is open
+    after consecutive failures (until its cool-down ends and a probe call succeeds)."""

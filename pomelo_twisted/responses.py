@@ -17,8 +17,10 @@ code   meaning
        logged), or the request was cancelled
 503    the server is busy (too many requests in flight on the connection), or
        no server of the route's type is available, or the one the request was
-       forwarded to is down or refused the call (``ServerUnavailable``; the
-       server id and the RPC error go to the log)
+       forwarded to is down or refused the call (``ServerUnavailable``), or a
+       server-to-server call could not be sent (``PeerUnavailable``: the server
+       is down or its circuit breaker is open); the server id and the RPC error
+       go to the log
 504    the request timed out: a handler's timeout or a forwarded call's
        deadline (``RequestTimeout``, ``RpcTimeout``)
 other  a game's own ``HandlerError(code, msg)``, as raised
@@ -33,7 +35,14 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from .errors import INTERNAL_ERROR, HandlerError, RpcError, RpcTimeout, error_response
+from .errors import (
+    INTERNAL_ERROR,
+    HandlerError,
+    PeerUnavailable,
+    RpcError,
+    RpcTimeout,
+    error_response,
+)
 
 __all__ = [
     "CODE_BAD_REQUEST",
@@ -73,7 +82,8 @@ def failure_response(failure: Failure, route: str = "?") -> dict[str, Any]:
 
     A ``HandlerError`` (the game's own, or the framework's ``BadRequest``,
     ``RouteNotFound``, ``RequestTimeout``, ``ServerUnavailable``) answers with its code
-    and message; a forwarded call's timeout answers 504; a cancelled request 500
+    and message; a forwarded call's timeout answers 504; a call that could not be sent
+    (``PeerUnavailable``, ``CircuitOpen``) 503; a cancelled request 500
     ``"request cancelled"``; any other failure 500 ``"internal server error"``, its
     details logged (an RPC failure as a warning, anything else with its traceback).
     """
@@ -83,6 +93,9 @@ def failure_response(failure: Failure, route: str = "?") -> dict[str, Any]:
     if isinstance(exc, RpcTimeout):
         log.info("request {route} timed out: {error}", route=route, error=str(exc))
         return error_response(CODE_TIMEOUT, TIMED_OUT)
+    if isinstance(exc, PeerUnavailable):
+        log.warn("request {route} failed: {error}", route=route, error=str(exc))
+        return error_response(CODE_BUSY, "server unavailable")
     if isinstance(exc, RpcError):
         log.warn("request {route} failed: {error}", route=route, error=str(exc))
         return error_response(CODE_INTERNAL, INTERNAL_ERROR)

@@ -9,7 +9,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.errors import (
     BadRequest,
+    CircuitOpen,
     HandlerError,
+    PeerUnavailable,
     RequestTimeout,
     RouteNotFound,
     RpcError,
@@ -54,6 +56,18 @@ class FailureResponseTests(SynchronousTestCase):
         body, events = answer(RpcError("connection refused by 10.0.0.7:4250"))
         self.assertEqual(body, {"code": 500, "msg": "internal server error"})
         self.assertEqual([e["log_level"] for e in events], [LogLevel.warn])
+
+    def test_peer_unavailable_is_503(self) -> None:
+        """A call that could not be sent (peer down, breaker open) answers 503, logged at
+        warn with the server id, which the client never sees."""
+        for exc in (
+            PeerUnavailable("rpc chatRemote.send to server 'chat-server-1': the server is down"),
+            CircuitOpen("rpc chatRemote.send to server 'chat-server-1': the breaker is open"),
+        ):
+            body, events = answer(exc)
+            self.assertEqual(body, {"code": 503, "msg": "server unavailable"})
+            self.assertNotIn("chat-server-1", str(body))
+            self.assertEqual([e["log_level"] for e in events], [LogLevel.warn])
 
     def test_cancelled_request(self) -> None:
         """A cancelled request answers 500 'request cancelled', logged at debug only."""

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["COLUMNS", "cell", "format_table", "format_uptime"]
+__all__ = ["COLUMNS", "cell", "format_breakers", "format_table", "format_uptime"]
 
-COLUMNS = ("ID", "TYPE", "STATE", "PID", "HOST:PORT", "UPTIME", "CONNECTIONS", "RESTARTS")
+COLUMNS = (
+    "ID",
+    "TYPE",
+    "STATE",
+    "PID",
+    "HOST:PORT",
+    "UPTIME",
+    "CONNECTIONS",
+    "RESTARTS",
+    "BREAKERS",
+)
 
 
 def format_uptime(seconds: float | None) -> str:
@@ -42,6 +52,14 @@ def _host_port(row: Mapping[str, Any]) -> str:
     return f"{host_text}:{cell(port)}"
 
 
+def format_breakers(breakers: object) -> str:
+    """The peers whose circuit breaker is not closed, ``chat-2:open,chat-3:half-open``;
+    ``-`` when there are none (a server's ``breakers`` stats)."""
+    if not isinstance(breakers, Mapping) or not breakers:
+        return "-"
+    return ",".join(f"{peer}:{state}" for peer, state in sorted(breakers.items()))
+
+
 def format_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """The rows of ``list`` as an aligned table (header first), one line per server."""
     lines = [list(COLUMNS)]
@@ -51,6 +69,7 @@ def format_table(rows: Iterable[Mapping[str, Any]]) -> str:
             [cell(row.get(key)) for key in ("id", "type", "state", "pid")]
             + [_host_port(row), format_uptime(uptime if isinstance(uptime, int | float) else None)]
             + [cell(row.get("connections")), cell(row.get("restarts"))]
+            + [format_breakers(row.get("breakers"))]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     return "".join(

@@ -22,6 +22,11 @@ The frontend does not decode what it only passes on. A forwarded request is one 
   them (restarted, or evicted) answers :data:`SESSION_NEEDED` and the frontend sends
   the request again, once, with the settings.
 
+The request's deadline is the frontend's ``rpc_timeout`` (the forward call's timeout),
+cut to a current deadline if the request is forwarded while serving a call
+(:mod:`~pomelo_twisted.rpc.budget`): it travels with the call as its budget, and the
+resend after :data:`SESSION_NEEDED` gets only what is left of it.
+
 Failures of the hop itself, at the frontend: no server type of that name -> 404, no
 server of the type or the call failed (peer down, refused) -> 503, the call timed out
 -> 504, a route function that fails -> 500; details go to the log only.
@@ -51,6 +56,7 @@ from ..handlers.dispatch import Dispatcher
 from ..interfaces import ISerializer
 from ..responses import EncodedBody
 from ..rpc import Router
+from ..rpc.budget import current_deadline, within_deadline
 from ..rpc.logagg import RepeatedWarning
 from ..serializers import MsgpackSerializer, get_serializer
 from ..session.backend import SYS_SERVICE, BackendSession, RpcCall, SessionCache
@@ -83,6 +89,7 @@ class Forwarder:
         rpc: RpcCall,
         *,
         seconds: Callable[[], float] | None = None,
+        timeout: Callable[[], float] | None = None,
         warn_interval: float = 10.0,
     ) -> None:
         self.frontend_id = frontend_id
@@ -90,6 +97,9 @@ class Forwarder:
         self._router = router
         self._rpc = rpc
         self._seconds = seconds
+        self._timeout = timeout
+        """The forward call's timeout (the ``rpc_timeout`` setting): with ``seconds``, what
+        bounds a resend after SESSION_NEEDED."""
         self._warn_interval = warn_interval
         self._warnings: dict[str, RepeatedWarning] = {}
         """Per backend: its failed hops, one warning line per interval with a count."""
@@ -124,20 +134,38 @@ class Forwarder:
             notify,
         )
         d = self._rpc(server_id, SYS_SERVICE, FORWARD, args)
-        d.addCallback(self._answered, session, server_id, full, args)
+        d.addCallback(self._answered, session, server_id, full, args, self._deadline())
         d.addErrback(self._failed, server_id, route)
         return d
 
+    def _deadline(self) -> float | None:
+        """When the request being forwarded now must be answered (a time of ``seconds``),
+        None when the forwarder knows no timeout."""
+        if self._timeout is None or self._seconds is None:
+            return current_deadline()
+        deadline = self._seconds() + self._timeout()
+        current = current_deadline()
+        return deadline if current is None or deadline < current else current
+
     def _answered(
-        self, result: Any, session: Any, server_id: str, full: bool, args: tuple[Any, ...]
+        self,
+        result: Any,
+        session: Any,
+        server_id: str,
+        full: bool,
+        args: tuple[Any, ...],
+        deadline: float | None,
     ) -> Any:
         if type(result) is int:  # SESSION_NEEDED: the backend does not hold the settings
             if full:
                 raise RpcError(f"{server_id} asked again for the session it was sent")
             log.debug("{server} needs session {sid}: sending it", server=server_id, sid=args[1])
             again = (*args[:4], session.export()["settings"], *args[5:])
-            d = self._rpc(server_id, SYS_SERVICE, FORWARD, again)
-            return d.addCallback(self._answered, session, server_id, True, again)
+            if deadline is None:
+                d = self._rpc(server_id, SYS_SERVICE, FORWARD, again)
+            else:  # the same request: only what is left of its deadline
+                d = within_deadline(deadline, self._rpc, server_id, SYS_SERVICE, FORWARD, again)
+            return d.addCallback(self._answered, session, server_id, True, again, None)
         if full:  # the backend holds this version now
             seen = session.backend_versions
             if seen is None:

@@ -21,6 +21,7 @@ from ..handlers.context import RequestContext
 from ..interfaces import IAgent, IConnectionHandler
 from ..protocol import ClientHandshake
 from ..responses import EncodedBody, failure_response
+from ..rpc.calls import DEFAULT_RPC_TIMEOUT
 from .forward import Forwarder
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ log = Logger()
 def forwarder_of(app: Application) -> Forwarder:
     """The forwarder of a frontend ``app``'s requests."""
     return Forwarder(
-        app.server_id, app.servers, app.router, app.rpc_call, seconds=app.reactor.seconds
+        app.server_id,
+        app.servers,
+        app.router,
+        app.rpc_call,
+        seconds=app.reactor.seconds,
+        timeout=lambda: float(app.get("rpc_timeout", DEFAULT_RPC_TIMEOUT)),
     )
 
 

@@ -130,6 +130,8 @@ class AdminAvatar(pb.Avatar):
         def got(data: dict[str, Any] | None) -> None:
             if data is not None:
                 row["connections"] = data.get("connections")
+                if isinstance(data.get("breakers"), dict):
+                    row["breakers"] = data["breakers"]
                 if isinstance(data.get("uptime"), (int, float)):
                     row["uptime"] = data["uptime"]
 

@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from ..gameconfig import ServerInfo
 from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
+from ..rpc.breaker import CLOSED, BreakerBoard
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
 
@@ -233,12 +234,18 @@ class MonitorComponent:
         sessions = self.app.session_service
         transport = self.app.rpc_transport
         peers = transport.peers()
-        return {
+        stats: dict[str, Any] = {
             "pid": self.pid,
             "uptime": self.app.clock.seconds() - self.started_at,
             "connections": len(sessions) if sessions is not None else 0,
             "peers": peers,
         }
+        board = getattr(transport, "breakers", None)
+        if isinstance(board, BreakerBoard):  # the peers whose circuit breaker is not closed
+            tripped = {peer: state for peer, state in board.states().items() if state != CLOSED}
+            if tripped:
+                stats["breakers"] = tripped
+        return stats
 
 
 def _server_info(entry: object) -> ServerInfo | None:

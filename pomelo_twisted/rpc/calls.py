@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import RpcTimeout
 from .metrics import RpcCounters
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "RpcCall", "call_label"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "RpcCall", "call_label", "expired"]
 
 #: The default deadline of a server-to-server call, in seconds (the ``rpc_timeout``
 #: setting of an application, and of its RPC proxies). It sits below the clients'
@@ -31,6 +31,13 @@ DEFAULT_RPC_TIMEOUT = 5.0
 def call_label(server_id: str, service: str, method: str) -> str:
     """How errors and logs name a call."""
     return f"rpc {service}.{method} to server {server_id!r}"
+
+
+def expired(label: str, counters: RpcCounters) -> Deferred[Any]:
+    """The failed Deferred of a call not sent because its request's deadline passed."""
+    counters.expired += 1
+    counters.timeouts += 1
+    return fail(RpcTimeout(f"{label}: not sent, the deadline of its request has passed"))
 
 
 class RpcCall:

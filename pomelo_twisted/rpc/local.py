@@ -9,7 +9,9 @@ behaves like a network transport where it matters to the code above it:
 - arguments and results are copied through msgpack, so only plain data
   crosses (tuples arrive as lists) and neither side sees the other's objects;
 - a deadline of ``timeout`` seconds on the clock fails the call with
-  ``RpcTimeout``; a result arriving later is dropped (and counted as late).
+  ``RpcTimeout``; a result arriving later is dropped (and counted as late). The
+  timeout is cut to the current deadline of a call being served
+  (:mod:`~pomelo_twisted.rpc.budget`), and the remote runs within its call's deadline.
   Deadlines are kept by a :class:`~pomelo_twisted.deadlines.DeadlineScheduler`:
   one timer for every call, not one each.
 
@@ -33,10 +35,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..deadlines import DeadlineScheduler
-from ..errors import ConfigError, HandlerError, PomeloError, RpcError
+from ..errors import ConfigError, HandlerError, PeerUnavailable, PomeloError, RpcError
 from ..interfaces import IRpcTransport
 from ..results import call_settled
-from .calls import RpcCall, call_label
+from .budget import budget_of, within_deadline
+from .calls import RpcCall, call_label, expired
 from .metrics import RpcCounters
 from .payload import copy_plain
 from .remotes import RemoteDispatcher, ServeRemote
@@ -55,8 +58,8 @@ def entry_point(serve: ServeRemote) -> ServeRemote:
     return serve
 
 
-def _unavailable(server_id: str, service: str, method: str) -> RpcError:
-    return RpcError(f"server {server_id!r} is not available (rpc {service}.{method})")
+def _unavailable(server_id: str, service: str, method: str) -> PeerUnavailable:
+    return PeerUnavailable(f"server {server_id!r} is not available (rpc {service}.{method})")
 
 
 class _LocalCall(RpcCall):
@@ -162,6 +165,9 @@ class LocalRpcTransport:
             counters.failures += 1
             where = call_label(server_id, service, method)
             return fail(RpcError(f"{where}: timeout must be positive, not {timeout!r}"))
+        timeout = budget_of(timeout, self._clock)
+        if not timeout > 0:
+            return expired(call_label(server_id, service, method), counters)
         try:  # msgpack packs a tuple or a list as an array: a list arrives
             copied = copy_plain(args if type(args) in (tuple, list) else list(args))
         except ValueError as exc:
@@ -202,7 +208,10 @@ class LocalRpcTransport:
         if serve is None:
             call.fail(_unavailable(call.server_id, call.service, call.method))
             return
-        result = call_settled(serve, call.service, call.method, args)
+        # The remote runs within the call's deadline: its own calls are cut to it.
+        result = within_deadline(
+            call.deadline[0], call_settled, serve, call.service, call.method, args
+        )
         if isinstance(result, Deferred):
             result.addCallbacks(
                 self._returned, self._remote_failed, callbackArgs=(call,), errbackArgs=(call,)

@@ -7,8 +7,11 @@ beyond 64 bits are refused.
 
 Between processes, calls and answers travel in *batches*: msgpack arrays whose items
 are packed already (:func:`pack_array`), each at most :data:`MAX_BATCH` bytes
-(:func:`chunks`). A call is ``[id, target, service, method, args]``; an answer is
-``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``.
+(:func:`chunks`). A call is ``[id, target, service, method, args, budget]``: ``budget``
+is the seconds its caller still waits (:mod:`~pomelo_twisted.rpc.budget`); a callee also
+accepts ``[id, target, service, method, args]`` (no budget: the form before budgets).
+An answer is ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]``, ``[id, ERROR,
+message]`` or ``[id, TIMEOUT, message]`` (the budget was spent before the remote ran).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "HANDLER_ERROR",
     "MAX_BATCH",
     "OK",
+    "TIMEOUT",
     "chunks",
     "copy_plain",
     "pack_array",
@@ -31,9 +35,10 @@ __all__ = [
     "unpack_plain",
 ]
 
-OK, HANDLER_ERROR, ERROR = 0, 1, 2
+OK, HANDLER_ERROR, ERROR, TIMEOUT = 0, 1, 2, 3
 """The kinds of answer: ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as
-``HandlerError`` by the caller) and ``[id, ERROR, message]`` (an ``RpcError``)."""
+``HandlerError`` by the caller), ``[id, ERROR, message]`` (an ``RpcError``) and
+``[id, TIMEOUT, message]`` (an ``RpcTimeout``: the call's budget was spent on arrival)."""
 
 MAX_BATCH = banana.SIZE_LIMIT - 8
 """The most bytes one batch of calls or answers carries (banana refuses a string over

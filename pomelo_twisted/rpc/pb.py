@@ -8,7 +8,8 @@ crosses is narrow on purpose:
 
 - the calls made to a peer during one reactor turn leave at the end of the turn
   as ONE batch (a :class:`~pomelo_twisted.rpc.batcher.TurnBatcher`): msgpack
-  ``bytes`` of a list of ``[id, target, service, method, args]``, the strings
+  ``bytes`` of a list of ``[id, target, service, method, args, budget]`` (``budget``:
+  the call's timeout, cut to the deadline of the request it serves), the strings
   naming a *declared* remote (the ``RemoteDispatcher`` refuses anything else);
 - the answers ready during one turn go back as ONE batch: msgpack ``bytes`` of
   ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` (re-raised as such, so
@@ -35,6 +36,11 @@ A logged-in peer is pinged every ``ping_interval`` seconds (default 1,
 :mod:`~pomelo_twisted.rpc.pbping`); one that has not answered for ``ping_timeout``
 seconds (default 3: stopped, hung, not reading) is ``down``: its calls in flight fail
 then, new ones at once (a forwarded request is answered 503), until it answers again.
+
+Each peer has a circuit breaker (:mod:`~pomelo_twisted.rpc.breaker`): after
+``failures`` consecutive calls that could not be sent, timed out or lost their
+connection, calls to it fail fast (``CircuitOpen``) for ``cool_down`` seconds, then one
+probe call decides. A call that is not sent fails with ``PeerUnavailable``.
 """
 
 from __future__ import annotations
@@ -56,20 +62,23 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from ..deadlines import DeadlineScheduler
-from ..errors import HandlerError, RpcError
+from ..errors import CircuitOpen, PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
 from ..interfaces import INetworkRpcTransport, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
-from .calls import RpcCall, call_label
+from .breaker import BreakerBoard, BreakerSettings
+from .budget import DEADLINE
+from .calls import call_label, expired
 from .local import LocalRpcTransport, entry_point
 from .logagg import RepeatedWarning
 from .metrics import RpcCounters
-from .payload import ERROR, HANDLER_ERROR, MAX_BATCH, OK, pack_plain, unpack_plain
+from .payload import MAX_BATCH, pack_plain, unpack_plain
 from .pbauth import ADMIN, make_portal
 from .pbavatar import RpcAvatar
 from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
 from .pbguard import GuardedServerFactory, PortLimits
+from .pbpeer import Channel, PbCall, Peer
 from .pbping import PING_INTERVAL, PING_TIMEOUT
 from .remotes import ServeRemote
 
@@ -90,62 +99,6 @@ def _state(connection: PersistentLogin) -> str:
 class _AnswerSink(pb.Referenceable):
     """The mind this server gives a peer at login: it tells the peer's avatar that the
     answers go back on this connection (as ``batch`` messages)."""
-
-
-class _Peer:
-    """One peer server: its address, the connection to it, the calls on that connection."""
-
-    __slots__ = ("channel", "connection", "info")
-
-    def __init__(self, info: ServerInfo, connection: PersistentLogin) -> None:
-        self.info = info
-        self.connection = connection
-        self.channel: _Channel | None = None
-
-
-class _Channel:
-    """The calls made over one logged-in connection to a peer: batched per reactor turn,
-    kept by id until answered."""
-
-    __slots__ = ("batcher", "broker", "calls", "counters", "peer")
-
-    def __init__(self, peer: _Peer, broker: LoginBroker, counters: RpcCounters) -> None:
-        self.peer = peer
-        self.broker = broker
-        self.counters = counters
-        self.calls: dict[int, _PbCall] = {}
-        self.batcher: TurnBatcher  # set by the transport, whose send it calls
-
-
-class _PbCall(RpcCall):
-    """A call to a peer: its channel, its id there, its ticket in the channel's batch
-    (set by the transport once built)."""
-
-    __slots__ = ("call_id", "channel", "ticket")
-
-    channel: _Channel
-    call_id: int
-    ticket: int
-
-    def _ended(self) -> None:
-        channel = self.channel
-        channel.calls.pop(self.call_id, None)
-        batcher = channel.batcher
-        if self.ticket >= batcher.sent:  # ended before its batch left: leave it out
-            batcher.withdraw(self.ticket)
-
-    def answered(self, answer: list[Any]) -> None:
-        """``answer`` is ``[id, kind, ...]`` from the peer."""
-        kind, size = answer[1], len(answer)
-        if kind == OK and size == 3:
-            if self.finish():
-                self.deferred.callback(answer[2])
-        elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
-            self.fail(HandlerError(answer[2], str(answer[3])))
-        elif kind == ERROR and size == 3:
-            self.fail(RpcError(f"{self} failed: {answer[2]}"))
-        else:
-            self.fail(RpcError(f"{self}: the peer sent a malformed answer"))
 
 
 @implementer(INetworkRpcTransport)
@@ -175,6 +128,7 @@ class PbRpcTransport:
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
         tls: ClusterTLS | None = None,
+        breaker: BreakerSettings | None = None,
     ) -> None:
         self._clock = reactor
         self.name = name
@@ -198,9 +152,11 @@ class PbRpcTransport:
         #: The factory of the RPC port (its counters tell what it refused), once built.
         self.port_factory: GuardedServerFactory | None = None
         self._deadlines = DeadlineScheduler(reactor)
+        #: The circuit breaker of each peer (``configure`` it to change the settings).
+        self.breakers = BreakerBoard(reactor, breaker)
         self._local = LocalRpcTransport(reactor, self._deadlines)
         self._serving: dict[str, ServeRemote] = {}
-        self._peers: dict[str, _Peer] = {}
+        self._peers: dict[str, Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
         self._peer_waiters: list[Deferred[list[str]]] = []
         self._ids = count(1)
@@ -289,10 +245,10 @@ class PbRpcTransport:
             max_delay=maximum,
             login_timeout=login_timeout,
             description=f"server {info.id} ({info.host}:{info.port})",
-            on_up=lambda _avatar: self._peers_changed(),
+            on_up=lambda _avatar: self._up(info.id),
             ping=self._ping,
         )
-        peer = _Peer(info, connection)
+        peer = Peer(info, connection, self.breakers.of(info.id))
         connection.on_answering = lambda answering: self._answering(peer, answering)
         self._peers[info.id] = peer
         self._counters.setdefault(info.id, RpcCounters())
@@ -303,6 +259,7 @@ class PbRpcTransport:
         peer = self._peers.pop(server_id, None)
         if peer is None:
             return succeed(None)
+        self.breakers.forget(server_id)
         stopped = peer.connection.stop()
         self._peers_changed()
         return stopped
@@ -323,17 +280,25 @@ class PbRpcTransport:
         """Each peer's id and state."""
         return {sid: _state(peer.connection) for sid, peer in sorted(self._peers.items())}
 
-    def _answering(self, peer: _Peer, answering: bool) -> None:
+    def _answering(self, peer: Peer, answering: bool) -> None:
         """A logged-in peer stopped answering its pings (its calls in flight fail now, new
         ones at once, until it answers again) or answers again."""
         if answering:
+            peer.breaker.reset()
             self._peers_changed()
             return
         channel = peer.channel
         if channel is not None:
             why = peer.connection.last_error
             for call in list(channel.calls.values()):
-                call.fail(RpcError(f"{call}: the server is down ({why})"))
+                call.broken(RpcError(f"{call}: the server is down ({why})"))
+
+    def _up(self, server_id: str) -> None:
+        """A peer logged in (again): its breaker closes, waiters may fire."""
+        peer = self._peers.get(server_id)
+        if peer is not None:
+            peer.breaker.reset()
+        self._peers_changed()
 
     def when_peers_up(self, timeout: float) -> Deferred[list[str]]:
         """Fires with ``[]`` once every peer is up (when the last one logs in), or after
@@ -377,9 +342,16 @@ class PbRpcTransport:
         peer = self._peers.get(server_id)
         if peer is None:
             self.unknown_calls += 1
-            return fail(RpcError(f"{call_label(server_id, service, method)}: unknown server"))
+            return fail(
+                PeerUnavailable(f"{call_label(server_id, service, method)}: unknown server")
+            )
         counters = self._counters[server_id]
         counters.calls += 1
+        breaker = peer.breaker
+        if not breaker.allow():
+            counters.failures += 1
+            label = call_label(server_id, service, method)
+            return fail(CircuitOpen(f"{label}: the circuit breaker is open ({breaker.peer})"))
         connection = peer.connection
         broker = connection.broker
         if (
@@ -389,41 +361,54 @@ class PbRpcTransport:
             or not connection.answering
         ):
             counters.failures += 1
+            breaker.failure()
             why = connection.last_error or "not connected yet"
             label = call_label(server_id, service, method)
-            return fail(RpcError(f"{label}: the server is down ({why})"))
+            return fail(PeerUnavailable(f"{label}: the server is down ({why})"))
         if not timeout > 0:
             counters.failures += 1
+            breaker.abandoned()
             label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: timeout must be positive, not {timeout!r}"))
+        deadline = DEADLINE.get()
+        if deadline is not None:  # made for a call being served: cut to its deadline
+            left = deadline - self._clock.seconds()
+            if left < timeout:
+                if not left > 0:
+                    breaker.abandoned()
+                    return expired(call_label(server_id, service, method), counters)
+                timeout = left
         call_id = next(self._ids)
         try:
             if type(args) not in (tuple, list):
                 args = list(args)
-            item = pack_plain([call_id, server_id, service, method, args])
+            item = pack_plain([call_id, server_id, service, method, args, timeout])
         except ValueError as exc:
             counters.failures += 1
+            breaker.abandoned()
             label = call_label(server_id, service, method)
             return fail(RpcError(f"{label}: arguments are not plain data ({exc})"))
         if len(item) > MAX_BATCH:
             counters.failures += 1
+            breaker.abandoned()
             label = call_label(server_id, service, method)
             size = f"{len(item)} bytes, at most {MAX_BATCH}"
             return fail(RpcError(f"{label}: the arguments are too large ({size})"))
         channel = peer.channel
         if channel is None or channel.broker is not broker:
             channel = self._open(peer, broker)
-        call = _PbCall(server_id, service, method, timeout, channel.counters, self._deadlines)
+        call = PbCall(server_id, service, method, timeout, channel.counters, self._deadlines)
         call.channel = channel
         call.call_id = call_id
+        call.breaker = breaker
         channel.calls[call_id] = call
         call.ticket = channel.batcher.add(item)
         return call.deferred
 
-    def _open(self, peer: _Peer, broker: LoginBroker) -> _Channel:
+    def _open(self, peer: Peer, broker: LoginBroker) -> Channel:
         """A channel for the calls over ``broker``, failed when it is lost."""
         server_id = peer.info.id
-        channel = _Channel(peer, broker, self._counters[server_id])
+        channel = Channel(peer, broker, self._counters[server_id])
         channel.batcher = TurnBatcher(
             self._clock, lambda batch: self._send(channel, batch), MAX_BATCH
         )
@@ -432,15 +417,15 @@ class PbRpcTransport:
         broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
         return channel
 
-    def _lost(self, peer: _Peer, channel: _Channel) -> None:
+    def _lost(self, peer: Peer, channel: Channel) -> None:
         if peer.channel is channel:
             peer.channel = None
         channel.batcher.clear()
         calls, channel.calls = channel.calls, {}
         for call in calls.values():
-            call.fail(RpcError(f"{call}: the connection was lost before the answer"))
+            call.broken(RpcError(f"{call}: the connection was lost before the answer"))
 
-    def _send(self, channel: _Channel, batch: bytes) -> None:
+    def _send(self, channel: Channel, batch: bytes) -> None:
         """One batch of the turn's calls to ``channel``'s peer."""
         broker = channel.broker
         if broker.disconnected:

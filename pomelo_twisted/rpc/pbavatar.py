@@ -48,7 +48,7 @@ class RpcAvatar(pb.Avatar):
     ) -> None:
         self.peer = peer
         self._broker = broker
-        self._runner = CallRunner(serving, self._answer, peer, MAX_BATCH)
+        self._runner = CallRunner(serving, self._answer, peer, MAX_BATCH, clock)
         self._answers = TurnBatcher(clock, self._send_answers, MAX_BATCH)
         if broker is not None:  # logged in: its batch messages are calls for us
             broker.batch_receiver = self.run_batch

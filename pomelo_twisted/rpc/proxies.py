@@ -16,6 +16,10 @@ call a method proxy:
   instance (``RpcError``, ``RpcTimeout``, ``HandlerError``), never a Failure:
   the Deferred itself fails only when the type has no server.
 
+A routed call of a remote method declared idempotent (:mod:`~pomelo_twisted.rpc.idempotent`)
+that could not be sent (``PeerUnavailable``) is sent once more to another server of the
+type (:meth:`~pomelo_twisted.rpc.router.Router.fallback`); nothing else is retried.
+
 ``timeout`` (seconds) overrides the proxies' default for one call. Every call
 returns a Deferred and never raises. Names are not checked here: the callee's
 declared remotes refuse unknown ones. The server type must have servers
@@ -32,7 +36,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.python.failure import Failure
 
-from ..errors import RpcError
+from ..errors import PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
 from ..interfaces import IRpcTransport
 from .calls import DEFAULT_RPC_TIMEOUT
@@ -159,13 +163,14 @@ class RemoteProxy:
 class MethodProxy:
     """``app.rpc.<type>.<remote>.<method>``: call it routed, on one server, or on all."""
 
-    __slots__ = ("_context", "_method", "_remote", "_server_type")
+    __slots__ = ("_context", "_key", "_method", "_remote", "_server_type")
 
     def __init__(self, context: _Context, server_type: str, remote: str, method: str) -> None:
         self._context = context
         self._server_type = server_type
         self._remote = remote
         self._method = method
+        self._key = (server_type, remote, method)
 
     def __repr__(self) -> str:
         return f"<rpc proxy {self._server_type}.{self._remote}.{self._method}>"
@@ -174,13 +179,42 @@ class MethodProxy:
         self, route_param: object, *args: Any, timeout: float | None = None
     ) -> Deferred[Any]:
         """Call the server the router picks for ``route_param`` with ``*args`` (the
-        route parameter is not sent)."""
+        route parameter is not sent); an idempotent method that could not be sent there
+        is sent once to another server of the type."""
+        context = self._context
+        router = context.router
         try:
-            servers = self._context.servers(self._server_type)
-            server_id = self._context.router.pick(self._server_type, route_param, servers)
+            servers = context.servers(self._server_type)
+            server_id = router.pick(self._server_type, route_param, servers)
         except Exception:
             return fail()
-        return self._context.call(server_id, self._remote, self._method, args, timeout)
+        d = context.call(server_id, self._remote, self._method, args, timeout)
+        if self._key in router.idempotent:
+            d.addErrback(self._retry, route_param, server_id, args, timeout)
+        return d
+
+    def _retry(
+        self,
+        failure: Failure,
+        route_param: object,
+        failed: str,
+        args: tuple[Any, ...],
+        timeout: float | None,
+    ) -> Any:
+        """The call to ``failed`` was not sent: once to the router's fallback, if any."""
+        if not failure.check(PeerUnavailable):
+            return failure
+        context = self._context
+        router = context.router
+        servers = context.servers_of(self._server_type)
+        try:
+            other = router.fallback(self._server_type, route_param, servers, failed)
+        except Exception:
+            return failure
+        if other is None:
+            return failure
+        router.idempotent.retries += 1
+        return context.call(other, self._remote, self._method, args, timeout)
 
     def to(self, server_id: str) -> Callable[..., Deferred[Any]]:
         """A function ``(*args, timeout=None)`` calling ``server_id`` with exactly ``args``;

@@ -8,10 +8,11 @@ Perspective Broker) calls the dispatcher as ``dispatcher(service, method, args)`
 or its :meth:`~RemoteDispatcher.invoke`.
 
 :class:`CallRunner` is the callee side of *batched* calls, whatever carries them:
-it runs each ``[id, target, service, method, args]`` of a batch and hands back
+it runs each ``[id, target, service, method, args, budget]`` (or, from a caller
+older than budgets, ``[id, target, service, method, args]``) of a batch and hands back
 each answer, on its own and as soon as it is ready, as msgpack bytes of
-``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]`` or ``[id, ERROR, message]``
-(:mod:`~pomelo_twisted.rpc.payload`).
+``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]``, ``[id, ERROR, message]`` or
+``[id, TIMEOUT, message]`` (:mod:`~pomelo_twisted.rpc.payload`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
 from ..results import call_settled, is_later, settle
+from .budget import DEADLINE
 from .logagg import RepeatedWarning
-from .payload import ERROR, HANDLER_ERROR, OK, pack_plain, unpack_plain
+from .payload import ERROR, HANDLER_ERROR, OK, TIMEOUT, pack_plain, unpack_plain
 
 __all__ = [
     "LIFECYCLE_HOOKS",
@@ -171,10 +174,15 @@ class CallRunner:
     ``dispatchers(target)`` is the dispatcher serving server ``target`` here (None when
     it is not served): a callable ``(service, method, args)`` returning a value, a
     Deferred or a coroutine, e.g. :meth:`RemoteDispatcher.invoke`. A batch is msgpack
-    bytes of a list of ``[id, target, service, method, args]``; a batch that is not
-    such a list runs nothing (and is logged), a call whose names are not ``str`` or whose
-    ``args`` is not a list is answered with an error. An answer whose bytes exceed
-    ``max_size`` is replaced by an error.
+    bytes of a list of ``[id, target, service, method, args, budget]`` (``budget``
+    optional); a batch that is not such a list runs nothing (and is logged), a call whose
+    names are not ``str``, whose ``args`` is not a list or whose budget is not a number
+    is answered with an error. An answer whose bytes exceed ``max_size`` is replaced by
+    an error.
+
+    A call with a budget runs within the deadline ``clock.seconds() + budget`` (the
+    calls the remote makes are cut to it); one whose budget is spent (0 or less) is
+    answered ``TIMEOUT`` without running (counted in ``expired``).
     """
 
     def __init__(
@@ -183,11 +191,15 @@ class CallRunner:
         answer: Callable[[bytes], object],
         peer: str,
         max_size: int,
+        clock: IReactorTime,
     ) -> None:
         self._dispatchers = dispatchers
         self._answer = answer
         self.peer = peer
         self._max_size = max_size
+        self._clock = clock
+        #: Calls not run because their budget was spent when they arrived.
+        self.expired = 0
 
     def run(self, batch: bytes) -> None:
         """Run every call of ``batch``."""
@@ -199,23 +211,33 @@ class CallRunner:
             _refusals.warn("refused a malformed batch of rpcs from {peer}", peer=self.peer)
             return
         for item in calls:
-            if type(item) is not list or len(item) != 5 or type(item[0]) is not int:
+            if type(item) is not list or not 5 <= len(item) <= 6 or type(item[0]) is not int:
                 _refusals.warn(
                     "refused a malformed rpc from {peer}: {item!r}", peer=self.peer, item=item
                 )
             else:
                 self._run(*item)
 
-    def _run(self, call_id: int, target: Any, service: Any, method: Any, args: Any) -> None:
+    def _run(
+        self,
+        call_id: int,
+        target: Any,
+        service: Any,
+        method: Any,
+        args: Any,
+        budget: Any = None,
+    ) -> None:
         if not (
             type(target) is str
             and type(service) is str
             and type(method) is str
             and type(args) is list
+            and (budget is None or type(budget) in (float, int))
         ):
-            kinds = ", ".join(type(v).__name__ for v in (target, service, method, args))
+            values = (target, service, method, args, budget)
+            kinds = ", ".join(type(v).__name__ for v in values if v is not None)
             _refusals.warn("refused an rpc from {peer} with ({kinds})", peer=self.peer, kinds=kinds)
-            message = f"refused: expected (str, str, str, list), got ({kinds})"
+            message = f"refused: expected (str, str, str, list[, number]), got ({kinds})"
             self._answer(pack_plain([call_id, ERROR, message]))
             return
         dispatcher = self._dispatchers(target)
@@ -223,17 +245,32 @@ class CallRunner:
             message = f"server {target!r} is not served at this address"
             self._answer(pack_plain([call_id, ERROR, message]))
             return
+        token = None
+        if budget is not None:
+            if not budget > 0:  # spent (or NaN) on arrival: the remote does not start
+                self.expired += 1
+                message = f"the deadline had passed when it arrived ({budget!r} seconds left)"
+                self._answer(pack_plain([call_id, TIMEOUT, message]))
+                return
+            # The remote, and what it starts (a coroutine too), run within the deadline.
+            token = DEADLINE.set(self._clock.seconds() + budget)
         try:
-            result = dispatcher(service, method, args)
-        except Exception:
-            self._failed(Failure(), call_id, target, service, method)
-            return
-        if is_later(result):  # a Deferred, a coroutine or a Failure
-            later: Deferred[Any] = settle(result)
-            names = (call_id, target, service, method)
-            later.addCallbacks(self._returned, self._failed, callbackArgs=names, errbackArgs=names)
-        else:
-            self._returned(result, call_id, target, service, method)
+            try:
+                result = dispatcher(service, method, args)
+            except Exception:
+                self._failed(Failure(), call_id, target, service, method)
+                return
+            if is_later(result):  # a Deferred, a coroutine or a Failure
+                later: Deferred[Any] = settle(result)
+                names = (call_id, target, service, method)
+                later.addCallbacks(
+                    self._returned, self._failed, callbackArgs=names, errbackArgs=names
+                )
+                return
+        finally:
+            if token is not None:
+                DEADLINE.reset(token)
+        self._returned(result, call_id, target, service, method)
 
     def _where(self, target: str, service: str, method: str) -> str:
         return f"remote {service}.{method} on server {target} (called by {self.peer})"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import RpcError
 from ..gameconfig import ServerInfo
+from .idempotent import IdempotentRemotes
 
 __all__ = ["RouteFunction", "Router", "default_route", "route_key"]
 
@@ -53,11 +54,14 @@ def default_route(route_param: object, servers: Sequence[ServerInfo]) -> str:
 
 
 class Router:
-    """The route function of each server type: ``default`` unless overridden."""
+    """The route function of each server type: ``default`` unless overridden; and which
+    remotes may be retried on another server (``idempotent``)."""
 
     def __init__(self, default: RouteFunction = default_route) -> None:
         self._default = default
         self._routes: dict[str, RouteFunction] = {}
+        #: The remote methods a routed call may retry once on another server.
+        self.idempotent = IdempotentRemotes()
 
     def set(self, server_type: str, fn: RouteFunction) -> None:
         """Route calls to ``server_type`` with ``fn`` (replacing an earlier one)."""
@@ -85,3 +89,23 @@ class Router:
                 f"which is not one of its {len(servers)} servers"
             )
         return server_id
+
+    def fallback(
+        self, server_type: str, route_param: object, servers: Sequence[ServerInfo], failed: str
+    ) -> str | None:
+        """Another server of ``server_type`` for ``route_param`` when ``failed`` could not
+        be reached (for a retry): the route function's own ``fallback(route_param,
+        servers, failed)`` if it has one (the next server on a hash ring), else the
+        server after ``failed`` in the servers sorted by id; None when there is no other.
+        """
+        fn = self.get(server_type)
+        own = getattr(fn, "fallback", None)
+        if callable(own):
+            chosen = own(route_param, servers, failed)
+            return chosen if isinstance(chosen, str) and chosen != failed else None
+        ordered = sorted(server.id for server in servers)
+        if failed not in ordered:
+            return ordered[0] if ordered else None
+        if len(ordered) < 2:
+            return None
+        return ordered[(ordered.index(failed) + 1) % len(ordered)]

@@ -203,7 +203,8 @@ class FormatTests(SynchronousTestCase):
             self.assertEqual(format_uptime(seconds), text)
 
     def test_table(self) -> None:
-        """The table is aligned, '-' stands for None, IPv6 hosts are bracketed."""
+        """The table is aligned, '-' stands for None, IPv6 hosts are bracketed, breakers
+        that are not closed are listed."""
         master_host = "127.0.0.1"
         keys = ("id", "type", "state", "pid", "host", "port", "uptime", "connections", "restarts")
         rows: list[dict[str, Any]] = [
@@ -213,22 +214,44 @@ class FormatTests(SynchronousTestCase):
                 ("chat-server-1", "chat", "down", None, "127.0.0.1", 4250, None, None, 2),
             )
         ]
-        rows.append({"id": "v6", "type": "chat", "state": "up", "host": "::1", "port": 1})
+        rows.append(
+            {
+                "id": "v6",
+                "type": "chat",
+                "state": "up",
+                "host": "::1",
+                "port": 1,
+                "breakers": {"chat-1": "open"},
+            }
+        )
         lines = format_table(rows).splitlines()
         self.assertEqual(
             lines,
             [
                 "ID               TYPE    STATE  PID  HOST:PORT       "
-                "UPTIME  CONNECTIONS  RESTARTS",
-                "master-server-1  master  up     100  127.0.0.1:4005  1h02m   3            0",
-                "chat-server-1    chat    down   -    127.0.0.1:4250  -       -            2",
-                "v6               chat    up     -    [::1]:1         -       -            -",
+                "UPTIME  CONNECTIONS  RESTARTS  BREAKERS",
+                "master-server-1  master  up     100  127.0.0.1:4005  1h02m   3            0"
+                "         -",
+                "chat-server-1    chat    down   -    127.0.0.1:4250  -       -            2"
+                "         -",
+                "v6               chat    up     -    [::1]:1         -       -            -"
+                "         chat-1:open",
             ],
         )
 
     def test_empty_table(self) -> None:
         """No rows still prints the header."""
-        header = ["ID", "TYPE", "STATE", "PID", "HOST:PORT", "UPTIME", "CONNECTIONS", "RESTARTS"]
+        header = [
+            "ID",
+            "TYPE",
+            "STATE",
+            "PID",
+            "HOST:PORT",
+            "UPTIME",
+            "CONNECTIONS",
+            "RESTARTS",
+            "BREAKERS",
+        ]
         self.assertEqual(format_table([]).split(), header)
 
 

@@ -434,11 +434,21 @@ class RealMasterCommandTests(TestCase):
         code = yield self.run_command("list")
         self.assertEqual((code, self.err.getvalue()), (0, ""))
         lines = self.out.getvalue().splitlines()
-        header = ["ID", "TYPE", "STATE", "PID", "HOST:PORT", "UPTIME", "CONNECTIONS", "RESTARTS"]
+        header = [
+            "ID",
+            "TYPE",
+            "STATE",
+            "PID",
+            "HOST:PORT",
+            "UPTIME",
+            "CONNECTIONS",
+            "RESTARTS",
+            "BREAKERS",
+        ]
         self.assertEqual(lines[0].split(), header)
         self.assertTrue(lines[1].startswith("master-server-1"))
         self.assertIn(f"127.0.0.1:{self.master.port_number}", lines[1])
-        chat = ["chat-server-1", "chat", "down", "-", "127.0.0.1:4250", "-", "-", "0"]
+        chat = ["chat-server-1", "chat", "down", "-", "127.0.0.1:4250", "-", "-", "0", "-"]
         self.assertEqual(lines[3].split(), chat)
 
     @inlineCallbacks

@@ -387,7 +387,7 @@ class CounterTests(TransportCase):
         self.flushLoggedErrors(ValueError)
         self.assertEqual(
             self.transport.snapshot(),
-            {"chat-1": {"calls": 4, "failures": 2, "timeouts": 1, "late": 1}},
+            {"chat-1": {"calls": 4, "failures": 2, "timeouts": 1, "late": 1, "expired": 0}},
         )
 
     def test_counters_of_an_unknown_server(self) -> None:

@@ -689,8 +689,8 @@ class BatchPayloadTests(PbCase):
         )
         self.avatar.run_batch(batch)
         answers = {answer[0]: answer for answer in self.answers()}
-        self.assertIn("expected (str, str, str, list)", answers[1][2])
-        self.assertIn("expected (str, str, str, list)", answers[2][2])
+        self.assertIn("expected (str, str, str, list[, number])", answers[1][2])
+        self.assertIn("expected (str, str, str, list[, number])", answers[2][2])
         self.assertIn("not served at this address", answers[3][2])
         self.assertEqual(answers[4], [4, 0, "chat-1"])
         self.assertEqual(self.remote.received, [("record", ("ok",))])
