@@ -101,7 +101,12 @@ class EtcdSessionDirectory:
         self.keeper: LeaseKeeper | None = None
         if local is not None:
             self.keeper = LeaseKeeper(
-                store, ttl, clock, on_lease=self._on_lease, on_lost=self._on_lost
+                store,
+                ttl,
+                clock,
+                on_lease=self._on_lease,
+                on_lost=self._on_lost,
+                name=f"{server_id} session bindings",
             )
 
     def __repr__(self) -> str:
@@ -304,7 +309,12 @@ class EtcdSessionDirectory:
         pending = self._releasing.get(uid)
         if pending is not None:
             answered: Deferred[int] = Deferred()
-            pending.addBoth(lambda result: (answered.callback(count), result)[1])
+
+            def relay(result: object) -> object:
+                answered.callback(count)
+                return result
+
+            pending.addBoth(relay)
             return answered
         key = self.key(uid)
 

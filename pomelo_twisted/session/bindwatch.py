@@ -48,6 +48,8 @@ class BindingWatcher:
         self._retry: IDelayedCall | None = None
         self._running = False
         self._first = True
+        self.ready: Deferred[None] = Deferred()
+        """Fires once the first read is done and the watch from it is open."""
 
     def start(self) -> None:
         """Read, then watch (nothing is reported for the bindings found by the first read)."""
@@ -92,6 +94,8 @@ class BindingWatcher:
         watch = self.store.watch_prefix(self.bindings, revision + 1, self._event)
         self._watch = watch
         watch.done.addErrback(self._broken)
+        if not self.ready.called:
+            self.ready.callback(None)
 
     def _event(self, event: WatchEvent) -> None:
         binding = decode_binding(event.kv.value) if event.kind == "put" else None
