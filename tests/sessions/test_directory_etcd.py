@@ -9,12 +9,14 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.kv import IKeyValueStore, MemoryKeyValueStore
 from pomelo_twisted.session.bindings import EtcdSessionDirectory
-from pomelo_twisted.session.bindingvalue import decode_binding
+from pomelo_twisted.session.bindingvalue import decode_binding, encode_binding
+from pomelo_twisted.session.bindwatch import BindingWatcher
 from pomelo_twisted.session.component import SessionsComponent
-from pomelo_twisted.session.interfaces import IBindingClaims, ISessionDirectory
+from pomelo_twisted.session.interfaces import IBindingClaims, ISessionDirectory, SessionEvent
 from pomelo_twisted.testing import GameHarness
 
 from ..app.helpers import EXAMPLE_GAME, start_game
@@ -181,10 +183,37 @@ class EtcdDirectoryUnitTests(SynchronousTestCase):
 
     def test_etcd_needs_a_store(self) -> None:
         """session_directory 'etcd' without a store or etcd URL fails the start clearly."""
-        from pomelo_twisted.errors import ConfigError
-
         game = start_game(self, EXAMPLE_GAME)
         app = game.app(BACKEND)
         fresh = SessionsComponent(app)
         app.set("session_directory", "etcd")
         self.assertRaises(ConfigError, fresh.start)
+
+
+class BindingWatcherTests(SynchronousTestCase):
+    """Events from the bindings watch across a store outage."""
+
+    def test_outage_reports_what_changed(self) -> None:
+        """After the watch breaks, the re-read reports the closes and binds missed."""
+        clock = Clock()
+        store = MemoryKeyValueStore(clock)
+        self.successResultOf(store.put(KEY + "a", encode_binding("f1", 1)))
+        events: list[SessionEvent] = []
+        watcher = BindingWatcher(store, KEY, clock, events.append, retry_delay=2.0)
+        watcher.start()
+        self.successResultOf(watcher.ready)
+        self.assertEqual(events, [])  # what the first read finds is no event
+        store.fail()
+        store.recover()
+        self.successResultOf(store.delete(KEY + "a"))
+        self.successResultOf(store.put(KEY + "b", encode_binding("f2", 5)))
+        self.assertEqual(events, [])
+        clock.advance(2.0)
+        self.assertEqual(
+            events, [SessionEvent("close", "a", "f1", 1), SessionEvent("bind", "b", "f2", 5)]
+        )
+        self.successResultOf(store.put(KEY + "b", encode_binding("f1", 6)))
+        self.assertEqual(
+            events[2:], [SessionEvent("close", "b", "f2", 5), SessionEvent("bind", "b", "f1", 6)]
+        )
+        watcher.stop()
