@@ -75,6 +75,7 @@ class LeaseKeeper:
         self._timer: IDelayedCall | None = None
         self._running = False
         self._grant_now = False
+        self._stale: int | None = None
 
     @property
     def running(self) -> bool:
@@ -125,6 +126,11 @@ class LeaseKeeper:
             return
         self._contact()
         self.lease = lease
+        stale, self._stale = self._stale, None
+        if stale is not None:
+            # an etcd that restarted during the outage restores its leases with a fresh
+            # ttl: the presumed-expired one would hold its keys a while longer
+            self._revoke(stale)
         log.info(
             "{name}: lease {lease:x} granted (ttl {ttl:g} s)",
             name=self.name,
@@ -155,6 +161,7 @@ class LeaseKeeper:
         self._trouble(reason)
         silent = self._clock.seconds() - self._last_ok
         if silent > self.ttl:
+            self._stale = lease
             self._lose(
                 lease,
                 KVUnavailable(

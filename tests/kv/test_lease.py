@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -10,6 +11,14 @@ from pomelo_twisted.kv import KVUnavailable, LeaseNotFound, MemoryKeyValueStore
 from pomelo_twisted.kv.lease import LeaseKeeper
 
 TTL = 9.0
+
+
+class RestoringStore(MemoryKeyValueStore):
+    """Leases outlive the ttl they were granted with three times over, as when etcd
+    restarts during an outage and restores its leases with a fresh ttl."""
+
+    def grant(self, ttl: float) -> Deferred[int]:
+        return super().grant(ttl * 3)
 
 
 class LeaseKeeperTests(SynchronousTestCase):
@@ -103,6 +112,23 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.assertEqual(len(self.leases), 2)
         self.assertTrue(self.present())
         self.assertEqual(len(self.lost), 1)
+
+    def test_presumed_expired_lease_is_revoked(self) -> None:
+        """A lease given up during an outage but still alive after it is revoked once replaced."""
+        store = RestoringStore(self.clock)
+        leases: list[int] = []
+        keeper = LeaseKeeper(store, TTL, self.clock, on_lease=leases.append)
+        self.successResultOf(keeper.start())
+        self.successResultOf(store.put("/old", b"", leases[0]))
+        store.fail()
+        self.clock.pump([1.0] * 12)  # the keeper gives the lease up; the store keeps it
+        self.assertIsNone(keeper.lease)
+        store.recover()
+        self.assertEqual(store.leases(), leases)
+        self.clock.pump([1.0] * 3)
+        self.assertEqual(len(leases), 2)
+        self.assertEqual(store.leases(), [leases[1]])
+        self.assertIsNone(self.successResultOf(store.get("/old")))
 
     def test_unreachable_at_start(self) -> None:
         """start fires even when the store is down; the first lease comes once it is back."""
