@@ -30,7 +30,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -97,7 +103,6 @@ class EtcdSessionDirectory:
         # uid -> (sid, mod_revision of the key this frontend wrote)
         self.held: dict[str, tuple[int, int]] = {}
         self._releasing: dict[str, Deferred[Any]] = {}
-        self._first_lease: Deferred[None] = Deferred()
         self.keeper: LeaseKeeper | None = None
         if local is not None:
             self.keeper = LeaseKeeper(
@@ -119,25 +124,29 @@ class EtcdSessionDirectory:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> Deferred[None]:
-        """On a frontend: fires once the first lease is granted."""
+        """On a frontend: fires once the first lease was asked for (granted, unless the
+        store cannot be reached: binds then fail until a lease is granted)."""
         if self.keeper is None:
             return succeed(None)
-        started = maybeDeferred(self.keeper.start)
-        return started.addCallback(lambda _: self._first_lease)
+        return maybeDeferred(self.keeper.start).addCallback(lambda _: None)
+
+    def after_start(self) -> None:
+        """Nothing to do once the cluster is up."""
 
     def stop(self) -> Deferred[None]:
-        """Stop watching; on a frontend revoke the lease (its keys go with it)."""
+        """Stop watching; on a frontend wait for the deletes under way, then revoke the
+        lease (its keys go with it)."""
         self.watcher.stop()
-        if self.keeper is None:
+        keeper = self.keeper
+        if keeper is None:
             return succeed(None)
         self.held.clear()
-        return maybeDeferred(self.keeper.stop).addCallback(lambda _: None)
+        pending = gatherResults(list(self._releasing.values()))
+        return pending.addBoth(lambda _: keeper.stop()).addCallback(lambda _: None)
 
     def _on_lease(self, lease: int) -> None:
-        first = self.lease == 0 and not self._first_lease.called
         self.lease = lease
-        if first:
-            self._first_lease.callback(None)
+        if not self.held:
             return
         log.info(
             "{server}: new bindings lease, recreating {count} bindings",
@@ -231,9 +240,7 @@ class EtcdSessionDirectory:
                     )
                 except (CancelledError, KVError):
                     raise
-                except HandlerError:
-                    raise
-                except Exception as exc:
+                except Exception as exc:  # any failure to kick: its lease decides
                     await self._holder_unreachable(uid, found[0], kv.mod_revision, exc)
         except KVError as exc:
             raise HandlerError(CODE_SESSION, f"binding {uid}: {exc}") from exc

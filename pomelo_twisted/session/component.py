@@ -158,7 +158,9 @@ class SessionsComponent:
         return self._own_store, prefix or DEFAULT_KV_PREFIX
 
     def after_start(self) -> None:
-        """Nothing to do once the cluster is up."""
+        """The cluster is up: the directory may renew what it sent too early."""
+        if self.directory is not None:
+            self.directory.after_start()
 
     def stop(self, force: bool) -> Deferred[None]:
         """Stop the directory (a frontend's etcd bindings are revoked), close its store."""

@@ -107,6 +107,13 @@ class RpcSessionDirectory:
         """Nothing to prepare: the frontends are asked when needed."""
         return succeed(None)
 
+    def after_start(self) -> None:
+        """The cluster is up: renew the subscriptions now (frontends that were not up
+        when they were first sent get them at once, not an interval later)."""
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renew()
+
     def stop(self) -> Deferred[None]:
         """Stop renewing subscriptions."""
         if self._renewal is not None and self._renewal.active():

@@ -142,6 +142,22 @@ class EtcdDirectoryContractTests(DirectoryContract, SynchronousTestCase):
         self.store.recover()
         self.assertEqual(game.app(F1).session_service.uids(), [])
 
+    def test_store_down_at_start(self) -> None:
+        """A frontend started while the store is down serves; a bind fails with 500
+        until its first lease is granted, within a third of the TTL of recovery."""
+        reactor = MemoryReactorClock()
+        self.store = MemoryKeyValueStore(reactor)
+        self.store.fail()
+        options = {"session_directory": "etcd", "kv_store": self.store}
+        game = start_game(self, EXAMPLE_GAME, settings=options, reactor=reactor)
+        conn = game.connect(F1)
+        body = conn.call(ENTRY, {"uid": "quinn"})
+        self.assertEqual(body["code"], 500)
+        self.assertIn("no bindings lease", body["msg"])
+        self.store.recover()
+        self.advance(game, TTL / 3 + 1)
+        self.assertEqual(conn.call(ENTRY, {"uid": "quinn"}), {"code": 200, "uid": "quinn"})
+
     def test_stop_revokes_the_bindings(self) -> None:
         """Stopping a frontend revokes its lease: its uids are free at once."""
         game = self.start()

@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.errors import RpcError
 from pomelo_twisted.session.directory import RpcSessionDirectory
 from pomelo_twisted.session.interfaces import IBindingClaims, ISessionDirectory, SessionEvent
 from pomelo_twisted.testing import GameHarness
@@ -101,3 +102,16 @@ class RpcDirectoryUnitTests(SynchronousTestCase):
         rpc.results = {"f2": 2, "f3": RuntimeError("down")}
         directory = RpcSessionDirectory("b", rpc, lambda: ["f2", "f3"], Clock())
         self.assertEqual(self.successResultOf(directory.kick_by_uid("u", "bye")), 2)
+
+    def test_subscription_renewed_once_the_cluster_is_up(self) -> None:
+        """A subscription a frontend missed (not up yet) is sent again at after_start."""
+        rpc = FakeRpc()
+        rpc.results = {"f2": RpcError("f2 is not up yet")}
+        directory = RpcSessionDirectory("b", rpc, lambda: ["f2"], Clock())
+        directory.subscribe(print, print)
+        del rpc.results["f2"]
+        directory.after_start()
+        self.assertEqual(
+            [(c[0], c[2], c[3]) for c in rpc.calls], [("f2", "subscribe_sessions", ("b",))] * 2
+        )
+        directory.stop()
