@@ -145,7 +145,7 @@ class SessionsComponent:
                 raise ConfigError(f"{host.server_id}: kv_store {store!r} is not an IKeyValueStore")
             return store, str(host.get("kv_prefix", DEFAULT_KV_PREFIX))
         url = host.get("session_etcd") or host.get("discovery")
-        if not isinstance(url, str) or not url.startswith("etcd://"):
+        if not isinstance(url, str) or not url.startswith(("etcd://", "etcds://")):
             raise ConfigError(
                 f"{host.server_id}: session_directory 'etcd' needs a kv_store,"
                 " or session_etcd / discovery as etcd://HOST:PORT/PREFIX"
@@ -153,7 +153,10 @@ class SessionsComponent:
         from ..kv.etcd import EtcdKeyValueStore
         from ..kv.gateway import parse_etcd_url
 
-        base, prefix = parse_etcd_url(url)
+        try:
+            base, prefix = parse_etcd_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{host.server_id}: session bindings: {exc}") from None
         self._own_store = EtcdKeyValueStore(host.reactor, base)
         return self._own_store, prefix or DEFAULT_KV_PREFIX
 

@@ -204,6 +204,9 @@ class EtcdDirectoryUnitTests(SynchronousTestCase):
         fresh = SessionsComponent(app)
         app.set("session_directory", "etcd")
         self.assertRaises(ConfigError, fresh.start)
+        app.set("session_etcd", "etcd://host:99999/p")
+        error = self.assertRaises(ConfigError, fresh.start)
+        self.assertIn("bad port", str(error))
 
 
 class BindingWatcherTests(SynchronousTestCase):

@@ -13,6 +13,7 @@ from pomelo_twisted.errors import RpcError
 from pomelo_twisted.kv.etcd import EtcdKeyValueStore
 from pomelo_twisted.session import SessionService
 from pomelo_twisted.session.bindings import EtcdSessionDirectory
+from pomelo_twisted.session.component import SessionsComponent
 from pomelo_twisted.session.interfaces import SessionEvent
 from pomelo_twisted.testing.etcdserver import EtcdServer, class_etcd
 
@@ -124,3 +125,45 @@ class RealEtcdDirectoryTests(TestCase):
             events,
             [SessionEvent("bind", "carol", "f1", 3), SessionEvent("close", "carol", "f1", 3)],
         )
+
+
+class Host:
+    """What SessionsComponent reads of a frontend, on the real reactor."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.server_id = "f9"
+        self.reactor = reactor
+        self.session_service: SessionService | None = SessionService("f9")
+        self.settings = settings
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def rpc_call(self, server_id: str, service: str, method: str, args: tuple[Any, ...]) -> Any:
+        raise RpcError(f"{server_id} is not up")
+
+    def frontend_ids(self) -> list[str]:
+        return ["f9"]
+
+
+class RealEtcdComponentTests(TestCase):
+    """app.sessions built from an etcd:// URL setting."""
+
+    async def test_component_from_url(self) -> None:
+        """session_etcd etcd://HOST:PORT/PREFIX gives leased bindings under PREFIX; stop
+        revokes them."""
+        server = class_etcd(type(self))
+        url = server.url.replace("http://", "etcd://") + "/sessions-url"
+        host = Host(
+            {"cluster_unique_login": True, "session_directory": "etcd", "session_etcd": url}
+        )
+        component = SessionsComponent(host)
+        await component.start().addTimeout(WAIT, reactor)
+        assert host.session_service is not None
+        host.session_service.create(FakeAgent(4))
+        await host.session_service.bind(4, "uma").addTimeout(WAIT, reactor)
+        self.assertEqual(await component.where("uma").addTimeout(WAIT, reactor), ("f9", 4))
+        await component.stop(False).addTimeout(WAIT, reactor)
+        store = EtcdKeyValueStore(reactor, server.url)
+        self.addCleanup(store.close)
+        self.assertIsNone(await store.get("/sessions-url/bindings/uma").addTimeout(WAIT, reactor))
