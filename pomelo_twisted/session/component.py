@@ -8,11 +8,12 @@ the settings ask for and hands a frontend's session service its hooks:
     A uid bound on one frontend kicks its sessions on every other frontend ("another
     login") before the bind completes (and its older sessions on this one). Off: binding
     behaves as it always did (``single_session`` alone, per frontend).
-``session_directory`` (``"rpc"`` default, or ``"etcd"``)
+``session_directory`` (``"auto"`` default, ``"rpc"`` or ``"etcd"``)
     ``etcd`` (used only with ``cluster_unique_login``) keeps one leased key per uid in the
     key-value store: the ``kv_store`` setting (an ``IKeyValueStore``, keys under
     ``kv_prefix``, default ``/pomelo``), else ``session_etcd`` or ``discovery`` as
-    ``etcd://HOST:PORT/PREFIX``.
+    ``etcd://HOST:PORT/PREFIX``. ``auto`` is ``etcd`` when one of these is set, else
+    ``rpc`` (asks the frontends; no extra service).
 ``session_binding_ttl`` (10 s), ``session_binding_grace`` (1 s), ``session_bind_attempts`` (3),
 ``session_watch_retry`` (1 s)
     The etcd bindings' lease, the slack granted to an expiring lease, how many times a bind
@@ -86,13 +87,16 @@ class SessionsComponent:
         """Build the directory from the settings and start it."""
         host = self.host
         unique = bool(host.get("cluster_unique_login", False))
-        kind = host.get("session_directory", "rpc")
-        if kind not in ("rpc", "etcd"):
+        kind = host.get("session_directory", "auto")
+        if kind not in ("auto", "rpc", "etcd"):
             return fail(
                 ConfigError(
-                    f"{host.server_id}: session_directory {kind!r}: expected 'rpc' or 'etcd'"
+                    f"{host.server_id}: session_directory {kind!r}:"
+                    " expected 'auto', 'rpc' or 'etcd'"
                 )
             )
+        if kind == "auto":
+            kind = "etcd" if self._etcd_configured() else "rpc"
         rpc: RpcCall = host.rpc_call
         local = host.session_service
         if kind == "etcd" and unique:
@@ -136,6 +140,13 @@ class SessionsComponent:
             unique="on" if unique else "off",
         )
         return directory.start()
+
+    def _etcd_configured(self) -> bool:
+        host = self.host
+        url = host.get("session_etcd") or host.get("discovery")
+        return host.get("kv_store") is not None or (
+            isinstance(url, str) and url.startswith(("etcd://", "etcds://"))
+        )
 
     def _store(self) -> tuple[IKeyValueStore, str]:
         host = self.host

@@ -53,10 +53,12 @@ class EtcdDirectoryContractTests(DirectoryContract, SynchronousTestCase):
         return None if kv is None else decode_binding(kv.value)
 
     def test_directories_are_etcd(self) -> None:
-        """With session_directory 'etcd' and unique login, every server uses bindings."""
-        game = self.start()
-        for app in game.service.apps:
-            self.assertIsInstance(app.sessions.directory, EtcdSessionDirectory)
+        """With session_directory 'etcd', or 'auto' and a store, and unique login, every
+        server uses bindings."""
+        for kind in ("etcd", "auto"):
+            game = self.start(session_directory=kind)
+            for app in game.service.apps:
+                self.assertIsInstance(app.sessions.directory, EtcdSessionDirectory)
 
     def test_binding_key_follows_the_session(self) -> None:
         """A bind writes {prefix}/bindings/{uid} on the frontend's lease; a close deletes it."""

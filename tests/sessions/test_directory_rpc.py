@@ -8,7 +8,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from pomelo_twisted.errors import RpcError
+from pomelo_twisted.errors import ConfigError, RpcError
+from pomelo_twisted.session.component import SessionsComponent
 from pomelo_twisted.session.directory import RpcSessionDirectory
 from pomelo_twisted.session.interfaces import IBindingClaims, ISessionDirectory, SessionEvent
 from pomelo_twisted.testing import GameHarness
@@ -25,10 +26,15 @@ class RpcDirectoryContractTests(DirectoryContract, SynchronousTestCase):
         return start_game(self, EXAMPLE_GAME, settings=settings)
 
     def test_the_default_directory(self) -> None:
-        """Without settings, every server's directory is the RPC one."""
+        """Without an etcd configured, every server's directory is the RPC one; an
+        unknown session_directory fails the start, naming it."""
         game = self.start()
         for app in game.service.apps:
             self.assertIsInstance(app.sessions.directory, RpcSessionDirectory)
+        app = game.app(BACKEND)
+        app.set("session_directory", "redis")
+        failure = self.failureResultOf(SessionsComponent(app).start(), ConfigError)
+        self.assertIn("'redis'", failure.getErrorMessage())
 
     def test_unreachable_frontend_does_not_block_a_bind(self) -> None:
         """A frontend that cannot be asked is passed over: the bind still completes."""
