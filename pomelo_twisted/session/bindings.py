@@ -7,9 +7,9 @@ the session id, attached to that lease. Binding a uid (cluster-wide unique login
 1. ``create`` the key: done when it did not exist;
 2. the key names another frontend: ask that frontend (RPC, within the RPC deadline) to
    kick the uid with "another login" — it deletes its key before it answers — and
-   create again;
-3. that frontend cannot be reached (connect failure, open breaker, timeout): watch the
-   key until it goes, which happens at the latest when the holder's lease expires, so
+   create again once the key is gone (a watch from the key's revision: at once);
+3. that frontend cannot be reached (connect failure, open breaker, timeout), or could
+   not delete its key: the key goes at the latest when the holder's lease expires, so
    the bind waits **at most** ``ttl`` (+ ``grace``) seconds, then binds — past that
    bound it fails with ``HandlerError`` rather than wait longer (pitaya #452 is a uid
    locked out for good);
@@ -234,34 +234,35 @@ class EtcdSessionDirectory:
                 if found is None or found[0] == self.server_id:
                     await self.store.delete_if(key, kv.mod_revision)
                     continue
+                holder = found[0]
                 try:
                     await maybeDeferred(
-                        self.rpc, found[0], SYS_SERVICE, "kick_uid", (uid, ANOTHER_LOGIN)
+                        self.rpc, holder, SYS_SERVICE, "kick_uid", (uid, ANOTHER_LOGIN)
                     )
                 except (CancelledError, KVError):
                     raise
                 except Exception as exc:  # any failure to kick: its lease decides
-                    await self._holder_unreachable(uid, found[0], kv.mod_revision, exc)
+                    log.info(
+                        "{uid} is held by {holder}, which cannot be reached ({error}):"
+                        " waiting for its lease, at most {limit}s",
+                        uid=uid,
+                        holder=holder,
+                        error=exc,
+                        limit=self.ttl + self.grace,
+                    )
+                # A holder that answered has deleted its key already (the watch replays
+                # that at once); one that did not, or could not, loses it with its lease.
+                await self._key_changed(uid, holder, kv.mod_revision)
         except KVError as exc:
             raise HandlerError(CODE_SESSION, f"binding {uid}: {exc}") from exc
         raise HandlerError(
             CODE_SESSION, f"{uid} could not be bound on {self.server_id}: still held elsewhere"
         )
 
-    async def _holder_unreachable(
-        self, uid: str, holder: str, revision: int, error: Exception
-    ) -> None:
+    async def _key_changed(self, uid: str, holder: str, revision: int) -> None:
         """Wait until the key of ``uid`` changes after ``revision`` (its holder's lease
         expires at the latest), at most ttl + grace seconds."""
         limit = self.ttl + self.grace
-        log.info(
-            "{uid} is held by {holder}, which cannot be reached ({error}):"
-            " waiting for its lease, at most {limit}s",
-            uid=uid,
-            holder=holder,
-            error=error,
-            limit=limit,
-        )
         key = self.key(uid)
         gone: Deferred[None] = Deferred()
 
@@ -277,7 +278,7 @@ class EtcdSessionDirectory:
         except CancelledError:
             raise HandlerError(
                 CODE_SESSION,
-                f"{uid} is still held by unreachable {holder} after {limit}s",
+                f"{uid} is still held by {holder} after {limit}s",
             ) from None
         finally:
             if timer.active():

@@ -100,6 +100,27 @@ class EtcdDirectoryContractTests(DirectoryContract, SynchronousTestCase):
         self.assertEqual(self.binding("lena"), (F2, second.agent.sid))
         self.assertEqual(first.kicks, [])
 
+    def test_holder_cut_from_the_store_kicks_then_its_lease_decides(self) -> None:
+        """A holder reached by RPC but cut from the store kicks its session yet cannot
+        delete the key: the bind answers when its lease expires, within the TTL."""
+        ttl = 6.0
+        game = self.start(session_binding_ttl=ttl)
+        first = self.login(game, F1, "rita")
+        self.links[F1].cut()
+        asked = game.clock.seconds()
+        second = game.connect(F2)
+        answers: list[float] = []
+        second.client.request(ENTRY, {"uid": "rita"}).addCallback(
+            lambda body: answers.append(game.clock.seconds()) if body["code"] == 200 else None
+        )
+        game.settle()
+        self.assertEqual((first.kicks, answers), (["another login"], []))
+        while not answers and game.clock.seconds() < asked + 2 * ttl:
+            game.advance(0.25)
+        self.assertEqual(len(answers), 1)
+        self.assertLessEqual(answers[0] - asked, ttl)
+        self.assertEqual(self.binding("rita"), (F2, second.agent.sid))
+
     def test_lost_lease_recreates_the_keys(self) -> None:
         """When a frontend's lease is lost, a new one is granted and its bound uids are
         written again on it."""
