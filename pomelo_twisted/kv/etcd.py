@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 import treq
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -325,9 +325,15 @@ class EtcdKeyValueStore:
             return None
 
         def failed(reason: Failure) -> None:
-            watch.opening_failed(
-                KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(reason.value)}")
+            if isinstance(reason.value, KVError):  # e.g. refused credentials
+                watch.opening_failed(reason.value)
+                return
+            cause = (
+                f"no answer within {self._timeout:g} s"
+                if reason.check(CancelledError)
+                else describe(reason.value)
             )
+            watch.opening_failed(KVUnavailable(f"etcd {self.endpoint}: {what}: {cause}"))
 
         opening.addCallbacks(opened, failed)
         return watch
@@ -362,7 +368,11 @@ class EtcdKeyValueStore:
         )
 
     async def _reject(self, watch: EtcdWatch, response: IResponse, what: str) -> None:
-        content = await treq.content(response)
+        try:
+            content = await treq.content(response)
+        except Exception as exc:
+            watch.opening_failed(KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(exc)}"))
+            return
         if invalid_token(content):
             self._token = None  # the owner's next watch authenticates again
         watch.opening_failed(error_for(self.endpoint, response.code, content, what))

@@ -112,9 +112,11 @@ class EtcdOutageTests(EtcdCase):
         store = self.client(url)
         failure = await self.assertFailure(store.get("/k"), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))  # at once, not after the timeout
         watch = store.watch_prefix("/k", 0, EventCollector())
         failure = await self.assertFailure(self.within(watch.done), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))
 
     async def test_paused_times_out(self) -> None:
         """A frozen etcd fails calls KVUnavailable after the timeout."""
@@ -193,6 +195,9 @@ class EtcdAuthTests(EtcdCase):
         self.assertIn("authentication failed", str(failure))
         self.assertIn(self.server.url, str(failure))
         await self.assertFailure(self.client().get("/game/a"), KVError)
+        watch = self.client(prefix_auth=("game", "wrong")).watch_prefix("/game/", 0, print)
+        failure = await self.assertFailure(self.within(watch.done), KVError)
+        self.assertIn("authentication failed", str(failure))
 
     async def test_token_after_restart(self) -> None:
         """After etcd restarts (its tokens forgotten) the client authenticates again."""
