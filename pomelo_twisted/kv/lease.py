@@ -155,7 +155,7 @@ class LeaseKeeper:
             return
         if reason.check(LeaseNotFound):
             self._contact()
-            self._lose(lease, LeaseNotFound(f"{self.name}: lease {lease:x} expired or was revoked"))
+            self._lose(lease, LeaseNotFound(f"lease {lease:x} expired or was revoked"))
             self._grant_now = True  # the store answers: grant the next lease at once
             return
         self._trouble(reason)
@@ -165,7 +165,7 @@ class LeaseKeeper:
             self._lose(
                 lease,
                 KVUnavailable(
-                    f"{self.name}: lease {lease:x} presumed expired: etcd unreachable for "
+                    f"lease {lease:x} presumed expired: etcd unreachable for "
                     f"{silent:.1f} s (ttl {self.ttl:g} s)"
                 ),
             )

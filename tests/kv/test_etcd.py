@@ -6,7 +6,10 @@ from typing import TypeVar
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.trial.unittest import TestCase
+from twisted.web.client import URI
+from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.kv import (
@@ -16,7 +19,7 @@ from pomelo_twisted.kv import (
     KVError,
     KVUnavailable,
 )
-from pomelo_twisted.kv.etcd import EtcdKeyValueStore
+from pomelo_twisted.kv.etcd import EtcdEndpoints, EtcdKeyValueStore
 from pomelo_twisted.testing.etcdserver import EtcdServer, class_etcd
 from pomelo_twisted.testing.gamecopy import free_ports
 from pomelo_twisted.testing.kvcontract import EventCollector, KeyValueStoreContract
@@ -67,6 +70,21 @@ class EtcdStoreContractTests(EtcdCase, KeyValueStoreContract):
         self.assertTrue(verifyObject(IWatch, watch))
         watch.cancel()
 
+    def test_endpoints_provide_interface(self) -> None:
+        """The client's endpoint factory provides IAgentEndpointFactory; an IP address gets
+        a plain TCP endpoint (refused at once), a host name Twisted's HostnameEndpoint."""
+        endpoints = EtcdEndpoints(reactor, connect_timeout=1)
+        self.assertTrue(verifyObject(IAgentEndpointFactory, endpoints))
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://127.0.0.1:2379/")), TCP4ClientEndpoint
+        )
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://[::1]:2379/")), TCP6ClientEndpoint
+        )
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://etcd.local:2379/")), HostnameEndpoint
+        )
+
     async def test_compacted_watch(self) -> None:
         """A watch from a compacted revision fails CompactedRevision with etcd's revision."""
         store = self.store
@@ -94,9 +112,11 @@ class EtcdOutageTests(EtcdCase):
         store = self.client(url)
         failure = await self.assertFailure(store.get("/k"), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))  # at once, not after the timeout
         watch = store.watch_prefix("/k", 0, EventCollector())
         failure = await self.assertFailure(self.within(watch.done), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))
 
     async def test_paused_times_out(self) -> None:
         """A frozen etcd fails calls KVUnavailable after the timeout."""
@@ -175,6 +195,9 @@ class EtcdAuthTests(EtcdCase):
         self.assertIn("authentication failed", str(failure))
         self.assertIn(self.server.url, str(failure))
         await self.assertFailure(self.client().get("/game/a"), KVError)
+        watch = self.client(prefix_auth=("game", "wrong")).watch_prefix("/game/", 0, print)
+        failure = await self.assertFailure(self.within(watch.done), KVError)
+        self.assertIn("authentication failed", str(failure))
 
     async def test_token_after_restart(self) -> None:
         """After etcd restarts (its tokens forgotten) the client authenticates again."""

@@ -104,7 +104,7 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.clock.pump([1.0] * 4)
         self.assertEqual(len(self.lost), 1)
         self.assertIsInstance(self.lost[0], KVUnavailable)
-        self.assertIn("server-1", str(self.lost[0]))
+        self.assertIn("presumed expired: etcd unreachable for", str(self.lost[0]))
         self.assertIsNone(self.keeper.lease)
         self.store.recover()
         self.assertFalse(self.present())  # the store expired it meanwhile
