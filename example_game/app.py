@@ -22,7 +22,9 @@ def route_by_room(session: Any, servers: Sequence[ServerInfo]) -> str:
 
 def configure(app: Application) -> None:
     """Connector settings: hybrid TCP + WebSocket, heartbeat 3 s, route dictionary on;
-    chat requests routed by room."""
+    chat requests routed by room; a uid logs in once in the whole cluster (a new login
+    on any connector kicks the old one with "another login"; see README "Sessions")."""
+    app.set("cluster_unique_login", app.get("cluster_unique_login", True))
     app.configure(
         None,
         "connector",

@@ -5,6 +5,11 @@
 Every bot checks what it receives: its own messages must come back (the sender is
 a member), and the messages of each other member must arrive in order with no gap
 (``chat_gaps``, ``own_missing``, ``foreign_room`` count what did not; all must be 0).
+
+The game allows one login per uid in the whole cluster, and a bot's uid is
+``chat-<index>-<a draw of its seeded random>``: to fill rooms spanning both connectors,
+run one runner per connector with a different ``--seed`` (same indices, so the same
+rooms; other uids, so nobody is kicked with "another login").
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ class ChatBot:
     def __init__(self, bot: Any, context: Any) -> None:
         self.bot = bot
         self.context = context
-        self.uid = f"chat-{context.index}"
+        self.uid = f"chat-{context.index}-{context.random.getrandbits(24):06x}"
         self.rid = f"room-{context.index // ROOM_SIZE}"
         self.sent = 0
         self.last_seen: dict[str, int] = {}  # sender uid -> last sequence number received

@@ -31,6 +31,7 @@ from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServe
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
 from ..rpc.calls import DEFAULT_RPC_TIMEOUT
+from ..session.component import SessionsComponent
 from ..session.service import SessionService
 from .lifecycle import ComponentService, HooksService, OrderedServices, run_in_order
 
@@ -77,6 +78,9 @@ class Application(OrderedServices):
         self.dispatcher = Dispatcher({server.type}, self.handlers, reactor)
         self.session_service = SessionService(server.id) if server.frontend else None
         self.channel_service = ChannelService(self.rpc_call, self.frontend_ids)
+        # -- cluster-wide sessions: app.sessions (an ISessionDirectory); build_application
+        # loads it before the connector, its settings are read at start.
+        self.sessions = SessionsComponent(self)
         self.dictionary: RouteDictionary | None = None
         self.started: Deferred[None] = Deferred()
         self.on_start_failure: Callable[[Failure], None] | None = None

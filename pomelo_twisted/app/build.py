@@ -85,6 +85,7 @@ def build_application(
         app.dispatcher.forward = partial(forward_request, forwarder_of(app))
     declare_system_remotes(app)
     app.load(RpcServerComponent(app))
+    app.load(app.sessions)  # cluster-wide sessions: before the connector takes clients
     if server.frontend:
         app.load(ConnectorComponent(app))
     if config is not None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger, LogLevel
 
 from ..errors import HandlerError
 from ..interfaces import IAgent
+from .interfaces import IBindingClaims
 from .session import Session
 
 __all__ = ["ANOTHER_LOGIN", "SESSION_OPS", "SessionService"]
@@ -39,11 +40,26 @@ class SessionService:
     Several sessions may share a uid (one user, several devices) unless
     ``single_session`` is set: then binding a uid kicks its older sessions with the
     reason ``"another login"`` first.
+
+    With a ``directory`` (:class:`~pomelo_twisted.session.interfaces.IBindingClaims`) it
+    hears of every bind, unbind and close; with ``cluster_unique`` as well, a bind first
+    waits for the directory's ``claim`` (the uid's sessions on other frontends are kicked)
+    and implies ``single_session`` here.
     """
 
-    def __init__(self, frontend_id: str, *, single_session: bool = False) -> None:
+    def __init__(
+        self,
+        frontend_id: str,
+        *,
+        single_session: bool = False,
+        directory: IBindingClaims | None = None,
+        cluster_unique: bool = False,
+    ) -> None:
         self.frontend_id = frontend_id
         self.single_session = single_session
+        self.directory = directory
+        self.cluster_unique = cluster_unique
+        self._claiming: dict[int, str] = {}
         self._sessions: dict[int, Session] = {}
         # uid -> {sid: session}, in binding order.
         self._by_uid: dict[str, dict[int, Session]] = {}
@@ -87,7 +103,10 @@ class SessionService:
         """Bind session ``sid`` to ``uid`` (again to the same uid: nothing happens).
 
         Fails with ``HandlerError(500)`` for an unknown session or one bound to another
-        uid, with ``ValueError`` for a uid that is not a non-empty string.
+        uid, with ``ValueError`` for a uid that is not a non-empty string. Under
+        ``cluster_unique`` it fires once the directory's claim did (the uid's other
+        sessions are kicked first), and fails when the claim does or the session closed
+        meanwhile.
         """
         if not isinstance(uid, str) or not uid:
             return fail(ValueError(f"uid must be a non-empty string, not {uid!r}"))
@@ -98,12 +117,36 @@ class SessionService:
             return succeed(None)
         if session.uid is not None:
             return fail(HandlerError(CODE_SESSION, f"session already bound to {session.uid}"))
-        if self.single_session:
+        directory = self.directory
+        if directory is None or not self.cluster_unique:
+            self._bind_now(session, uid)
+            return succeed(None)
+        if sid in self._claiming:
+            pending = self._claiming[sid]
+            return fail(HandlerError(CODE_SESSION, f"session {sid} is being bound to {pending}"))
+        self._claiming[sid] = uid
+
+        def claimed(_: object) -> None:
+            del self._claiming[sid]
+            if self._sessions.get(sid) is not session:
+                directory.released(uid, sid)
+                raise HandlerError(CODE_SESSION, f"session {sid} closed while binding {uid}")
+            self._bind_now(session, uid)
+
+        def refused(failure: Any) -> Any:
+            self._claiming.pop(sid, None)
+            return failure
+
+        return maybeDeferred(directory.claim, uid, sid).addCallbacks(claimed, refused)
+
+    def _bind_now(self, session: Session, uid: str) -> None:
+        if self.single_session or self.cluster_unique:
             for older in list(self._by_uid.get(uid, {}).values()):
                 self._kick(older, ANOTHER_LOGIN)
         session.uid = uid
-        self._by_uid.setdefault(uid, {})[sid] = session
-        return succeed(None)
+        self._by_uid.setdefault(uid, {})[session.id] = session
+        if self.directory is not None:
+            self.directory.bound(uid, session.id)
 
     def unbind(self, sid: int, uid: str) -> Deferred[None]:
         """Unbind session ``sid`` from ``uid``; ``HandlerError(500)`` if not bound to it."""
@@ -166,6 +209,8 @@ class SessionService:
             del members[session.id]
             if not members:
                 del self._by_uid[uid]
+            if self.directory is not None:
+                self.directory.released(uid, session.id)
 
     # -- served to other servers ----------------------------------------------
 

@@ -12,7 +12,7 @@ client joined to a frontend's agents through an iosim pump::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ from ..acceptors import AgentPool, TCPFactory
 from ..app.application import Application
 from ..app.build import StandaloneService, build_standalone
 from ..app.components import ConnectorComponent
+from ..gameconfig import ServerInfo
 from ..interfaces import IServerReactor
 from .memory import MemoryConnection, MemoryServer, NoResponseYet
 
@@ -61,13 +62,22 @@ class GameHarness:
         env: str = "development",
         *,
         settings: dict[str, Any] | None = None,
+        reactor: MemoryReactorClock | None = None,
+        overrides: Callable[[ServerInfo], Mapping[str, Any]] | None = None,
     ) -> None:
-        self.reactor = MemoryReactorClock()
+        """``reactor``: the clock to run on (a new one by default; give one when a fake
+        such as a key-value store must share it); ``overrides(server)``: per-server
+        settings, as for :func:`~pomelo_twisted.app.build.build_standalone`."""
+        self.reactor = reactor if reactor is not None else MemoryReactorClock()
         self.clock = self.reactor
         self.connections: list[GameConnection] = []
         # MemoryReactorClock lacks only IReactorProcess, which a standalone game never uses.
         self.service: StandaloneService = build_standalone(
-            cast(IServerReactor, self.reactor), base_dir, env, settings=settings
+            cast(IServerReactor, self.reactor),
+            base_dir,
+            env,
+            settings=settings,
+            overrides=overrides,
         )
         failures: list[Failure] = []
         self.service.all_started.addErrback(failures.append)
