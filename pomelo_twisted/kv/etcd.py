@@ -10,7 +10,6 @@ KVError naming the endpoint and etcd's own message (:func:`.gateway.error_for`).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -19,28 +18,15 @@ import msgspec
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, DNSLookupError
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    URI,
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IResponse
+from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
 from ..interfaces import IServerReactor
+from .endpoints import EtcdEndpoints
 from .errors import KVError, KVUnavailable, LeaseNotFound
 from .etcdwatch import EtcdWatch
 from .gateway import (
@@ -61,7 +47,7 @@ from .gateway import (
 )
 from .interfaces import IKeyValueStore, KeyValue, WatchEvent
 
-__all__ = ["EtcdEndpoints", "EtcdKeyValueStore"]
+__all__ = ["EtcdKeyValueStore"]
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -95,33 +81,6 @@ def describe(exc: BaseException | None) -> str:
     if reasons:
         return str(reasons[0].getErrorMessage())
     return str(exc) or type(exc).__name__
-
-
-@implementer(IAgentEndpointFactory)
-class EtcdEndpoints:
-    """Where the HTTP client connects: a plain TCP endpoint for an IP address (refused at
-    once when etcd is down; Twisted's HostnameEndpoint, kept for host names, waits 0.3 s
-    more), TLS around it for https."""
-
-    def __init__(self, reactor: IServerReactor, *, connect_timeout: float) -> None:
-        self._reactor = reactor
-        self._timeout = connect_timeout
-        self._tls = BrowserLikePolicyForHTTPS()
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
-        """The endpoint for ``uri``'s host and port."""
-        host = uri.host.decode("ascii")
-        endpoint: IStreamClientEndpoint
-        try:
-            version = ipaddress.ip_address(host).version
-        except ValueError:
-            endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port, timeout=self._timeout)
-        else:
-            kind = TCP4ClientEndpoint if version == 4 else TCP6ClientEndpoint
-            endpoint = kind(self._reactor, host, uri.port, timeout=self._timeout)
-        if uri.scheme == b"https":
-            endpoint = wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
-        return endpoint
 
 
 @implementer(IKeyValueStore)

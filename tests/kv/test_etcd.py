@@ -19,7 +19,8 @@ from pomelo_twisted.kv import (
     KVError,
     KVUnavailable,
 )
-from pomelo_twisted.kv.etcd import EtcdEndpoints, EtcdKeyValueStore
+from pomelo_twisted.kv.endpoints import EtcdEndpoints
+from pomelo_twisted.kv.etcd import EtcdKeyValueStore
 from pomelo_twisted.testing.etcdserver import EtcdServer, class_etcd
 from pomelo_twisted.testing.gamecopy import free_ports
 from pomelo_twisted.testing.kvcontract import EventCollector, KeyValueStoreContract
