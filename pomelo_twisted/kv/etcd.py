@@ -10,37 +10,24 @@ KVError naming the endpoint and etcd's own message (:func:`.gateway.error_for`).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, DNSLookupError
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    URI,
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IResponse
+from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
 from ..interfaces import IServerReactor
+from .endpoints import EtcdEndpoints
 from .errors import KVError, KVUnavailable, LeaseNotFound
 from .etcdwatch import EtcdWatch
 from .gateway import (
@@ -61,7 +48,7 @@ from .gateway import (
 )
 from .interfaces import IKeyValueStore, KeyValue, WatchEvent
 
-__all__ = ["EtcdEndpoints", "EtcdKeyValueStore"]
+__all__ = ["EtcdKeyValueStore"]
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -97,33 +84,6 @@ def describe(exc: BaseException | None) -> str:
     return str(exc) or type(exc).__name__
 
 
-@implementer(IAgentEndpointFactory)
-class EtcdEndpoints:
-    """Where the HTTP client connects: a plain TCP endpoint for an IP address (refused at
-    once when etcd is down; Twisted's HostnameEndpoint, kept for host names, waits 0.3 s
-    more), TLS around it for https."""
-
-    def __init__(self, reactor: IServerReactor, *, connect_timeout: float) -> None:
-        self._reactor = reactor
-        self._timeout = connect_timeout
-        self._tls = BrowserLikePolicyForHTTPS()
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
-        """The endpoint for ``uri``'s host and port."""
-        host = uri.host.decode("ascii")
-        endpoint: IStreamClientEndpoint
-        try:
-            version = ipaddress.ip_address(host).version
-        except ValueError:
-            endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port, timeout=self._timeout)
-        else:
-            kind = TCP4ClientEndpoint if version == 4 else TCP6ClientEndpoint
-            endpoint = kind(self._reactor, host, uri.port, timeout=self._timeout)
-        if uri.scheme == b"https":
-            endpoint = wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
-        return endpoint
-
-
 @implementer(IKeyValueStore)
 class EtcdKeyValueStore:
     """A client of one etcd endpoint (``http://HOST:PORT``; see :func:`.gateway.parse_etcd_url`).
@@ -150,10 +110,16 @@ class EtcdKeyValueStore:
                 "(parse_etcd_url turns etcd://HOST:PORT/PREFIX into one)"
             )
         self.endpoint = endpoint_url.rstrip("/")
+        parts = urlsplit(self.endpoint)
+        if parts.hostname is None or parts.path:
+            raise ValueError(f"{endpoint_url!r}: the etcd endpoint is http(s)://HOST:PORT")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
         self._reactor = reactor
         self._timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
-        endpoints = EtcdEndpoints(reactor, connect_timeout=timeout)
+        endpoints = EtcdEndpoints(reactor, parts.hostname, port, tls=tls, connect_timeout=timeout)
+        self._base = f"{parts.scheme}://{endpoints.url_host}:{port}"
         self._http = HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool))
         self._watches: set[EtcdWatch] = set()
         self._credentials = prefix_auth
@@ -407,7 +373,7 @@ class EtcdKeyValueStore:
         open_within: float | None = None,
     ) -> IResponse:
         return await self._http.post(
-            self.endpoint + path,
+            self._base + path,
             data=body,
             headers=headers,
             unbuffered=unbuffered,
