@@ -2,7 +2,7 @@
 
 ::
 
-    server = RedisServer.start_or_skip(tmpdir)   # SkipTest when redis-server is missing
+    server = RedisServer.start_or_skip()   # SkipTest when redis-server is missing
     ...  # server.url == "redis://127.0.0.1:PORT/0"
     server.stop()
 
@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,12 +49,18 @@ def redis_server_binary() -> str | None:
 class RedisServer:
     """One ``redis-server`` process on ``host``, in ``directory``."""
 
-    def __init__(self, directory: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, directory: Path | str | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError(REDIS_MISSING)
         self.binary = binary
-        self.directory = Path(directory)
+        #: Made here (and removed by :meth:`stop`) when no directory is given.
+        self._own_directory = directory is None
+        self.directory = Path(
+            tempfile.mkdtemp(prefix="redis-test-") if directory is None else directory
+        )
         self.host = host
         self.port = port or free_ports(1)[0]
         self.process: subprocess.Popen[bytes] | None = None
@@ -64,7 +71,9 @@ class RedisServer:
         return f"<RedisServer {self.host}:{self.port} {state}>"
 
     @classmethod
-    def start_or_skip(cls, directory: Path | str, host: str = "127.0.0.1") -> RedisServer:
+    def start_or_skip(
+        cls, directory: Path | str | None = None, host: str = "127.0.0.1"
+    ) -> RedisServer:
         """A started server; ``unittest.SkipTest`` when redis-server is not installed."""
         from unittest import SkipTest
 
@@ -148,9 +157,10 @@ class RedisServer:
             return reply
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then wait); nothing if it is not running."""
+        """Stop the server (SIGTERM, then wait) and remove the temp dir it made."""
         process = self.process
         if process is None:
+            self._remove_directory()
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -162,6 +172,11 @@ class RedisServer:
         if process.stdout is not None:
             process.stdout.close()
         self.process = None
+        self._remove_directory()
+
+    def _remove_directory(self) -> None:
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL): an outage."""

@@ -88,7 +88,7 @@ class RealRedisCase(TestCase):
     """A redis-server on a free port and a connected client, both stopped after."""
 
     async def asyncSetUp(self) -> None:
-        self.server = RedisServer.start_or_skip(self.mktemp())
+        self.server = RedisServer.start_or_skip()
         self.addCleanup(self.server.stop)
         self.redis = self.client(self.server.url)
         await self.redis.when_connected()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -73,7 +74,10 @@ class WiringTests(SynchronousTestCase):
     """A game with config/redis.json: every server connects, frontends report online users."""
 
     def game_with(self, redis: object) -> Path:
-        base = Path(self.mktemp()) / "game"
+        # Not self.mktemp(): under pytest it would create folders in the repository.
+        temp = Path(tempfile.mkdtemp(prefix="pomelo-redis-game-"))
+        self.addCleanup(shutil.rmtree, temp, ignore_errors=True)
+        base = temp / "game"
         shutil.copytree(EXAMPLE_GAME, base, ignore=shutil.ignore_patterns("logs"))
         (base / "config" / "redis.json").write_text(json.dumps({"development": redis}))
         return base
