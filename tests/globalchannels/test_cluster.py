@@ -7,12 +7,22 @@ one push per push, and each push makes one RPC per frontend (counted).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from pomelo_twisted.globalchannels import FakeRedis, GlobalChannelService, OnlineStatus
+from pomelo_twisted.globalchannels import (
+    FakeRedis,
+    GlobalChannelService,
+    OnlineStatus,
+    RedisClient,
+    RedisSettings,
+)
+from pomelo_twisted.interfaces import IServerReactor
 from pomelo_twisted.testing import GameConnection, GameHarness
+from pomelo_twisted.testing.redisserver import RedisServer
 
 EXAMPLE_GAME = Path(__file__).resolve().parents[2] / "example_game"
 C1, C2 = "connector-server-1", "connector-server-2"
@@ -81,3 +91,35 @@ class GlobalChannelClusterTests(SynchronousTestCase):
             {"alice": 0, "bob": 0, "carol": 1, "dave": 1},
         )
         self.assertEqual(self.successResultOf(chat.online_by_frontend()), {C2: 2})
+
+
+class RealRedisClusterTests(TestCase):
+    """The same game with a real redis-server behind the global channels."""
+
+    async def test_push_from_either_chat_server(self) -> None:
+        """Through redis-server, from either chat server: one push each, one RPC per frontend."""
+        server = RedisServer.start_or_skip()
+        self.addCleanup(server.stop)
+        game = GameHarness(EXAMPLE_GAME)
+        self.addCleanup(game.stop)
+        clients = []
+        for chat in ("chat-server-1", "chat-server-2"):
+            client = RedisClient(cast(IServerReactor, reactor), RedisSettings(server.url))
+            client.start()
+            self.addCleanup(client.stop)
+            await client.when_connected()
+            clients.append(GlobalChannelService(client, game.app(chat).rpc_call, PREFIX))
+        received = {}
+        for uid, frontend in (("alice", C1), ("bob", C1), ("carol", C2), ("dave", C2)):
+            player = game.connect(frontend)
+            self.assertEqual(player.call("connector.entryHandler.entry", {"uid": uid})["code"], 200)
+            received[uid] = player.collect("onWorld")
+            await clients[0].add("world", uid, frontend)
+        for n, service in enumerate(clients):
+            pushed = service.push("world", "onWorld", {"n": n})
+            while not pushed.called:  # Redis answers on this reactor, the game runs on its clock
+                await deferLater(reactor, 0, game.settle)
+            self.assertEqual(await pushed, 2)
+            self.assertEqual((service.stats.pushes, service.stats.rpcs), (1, 2))
+        for uid, messages in received.items():
+            self.assertEqual(messages, [{"n": 0}, {"n": 1}], uid)
