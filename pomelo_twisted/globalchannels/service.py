@@ -130,9 +130,8 @@ class GlobalChannelService:
         d = gather(
             [
                 self.redis.hset(keys.channel(name), {uid: frontend_id}),
-                self.redis.sadd(
-                    keys.frontend_memberships(frontend_id), [keys.membership(name, uid)]
-                ),
+                self.redis.sadd(keys.joined(frontend_id, uid), [name]),
+                self.redis.sadd(keys.frontend_uids(frontend_id), [uid]),
             ]
         ).addCallback(lambda results: results[0] == 1)
         return self._guard(d, "add", name)
@@ -144,12 +143,24 @@ class GlobalChannelService:
         d = gather(
             [
                 self.redis.hdel_if(keys.channel(name), uid, frontend_id),
-                self.redis.srem(
-                    keys.frontend_memberships(frontend_id), [keys.membership(name, uid)]
-                ),
+                self.redis.srem(keys.joined(frontend_id, uid), [name]),
             ]
         ).addCallback(lambda results: results[0] == 1)
         return self._guard(d, "leave", name)
+
+    def leave_all(self, uid: str, frontend_id: str) -> Deferred[int]:
+        """Remove ``uid`` (on ``frontend_id``) from every channel it joined there (its
+        session closed); fires with how many it left. Reads only that uid's set."""
+        keys = self.keys
+        joined = keys.joined(frontend_id, uid)
+
+        def drop(names: set[str]) -> Deferred[int]:
+            left = self._drop(frontend_id, {uid: names}, [joined])
+            forgotten = self.redis.srem(keys.frontend_uids(frontend_id), [uid])
+            return gather([left, forgotten]).addCallback(lambda results: results[0])
+
+        d = self.redis.smembers(joined).addCallback(drop)
+        return self._guard(d, "leave_all", uid)
 
     def members(self, name: str) -> Deferred[list[str]]:
         """The member uids of channel ``name`` (empty when it has none)."""
@@ -171,13 +182,9 @@ class GlobalChannelService:
         def drop(members: dict[str, str]) -> Deferred[bool]:
             if not members:
                 return succeed(False)
-            groups = group_by_frontend(members.items())
             pending: list[Deferred[Any]] = [
-                self.redis.srem(
-                    keys.frontend_memberships(frontend_id),
-                    [keys.membership(name, uid) for uid in uids],
-                )
-                for frontend_id, uids in groups.items()
+                self.redis.srem(keys.joined(frontend_id, uid), [name])
+                for uid, frontend_id in members.items()
             ]
             pending.append(self.redis.delete([channel]))
             return gather(pending).addCallback(lambda _: True)
@@ -189,29 +196,44 @@ class GlobalChannelService:
         """Drop every member held by ``frontend_id`` (it left the cluster) and its online
         users; fires with how many channel members were removed.
 
-        Reads only that frontend's membership set, never every channel. A member that
-        has since joined again from another frontend stays.
+        Reads only that frontend's sets (its uids, then the channels of each), never
+        every channel. A member that has since joined again from another frontend stays.
+        Call it when the frontend left, before it rejoins under the same id: what it
+        holds when this runs goes.
         """
         keys = self.keys
-        memberships = keys.frontend_memberships(frontend_id)
+        uids_key = keys.frontend_uids(frontend_id)
 
-        def drop(entries: set[str]) -> Deferred[int]:
-            pending = []
-            for entry in sorted(entries):
-                name, uid = keys.split_membership(entry)
-                pending.append(self.redis.hdel_if(keys.channel(name), uid, frontend_id))
-            removed = gather(pending)
-            return removed.addCallback(
-                lambda counts: gather(
-                    [
-                        self.redis.delete([memberships, keys.online(frontend_id)]),
-                        self.redis.hdel(keys.frontends(), [frontend_id]),
-                    ]
-                ).addCallback(lambda _: sum(counts))
+        def read(uids: set[str]) -> Deferred[int]:
+            ordered = sorted(uids)
+            joined_keys = [keys.joined(frontend_id, uid) for uid in ordered]
+            return gather(self.redis.smembers(key) for key in joined_keys).addCallback(
+                lambda names: self._drop(
+                    frontend_id,
+                    dict(zip(ordered, names, strict=True)),
+                    [uids_key, keys.online(frontend_id), *joined_keys],
+                )
             )
 
-        d = self.redis.smembers(memberships).addCallback(drop)
+        def forget(removed: int) -> Deferred[int]:
+            return self.redis.hdel(keys.frontends(), [frontend_id]).addCallback(lambda _: removed)
+
+        d = self.redis.smembers(uids_key).addCallback(read).addCallback(forget)
         return self._guard(d, "remove_frontend", frontend_id)
+
+    def _drop(
+        self, frontend_id: str, joined: dict[str, set[str]], keys: list[str]
+    ) -> Deferred[int]:
+        """Remove each uid of ``joined`` from its channels where it is on ``frontend_id``,
+        then delete ``keys``; fires with how many memberships were removed."""
+        removals = [
+            self.redis.hdel_if(self.keys.channel(name), uid, frontend_id)
+            for uid, names in joined.items()
+            for name in sorted(names)
+        ]
+        return gather(removals).addCallback(
+            lambda counts: self.redis.delete(keys).addCallback(lambda _: sum(counts))
+        )
 
     # -- pushing --------------------------------------------------------------
 

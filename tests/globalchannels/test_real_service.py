@@ -31,7 +31,7 @@ class RealServiceTests(RealRedisCase):
         self.assertEqual(self.service.stats.rpcs, 2)
 
     async def test_remove_frontend_and_leave(self) -> None:
-        """remove_frontend drops only that frontend's members; hdel_if runs as one script."""
+        """remove_frontend, leave and leave_all keep members of other frontends."""
         await self.service.add("r1", "a", "c1")
         await self.service.add("r1", "b", "c2")
         await self.service.add("r2", "a", "c1")
@@ -40,6 +40,10 @@ class RealServiceTests(RealRedisCase):
         self.assertIs(await self.service.leave("r1", "b", "c1"), False)
         self.assertIs(await self.service.leave("r1", "b", "c2"), True)
         self.assertEqual(await self.service.members("r1"), [])
+        await self.service.add("r1", "d", "c2")
+        await self.service.add("r2", "d", "c2")
+        self.assertEqual(await self.service.leave_all("d", "c2"), 2)
+        self.assertEqual(await self.service.members("r2"), [])
 
     async def test_online_status(self) -> None:
         """A frontend's bound users are counted by any reader."""

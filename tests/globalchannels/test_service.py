@@ -77,7 +77,8 @@ class MembershipTests(ServiceCase):
         self.assertEqual(self.successResultOf(self.service.members("room")), ["a"])
         self.assertIs(self.successResultOf(self.service.leave("room", "a", "c2")), True)
         self.assertEqual(self.successResultOf(self.service.members("room")), [])
-        self.assertEqual(self.redis.keys(), [])  # every index entry went too
+        # Only the uid indexes of the frontends stay (until leave_all or remove_frontend).
+        self.assertEqual(self.redis.keys(), ["test:gcfe:c1", "test:gcfe:c2"])
 
     def test_destroy(self) -> None:
         """destroy removes the channel and its entries in the frontend indexes."""
@@ -86,7 +87,29 @@ class MembershipTests(ServiceCase):
         self.assertIs(self.successResultOf(self.service.destroy("room")), True)
         self.assertIs(self.successResultOf(self.service.destroy("room")), False)
         self.assertEqual(self.successResultOf(self.service.members("room")), [])
-        self.assertEqual(self.redis.keys(), ["test:gc:other", "test:gcfe:c1"])
+        self.assertEqual(
+            self.redis.keys(),
+            ["test:gc:other", "test:gcfe:c1", "test:gcfe:c2", "test:gcu:2:c1:a"],
+        )
+        self.assertEqual(self.successResultOf(self.redis.smembers("test:gcu:2:c1:a")), {"other"})
+
+    def test_leave_all(self) -> None:
+        """leave_all removes a closed session's uid from every channel it joined there."""
+        self.join("r1", ("a", "c1"), ("b", "c1"))
+        self.join("r2", ("a", "c1"))
+        self.join("r3", ("a", "c2"))  # joined through another frontend: stays
+        self.assertEqual(self.successResultOf(self.service.leave_all("a", "c1")), 2)
+        self.assertEqual(self.successResultOf(self.service.members("r1")), ["b"])
+        self.assertEqual(self.successResultOf(self.service.members("r2")), [])
+        self.assertEqual(self.successResultOf(self.service.members("r3")), ["a"])
+        self.assertEqual(self.successResultOf(self.redis.smembers("test:gcfe:c1")), {"b"})
+        self.assertEqual(self.successResultOf(self.service.leave_all("a", "c1")), 0)
+
+    def test_keys_keep_frontend_and_uid_apart(self) -> None:
+        """Frontend ids and uids with ':' never share an index key."""
+        self.assertNotEqual(
+            self.service.keys.joined("a:b", "c"), self.service.keys.joined("a", "b:c")
+        )
 
     def test_bad_names_refused(self) -> None:
         """Empty names and names with NUL are refused, naming the value."""
@@ -145,7 +168,7 @@ class RemoveFrontendTests(ServiceCase):
         self.assertEqual(self.successResultOf(self.service.remove_frontend("c1")), 3)
         self.assertEqual(self.successResultOf(self.service.members("r1")), ["b"])
         self.assertEqual(self.successResultOf(self.service.members("r2")), [])
-        self.assertEqual(self.redis.keys(), ["test:gc:r1", "test:gcfe:c2"])
+        self.assertEqual(self.redis.keys(), ["test:gc:r1", "test:gcfe:c2", "test:gcu:2:c2:b"])
 
     def test_reads_only_its_own_index(self) -> None:
         """Removing a frontend costs commands for its members, not for every channel."""
@@ -154,8 +177,8 @@ class RemoveFrontendTests(ServiceCase):
         self.join("mine", ("a", "c1"))
         before = self.redis.commands
         self.successResultOf(self.service.remove_frontend("c1"))
-        # smembers, one hdel_if, delete, hdel
-        self.assertEqual(self.redis.commands - before, 4)
+        # its uids, the channels of its one uid, one hdel_if, delete, hdel
+        self.assertEqual(self.redis.commands - before, 5)
 
     def test_moved_member_stays(self) -> None:
         """A member that joined again from another frontend is not removed with the old one."""
