@@ -3,8 +3,8 @@
 :class:`RedisProtocol` writes each command at once and matches replies to commands in
 order (RESP2 through the sans-I/O :mod:`~pomelo_twisted.globalchannels.resp`); many
 commands are in flight at once on one connection. :class:`RedisClient` keeps that
-connection (exponential backoff, on the reactor it is given)
-and provides :class:`~pomelo_twisted.globalchannels.interfaces.IRedis`. While it is not
+connection (exponential backoff, on the reactor it is given) and provides
+:class:`~pomelo_twisted.globalchannels.interfaces.IRedis`. While it is not
 connected a command fails at once with ``RedisUnavailable`` naming the server: callers
 (pushes) fail fast instead of queueing behind an outage. A command without a reply
 within ``command_timeout`` fails too and drops the connection (a hung server), which is
@@ -117,7 +117,10 @@ class RedisProtocol(Protocol):
 
 def _text(value: Reply) -> str:
     if isinstance(value, bytes):
-        return value.decode("utf-8")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RedisCommandError(f"expected UTF-8 text, got {value[:40]!r}") from None
     if isinstance(value, str):
         return value
     raise RedisCommandError(f"expected a string reply, got {value!r}")

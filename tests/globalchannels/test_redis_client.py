@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import cast
 
 from twisted.internet import reactor as global_reactor
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -21,6 +22,7 @@ from pomelo_twisted.interfaces import IServerReactor
 from pomelo_twisted.testing.redisserver import RedisServer
 
 from .redis_contract import RedisContract
+from .test_reconnect import ScriptedEndpoint
 
 reactor = cast(IServerReactor, global_reactor)
 
@@ -138,3 +140,29 @@ class RealClientTests(RealRedisCase):
         client = RedisClient(reactor, RedisSettings("redis://127.0.0.1:1/0"))
         failure = self.failureResultOf(client.ping(), RedisUnavailable)
         self.assertIn("127.0.0.1:1/0 is not connected", failure.getErrorMessage())
+
+
+class ReplyShapeTests(SynchronousTestCase):
+    """Replies of an unexpected shape are command errors, not crashes."""
+
+    def setUp(self) -> None:
+        endpoint = ScriptedEndpoint()
+        self.client = RedisClient(
+            cast(IServerReactor, MemoryReactorClock()),
+            RedisSettings("redis://t/0"),
+            endpoint=cast(IStreamClientEndpoint, endpoint),
+        )
+        self.client.start()
+        self.protocol, _ = endpoint.succeed()
+
+    def test_not_utf8(self) -> None:
+        """A member that is not UTF-8 fails SMEMBERS with RedisCommandError."""
+        d = self.client.smembers("s")
+        self.protocol.dataReceived(b"*1\r\n$1\r\n\xff\r\n")
+        self.assertIn("UTF-8", self.failureResultOf(d, RedisCommandError).getErrorMessage())
+
+    def test_wrong_kind(self) -> None:
+        """An integer where an array is expected fails with RedisCommandError."""
+        d = self.client.hgetall("h")
+        self.protocol.dataReceived(b":3\r\n")
+        self.failureResultOf(d, RedisCommandError)
