@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -308,9 +309,19 @@ class RedisClient:
         """Fires once connected (at once if connected now); fails if stopped first."""
         if self._protocol is not None:
             return succeed(None)
-        d: Deferred[None] = Deferred()
+        d: Deferred[None] = Deferred(self._waiters.remove)
         self._waiters.append(d)
         return d
+
+    def connected_within(self, seconds: float) -> Deferred[bool]:
+        """Fires with True once connected, or with False after ``seconds`` (or a stop)."""
+
+        def not_yet(failure: Failure) -> bool:
+            failure.trap(DeferredTimeoutError, RedisUnavailable)
+            return False
+
+        waiting = self.when_connected().addTimeout(seconds, self._reactor)
+        return waiting.addCallbacks(lambda _: True, not_yet)
 
     def execute(self, *args: str | int | float) -> Deferred[Reply]:
         """Any command; fires with its raw reply."""

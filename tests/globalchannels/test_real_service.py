@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
+from typing import Any, cast
 
-from pomelo_twisted.globalchannels import GlobalChannelService, OnlineStatus, RedisUnavailable
+from twisted.internet import reactor
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from pomelo_twisted.globalchannels import (
+    GlobalChannelService,
+    OnlineStatus,
+    RedisComponent,
+    RedisUnavailable,
+)
+from pomelo_twisted.globalchannels.wiring import redis_components
+from pomelo_twisted.interfaces import IServerReactor
 from pomelo_twisted.session.service import SessionService
+from pomelo_twisted.testing.redisserver import RedisServer
 from tests.sessions.fakes import FakeAgent, FakeRpc
 
 from .test_redis_client import RealRedisCase
@@ -69,3 +83,36 @@ class RealServiceTests(RealRedisCase):
         await self.redis.when_connected()
         await self.service.add("room", "a", "c1")  # the restarted server is empty
         self.assertEqual(await self.service.push("room", "r", 1), 1)
+
+
+class CleanLifecycleTests(TestCase):
+    """A normal start and stop of the Redis components logs nothing above info."""
+
+    async def test_start_stop_quiet(self) -> None:
+        """redis_components of a frontend: start, bind, stop; no warning, keys cleaned."""
+        server = RedisServer.start_or_skip()
+        self.addCleanup(server.stop)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        sessions = SessionService("c1")
+        components = redis_components(
+            {"url": server.url, "prefix": "quiet"},
+            reactor=cast(IServerReactor, reactor),
+            rpc=FakeRpc(),
+            server_type="connector",
+            sessions=sessions,
+        )
+        for component in components:  # as the application does: each waited for
+            await maybeDeferred(component.start)
+        self.assertTrue(cast(RedisComponent, components[0]).client.connected)
+        sessions.create(FakeAgent(1))
+        await sessions.bind(1, "alice")
+        channels = cast(GlobalChannelService, components[1])
+        await cast(OnlineStatus, components[2]).refresh()
+        self.assertEqual(await channels.online_count(), 1)
+        for component in reversed(components):
+            await maybeDeferred(component.stop, False)
+        self.assertEqual(server.command("DBSIZE"), b":0\r\n")
+        loud = [formatEvent(e) for e in events if e.get("log_level", LogLevel.info) > LogLevel.info]
+        self.assertEqual(loud, [])

@@ -12,7 +12,12 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.globalchannels import RedisClient, RedisSettings, RedisUnavailable
+from pomelo_twisted.globalchannels import (
+    RedisClient,
+    RedisComponent,
+    RedisSettings,
+    RedisUnavailable,
+)
 from pomelo_twisted.globalchannels.client import RECONNECT_MAX_DELAY, RedisProtocol
 from pomelo_twisted.interfaces import IServerReactor
 
@@ -41,8 +46,8 @@ class ScriptedEndpoint:
         self.attempts[-1][1].errback(ConnectionRefusedError("refused"))
 
 
-class ReconnectTests(SynchronousTestCase):
-    """Backoff, readiness after SELECT, loss, stop; failures logged once per interval."""
+class ScriptedCase(SynchronousTestCase):
+    """A RedisClient on a MemoryReactorClock and a ScriptedEndpoint; warnings captured."""
 
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
@@ -68,6 +73,10 @@ class ReconnectTests(SynchronousTestCase):
             retry_delay=delay,
             endpoint=cast(IStreamClientEndpoint, self.endpoint),
         )
+
+
+class ReconnectTests(ScriptedCase):
+    """Backoff, readiness after SELECT, loss, stop; failures logged once per interval."""
 
     def test_failed_attempts_back_off(self) -> None:
         """Each failed attempt waits retry_delay(n) before the next; one warning for all."""
@@ -159,3 +168,44 @@ class ReconnectTests(SynchronousTestCase):
         self.assertTrue(
             all(RECONNECT_MAX_DELAY <= d < RECONNECT_MAX_DELAY + 0.25 for d in delays[-3:])
         )
+
+
+class StartTests(ScriptedCase):
+    """RedisComponent.start waits for the first connection, at most connect_timeout."""
+
+    def test_start_waits_for_the_connection(self) -> None:
+        """start fires once connected, without a warning."""
+        component = RedisComponent(self.client())
+        started = component.start()
+        self.assertNoResult(started)
+        self.endpoint.succeed()
+        self.successResultOf(started)
+        self.assertEqual(self.warnings, [])
+
+    def test_start_without_redis(self) -> None:
+        """Redis unreachable: start fires after connect_timeout with one warning."""
+        client = self.client()
+        component = RedisComponent(client)
+        started = component.start()
+        self.reactor.advance(client.settings.connect_timeout - 0.01)
+        self.assertNoResult(started)
+        self.reactor.advance(0.01)
+        self.successResultOf(started)
+        self.assertEqual(len(self.warnings), 1)
+        self.assertIn("starting without it", self.warnings[0])
+        self.successResultOf(component.stop(False))
+
+    def test_connected_within(self) -> None:
+        """connected_within fires True on connection, False on timeout or stop."""
+        client = self.client()
+        client.start()
+        late = client.connected_within(2)
+        self.reactor.advance(2)
+        self.assertIs(self.successResultOf(late), False)
+        stopped = client.connected_within(2)
+        self.successResultOf(client.stop())
+        self.assertIs(self.successResultOf(stopped), False)
+        client.start()
+        self.reactor.advance(10)
+        self.endpoint.succeed()
+        self.assertIs(self.successResultOf(client.connected_within(2)), True)

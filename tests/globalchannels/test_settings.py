@@ -6,10 +6,13 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import cast
 
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.app.build import build_standalone
 from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.globalchannels import (
     GlobalChannelService,
@@ -18,7 +21,7 @@ from pomelo_twisted.globalchannels import (
     RedisSettings,
     parse_redis_url,
 )
-from pomelo_twisted.interfaces import IComponent
+from pomelo_twisted.interfaces import IComponent, IServerReactor
 from pomelo_twisted.testing import GameHarness
 
 EXAMPLE_GAME = Path(__file__).resolve().parents[2] / "example_game"
@@ -84,10 +87,11 @@ class WiringTests(SynchronousTestCase):
 
     def test_components(self) -> None:
         """Every server loads redis and global_channels; frontends online_status too."""
-        game = GameHarness(self.game_with({"url": "redis://127.0.0.1:1/0", "prefix": "g"}))
-        self.addCleanup(game.stop)
-        connector = game.app("connector-server-1").components
-        chat = game.app("chat-server-1").components
+        base = self.game_with({"url": "redis://127.0.0.1:1/0", "prefix": "g"})
+        service = build_standalone(cast(IServerReactor, MemoryReactorClock()), base)
+        apps = {app.server_id: app for app in service.apps}  # built, not started
+        connector = apps["connector-server-1"].components
+        chat = apps["chat-server-1"].components
         self.assertEqual(list(chat)[-2:], ["redis", "global_channels"])
         self.assertEqual(list(connector)[-3:], ["redis", "global_channels", "online_status"])
         for component in (
@@ -110,5 +114,7 @@ class WiringTests(SynchronousTestCase):
     def test_bad_settings_name_the_file(self) -> None:
         """A bad redis.json is a ConfigError naming the file."""
         with self.assertRaises(ConfigError) as caught:
-            GameHarness(self.game_with({"url": "http://nope"}))
+            build_standalone(
+                cast(IServerReactor, MemoryReactorClock()), self.game_with({"url": "http://n"})
+            )
         self.assertIn("redis.json", str(caught.exception))
