@@ -117,3 +117,23 @@ class OnlineStatusTests(SynchronousTestCase):
         self.assertRaises(
             ValueError, OnlineStatus, self.redis, "t", self.sessions, "connector", self.clock, 2
         )
+
+
+class SessionListenerTests(SynchronousTestCase):
+    """The SessionService hooks OnlineStatus relies on."""
+
+    def test_listeners_called_and_failures_contained(self) -> None:
+        """Bind and unbind listeners get (session, uid); one that raises is logged, bind works."""
+        sessions = SessionService("c1")
+        seen: list[tuple[str, int, str]] = []
+
+        def broken(session: object, uid: str) -> None:
+            raise RuntimeError("listener bug")
+
+        sessions.bind_listeners.extend([broken, lambda s, u: seen.append(("bind", s.id, u))])
+        sessions.unbind_listeners.append(lambda s, u: seen.append(("unbind", s.id, u)))
+        sessions.create(FakeAgent(7))
+        self.successResultOf(sessions.bind(7, "alice"))
+        self.successResultOf(sessions.unbind(7, "alice"))
+        self.assertEqual(seen, [("bind", 7, "alice"), ("unbind", 7, "alice")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
