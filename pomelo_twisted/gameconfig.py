@@ -4,6 +4,7 @@
 ``config/master.json``: per environment, the master's id, host, port, secret and its
 restart/stop tuning (:class:`MasterSettings`).
 ``config/dictionary.json``: extra routes for the route dictionary (push routes).
+``config/redis.json``: per environment, the Redis of the global channels (optional).
 Any other ``config/<name>.json`` may have per-environment sections too.
 
 Values are checked with msgspec (the types below are the schema); a wrong one is a
@@ -397,6 +398,16 @@ class GameConfig:
     def master_endpoint(self) -> str | None:
         """The endpoint string connecting to the master, when one is configured."""
         return self.master_settings().client_endpoint
+
+    def redis(self) -> dict[str, Any] | None:
+        """``config/redis.json`` for this environment (global channels and online status:
+        ``url``, ``prefix``...), or None when the game uses no Redis."""
+        if not self.path("redis").exists():
+            return None
+        data = self.load("redis")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{self.where('redis')}: expected an object with a 'url'")
+        return dict(data)
 
     def dictionary_routes(self) -> list[str]:
         """Extra dictionary routes (push routes), in file order."""

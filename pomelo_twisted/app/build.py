@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from ..cluster.monitor import MonitorComponent
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
+from ..globalchannels.wiring import redis_components
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
@@ -88,6 +89,20 @@ def build_application(
     app.load(app.sessions)  # cluster-wide sessions: before the connector takes clients
     if server.frontend:
         app.load(ConnectorComponent(app))
+    # -- Redis: global channels and online status (config/redis.json; none without it) --
+    redis = config.redis() if config is not None else None
+    if redis is not None:
+        assert config is not None
+        for component in redis_components(
+            redis,
+            reactor=reactor,
+            rpc=app.rpc_call,
+            server_type=server.type,
+            sessions=app.session_service,
+            where=config.where("redis"),
+        ):
+            app.load(component)
+    # -- end Redis --
     if config is not None:
         for name, handler in discover(config.base_dir, server.type, "handler", app):
             app.register_handler(handler, name)

@@ -10,7 +10,7 @@ and the same bytes written to every connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -63,6 +63,11 @@ class SessionService:
         self._sessions: dict[int, Session] = {}
         # uid -> {sid: session}, in binding order.
         self._by_uid: dict[str, dict[int, Session]] = {}
+        #: Called with ``(session, uid)`` after a session is bound to ``uid``
+        #: (e.g. the online status); a session closing runs its ``on_closed`` callbacks.
+        self.bind_listeners: list[Callable[[Session, str], object]] = []
+        #: Called with ``(session, uid)`` after a session is unbound from ``uid``.
+        self.unbind_listeners: list[Callable[[Session, str], object]] = []
 
     def __repr__(self) -> str:
         return f"<SessionService {self.frontend_id!r}: {len(self._sessions)} sessions>"
@@ -147,6 +152,7 @@ class SessionService:
         self._by_uid.setdefault(uid, {})[session.id] = session
         if self.directory is not None:
             self.directory.bound(uid, session.id)
+        self._notify(self.bind_listeners, session, uid)
 
     def unbind(self, sid: int, uid: str) -> Deferred[None]:
         """Unbind session ``sid`` from ``uid``; ``HandlerError(500)`` if not bound to it."""
@@ -157,7 +163,19 @@ class SessionService:
             return fail(HandlerError(CODE_SESSION, f"session {sid} is not bound to {uid}"))
         self._drop_uid(session)
         session.uid = None
+        self._notify(self.unbind_listeners, session, uid)
         return succeed(None)
+
+    def _notify(
+        self, listeners: list[Callable[[Session, str], object]], session: Session, uid: str
+    ) -> None:
+        for listener in listeners:
+            try:
+                listener(session, uid)
+            except Exception:
+                log.failure(
+                    "session listener {listener} failed", listener=listener, level=LogLevel.error
+                )
 
     # -- closing -------------------------------------------------------------
 
