@@ -3,16 +3,21 @@
 - :class:`IKeyValueStore` / :class:`IWatch` and the value types :class:`KeyValue`,
   :class:`WatchEvent` (:mod:`.interfaces`);
 - :class:`MemoryKeyValueStore`: the deterministic fake on a clock (:mod:`.memory`);
+- :class:`EtcdKeyValueStore`: etcd's v3 JSON gateway by treq (:mod:`.etcd`), and
+  :func:`parse_etcd_url` for ``etcd://HOST:PORT/PREFIX``;
 - the errors: :class:`KVError`, :class:`KVUnavailable`, :class:`LeaseNotFound`,
   :class:`CompactedRevision` (:mod:`.errors`).
 """
 
 from .errors import CompactedRevision, KVError, KVUnavailable, LeaseNotFound
+from .etcd import EtcdKeyValueStore
+from .gateway import parse_etcd_url
 from .interfaces import IKeyValueStore, IWatch, KeyValue, WatchEvent
 from .memory import MemoryKeyValueStore, MemoryWatch
 
 __all__ = [
     "CompactedRevision",
+    "EtcdKeyValueStore",
     "IKeyValueStore",
     "IWatch",
     "KVError",
@@ -22,4 +27,5 @@ __all__ = [
     "MemoryKeyValueStore",
     "MemoryWatch",
     "WatchEvent",
+    "parse_etcd_url",
 ]

@@ -244,23 +244,44 @@ class KeyValueStoreContract(_Base):
         self.assertEqual(deleted.create_revision, deleted.mod_revision)
         self.assertGreater(deleted.mod_revision, put_b)
 
-    async def test_watch_from_now(self) -> None:
-        """A start revision of 0 watches only later changes."""
-        await self.store.put(self.key("n/old"), b"")
-        _, collector = self.watch(self.key("n/"), 0)
-        await self.store.put(self.key("n/new"), b"")
+    async def test_watch_replays_history(self) -> None:
+        """A watch from an older revision first replays the changes since then, in order."""
+        first = await self.store.put(self.key("h/a"), b"1")
+        await self.store.put(self.key("h/b"), b"2")
+        await self.store.delete(self.key("h/a"))
+        _, collector = self.watch(self.key("h/"), first)
+        await self.within(collector.wait_for(3))
+        self.assertEqual(
+            collector.summary(),
+            [
+                ("put", self.key("h/a"), b"1"),
+                ("put", self.key("h/b"), b"2"),
+                ("delete", self.key("h/a"), b""),
+            ],
+        )
+        revisions = [e.kv.mod_revision for e in collector.events]
+        self.assertEqual(revisions, sorted(revisions))
+
+    async def test_watch_other_prefix(self) -> None:
+        """A watch sees nothing of keys outside its prefix (a longer sibling included)."""
+        _, revision = await self.store.get_prefix(self.key("p/"))
+        _, collector = self.watch(self.key("p/"), revision + 1)
+        await self.store.put(self.key("p"), b"")
+        await self.store.put(self.key("pp/x"), b"")
+        await self.store.put(self.key("p/x"), b"")
         await self.within(collector.wait_for(1))
-        self.assertEqual(collector.summary(), [("put", self.key("n/new"), b"")])
+        self.assertEqual(collector.summary(), [("put", self.key("p/x"), b"")])
 
     async def test_watch_cancel(self) -> None:
         """After cancel no event arrives and done fires None."""
-        watch, collector = self.watch(self.key("c/"), 0)
+        _, revision = await self.store.get_prefix(self.key("c/"))
+        watch, collector = self.watch(self.key("c/"), revision + 1)
         await self.store.put(self.key("c/1"), b"")
         await self.within(collector.wait_for(1))
         watch.cancel()
         self.assertIsNone(await self.within(watch.done))
-        _, witness = self.watch(self.key("c/"), 0)
-        await self.store.put(self.key("c/2"), b"")
+        put_2 = await self.store.put(self.key("c/2"), b"")
+        _, witness = self.watch(self.key("c/"), put_2)
         await self.within(witness.wait_for(1))
         self.assertEqual(collector.summary(), [("put", self.key("c/1"), b"")])
         watch.cancel()  # idempotent

@@ -50,6 +50,13 @@ class MemoryStoreTests(SynchronousTestCase):
         collector = EventCollector()
         return self.store.watch_prefix(prefix, start, collector).done, collector
 
+    def test_watch_from_now(self) -> None:
+        """A start revision of 0 (or less) watches only changes after the call."""
+        self.successResultOf(self.store.put("old", b""))
+        _, collector = self.watch("", 0)
+        self.successResultOf(self.store.put("new", b""))
+        self.assertEqual(collector.summary(), [("put", "new", b"")])
+
     def test_provides_interfaces(self) -> None:
         """The fake and its watches provide IKeyValueStore and IWatch."""
         self.assertTrue(verifyObject(IKeyValueStore, self.store))

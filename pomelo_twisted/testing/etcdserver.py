@@ -1,0 +1,241 @@
+"""A real, throwaway etcd for tests: free loopback ports, a temp data dir, outages on demand.
+
+::
+
+    server = EtcdServer()          # raises SkipTest(NOT_INSTALLED) when there is no etcd
+    server.start()                 # returns once etcd serves clients
+    store = EtcdKeyValueStore(reactor, server.url)
+    server.pause(); server.resume()       # SIGSTOP / SIGCONT: an etcd that stops answering
+    server.kill(); server.restart()       # SIGKILL, then the same data dir and ports again
+    server.stop()                  # and the temp dir is gone
+
+The calls are synchronous (a subprocess).  Trial has no ``setUpClass``, so
+:func:`class_etcd` starts one etcd per test class lazily (from ``setUp``) and stops it when
+the test process exits; on Linux the etcd also dies with the test process (with the thread
+that started it, precisely: start it from the main thread).  Readiness is etcd's own
+"serving client traffic" log line, awaited on its stderr with a bounded ``select``, never
+a sleep; after that a thread copies the log to ``etcd.log`` in the temp dir (shown when a
+start fails).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from twisted.trial.unittest import SkipTest
+
+from .gamecopy import free_ports
+
+__all__ = ["NOT_INSTALLED", "EtcdServer", "class_etcd", "etcd_binary"]
+
+NOT_INSTALLED = "etcd not installed (make test installs etcd-server)"
+READY_MARKER = b"serving client traffic"  # etcd 3.4's log line once clients are served
+
+
+def etcd_binary() -> str | None:
+    """The etcd executable on PATH or in /usr/bin, or None."""
+    found = shutil.which("etcd")
+    if found is None and os.access("/usr/bin/etcd", os.X_OK):
+        found = "/usr/bin/etcd"
+    return found
+
+
+def class_etcd(case: type[Any]) -> EtcdServer:
+    """The etcd shared by the tests of class ``case``: started on first use, stopped at
+    exit.  Raises SkipTest(NOT_INSTALLED) without an etcd binary."""
+    server: EtcdServer | None = case.__dict__.get("_pomelo_etcd_server")
+    if server is None:
+        server = EtcdServer().start()
+        atexit.register(server.stop)
+        case._pomelo_etcd_server = server
+    elif not server.running:
+        server.restart()  # a test killed it and did not restart it
+    return server
+
+
+def _die_with_parent() -> None:
+    # Linux: SIGKILL the child when the test process dies, so no etcd outlives a killed run.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _supports(binary: str, flag: str) -> bool:
+    probe = subprocess.run(
+        [binary, flag, "--version"], capture_output=True, timeout=10, check=False
+    )
+    return probe.returncode == 0
+
+
+class EtcdServer:
+    """One single-member etcd on 127.0.0.1 (see the module docstring).
+
+    ``start_timeout``: how long a start may take before it fails with etcd's log.
+    Fast raft timings (10 ms heartbeat, 100 ms election) make the minimum lease TTL 1 s.
+    """
+
+    def __init__(self, *, start_timeout: float = 20.0) -> None:
+        binary = etcd_binary()
+        if binary is None:
+            raise SkipTest(NOT_INSTALLED)
+        self.binary = binary
+        self.start_timeout = start_timeout
+        self.client_port, self.peer_port = free_ports(2)
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.directory = Path(tempfile.mkdtemp(prefix="pomelo-etcd-"))
+        self.data_dir = self.directory / "data"
+        self.log_path = self.directory / "etcd.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._drain: threading.Thread | None = None
+        self._fast = _supports(binary, "--unsafe-no-fsync")
+
+    def command(self) -> list[str]:
+        """The etcd command line."""
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        args = [
+            self.binary,
+            "--name=test",
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={self.url}",
+            f"--advertise-client-urls={self.url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=test={peer}",
+            "--heartbeat-interval=10",
+            "--election-timeout=100",
+            "--logger=zap",
+            "--log-outputs=stderr",
+        ]
+        if self._fast:
+            args.append("--unsafe-no-fsync")
+        return args
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive (a paused one counts)."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> EtcdServer:
+        """Start etcd and return once it serves clients; RuntimeError with its log if not."""
+        if self.running:
+            raise RuntimeError(f"etcd on {self.url} is already running")
+        log = self.log_path.open("ab")
+        process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
+        )
+        self._process = process
+        assert process.stderr is not None
+        try:
+            self._wait_ready(process.stderr, log)
+        except BaseException:
+            self._halt(signal.SIGKILL)
+            log.close()
+            raise
+        self._drain = threading.Thread(
+            target=self._copy, args=(process.stderr, log), name="etcd-log", daemon=True
+        )
+        self._drain.start()
+        return self
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """Whether etcd answers ``/health`` with ``{"health": "true"}``."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as answer:
+                return bool(json.loads(answer.read()).get("health") == "true")
+        except OSError:
+            return False
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing is answered."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL and wait: the port refuses connections, the data dir stays."""
+        self._halt(signal.SIGKILL)
+
+    def restart(self) -> EtcdServer:
+        """Start again on the same data dir and ports (after :meth:`kill` or :meth:`stop`)."""
+        if self.running:
+            self._halt(signal.SIGTERM)
+        return self.start()
+
+    def stop(self) -> None:
+        """Stop etcd (SIGTERM, SIGKILL if it lingers) and remove the temp dir."""
+        self._halt(signal.SIGTERM)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _signal(self, signum: int) -> None:
+        if self._process is None or not self.running:
+            raise RuntimeError(f"etcd on {self.url} is not running")
+        self._process.send_signal(signum)
+
+    def _halt(self, signum: int) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused etcd cannot handle SIGTERM
+            process.send_signal(signum)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._drain is not None:
+            self._drain.join(timeout=10)
+            self._drain = None
+        if process.stderr is not None:
+            process.stderr.close()
+
+    def _wait_ready(self, stderr: IO[bytes], log: IO[bytes]) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        seen = b""
+        fd = stderr.fileno()
+        while READY_MARKER not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(self._failure(f"not serving after {self.start_timeout:g} s"))
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(self._failure("exited during start"))
+            log.write(chunk)
+            log.flush()
+            seen = seen[-len(READY_MARKER) :] + chunk
+
+    def _failure(self, what: str) -> str:
+        tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        return f"etcd {self.url} ({self.binary}) {what}; its log ends:\n{tail}"
+
+    @staticmethod
+    def _copy(stderr: IO[bytes], log: IO[bytes]) -> None:
+        fd = stderr.fileno()
+        with log:
+            while chunk := os.read(fd, 65536):
+                log.write(chunk)
+                log.flush()
