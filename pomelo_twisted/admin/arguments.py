@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run in the background (logs/master.log) and wait until it answers",
     )
     start.add_argument(
+        "--host",
+        metavar="HOST",
+        help="start only the servers servers.json places on HOST (one supervisor per machine)",
+    )
+    start.add_argument(
         "--log-level",
         default="info",
         choices=LOG_LEVELS,
@@ -108,6 +113,12 @@ def _folder_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         metavar="ENV",
         default=argparse.SUPPRESS if suppress else "development",
         help="environment in the config files (default: development)",
+    )
+    parser.add_argument(
+        "--discovery",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help="'master' or etcd://HOST:PORT/PREFIX (default: master.json's discovery)",
     )
 
 

@@ -1,0 +1,168 @@
+"""The supervisor of one machine: starts the servers ``servers.json`` places on its host.
+
+``pomelo-twisted start --host HOST`` (``twistd pomelo --type master --host HOST``) with etcd
+discovery runs a :class:`HostSupervisor` instead of a master: it registers nothing and
+serves no port. It spawns every server whose ``host`` is ``HOST`` (backends first) through
+the :class:`~pomelo_twisted.cluster.supervisor.Supervisor` (auto-restart with backoff, as the
+master does); the servers register in etcd themselves. It follows ``{prefix}/commands/``
+(written by ``pomelo-twisted``):
+
+- ``commands/{id}`` ``stop`` for one of its servers: stop it for good (SIGTERM; the server
+  also sees the command and exits 0; it is not restarted);
+- ``commands/{id}`` ``restart``: stop it and start it again;
+- ``commands/@{HOST}`` ``stop``: stop every server of this host (frontends first), then
+  this process.
+
+Commands already present when it starts (or re-reads after an etcd outage) are old and
+ignored. Stopping it (SIGTERM) stops its servers, frontends first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ..discovery.etcd import decode_command
+from ..discovery.follower import PrefixFollower
+from ..gameconfig import GameConfig, ServerInfo
+from ..interfaces import IServerReactor
+from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
+from .supervisor import ProcessSpec, Supervisor
+
+__all__ = ["HostSupervisor", "host_command_id"]
+
+log = Logger()
+
+
+def host_command_id(host: str) -> str:
+    """The id under ``commands/`` addressing the supervisor of ``host`` (``*``: the one
+    started without ``--host``, which runs every server)."""
+    return f"@{host}"
+
+
+class HostSupervisor(Service):
+    """Runs the servers of one host; obeys the commands written in etcd (if any)."""
+
+    def __init__(
+        self,
+        reactor: IServerReactor,
+        config: GameConfig,
+        host: str | None,
+        *,
+        supervisor: Supervisor,
+        command: Callable[[GameConfig, ServerInfo], ProcessSpec],
+        store: IKeyValueStore | None = None,
+        prefix: str = "",
+        stop_timeout: float = 10.0,
+        stop_process: Callable[[], object] | None = None,
+    ) -> None:
+        self.setName("host-supervisor")
+        self.reactor = reactor
+        self.config = config
+        self.host = host
+        self.supervisor = supervisor
+        self.command = command
+        self.store = store
+        self.prefix = prefix
+        self.stop_timeout = stop_timeout
+        self.stop_process = stop_process
+        self.servers: dict[str, ServerInfo] = {
+            info.id: info
+            for infos in config.servers().values()
+            for info in infos
+            if host is None or info.host == host
+        }
+        self.stopping = False
+        self.follower: PrefixFollower | None = None
+        if store is not None:
+            self.follower = PrefixFollower(
+                store,
+                f"{prefix}/commands/",
+                reactor,
+                on_snapshot=self._ignore_old,
+                on_event=self._command,
+                description=f"supervisor of {host or 'every host'}",
+            )
+
+    def startService(self) -> None:
+        """Spawn this host's servers (backends first) and follow the commands."""
+        super().startService()
+        if not self.servers:
+            log.warn(
+                "no server of {where} is on host {host}: nothing to start",
+                where=self.config.where("servers"),
+                host=self.host,
+            )
+        ordered = sorted(self.servers.values(), key=lambda info: info.frontend)
+        for info in ordered:
+            pid = self.supervisor.start(self.command(self.config, info))
+            log.info(
+                "started {server} ({type}) as pid {pid}", server=info.id, type=info.type, pid=pid
+            )
+        log.info(
+            "supervisor of host {host}: {count} servers ({ids})",
+            host=self.host,
+            count=len(ordered),
+            ids=", ".join(info.id for info in ordered),
+        )
+        if self.follower is not None:
+            self.follower.start()
+
+    def stopService(self) -> Deferred[None]:
+        """Stop following commands, then this host's servers: frontends, then backends."""
+        super().stopService()
+        if self.follower is not None:
+            self.follower.stop()
+        return self.stop_servers()
+
+    def stop_servers(self) -> Deferred[None]:
+        """Stop every server of this host for good, frontends first."""
+        self.stopping = True
+        self.supervisor.shutting_down()
+        frontends = [sid for sid, info in self.servers.items() if info.frontend]
+        backends = [sid for sid, info in self.servers.items() if not info.frontend]
+        d = self.supervisor.stop_all(self._known(frontends), self.stop_timeout)
+        d.addCallback(lambda _: self.supervisor.stop_all(self._known(backends), self.stop_timeout))
+        return d
+
+    def _known(self, ids: list[str]) -> list[str]:
+        return [sid for sid in ids if self.supervisor.spec(sid) is not None]
+
+    def _ignore_old(self, kvs: list[KeyValue]) -> None:
+        """Commands already written before this read are not for this run."""
+
+    def _command(self, event: WatchEvent) -> None:
+        if event.kind != "put":
+            return
+        target = event.kv.key[len(f"{self.prefix}/commands/") :]
+        command = decode_command(event.kv.value)
+        if target == host_command_id(self.host or "*") and command == "stop":
+            log.info("supervisor of {host}: stop command from etcd", host=self.host)
+            d = self.stop_servers()
+            stop_process = self.stop_process
+            if stop_process is not None:
+                d.addCallback(lambda _: stop_process())
+            return
+        if target not in self.servers or command is None or self.stopping:
+            return
+        log.info(
+            "supervisor of {host}: {command} {server}",
+            host=self.host,
+            command=command,
+            server=target,
+        )
+        if self.supervisor.spec(target) is None:
+            return
+        if command == "stop":
+            self.supervisor.stop(target, self.stop_timeout)
+        else:
+            self.supervisor.restart(target).addErrback(
+                lambda failure: log.warn(
+                    "restart of {server} failed: {error}",
+                    server=target,
+                    error=failure.getErrorMessage(),
+                )
+            )
