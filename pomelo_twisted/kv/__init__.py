@@ -5,6 +5,7 @@
 - :class:`MemoryKeyValueStore`: the deterministic fake on a clock (:mod:`.memory`);
 - :class:`EtcdKeyValueStore`: etcd's v3 JSON gateway by treq (:mod:`.etcd`), and
   :func:`parse_etcd_url` for ``etcd://HOST:PORT/PREFIX``;
+- :class:`LeaseKeeper`: one lease kept alive through outages (:mod:`.lease`);
 - the errors: :class:`KVError`, :class:`KVUnavailable`, :class:`LeaseNotFound`,
   :class:`CompactedRevision` (:mod:`.errors`).
 """
@@ -13,6 +14,7 @@ from .errors import CompactedRevision, KVError, KVUnavailable, LeaseNotFound
 from .etcd import EtcdKeyValueStore
 from .gateway import parse_etcd_url
 from .interfaces import IKeyValueStore, IWatch, KeyValue, WatchEvent
+from .lease import LeaseKeeper
 from .memory import MemoryKeyValueStore, MemoryWatch
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "KVError",
     "KVUnavailable",
     "KeyValue",
+    "LeaseKeeper",
     "LeaseNotFound",
     "MemoryKeyValueStore",
     "MemoryWatch",
