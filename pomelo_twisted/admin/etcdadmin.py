@@ -142,6 +142,7 @@ async def etcd_stop(
     reactor: IServerReactor,
     store: IKeyValueStore,
     prefix: str,
+    config: GameConfig,
     ids: list[str],
     out: TextIO,
     within: float,
@@ -161,7 +162,8 @@ async def etcd_stop(
     out.flush()
     await _stop_wave(reactor, store, prefix, sorted(frontends), within)
     await _stop_wave(reactor, store, prefix, sorted(backends), within)
-    hosts = sorted({record.host for record in records.values()} | {"*"})
+    declared = {info.host for infos in config.servers().values() for info in infos}
+    hosts = sorted({record.host for record in records.values()} | declared | {"*"})
     for host in hosts:
         await _command(reactor, store, prefix, host_command_id(host), "stop")
     out.write("stopped\n")
@@ -255,7 +257,7 @@ async def etcd_command(
     if command == "list":
         return await etcd_list(reactor, store, prefix, config, out)
     if command == "stop":
-        return await etcd_stop(reactor, store, prefix, ids, out, within)
+        return await etcd_stop(reactor, store, prefix, config, ids, out, within)
     if command == "restart":
         return await etcd_restart(reactor, store, prefix, ids[0], out, within)
     raise AdminError(

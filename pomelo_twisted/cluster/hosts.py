@@ -7,8 +7,9 @@ the :class:`~pomelo_twisted.cluster.supervisor.Supervisor` (auto-restart with ba
 master does); the servers register in etcd themselves. It follows ``{prefix}/commands/``
 (written by ``pomelo-twisted``):
 
-- ``commands/{id}`` ``stop`` for one of its servers: stop it for good (SIGTERM; the server
-  also sees the command and exits 0; it is not restarted);
+- ``commands/{id}`` ``stop`` for one of its servers: the server sees the command too and
+  exits 0 by itself; its exit is expected (no restart), and it gets SIGTERM only if it is
+  still there after ``stop_timeout``;
 - ``commands/{id}`` ``restart``: stop it and start it again;
 - ``commands/@{HOST}`` ``stop``: stop every server of this host (frontends first), then
   this process.
@@ -156,8 +157,8 @@ class HostSupervisor(Service):
         )
         if self.supervisor.spec(target) is None:
             return
-        if command == "stop":
-            self.supervisor.stop(target, self.stop_timeout)
+        if command == "stop":  # the server reads it too, and exits 0 by itself
+            self.supervisor.expect_exit(target, self.stop_timeout)
         else:
             self.supervisor.restart(target).addErrback(
                 lambda failure: log.warn(

@@ -67,7 +67,15 @@ def build_etcd_discovery(
     host: str | None = None,
     store: IKeyValueStore | None = None,
 ) -> EtcdDiscovery:
-    """``server``'s etcd discovery; a ``stop`` command from etcd calls ``stop_process``."""
+    """``server``'s etcd discovery; a ``stop`` command from etcd calls ``stop_process``
+    (once, from the next turn)."""
+    stopping: list[bool] = []
+
+    def stop(_command: str) -> None:
+        if not stopping:
+            stopping.append(True)
+            server.clock.callLater(0, stop_process)
+
     return EtcdDiscovery(
         server,
         store if store is not None else etcd_store(server.reactor, settings),
@@ -75,5 +83,5 @@ def build_etcd_discovery(
         host=host,
         ttl=settings.ttl,
         keep_alive_interval=settings.keep_alive,
-        on_command=lambda _command: server.clock.callLater(0, stop_process),
+        on_command=stop,
     )

@@ -115,7 +115,7 @@ class StopRestartTests(EtcdAdminCase):
         kvs, _ = self.successResultOf(self.store.get_prefix(f"{PREFIX}/commands/"))
         self.assertEqual(
             [kv.key.rsplit("/", 1)[1] for kv in kvs],
-            ["@*", "@127.0.0.1", "chat-1", "connector-1"],
+            ["@*", "@127.0.0.1", "chat-1", "connector-1"],  # every declared host
         )
 
     def test_restart_waits_for_the_new_pid(self) -> None:

@@ -108,13 +108,19 @@ class CommandTests(HostCase):
         self.host.startService()
 
     def test_stop_is_not_restarted(self) -> None:
-        """stop ID: the server is stopped for good (no restart after it exits)."""
+        """stop ID: the server exits by itself (no signal) and is not restarted."""
         self.command("chat-2", "stop")
         process = self.reactor.process("chat-2")
-        self.assertEqual(process.signals, ["TERM"])
+        self.assertEqual(process.signals, [])
         process.exit(0)
         self.reactor.advance(60)
         self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-2"])
+
+    def test_stop_overdue_gets_sigterm(self) -> None:
+        """A server that does not exit within stop_timeout after stop gets SIGTERM."""
+        self.command("chat-2", "stop")
+        self.reactor.advance(5.5)
+        self.assertEqual(self.reactor.process("chat-2").signals, ["TERM"])
 
     def test_restart(self) -> None:
         """restart ID: stopped, then started again."""
