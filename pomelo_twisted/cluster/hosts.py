@@ -15,15 +15,18 @@ master does); the servers register in etcd themselves. It follows ``{prefix}/com
   this process.
 
 Commands already present when it starts (or re-reads after an etcd outage) are old and
-ignored. Stopping it (SIGTERM) stops its servers, frontends first.
+ignored. Stopping it (SIGTERM) stops its servers, frontends first. A server whose RPC port
+already answers when it starts (left running by a supervisor that died) is left alone, not
+started twice (nor restarted by this supervisor if it dies later).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from ..discovery.etcd import decode_command
@@ -31,6 +34,7 @@ from ..discovery.follower import PrefixFollower
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
+from .probe import rpc_port_answers
 from .supervisor import ProcessSpec, Supervisor
 
 __all__ = ["HostSupervisor", "host_command_id"]
@@ -59,8 +63,12 @@ class HostSupervisor(Service):
         prefix: str = "",
         stop_timeout: float = 10.0,
         stop_process: Callable[[], object] | None = None,
+        probe: Callable[[ServerInfo], Deferred[bool]] | None = None,
     ) -> None:
         self.setName("host-supervisor")
+        self.probe = probe or partial(rpc_port_answers, reactor)
+        #: Servers found running at start (a supervisor restarted): left alone, not spawned.
+        self.adopted: set[str] = set()
         self.reactor = reactor
         self.config = config
         self.host = host
@@ -98,19 +106,34 @@ class HostSupervisor(Service):
                 host=self.host,
             )
         ordered = sorted(self.servers.values(), key=lambda info: info.frontend)
-        for info in ordered:
+        log.info(
+            "supervisor of host {host}: {count} servers ({ids})",
+            host=self.host or "*",
+            count=len(ordered),
+            ids=", ".join(info.id for info in ordered),
+        )
+        d = gatherResults([self.probe(info) for info in ordered], consumeErrors=True)
+        d.addCallback(self._spawn_missing, ordered)
+        if self.follower is not None:
+            self.follower.start()
+
+    def _spawn_missing(self, running: list[bool], ordered: list[ServerInfo]) -> None:
+        """Spawn each server whose RPC port is free; one that answers (left running by a
+        supervisor that died) is left alone: it is still registered and serving."""
+        for info, is_running in zip(ordered, running, strict=True):
+            if self.stopping:
+                return
+            if is_running:
+                self.adopted.add(info.id)
+                log.info(
+                    "server {server} already answers on its RPC port: leaving it running",
+                    server=info.id,
+                )
+                continue
             pid = self.supervisor.start(self.command(self.config, info))
             log.info(
                 "started {server} ({type}) as pid {pid}", server=info.id, type=info.type, pid=pid
             )
-        log.info(
-            "supervisor of host {host}: {count} servers ({ids})",
-            host=self.host,
-            count=len(ordered),
-            ids=", ".join(info.id for info in ordered),
-        )
-        if self.follower is not None:
-            self.follower.start()
 
     def stopService(self) -> Deferred[None]:
         """Stop following commands, then this host's servers: frontends, then backends."""

@@ -6,6 +6,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+from twisted.internet.defer import succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -44,6 +45,7 @@ class HostCase(SynchronousTestCase):
         self.store = MemoryKeyValueStore(self.reactor)
         self.config = spread_game(self)
         self.stopped = 0
+        self.running: set[str] = set()
         self.host = self.make("127.0.0.2")
 
     def make(self, host: str | None) -> HostSupervisor:
@@ -57,6 +59,7 @@ class HostCase(SynchronousTestCase):
             prefix=PREFIX,
             stop_timeout=5.0,
             stop_process=self.stop_process,
+            probe=lambda info: succeed(info.id in self.running),
         )
 
     def stop_process(self) -> None:
@@ -75,6 +78,13 @@ class StartTests(HostCase):
         self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-2"])
         args = self.reactor.spawned[0].args
         self.assertEqual(args[args.index("--discovery") + 1], URL)
+
+    def test_running_servers_are_left_alone(self) -> None:
+        """A server whose RPC port answers (a supervisor restarted) is not started twice."""
+        self.running.add("chat-2")
+        self.host.startService()
+        self.assertEqual(self.reactor.spawned_ids(), ["connector-2"])
+        self.assertEqual(self.host.adopted, {"chat-2"})
 
     def test_no_host_starts_everything(self) -> None:
         """Without --host every server of servers.json is started."""
