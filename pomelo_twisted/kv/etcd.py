@@ -18,17 +18,19 @@ import msgspec
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
-from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, DNSLookupError
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
 from ..interfaces import IServerReactor
+from .endpoints import EtcdEndpoints
 from .errors import KVError, KVUnavailable, LeaseNotFound
 from .etcdwatch import EtcdWatch
 from .gateway import (
+    AuthenticateResponse,
     DeleteRangeResponse,
     GrantResponse,
     KeepAliveMessage,
@@ -39,6 +41,7 @@ from .gateway import (
     encode_key,
     error_for,
     error_from_code,
+    invalid_token,
     json_body,
     prefix_range_end,
 )
@@ -50,6 +53,24 @@ M = TypeVar("M")
 T = TypeVar("T")
 JSON_HEADERS = Headers({b"Content-Type": [b"application/json"]})
 NETWORK_ERRORS = (ConnectError, ConnectionLost, DNSLookupError, ResponseFailed)
+# Calls whose repetition leaves etcd as one would: sent again once when a pooled
+# connection turns out to have been closed by etcd (a restart) before it answered.
+REPEATABLE = {
+    "/v3/auth/authenticate",
+    "/v3/kv/compaction",
+    "/v3/kv/put",
+    "/v3/kv/range",
+    "/v3/lease/keepalive",
+    "/v3/lease/revoke",
+}
+
+
+class _StaleConnection(Exception):
+    """A pooled connection was closed cleanly before any answer (etcd restarted)."""
+
+
+def _stale(exc: ResponseNeverReceived) -> bool:
+    return any(reason.check(ConnectionDone) for reason in exc.reasons)
 
 
 def describe(exc: BaseException | None) -> str:
@@ -67,11 +88,21 @@ class EtcdKeyValueStore:
     """A client of one etcd endpoint (``http://HOST:PORT``; see :func:`.gateway.parse_etcd_url`).
 
     ``timeout`` bounds every call (connecting included) and the opening of a watch; a
-    call that gets no answer in time errbacks KVUnavailable.  :meth:`close` ends every
+    call that gets no answer in time errbacks KVUnavailable.  ``prefix_auth`` is the
+    ``(user, password)`` of an etcd user (typically one whose role grants read-write on
+    the cluster prefix only) when etcd has authentication enabled: the client gets a
+    token on first use and a new one when etcd says it expired.  :meth:`close` ends every
     watch and closes the pooled connections.
     """
 
-    def __init__(self, reactor: IServerReactor, endpoint_url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        reactor: IServerReactor,
+        endpoint_url: str,
+        *,
+        timeout: float = 5.0,
+        prefix_auth: tuple[str, str] | None = None,
+    ) -> None:
         if not endpoint_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"{endpoint_url!r}: the etcd endpoint is an http(s) URL "
@@ -81,8 +112,11 @@ class EtcdKeyValueStore:
         self._reactor = reactor
         self._timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._http = HTTPClient(Agent(reactor, connectTimeout=timeout, pool=self._pool))
+        endpoints = EtcdEndpoints(reactor, connect_timeout=timeout)
+        self._http = HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool))
         self._watches: set[EtcdWatch] = set()
+        self._credentials = prefix_auth
+        self._token: str | None = None
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -238,9 +272,7 @@ class EtcdKeyValueStore:
         }
         body = json_body(create_request={k: v for k, v in request.items() if v is not None})
         what = f"watch of {prefix!r}"
-        opening = Deferred.fromCoroutine(
-            self._post("/v3/watch", body, unbuffered=True, open_within=self._timeout)
-        )
+        opening = Deferred.fromCoroutine(self._open_watch(body))
         watch.attach(opening.cancel)
         self._watches.add(watch)
         watch.closed.addBoth(lambda _: self._watches.discard(watch))
@@ -252,9 +284,15 @@ class EtcdKeyValueStore:
             return None
 
         def failed(reason: Failure) -> None:
-            watch.opening_failed(
-                KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(reason.value)}")
+            if isinstance(reason.value, KVError):  # e.g. refused credentials
+                watch.opening_failed(reason.value)
+                return
+            cause = (
+                f"no answer within {self._timeout:g} s"
+                if reason.check(CancelledError)
+                else describe(reason.value)
             )
+            watch.opening_failed(KVUnavailable(f"etcd {self.endpoint}: {what}: {cause}"))
 
         opening.addCallbacks(opened, failed)
         return watch
@@ -282,17 +320,55 @@ class EtcdKeyValueStore:
 
     # -- plumbing --------------------------------------------------------------------------
 
+    async def _open_watch(self, body: bytes) -> IResponse:
+        headers = await self._headers()
+        return await self._post(
+            "/v3/watch", body, headers, unbuffered=True, open_within=self._timeout
+        )
+
     async def _reject(self, watch: EtcdWatch, response: IResponse, what: str) -> None:
-        content = await treq.content(response)
+        try:
+            content = await treq.content(response)
+        except Exception as exc:
+            watch.opening_failed(KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(exc)}"))
+            return
+        if invalid_token(content):
+            self._token = None  # the owner's next watch authenticates again
         watch.opening_failed(error_for(self.endpoint, response.code, content, what))
 
+    async def _headers(self) -> Headers:
+        if self._credentials is None:
+            return JSON_HEADERS
+        if self._token is None:
+            self._token = await self._authenticate(*self._credentials)
+        return Headers(
+            {b"Content-Type": [b"application/json"], b"Authorization": [self._token.encode()]}
+        )
+
+    async def _authenticate(self, user: str, password: str) -> str:
+        what = f"authenticate as {user!r}"
+        body = json_body(name=user, password=password)
+        status, content = await self._exchange("/v3/auth/authenticate", body, JSON_HEADERS, what)
+        if status != 200:
+            raise error_for(self.endpoint, status, content, what)
+        token = self._decode(content, AuthenticateResponse, what).token
+        if not token:
+            raise KVError(f"etcd {self.endpoint}: {what}: no token (is auth enabled?)")
+        return token
+
     async def _post(
-        self, path: str, body: bytes, *, unbuffered: bool = False, open_within: float | None = None
+        self,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        *,
+        unbuffered: bool = False,
+        open_within: float | None = None,
     ) -> IResponse:
         return await self._http.post(
             self.endpoint + path,
             data=body,
-            headers=JSON_HEADERS,
+            headers=headers,
             unbuffered=unbuffered,
             timeout=open_within,
             # treq types its reactor argument with a private interface (TCP + time + name
@@ -300,14 +376,37 @@ class EtcdKeyValueStore:
             reactor=self._reactor,  # type: ignore[arg-type]
         )
 
-    async def _call(self, path: str, body: bytes, kind: type[M], what: str) -> M:
+    async def _exchange(
+        self, path: str, body: bytes, headers: Headers, what: str
+    ) -> tuple[int, bytes]:
         try:
-            response = await self._post(path, body)
-            content = await treq.content(response)
+            response = await self._post(path, body, headers)
+            return response.code, await treq.content(response)
+        except ResponseNeverReceived as exc:
+            if path in REPEATABLE and _stale(exc):
+                raise _StaleConnection() from None
+            raise KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(exc)}") from None
         except NETWORK_ERRORS as exc:
             raise KVUnavailable(f"etcd {self.endpoint}: {what}: {describe(exc)}") from None
-        if response.code != 200:
-            raise error_for(self.endpoint, response.code, content, what)
+
+    async def _call(self, path: str, body: bytes, kind: type[M], what: str) -> M:
+        try:
+            status, content = await self._exchange(path, body, await self._headers(), what)
+        except _StaleConnection:
+            try:
+                status, content = await self._exchange(path, body, await self._headers(), what)
+            except _StaleConnection:
+                raise KVUnavailable(
+                    f"etcd {self.endpoint}: {what}: connection closed before an answer"
+                ) from None
+        if status != 200 and self._credentials is not None and invalid_token(content):
+            self._token = None  # expired: once more with a new token
+            status, content = await self._exchange(path, body, await self._headers(), what)
+        if status != 200:
+            raise error_for(self.endpoint, status, content, what)
+        return self._decode(content, kind, what)
+
+    def _decode(self, content: bytes, kind: type[M], what: str) -> M:
         try:
             return decode(content, kind)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -317,8 +416,7 @@ class EtcdKeyValueStore:
 
     def _timed(self, call: Coroutine[Any, Any, T], what: str) -> Deferred[T]:
         def timed_out(result: object, timeout: float) -> Failure:
-            if isinstance(result, Failure) and not result.check(CancelledError, KVUnavailable):
-                return result
+            # whatever the cancelled call ended with, the cause is the missing answer
             return Failure(
                 KVUnavailable(f"etcd {self.endpoint}: {what}: no answer within {timeout:g} s")
             )

@@ -20,6 +20,7 @@ from .errors import CompactedRevision, KVError, KVUnavailable, LeaseNotFound
 from .interfaces import KeyValue, WatchEvent
 
 __all__ = [
+    "AuthenticateResponse",
     "DeleteRangeResponse",
     "ErrorBody",
     "GrantResponse",
@@ -34,6 +35,7 @@ __all__ = [
     "encode_key",
     "error_for",
     "error_from_code",
+    "invalid_token",
     "json_body",
     "parse_etcd_url",
     "prefix_range_end",
@@ -144,12 +146,21 @@ class WatchMessage(msgspec.Struct):
     error: StreamError | None = None
 
 
+class AuthenticateResponse(msgspec.Struct):
+    token: str = ""
+
+
 class ErrorBody(msgspec.Struct):
     """The body of a non-200 gateway answer."""
 
     error: str = ""
     message: str = ""
     code: int = 0
+
+
+def invalid_token(body: bytes) -> bool:
+    """Whether a rejection says the auth token is invalid or expired (ask for a new one)."""
+    return b"invalid auth token" in body
 
 
 def decode(data: bytes, kind: type[M]) -> M:

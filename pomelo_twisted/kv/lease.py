@@ -76,6 +76,8 @@ class LeaseKeeper:
         self._running = False
         self._grant_now = False
         self._stale: int | None = None
+        self._generation = 0
+        self._problem = ""
 
     @property
     def running(self) -> bool:
@@ -87,11 +89,13 @@ class LeaseKeeper:
         if self._running:
             raise RuntimeError(f"{self.name}: the lease keeper is already running")
         self._running = True
+        self._generation += 1
         return self._step()
 
     def stop(self) -> Deferred[None]:
         """Stop renewing and revoke the lease."""
         self._running = False
+        self._generation += 1  # a call still in flight must not act on a later start()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -104,24 +108,36 @@ class LeaseKeeper:
 
     def _step(self) -> Deferred[None]:
         self._timer = None
+        generation = self._generation
         if self.lease is None:
-            d = self._store.grant(self.ttl).addCallbacks(self._granted, self._grant_failed)
+            d = self._store.grant(self.ttl).addCallbacks(
+                self._granted,
+                self._grant_failed,
+                callbackArgs=(generation,),
+                errbackArgs=(generation,),
+            )
         else:
             lease = self.lease
             d = self._store.keep_alive(lease).addCallbacks(
-                self._renewed, self._renew_failed, errbackArgs=(lease,)
+                self._renewed,
+                self._renew_failed,
+                callbackArgs=(generation,),
+                errbackArgs=(lease, generation),
             )
-        return d.addBoth(self._next)
+        return d.addBoth(self._next, generation)
 
-    def _next(self, result: object) -> None:
+    def _current(self, generation: int) -> bool:
+        return self._running and generation == self._generation
+
+    def _next(self, result: object, generation: int) -> None:
         if isinstance(result, Failure):  # a bug in a callback: log it, keep going
             log.failure("{name}: lease keeping failed", result, name=self.name)
-        if self._running:
+        if self._current(generation):
             delay, self._grant_now = (0.0 if self._grant_now else self.interval), False
             self._timer = self._clock.callLater(delay, self._step)
 
-    def _granted(self, lease: int) -> None:
-        if not self._running:  # stopped meanwhile: give the lease back
+    def _granted(self, lease: int, generation: int) -> None:
+        if not self._current(generation):  # stopped meanwhile: give the lease back
             self._revoke(lease)
             return
         self._contact()
@@ -142,20 +158,20 @@ class LeaseKeeper:
         except Exception:
             log.failure("{name}: on_lease callback failed", name=self.name)
 
-    def _grant_failed(self, reason: Failure) -> None:
-        if self._running:
+    def _grant_failed(self, reason: Failure, generation: int) -> None:
+        if self._current(generation):
             self._trouble(reason)
 
-    def _renewed(self, _ttl: float) -> None:
-        if self._running:
+    def _renewed(self, _ttl: float, generation: int) -> None:
+        if self._current(generation):
             self._contact()
 
-    def _renew_failed(self, reason: Failure, lease: int) -> None:
-        if not self._running or self.lease != lease:
+    def _renew_failed(self, reason: Failure, lease: int, generation: int) -> None:
+        if not self._current(generation) or self.lease != lease:
             return
         if reason.check(LeaseNotFound):
             self._contact()
-            self._lose(lease, LeaseNotFound(f"{self.name}: lease {lease:x} expired or was revoked"))
+            self._lose(lease, LeaseNotFound(f"lease {lease:x} expired or was revoked"))
             self._grant_now = True  # the store answers: grant the next lease at once
             return
         self._trouble(reason)
@@ -165,7 +181,7 @@ class LeaseKeeper:
             self._lose(
                 lease,
                 KVUnavailable(
-                    f"{self.name}: lease {lease:x} presumed expired: etcd unreachable for "
+                    f"lease {lease:x} presumed expired: etcd unreachable for "
                     f"{silent:.1f} s (ttl {self.ttl:g} s)"
                 ),
             )
@@ -182,6 +198,7 @@ class LeaseKeeper:
 
     def _contact(self) -> None:
         self._last_ok = self._clock.seconds()
+        self._problem = ""
         if not self.reachable:
             self.reachable = True
             log.info("{name}: etcd reachable again", name=self.name)
@@ -196,7 +213,9 @@ class LeaseKeeper:
                     reason=reason.getErrorMessage(),
                 )
         elif reason.check(KVError):
-            log.warn("{name}: {reason}", name=self.name, reason=reason.getErrorMessage())
+            if reason.getErrorMessage() != self._problem:  # once, not at every renewal
+                self._problem = reason.getErrorMessage()
+                log.warn("{name}: {reason}", name=self.name, reason=self._problem)
         else:
             log.failure("{name}: unexpected failure", reason, name=self.name)
 

@@ -21,6 +21,7 @@ start fails).
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
 import json
@@ -52,6 +53,10 @@ def etcd_binary() -> str | None:
     if found is None and os.access("/usr/bin/etcd", os.X_OK):
         found = "/usr/bin/etcd"
     return found
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def class_etcd(case: type[Any]) -> EtcdServer:
@@ -161,6 +166,34 @@ class EtcdServer:
                 return bool(json.loads(answer.read()).get("health") == "true")
         except OSError:
             return False
+
+    def enable_auth(
+        self, user: str, password: str, prefix: str, *, root_password: str = "root"
+    ) -> None:
+        """Turn etcd's authentication on with ``user`` allowed to read and write under
+        ``prefix`` only (and a ``root`` user, as etcd requires)."""
+        key = prefix.encode("utf-8")
+        end = key[:-1] + bytes([key[-1] + 1])
+        for path, body in (
+            ("user/add", {"name": "root", "password": root_password}),
+            ("user/grant", {"user": "root", "role": "root"}),
+            ("role/add", {"name": user}),
+            (
+                "role/grant",
+                {
+                    "name": user,
+                    "perm": {"permType": "READWRITE", "key": _b64(key), "range_end": _b64(end)},
+                },
+            ),
+            ("user/add", {"name": user, "password": password}),
+            ("user/grant", {"user": user, "role": user}),
+            ("enable", {}),
+        ):
+            request = urllib.request.Request(
+                f"{self.url}/v3/auth/{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                answer.read()
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open but nothing is answered."""

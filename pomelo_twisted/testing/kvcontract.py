@@ -170,6 +170,26 @@ class KeyValueStoreContract(_Base):
         self.assertIsNone(await self.store.get(self.key("e")))
         self.assertFalse(await self.store.delete_if(self.key("e"), fresh))
 
+    async def test_delete_if_race(self) -> None:
+        """Of several concurrent delete_if at one mod_revision exactly one deletes."""
+        revision = await self.store.put(self.key("dr"), b"")
+        results = await DeferredList(
+            [self.store.delete_if(self.key("dr"), revision) for _ in range(4)],
+            fireOnOneErrback=True,
+            consumeErrors=True,
+        )
+        self.assertEqual(sorted(deleted for _, deleted in results), [False, False, False, True])
+
+    async def test_put_without_lease_detaches(self) -> None:
+        """A key put again without a lease no longer belongs to (nor dies with) the lease."""
+        lease = await self.store.grant(30)
+        await self.store.put(self.key("det"), b"1", lease)
+        await self.store.put(self.key("det"), b"2")
+        await self.store.revoke(lease)
+        kv = await self.store.get(self.key("det"))
+        assert kv is not None
+        self.assertEqual((kv.value, kv.lease), (b"2", 0))
+
     async def test_lease_attach_and_revoke(self) -> None:
         """Keys put with a lease carry it; revoke deletes them and ends the lease."""
         lease = await self.store.grant(30)

@@ -6,10 +6,20 @@ from typing import TypeVar
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.trial.unittest import TestCase
+from twisted.web.client import URI
+from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface.verify import verifyObject
 
-from pomelo_twisted.kv import CompactedRevision, IKeyValueStore, IWatch, KVUnavailable
+from pomelo_twisted.kv import (
+    CompactedRevision,
+    IKeyValueStore,
+    IWatch,
+    KVError,
+    KVUnavailable,
+)
+from pomelo_twisted.kv.endpoints import EtcdEndpoints
 from pomelo_twisted.kv.etcd import EtcdKeyValueStore
 from pomelo_twisted.testing.etcdserver import EtcdServer, class_etcd
 from pomelo_twisted.testing.gamecopy import free_ports
@@ -26,8 +36,15 @@ class EtcdCase(TestCase):
     def server(self) -> EtcdServer:
         return class_etcd(type(self))
 
-    def client(self, url: str | None = None, timeout: float = 5.0) -> EtcdKeyValueStore:
-        store = EtcdKeyValueStore(reactor, url or self.server.url, timeout=timeout)
+    def client(
+        self,
+        url: str | None = None,
+        timeout: float = 5.0,
+        prefix_auth: tuple[str, str] | None = None,
+    ) -> EtcdKeyValueStore:
+        store = EtcdKeyValueStore(
+            reactor, url or self.server.url, timeout=timeout, prefix_auth=prefix_auth
+        )
         self.addCleanup(store.close)
         return store
 
@@ -53,6 +70,21 @@ class EtcdStoreContractTests(EtcdCase, KeyValueStoreContract):
         watch = store.watch_prefix("/verify/", 0, print)
         self.assertTrue(verifyObject(IWatch, watch))
         watch.cancel()
+
+    def test_endpoints_provide_interface(self) -> None:
+        """The client's endpoint factory provides IAgentEndpointFactory; an IP address gets
+        a plain TCP endpoint (refused at once), a host name Twisted's HostnameEndpoint."""
+        endpoints = EtcdEndpoints(reactor, connect_timeout=1)
+        self.assertTrue(verifyObject(IAgentEndpointFactory, endpoints))
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://127.0.0.1:2379/")), TCP4ClientEndpoint
+        )
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://[::1]:2379/")), TCP6ClientEndpoint
+        )
+        self.assertIsInstance(
+            endpoints.endpointForURI(URI.fromBytes(b"http://etcd.local:2379/")), HostnameEndpoint
+        )
 
     async def test_compacted_watch(self) -> None:
         """A watch from a compacted revision fails CompactedRevision with etcd's revision."""
@@ -81,9 +113,11 @@ class EtcdOutageTests(EtcdCase):
         store = self.client(url)
         failure = await self.assertFailure(store.get("/k"), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))  # at once, not after the timeout
         watch = store.watch_prefix("/k", 0, EventCollector())
         failure = await self.assertFailure(self.within(watch.done), KVUnavailable)
         self.assertIn(url, str(failure))
+        self.assertIn("refused", str(failure))
 
     async def test_paused_times_out(self) -> None:
         """A frozen etcd fails calls KVUnavailable after the timeout."""
@@ -110,3 +144,69 @@ class EtcdOutageTests(EtcdCase):
         kv = await store.get("/kill/k")
         assert kv is not None
         self.assertEqual(kv.value, b"kept")
+
+
+class EtcdRestartTests(EtcdCase):
+    """A restart between two calls: the pooled connection etcd closed is not an error."""
+
+    async def test_first_call_after_restart(self) -> None:
+        """A repeatable call on a connection closed by the restart is sent again, once."""
+        store = self.client()
+        await store.put("/restart/k", b"1")
+        self.server.kill()
+        self.server.restart()
+        await store.put("/restart/k", b"2")
+        self.server.kill()
+        self.server.restart()
+        kv = await store.get("/restart/k")
+        assert kv is not None
+        self.assertEqual(kv.value, b"2")
+
+
+class EtcdAuthTests(EtcdCase):
+    """An etcd with authentication on: a user allowed under /game/ only."""
+
+    def setUp(self) -> None:
+        if not self.server.__dict__.get("auth_on"):
+            self.server.enable_auth("game", "secret", "/game/")
+            self.server.auth_on = True  # type: ignore[attr-defined]
+
+    async def test_prefix_user(self) -> None:
+        """With the user's credentials, calls and watches under its prefix work."""
+        store = self.client(prefix_auth=("game", "secret"))
+        lease = await store.grant(5)
+        revision = await store.put("/game/a", b"1", lease)
+        collector = EventCollector()
+        store.watch_prefix("/game/", revision, collector)
+        events = await self.within(collector.wait_for(1))
+        self.assertEqual([e.kv.key for e in events], ["/game/a"])
+        await store.revoke(lease)
+
+    async def test_outside_prefix(self) -> None:
+        """Outside its prefix the user is refused with etcd's "permission denied"."""
+        store = self.client(prefix_auth=("game", "secret"))
+        failure = await self.assertFailure(store.put("/other", b""), KVError)
+        self.assertIn("permission denied", str(failure))
+
+    async def test_bad_credentials(self) -> None:
+        """A wrong password, or none at all, fails with etcd's reason and the endpoint."""
+        failure = await self.assertFailure(
+            self.client(prefix_auth=("game", "wrong")).get("/game/a"), KVError
+        )
+        self.assertIn("authentication failed", str(failure))
+        self.assertIn(self.server.url, str(failure))
+        await self.assertFailure(self.client().get("/game/a"), KVError)
+        watch = self.client(prefix_auth=("game", "wrong")).watch_prefix("/game/", 0, print)
+        failure = await self.assertFailure(self.within(watch.done), KVError)
+        self.assertIn("authentication failed", str(failure))
+
+    async def test_token_after_restart(self) -> None:
+        """After etcd restarts (its tokens forgotten) the client authenticates again."""
+        store = self.client(prefix_auth=("game", "secret"))
+        await store.put("/game/r", b"before")
+        self.server.kill()
+        self.server.restart()
+        await store.put("/game/r", b"after")
+        kv = await store.get("/game/r")
+        assert kv is not None
+        self.assertEqual(kv.value, b"after")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.kv import KVUnavailable, LeaseNotFound, MemoryKeyValueStore
+from pomelo_twisted.kv import KVError, KVUnavailable, LeaseNotFound, MemoryKeyValueStore
 from pomelo_twisted.kv.lease import LeaseKeeper
 
 TTL = 9.0
@@ -19,6 +19,35 @@ class RestoringStore(MemoryKeyValueStore):
 
     def grant(self, ttl: float) -> Deferred[int]:
         return super().grant(ttl * 3)
+
+
+class SlowStore(MemoryKeyValueStore):
+    """keep_alive answers only when released, while ``hold`` is set."""
+
+    hold = False
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.held: list[tuple[Deferred[float], int]] = []
+
+    def keep_alive(self, lease: int) -> Deferred[float]:
+        if not self.hold:
+            return super().keep_alive(lease)
+        d: Deferred[float] = Deferred()
+        self.held.append((d, lease))
+        return d
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for d, lease in held:
+            super().keep_alive(lease).chainDeferred(d)
+
+
+class RefusingStore(MemoryKeyValueStore):
+    """Refuses every grant with a KVError that is not an outage."""
+
+    def grant(self, ttl: float) -> Deferred[int]:
+        return fail(KVError("memory://: permission denied (test)"))
 
 
 class LeaseKeeperTests(SynchronousTestCase):
@@ -104,7 +133,7 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.clock.pump([1.0] * 4)
         self.assertEqual(len(self.lost), 1)
         self.assertIsInstance(self.lost[0], KVUnavailable)
-        self.assertIn("server-1", str(self.lost[0]))
+        self.assertIn("presumed expired: etcd unreachable for", str(self.lost[0]))
         self.assertIsNone(self.keeper.lease)
         self.store.recover()
         self.assertFalse(self.present())  # the store expired it meanwhile
@@ -160,6 +189,32 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.store.recover()
         self.clock.advance(TTL)
         self.assertFalse(self.present())
+
+    def test_restart_with_a_call_in_flight(self) -> None:
+        """stop() then start() while a renewal is unanswered: one renewal loop, not two."""
+        store = SlowStore(self.clock)
+        keeper = LeaseKeeper(store, TTL, self.clock)
+        store.hold = False
+        self.successResultOf(keeper.start())
+        store.hold = True
+        self.clock.advance(3)  # a renewal is now in flight
+        keeper.stop()
+        store.hold = False
+        self.successResultOf(keeper.start())
+        store.release()  # the old renewal answers late
+        self.clock.advance(0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)  # the lease timer + one renewal
+        self.assertEqual(store.leases(), [keeper.lease])
+
+    def test_other_errors_logged_once(self) -> None:
+        """A store error that is not an outage is logged once, not at every attempt."""
+        store = RefusingStore(self.clock)
+        keeper = LeaseKeeper(store, TTL, self.clock, name="server-1")
+        with capturedLogs() as events:
+            self.successResultOf(keeper.start())
+            self.clock.pump([1.0] * 30)
+        self.assertEqual([e["reason"] for e in events], ["memory://: permission denied (test)"])
+        keeper.stop()
 
     def test_failing_callback_is_logged(self) -> None:
         """A failing on_lease is logged and the keeper goes on renewing."""
