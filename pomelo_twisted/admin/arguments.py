@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         _folder_options(sub, suppress=True)
         return sub
 
-    start = command("start", "start the master, which starts every server")
+    start = command(
+        "start",
+        "start the master, which starts every server (--host: the supervisor of one machine)",
+    )
     start.add_argument(
         "--daemon",
         action="store_true",

@@ -441,14 +441,14 @@ def main(argv: list[str] | None = None) -> int:
             config = GameConfig(args.app, args.env)
             return write_certs(config, stdout, force=args.force, extra=args.ids)
         if args.command == "start":
-            target = load_target(args)
+            etcd = _etcd(args)  # with etcd there is no master to log in to: no admin secret
+            target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
             place = {"host": args.host, "discovery": args.discovery}
             if not args.daemon:
                 return start_foreground(target, stdout, log_level=args.log_level, **place)
             status = start_daemon(target, sys.stderr, log_level=args.log_level, **place)
             if status != 0:
                 return 1
-            etcd = _etcd(args)
             if etcd is not None:
                 return run_reactor(lambda reactor: _registered(reactor, etcd[1], args, stdout))
             return run_reactor(lambda reactor: _started(reactor, target, stdout))

@@ -10,7 +10,7 @@ import msgspec
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.admin.cli import execute
+from pomelo_twisted.admin.cli import execute, master_argv, parse_args
 from pomelo_twisted.admin.client import AdminError
 from pomelo_twisted.admin.etcdadmin import etcd_command, etcd_rows
 from pomelo_twisted.discovery.etcd import server_key
@@ -149,3 +149,24 @@ class ExecuteTests(EtcdAdminCase):
         self.assertEqual((status, err.getvalue()), (0, ""))
         self.assertEqual(made[0].key_prefix, PREFIX)  # type: ignore[attr-defined]
         self.assertIn("chat-1", self.out.getvalue())
+
+
+class StartArgumentsTests(SynchronousTestCase):
+    """start --host and --discovery reach twistd."""
+
+    def test_parse(self) -> None:
+        """--discovery is accepted on any command, before or after it; --host on start."""
+        args = parse_args(["--discovery", URL, "list"])
+        self.assertEqual(args.discovery, URL)
+        args = parse_args(["start", "--host", "127.0.0.2", "--discovery", URL])
+        self.assertEqual((args.host, args.discovery), ("127.0.0.2", URL))
+        self.assertIsNone(parse_args(["stop"]).discovery)
+
+    def test_master_argv(self) -> None:
+        """The supervisor of one host gets --host and --discovery, and files of its own."""
+        config = GameConfig(write_game(self))
+        argv = master_argv(config, daemon=True, host="127.0.0.2", discovery=URL)
+        self.assertEqual(argv[argv.index("--host") + 1], "127.0.0.2")
+        self.assertEqual(argv[argv.index("--discovery") + 1], URL)
+        self.assertTrue(argv[argv.index("--logfile") + 1].endswith("supervisor-127.0.0.2.log"))
+        self.assertNotIn("--host", master_argv(config, daemon=False))

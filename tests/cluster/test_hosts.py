@@ -203,3 +203,23 @@ class BuildTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             build_master(GameConfig(base), MemoryReactorClock(), on_listen_failure=lambda: None)  # type: ignore[arg-type]
         self.assertIn("master.json (development): 'discovery'", str(caught.exception))
+
+
+class MasterSpawnHostTests(SynchronousTestCase):
+    """The master started with --host spawns only that host's servers."""
+
+    def test_spawns_only_its_hosts_servers(self) -> None:
+        """spawn_host 127.0.0.1: chat-1 and connector-1 only; all four stay declared."""
+        config = spread_game(self)
+        reactor = ProcessReactor()
+        master = MasterService(
+            reactor,
+            config,
+            b"the-cluster-secret",
+            supervisor=Supervisor(reactor),
+            probe=lambda info: succeed(False),
+            spawn_host="127.0.0.1",
+        )
+        master.startService()
+        self.assertEqual(reactor.spawned_ids(), ["chat-1", "connector-1"])
+        self.assertEqual(len(master.declared), 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from zope.interface.verify import verifyObject
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -14,6 +15,7 @@ from pomelo_twisted.discovery.etcd import (
 )
 from pomelo_twisted.discovery.interfaces import MembershipEvent, ServerRecord
 from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.interfaces import IComponent
 from pomelo_twisted.kv.interfaces import KeyValue
 
 from .harness import CHAT_1, CHAT_2, CONNECTOR_1, PREFIX, TTL, EtcdCluster, ids
@@ -157,8 +159,16 @@ class MembershipTests(EtcdCase):
         self.assertIn("chat-1", ids(self.cluster.apps["chat-2"]))
 
     def test_after_start_at_the_first_view(self) -> None:
-        """Without a master, after_start runs once registered and the view is read."""
+        """Without a master, after_start runs once registered and the view is read, and
+        not before: etcd down at start delays it until etcd answers."""
+        self.store.fail()
         app, _ = self.cluster.join(CHAT_1)
+        component = app.components["discovery"]
+        self.assertTrue(verifyObject(IComponent, component))
+        self.cluster.advance(3)
+        self.assertFalse(app._after_start_done)
+        self.store.recover()
+        self.cluster.advance(TTL / 3 + 1)
         self.assertTrue(app._after_start_done)
 
 
