@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import msgspec
-from zope.interface.verify import verifyObject
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from pomelo_twisted.discovery.etcd import (
     command_key,
