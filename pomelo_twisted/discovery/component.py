@@ -13,6 +13,8 @@ events; hooks must not assume every server of servers.json is already there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -20,7 +22,7 @@ from zope.interface import implementer
 from ..interfaces import IComponent
 from .interfaces import DiscoveredServer, IServiceDiscovery
 
-__all__ = ["DiscoveryComponent"]
+__all__ = ["DiscoveryComponent", "discovery_of"]
 
 log = Logger()
 
@@ -59,3 +61,19 @@ class DiscoveryComponent:
     def stop(self, force: bool) -> Deferred[None]:
         """Deregister."""
         return self.discovery.stop()
+
+
+def discovery_of(components: Mapping[str, object]) -> IServiceDiscovery | None:
+    """The discovery among an application's ``components`` (``app.components``): the
+    ``discovery`` of the :class:`DiscoveryComponent` (etcd) or of the master's monitor;
+    None for a server without one (standalone). Other components subscribe through it::
+
+        discovery = discovery_of(app.components)
+        if discovery is not None:
+            discovery.subscribe(on_membership)
+    """
+    for component in components.values():
+        discovery = getattr(component, "discovery", None)
+        if IServiceDiscovery.providedBy(discovery):
+            return discovery
+    return None

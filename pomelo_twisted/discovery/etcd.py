@@ -274,7 +274,12 @@ class EtcdDiscovery:
     def _publish_stats(self) -> None:
         """Put the record again when its stats changed (for ``pomelo-twisted list``)."""
         lease = self.lease
-        if lease is None or self._published is None or self.follower.unreachable:
+        if (
+            lease is None
+            or self._published is None
+            or self.follower.unreachable
+            or not self.keeper.reachable
+        ):
             return
         record = self.record()
         if record == self._published:
