@@ -15,6 +15,9 @@ the changes):
   (its connection is down). A restarted server registers again under the same id: ``up``;
 - a snapshot (the first, or a re-read after the watch broke) replaces the view: servers
   missing from it are ``removed``, new or changed ones ``up``;
+- each type's server list is kept in one canonical order (servers.json's, then by id), so
+  that route functions (crc32 mod n) pick the same server on every peer whatever order
+  the servers registered in;
 - a put of ``{prefix}/commands/{id}`` (this server's id) is a command from
   ``pomelo-twisted``: ``stop`` calls ``on_command("stop")`` (the server exits 0). Commands
   already present in a snapshot are old and ignored.
@@ -147,6 +150,9 @@ class EtcdDiscovery:
         self.pid = os.getpid() if pid is None else pid
         self.on_command = on_command
         self.started_at = server.clock.seconds()
+        #: servers.json's order: every server keeps each type's list in this order (then
+        #: by id), so route functions pick the same server on every peer.
+        self.rank = {info.id: n for n, info in enumerate(server.all_servers())}
         self.first_view: Deferred[None] = Deferred()
         self.listeners = Listeners()
         #: Every other server of the cluster as last seen, by id.
@@ -362,7 +368,16 @@ class EtcdDiscovery:
 
     def _emit(self, event: MembershipEvent) -> None:
         apply_event(self.app, event)
+        if event.kind == "up":
+            self._reorder(event.server.type)
         self.listeners.notify(event)
+
+    def _reorder(self, server_type: str) -> None:
+        """Put ``server_type``'s list in the canonical order (servers.json's, then by id),
+        whatever order the servers registered in."""
+        servers = self.app.servers_of(server_type)
+        last = len(self.rank)
+        servers[:] = sorted(servers, key=lambda info: (self.rank.get(info.id, last), info.id))
 
 
 def _known(server: DiscoveredServer, server_id: str) -> ServerInfo | None:

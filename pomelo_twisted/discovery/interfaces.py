@@ -125,6 +125,10 @@ class DiscoveredServer(Protocol):
     def all_servers(self) -> list[ServerInfo]:
         """Every server of the cluster, this one included."""
 
+    def servers_of(self, server_type: str) -> list[ServerInfo]:
+        """The servers of ``server_type``: the list routing reads (its order matters to
+        route functions such as crc32 mod n)."""
+
     def add_server(self, info: ServerInfo) -> None:
         """A server joined the cluster (or changed address)."""
 

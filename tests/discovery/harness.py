@@ -54,13 +54,22 @@ class EtcdCluster:
         self.clocks: dict[str, Clock] = {}
         self.commands: list[tuple[str, str]] = []
 
-    def join(self, info: ServerInfo, pid: int = 500) -> tuple[Application, IServiceDiscovery]:
-        """Start ``info``'s Application with its etcd discovery."""
+    def join(
+        self,
+        info: ServerInfo,
+        pid: int = 500,
+        servers: dict[str, list[ServerInfo]] | None = None,
+    ) -> tuple[Application, IServiceDiscovery]:
+        """Start ``info``'s Application (knowing ``servers``, as from servers.json) with
+        its etcd discovery."""
         clock = Clock()
         clock.advance(self.clock.seconds())
         app = Application(
-            info, reactor=clock, rpc=LocalRpcTransport(clock), servers={info.type: [info]}
-        )  # type: ignore[arg-type]
+            info,
+            reactor=clock,  # type: ignore[arg-type]
+            rpc=LocalRpcTransport(clock),  # type: ignore[arg-type]
+            servers=servers or {info.type: [info]},
+        )
         discovery = EtcdDiscovery(
             app,
             self.store,

@@ -104,6 +104,17 @@ class MembershipTests(EtcdCase):
         self.cluster.join(moved, pid=900)
         self.assertEqual(app.servers_of("chat")[1], moved)
 
+    def test_same_order_whatever_the_registration_order(self) -> None:
+        """Peers list the servers of a type in servers.json's order, so routing agrees."""
+        declared = {"chat": [CHAT_1, CHAT_2], "connector": [CONNECTOR_1]}
+        self.cluster.join(CHAT_2)
+        connector, _ = self.cluster.join(CONNECTOR_1, servers=declared)
+        self.cluster.join(CHAT_1)
+        self.assertEqual(connector.servers_of("chat"), [CHAT_1, CHAT_2])
+        late = ServerInfo(id="chat-0", type="chat", port=4999)
+        self.cluster.join(late)
+        self.assertEqual(connector.servers_of("chat"), [CHAT_1, CHAT_2, late])
+
     def test_watch_broken_rereads(self) -> None:
         """When the watch breaks, the prefix is read again: changes made meanwhile are seen."""
         app, discovery = self.cluster.join(CHAT_1)
