@@ -9,10 +9,12 @@ the changes):
 
 - a put of another server's key is ``up`` (it joined, came back or changed address:
   connect to it now);
-- a delete is ``removed``: the server stopped cleanly (its lease was revoked) or its lease
-  expired (``kill -9``, a lost machine: at most ``ttl`` seconds later). Requests stop being
-  routed to it and its connection is closed; in between, calls to a dead server fail fast
-  (its connection is down). A restarted server registers again under the same id: ``up``;
+- a delete is ``removed`` (``removal_grace`` seconds later, default 0.5 s, unless the key
+  is put again meanwhile: a peer moving its record to a new lease must not flap): the
+  server stopped cleanly (its lease was revoked) or its lease expired (``kill -9``, a lost
+  machine: at most ``ttl`` seconds later). Requests stop being routed to it and its
+  connection is closed; in between, calls to a dead server fail fast (its connection is
+  down). A restarted server registers again under the same id: ``up``;
 - a snapshot (the first, or a re-read after the watch broke) replaces the view: servers
   missing from it are ``removed``, new or changed ones ``up``;
 - each type's server list is kept in one canonical order (servers.json's, then by id), so
@@ -134,6 +136,7 @@ class EtcdDiscovery:
         ttl: float = DEFAULT_TTL,
         keep_alive_interval: float | None = None,
         retry_delay: float = 1.0,
+        removal_grace: float = 0.5,
         stats_interval: float = 5.0,
         pid: int | None = None,
         on_command: Callable[[str], object] | None = None,
@@ -146,6 +149,9 @@ class EtcdDiscovery:
         self.host = host or server.server.host
         self.ttl = ttl
         self.retry_delay = retry_delay
+        self.removal_grace = removal_grace
+        #: Peers whose key is gone, removed after ``removal_grace`` unless they put it again.
+        self._leaving: dict[str, IDelayedCall] = {}
         self.stats_interval = stats_interval
         self.pid = os.getpid() if pid is None else pid
         self.on_command = on_command
@@ -199,6 +205,10 @@ class EtcdDiscovery:
         """Stop following and revoke the lease (the record goes with it)."""
         self.stopped = True
         self.follower.stop()
+        for call in self._leaving.values():
+            if call.active():
+                call.cancel()
+        self._leaving.clear()
         if self._stats.running:
             self._stats.stop()
         if self._retry is not None and self._retry.active():
@@ -354,6 +364,9 @@ class EtcdDiscovery:
             self._register(self.lease)
 
     def _up(self, server_id: str, record: ServerRecord) -> None:
+        leaving = self._leaving.pop(server_id, None)
+        if leaving is not None and leaving.active():
+            leaving.cancel()
         previous = self.records.get(server_id)
         self.records[server_id] = record
         if previous is not None and previous.server == record.server and previous.pid == record.pid:
@@ -361,6 +374,20 @@ class EtcdDiscovery:
         self._emit(MembershipEvent("up", record.info()))
 
     def _removed(self, server_id: str) -> None:
+        """``server_id``'s key is gone: removed ``removal_grace`` seconds from now, unless it
+        is put again meanwhile (a peer moving its key to a new lease, whose old lease is
+        revoked a moment before the new put lands, must not flap out of the view)."""
+        if server_id in self._leaving or self.stopped:
+            return
+        if self.removal_grace <= 0:
+            self._remove_now(server_id)
+            return
+        self._leaving[server_id] = self.app.clock.callLater(
+            self.removal_grace, self._remove_now, server_id
+        )
+
+    def _remove_now(self, server_id: str) -> None:
+        self._leaving.pop(server_id, None)
         record = self.records.pop(server_id, None)
         info = record.info() if record is not None else _known(self.app, server_id)
         if info is not None:

@@ -101,8 +101,8 @@ class EtcdCluster:
                 clock.advance(amount)
 
     def settle(self) -> None:
-        """Let pending work run."""
-        self.advance(0.0001, step=0.0001)
+        """Let pending work run (removals wait their grace: 0.5 s)."""
+        self.advance(0.6)
 
 
 class MasterCluster:

@@ -52,6 +52,7 @@ class RegistrationTests(EtcdCase):
         other.add_server(CHAT_2)  # declared, never registered
         self.cluster.discoveries["connector-1"].follower.stop()
         self.cluster.discoveries["connector-1"].follower.start()
+        self.cluster.advance(1)  # the removal grace
         self.assertEqual(ids(other), ["chat-1", "connector-1"])
 
     def test_keeps_the_lease_alive(self) -> None:
@@ -90,7 +91,7 @@ class MembershipTests(EtcdCase):
         self.cluster.kill("chat-2")
         self.cluster.advance(TTL - 1)
         self.assertIn("chat-2", ids(app))
-        self.cluster.advance(1.5)
+        self.cluster.advance(1.5)  # the lease expired, the removal grace (0.5 s) is over
         self.assertNotIn("chat-2", ids(app))
         self.assertEqual([(e.kind, e.server.id) for e in seen], [("removed", "chat-2")])
 
@@ -114,6 +115,21 @@ class MembershipTests(EtcdCase):
         late = ServerInfo(id="chat-0", type="chat", port=4999)
         self.cluster.join(late)
         self.assertEqual(connector.servers_of("chat"), [CHAT_1, CHAT_2, late])
+
+    def test_key_moved_to_a_new_lease_does_not_flap(self) -> None:
+        """A peer's key deleted and put again within the grace is never removed."""
+        app, discovery = self.cluster.join(CHAT_1)
+        self.cluster.join(CHAT_2)
+        seen: list[MembershipEvent] = []
+        discovery.subscribe(seen.append)
+        kv = self.successResultOf(self.store.get(server_key(PREFIX, "chat-2")))
+        assert kv is not None
+        self.store.delete(kv.key)
+        self.cluster.advance(0.2)
+        self.store.put(kv.key, kv.value, kv.lease)
+        self.cluster.advance(2)
+        self.assertEqual(seen, [])
+        self.assertIn("chat-2", ids(app))
 
     def test_watch_broken_rereads(self) -> None:
         """When the watch breaks, the prefix is read again: changes made meanwhile are seen."""

@@ -189,9 +189,18 @@ class RealEtcdDiscoveryTests(TestCase):
         for server_id, host in zip(ids, hosts, strict=True):
             self.start(server_id, host)
         for viewer in ids:
+            others = set(ids) - {viewer}
             await self.until(
-                f"{viewer} sees every server",
-                lambda viewer=viewer: all(self.knows(viewer, other) for other in ids),
+                f"{viewer} sees every server and is connected to it",
+                lambda viewer=viewer, others=others: (
+                    all(self.knows(viewer, other) for other in others)
+                    and {
+                        peer
+                        for peer, state in self.apps[viewer].rpc_transport.peers().items()
+                        if state == "up"
+                    }
+                    >= others
+                ),
             )
         for caller in ids:
             for callee in ids:
