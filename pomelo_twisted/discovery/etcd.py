@@ -358,9 +358,10 @@ class EtcdDiscovery:
                 self.on_command(command)
 
     def _own_key(self, event: WatchEvent) -> None:
-        """Our record was deleted while the lease lives (by hand): put it back."""
+        """Our record was deleted while we hold a lease (by hand, or the keeper revoked
+        the old lease just before the put on the new one landed): put it back."""
         if event.kind == "delete" and self.lease is not None and not self.stopped:
-            log.warn("{server}: own record deleted; registering again", server=self.app.server_id)
+            log.info("{server}: own record deleted; putting it again", server=self.app.server_id)
             self._register(self.lease)
 
     def _up(self, server_id: str, record: ServerRecord) -> None:
