@@ -13,6 +13,7 @@ import contextlib
 import math
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import treq
@@ -109,10 +110,16 @@ class EtcdKeyValueStore:
                 "(parse_etcd_url turns etcd://HOST:PORT/PREFIX into one)"
             )
         self.endpoint = endpoint_url.rstrip("/")
+        parts = urlsplit(self.endpoint)
+        if parts.hostname is None or parts.path:
+            raise ValueError(f"{endpoint_url!r}: the etcd endpoint is http(s)://HOST:PORT")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
         self._reactor = reactor
         self._timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
-        endpoints = EtcdEndpoints(reactor, connect_timeout=timeout)
+        endpoints = EtcdEndpoints(reactor, parts.hostname, port, tls=tls, connect_timeout=timeout)
+        self._base = f"{parts.scheme}://{endpoints.url_host}:{port}"
         self._http = HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool))
         self._watches: set[EtcdWatch] = set()
         self._credentials = prefix_auth
@@ -366,7 +373,7 @@ class EtcdKeyValueStore:
         open_within: float | None = None,
     ) -> IResponse:
         return await self._http.post(
-            self.endpoint + path,
+            self._base + path,
             data=body,
             headers=headers,
             unbuffered=unbuffered,

@@ -58,7 +58,8 @@ class IKeyValueStore(Interface):
     """
 
     def grant(ttl: float) -> Deferred[int]:
-        """A new lease of ``ttl`` seconds (rounded up to whole seconds, at least 1): its id."""
+        """A new lease of ``ttl`` seconds (rounded up to whole seconds, at least 1): its id.
+        (etcd may grant more: with its default raft timings its minimum is 2 s.)"""
 
     def keep_alive(lease: int) -> Deferred[float]:
         """Renew ``lease``: the remaining ttl in seconds.  Errbacks LeaseNotFound when the

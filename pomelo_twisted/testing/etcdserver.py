@@ -29,6 +29,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -38,8 +39,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from twisted.trial.unittest import SkipTest
-
-from .gamecopy import free_ports
 
 __all__ = ["NOT_INSTALLED", "EtcdServer", "class_etcd", "etcd_binary"]
 
@@ -59,17 +58,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def class_etcd(case: type[Any]) -> EtcdServer:
-    """The etcd shared by the tests of class ``case``: started on first use, stopped at
-    exit.  Raises SkipTest(NOT_INSTALLED) without an etcd binary."""
+def class_etcd(case: type[Any], *, host: str = "127.0.0.1") -> EtcdServer:
+    """The etcd shared by the tests of class ``case`` (on ``host``): started on first use,
+    stopped at exit.  Raises SkipTest(NOT_INSTALLED) without an etcd binary."""
     server: EtcdServer | None = case.__dict__.get("_pomelo_etcd_server")
     if server is None:
-        server = EtcdServer().start()
+        server = EtcdServer(host=host).start()
         atexit.register(server.stop)
         case._pomelo_etcd_server = server
     elif not server.running:
         server.restart()  # a test killed it and did not restart it
     return server
+
+
+def _free_ports(host: str, count: int) -> list[int]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(family)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def _die_with_parent() -> None:
@@ -86,20 +94,23 @@ def _supports(binary: str, flag: str) -> bool:
 
 
 class EtcdServer:
-    """One single-member etcd on 127.0.0.1 (see the module docstring).
+    """One single-member etcd on a loopback address, 127.0.0.1 unless ``host`` says
+    otherwise (``"::1"`` for IPv6; see the module docstring).
 
     ``start_timeout``: how long a start may take before it fails with etcd's log.
     Fast raft timings (10 ms heartbeat, 100 ms election) make the minimum lease TTL 1 s.
     """
 
-    def __init__(self, *, start_timeout: float = 20.0) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", start_timeout: float = 20.0) -> None:
         binary = etcd_binary()
         if binary is None:
             raise SkipTest(NOT_INSTALLED)
         self.binary = binary
         self.start_timeout = start_timeout
-        self.client_port, self.peer_port = free_ports(2)
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.host = host
+        self.client_port, self.peer_port = _free_ports(host, 2)
+        self._netloc = f"[{host}]" if ":" in host else host
+        self.url = f"http://{self._netloc}:{self.client_port}"
         self.directory = Path(tempfile.mkdtemp(prefix="pomelo-etcd-"))
         self.data_dir = self.directory / "data"
         self.log_path = self.directory / "etcd.log"
@@ -109,7 +120,7 @@ class EtcdServer:
 
     def command(self) -> list[str]:
         """The etcd command line."""
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = f"http://{self._netloc}:{self.peer_port}"
         args = [
             self.binary,
             "--name=test",

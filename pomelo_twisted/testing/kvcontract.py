@@ -17,7 +17,9 @@ passes::
             self.assertTrue(d.called, "the fake delivers synchronously")
             return d
 
-Every key a test touches starts with ``self.prefix`` (a real store shared by a class gets a
+The hooks must win over the mixin's placeholders: define them in the concrete class, or
+list a base class that defines them before the mixin.  Every key a test touches starts
+with ``self.prefix`` (a real store shared by a class gets a
 fresh prefix per test).  A store on real time makes ``advance`` a no-op and ``within`` a
 timeout, so lease expiry is awaited through the watch's delete event, never by sleeping.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TypeVar
 
 from twisted.internet import reactor
@@ -18,6 +19,7 @@ from pomelo_twisted.kv import (
     IWatch,
     KVError,
     KVUnavailable,
+    parse_etcd_url,
 )
 from pomelo_twisted.kv.endpoints import EtcdEndpoints
 from pomelo_twisted.kv.etcd import EtcdKeyValueStore
@@ -26,6 +28,18 @@ from pomelo_twisted.testing.gamecopy import free_ports
 from pomelo_twisted.testing.kvcontract import EventCollector, KeyValueStoreContract
 
 T = TypeVar("T")
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can bind a socket to ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 WAIT = 10.0  # a bound on waiting for etcd, never a sleep
 
 
@@ -74,17 +88,15 @@ class EtcdStoreContractTests(EtcdCase, KeyValueStoreContract):
     def test_endpoints_provide_interface(self) -> None:
         """The client's endpoint factory provides IAgentEndpointFactory; an IP address gets
         a plain TCP endpoint (refused at once), a host name Twisted's HostnameEndpoint."""
-        endpoints = EtcdEndpoints(reactor, connect_timeout=1)
-        self.assertTrue(verifyObject(IAgentEndpointFactory, endpoints))
-        self.assertIsInstance(
-            endpoints.endpointForURI(URI.fromBytes(b"http://127.0.0.1:2379/")), TCP4ClientEndpoint
-        )
-        self.assertIsInstance(
-            endpoints.endpointForURI(URI.fromBytes(b"http://[::1]:2379/")), TCP6ClientEndpoint
-        )
-        self.assertIsInstance(
-            endpoints.endpointForURI(URI.fromBytes(b"http://etcd.local:2379/")), HostnameEndpoint
-        )
+        uri = URI.fromBytes(b"http://etcd:2379/v3/kv/range")
+        for host, kind in (
+            ("127.0.0.1", TCP4ClientEndpoint),
+            ("::1", TCP6ClientEndpoint),
+            ("etcd.local", HostnameEndpoint),
+        ):
+            endpoints = EtcdEndpoints(reactor, host, 2379, tls=False, connect_timeout=1)
+            self.assertTrue(verifyObject(IAgentEndpointFactory, endpoints))
+            self.assertIsInstance(endpoints.endpointForURI(uri), kind)
 
     async def test_compacted_watch(self) -> None:
         """A watch from a compacted revision fails CompactedRevision with etcd's revision."""
@@ -210,3 +222,23 @@ class EtcdAuthTests(EtcdCase):
         kv = await store.get("/game/r")
         assert kv is not None
         self.assertEqual(kv.value, b"after")
+
+
+class EtcdIPv6Tests(TestCase):
+    """An etcd on the IPv6 loopback, reached through an etcd://[::1]:PORT/PREFIX URL."""
+
+    def setUp(self) -> None:
+        if not has_ipv6_loopback():
+            raise self.skipTest("this machine has no IPv6 loopback (::1)")
+        server = class_etcd(type(self), host="::1")
+        base, self.prefix = parse_etcd_url(f"etcd://[::1]:{server.client_port}/game/")
+        self.store = EtcdKeyValueStore(reactor, base, timeout=5)
+        self.addCleanup(self.store.close)
+
+    async def test_put_get_watch(self) -> None:
+        """Calls and a watch work over IPv6."""
+        revision = await self.store.put(self.prefix + "k", b"v6")
+        collector = EventCollector()
+        self.store.watch_prefix(self.prefix, revision, collector)
+        events = await collector.wait_for(1).addTimeout(WAIT, reactor)
+        self.assertEqual(events[0].kv.value, b"v6")

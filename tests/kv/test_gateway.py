@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -19,6 +20,7 @@ from pomelo_twisted.kv import (
     WatchEvent,
     parse_etcd_url,
 )
+from pomelo_twisted.kv.etcd import EtcdKeyValueStore
 from pomelo_twisted.kv.etcdwatch import EtcdWatch, WatchStreamDecoder
 from pomelo_twisted.kv.gateway import error_for, prefix_range_end
 
@@ -76,6 +78,13 @@ class EtcdUrlTests(SynchronousTestCase):
         ):
             with self.assertRaisesRegex(ValueError, "etcd|port"):
                 parse_etcd_url(url)
+
+    def test_client_wants_http(self) -> None:
+        """The client takes the http(s) base URL and says how to get one from etcd://."""
+        with self.assertRaisesRegex(ValueError, "parse_etcd_url"):
+            EtcdKeyValueStore(reactor, "etcd://127.0.0.1:2379/p")
+        with self.assertRaisesRegex(ValueError, "HOST:PORT"):
+            EtcdKeyValueStore(reactor, "http://127.0.0.1:2379/v3")
 
 
 class RangeTests(SynchronousTestCase):
