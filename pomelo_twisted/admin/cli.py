@@ -227,8 +227,9 @@ async def _dispatch(
     store = store_factory(reactor, etcd)
     ids = [args.id] if args.command == "restart" else list(getattr(args, "ids", []))
     try:
+        entry = getattr(args, "entry", None)
         return await etcd_command(
-            reactor, store, etcd.key_prefix, config, args.command, ids, out, STOP_TIMEOUT
+            reactor, store, etcd.key_prefix, config, args.command, ids, out, STOP_TIMEOUT, entry
         )
     finally:
         if isinstance(store, EtcdKeyValueStore):

@@ -10,6 +10,9 @@
   supervisor to exit (``{prefix}/commands/@HOST``).
 - ``restart ID`` writes ``restart``: the supervisor of ID's host stops and starts it; it
   waits until ID registers again with a new pid.
+- ``add key=value ...`` writes ``add`` with the entry under ``{prefix}/commands/@HOST``
+  (the entry's ``host``): that host's supervisor starts the server; it waits until the
+  server has registered.
 
 Every function takes the store (:class:`~pomelo_twisted.kv.interfaces.IKeyValueStore`) and
 the reactor, so tests run them on the in-memory store and a Clock.
@@ -22,7 +25,8 @@ from typing import Any, TextIO
 from twisted.internet.task import deferLater
 
 from ..cluster.hosts import host_command_id
-from ..discovery.etcd import command_key, decode_record, encode_command
+from ..discovery.commands import command_key, encode_command
+from ..discovery.etcd import decode_record
 from ..discovery.interfaces import ServerRecord
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
@@ -107,12 +111,17 @@ async def etcd_list(
 
 
 async def _command(
-    reactor: IServerReactor, store: IKeyValueStore, prefix: str, target: str, command: str
+    reactor: IServerReactor,
+    store: IKeyValueStore,
+    prefix: str,
+    target: str,
+    command: str,
+    entry: dict[str, Any] | None = None,
 ) -> None:
     try:
         lease = await store.grant(COMMAND_TTL)
         await store.put(
-            command_key(prefix, target), encode_command(command, reactor.seconds()), lease
+            command_key(prefix, target), encode_command(command, reactor.seconds(), entry), lease
         )
     except KVError as exc:
         raise AdminError(
@@ -251,16 +260,54 @@ async def etcd_command(
     ids: list[str],
     out: TextIO,
     within: float,
+    entry: dict[str, Any] | None = None,
 ) -> int:
-    """Run ``command`` (``list``, ``stop``, ``restart``) through etcd; ``kill`` and ``add``
-    need the master (AdminError saying so)."""
+    """Run ``command`` (``list``, ``stop``, ``restart``, ``add`` of ``entry``) through etcd;
+    ``kill`` needs the master (AdminError saying so)."""
     if command == "list":
         return await etcd_list(reactor, store, prefix, config, out)
     if command == "stop":
         return await etcd_stop(reactor, store, prefix, config, ids, out, within)
     if command == "restart":
         return await etcd_restart(reactor, store, prefix, ids[0], out, within)
+    if command == "add" and entry is not None:
+        return await etcd_add(reactor, store, prefix, entry, out, within)
     raise AdminError(
-        f"{command} needs the master's registry; with etcd discovery start servers with "
-        "pomelo-twisted start --host HOST (or twistd pomelo --type T --id ID --discovery ...)"
+        f"{command} needs the master's registry; with etcd discovery stop every server "
+        "with: pomelo-twisted stop"
     )
+
+
+async def etcd_add(
+    reactor: IServerReactor,
+    store: IKeyValueStore,
+    prefix: str,
+    entry: dict[str, Any],
+    out: TextIO,
+    within: float,
+) -> int:
+    """Ask the supervisor of the entry's host to start it; wait until it registers."""
+    server_id = str(entry["id"])
+    host = str(entry.get("host", "127.0.0.1"))
+    if server_id in await registered(store, prefix):
+        raise AdminError(f"{server_id} is registered already")
+    await _command(reactor, store, prefix, host_command_id(host), "add", entry)
+    found: list[ServerRecord] = []
+
+    def joined(records: dict[str, ServerRecord]) -> bool:
+        record = records.get(server_id)
+        if record is not None:
+            found.append(record)
+        return record is not None
+
+    await _wait(
+        reactor,
+        store,
+        prefix,
+        joined,
+        within,
+        f"{server_id} did not register (is the supervisor of {host} running? "
+        f"start it with: pomelo-twisted start --host {host})",
+    )
+    out.write(f"added {server_id} (pid {found[-1].pid})\n")
+    return 0

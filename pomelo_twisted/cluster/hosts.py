@@ -12,7 +12,9 @@ master does); the servers register in etcd themselves. It follows ``{prefix}/com
   still there after ``stop_timeout``;
 - ``commands/{id}`` ``restart``: stop it and start it again;
 - ``commands/@{HOST}`` ``stop``: stop every server of this host (frontends first), then
-  this process.
+  this process;
+- ``commands/@{HOST}`` ``add`` with a server entry: start that server on this host
+  (``twistd pomelo --server JSON``) and supervise it.
 
 Commands already present when it starts (or re-reads after an etcd outage) are old and
 ignored. Stopping it (SIGTERM) stops its servers, frontends first. A server whose RPC port
@@ -29,8 +31,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from ..discovery.etcd import decode_command
+from ..discovery.commands import Command, decode_command
 from ..discovery.follower import PrefixFollower
+from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
@@ -58,7 +61,7 @@ class HostSupervisor(Service):
         host: str | None,
         *,
         supervisor: Supervisor,
-        command: Callable[[GameConfig, ServerInfo], ProcessSpec],
+        command: Callable[[GameConfig, ServerInfo, bool], ProcessSpec],
         store: IKeyValueStore | None = None,
         prefix: str = "",
         stop_timeout: float = 10.0,
@@ -130,7 +133,7 @@ class HostSupervisor(Service):
                     server=info.id,
                 )
                 continue
-            pid = self.supervisor.start(self.command(self.config, info))
+            pid = self.supervisor.start(self.command(self.config, info, True))
             log.info(
                 "started {server} ({type}) as pid {pid}", server=info.id, type=info.type, pid=pid
             )
@@ -163,26 +166,25 @@ class HostSupervisor(Service):
             return
         target = event.kv.key[len(f"{self.prefix}/commands/") :]
         command = decode_command(event.kv.value)
-        if target == host_command_id(self.host or "*") and command == "stop":
-            log.info("supervisor of {host}: stop command from etcd", host=self.host)
-            d = self.stop_servers()
-            stop_process = self.stop_process
-            if stop_process is not None:
-                d.addCallback(lambda _: stop_process())
+        if command is None or self.stopping:
             return
-        if target not in self.servers or command is None or self.stopping:
+        if target == host_command_id(self.host or "*"):
+            self._host_command(command)
+            return
+        if self.host is None and target.startswith("@") and command.command == "add":
+            self._host_command(command)  # the supervisor of every host adds for any host
+            return
+        if target not in self.servers or self.supervisor.spec(target) is None:
             return
         log.info(
             "supervisor of {host}: {command} {server}",
-            host=self.host,
-            command=command,
+            host=self.host or "*",
+            command=command.command,
             server=target,
         )
-        if self.supervisor.spec(target) is None:
-            return
-        if command == "stop":  # the server reads it too, and exits 0 by itself
+        if command.command == "stop":  # the server reads it too, and exits 0 by itself
             self.supervisor.expect_exit(target, self.stop_timeout)
-        else:
+        elif command.command == "restart":
             self.supervisor.restart(target).addErrback(
                 lambda failure: log.warn(
                     "restart of {server} failed: {error}",
@@ -190,3 +192,42 @@ class HostSupervisor(Service):
                     error=failure.getErrorMessage(),
                 )
             )
+
+    def _host_command(self, command: Command) -> None:
+        """``stop``: every server, then this process; ``add``: start a new server."""
+        log.info(
+            "supervisor of {host}: {command} command from etcd",
+            host=self.host or "*",
+            command=command.command,
+        )
+        if command.command == "stop":
+            d = self.stop_servers()
+            stop_process = self.stop_process
+            if stop_process is not None:
+                d.addCallback(lambda _: stop_process())
+        elif command.command == "add":
+            self.add(command.entry)
+
+    def add(self, entry: object) -> int | None:
+        """Start the server of ``entry`` (a servers.json entry with its ``type``) on this
+        host and supervise it; its pid, or None (logged) when the entry is refused."""
+        try:
+            info = ServerInfo.from_dict(entry)
+        except ConfigError as exc:
+            log.warn("add refused: {error}", error=exc)
+            return None
+        if info.id in self.servers or self.supervisor.pid(info.id) is not None:
+            log.warn("add refused: a server {server} runs here already", server=info.id)
+            return None
+        if self.host is not None and info.host != self.host:
+            log.warn(
+                "add refused: {server} is on host {other}, not {host}",
+                server=info.id,
+                other=info.host,
+                host=self.host,
+            )
+            return None
+        self.servers[info.id] = info
+        pid = self.supervisor.start(self.command(self.config, info, False))
+        log.info("added {server} ({type}) as pid {pid}", server=info.id, type=info.type, pid=pid)
+        return pid

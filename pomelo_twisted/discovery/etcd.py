@@ -49,6 +49,7 @@ from ..gameconfig import ServerInfo
 from ..kv.errors import KVError, LeaseNotFound
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
 from ..kv.lease import LeaseKeeper
+from .commands import command_key, decode_command
 from .follower import PrefixFollower
 from .interfaces import (
     DiscoveredServer,
@@ -59,56 +60,17 @@ from .interfaces import (
 )
 from .membership import Listeners, apply_event, observe, server_stats
 
-__all__ = [
-    "COMMANDS",
-    "DEFAULT_TTL",
-    "EtcdDiscovery",
-    "command_key",
-    "decode_record",
-    "encode_command",
-    "server_key",
-]
+__all__ = ["DEFAULT_TTL", "EtcdDiscovery", "decode_record", "server_key"]
 
 log = Logger()
 
 #: The default lease TTL of a server's registration, in seconds.
 DEFAULT_TTL = 10.0
-#: The commands ``pomelo-twisted`` writes under ``{prefix}/commands/{id}``.
-COMMANDS = ("stop", "restart")
 
 
 def server_key(prefix: str, server_id: str) -> str:
     """Where ``server_id``'s record lives."""
     return f"{prefix}/servers/{server_id}"
-
-
-def command_key(prefix: str, server_id: str) -> str:
-    """Where commands for ``server_id`` are written."""
-    return f"{prefix}/commands/{server_id}"
-
-
-class Command(msgspec.Struct, frozen=True):
-    """A command for one server: ``stop`` (the server exits 0, its supervisor does not
-    restart it) or ``restart`` (its host's supervisor stops and starts it)."""
-
-    command: str
-    issued: float = 0.0
-
-
-def encode_command(command: str, issued: float) -> bytes:
-    """The value of a command key."""
-    if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
-    return msgspec.json.encode(Command(command, issued))
-
-
-def decode_command(value: bytes) -> str | None:
-    """The command of a command key's value, or None when it is not one."""
-    try:
-        command = msgspec.json.decode(value, type=Command).command
-    except msgspec.DecodeError:
-        return None
-    return command if command in COMMANDS else None
 
 
 def decode_record(kv: KeyValue) -> ServerRecord | None:
@@ -349,13 +311,12 @@ class EtcdDiscovery:
                     self._up(server_id, record)
         elif key == command_key(self.prefix, self.app.server_id) and event.kind == "put":
             command = decode_command(event.kv.value)
+            name = None if command is None else command.command
             log.info(
-                "{server}: command {command!r} from etcd",
-                server=self.app.server_id,
-                command=command,
+                "{server}: command {command!r} from etcd", server=self.app.server_id, command=name
             )
-            if command == "stop" and self.on_command is not None:
-                self.on_command(command)
+            if name == "stop" and self.on_command is not None:
+                self.on_command(name)
 
     def _own_key(self, event: WatchEvent) -> None:
         """Our record was deleted while we hold a lease (by hand, or the keeper revoked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from argparse import Namespace
+from typing import Any
 
 import msgspec
 from twisted.internet.defer import Deferred
@@ -42,10 +43,18 @@ class EtcdAdminCase(SynchronousTestCase):
         record = ServerRecord(info.to_dict(), pid or self.pids[server_id], info.host, 940.0)
         self.store.put(server_key(PREFIX, server_id), msgspec.json.encode(record))
 
-    def admin(self, command: str, *ids: str) -> Deferred[int]:
+    def admin(self, command: str, *ids: str, entry: dict[str, Any] | None = None) -> Deferred[int]:
         return Deferred.fromCoroutine(
             etcd_command(
-                self.reactor, self.store, PREFIX, self.config, command, list(ids), self.out, 10.0
+                self.reactor,
+                self.store,
+                PREFIX,
+                self.config,
+                command,
+                list(ids),
+                self.out,
+                10.0,
+                entry,
             )
         )
 
@@ -61,6 +70,9 @@ class EtcdAdminCase(SynchronousTestCase):
                 self.store.delete(server_key(PREFIX, target))
             elif command == "restart":
                 self.register(target, restart_pid)
+            elif command == "add":
+                self.pids["chat-2"] = 77
+                self.register("chat-2")
 
         self.store.watch_prefix(f"{PREFIX}/commands/", 0, event)
 
@@ -123,6 +135,23 @@ class StopRestartTests(EtcdAdminCase):
         self.obey()
         self.assertEqual(self.successResultOf(self.admin("restart", "chat-1")), 0)
         self.assertEqual(self.out.getvalue(), "restarted chat-1 (pid 99)\n")
+
+    def test_add_waits_until_registered(self) -> None:
+        """add writes the entry for its host's supervisor and waits for the registration."""
+        self.obey()
+        entry = {"type": "chat", "id": "chat-2", "host": "127.0.0.1", "port": 4251}
+        self.assertEqual(self.successResultOf(self.admin("add", entry=entry)), 0)
+        self.assertEqual(self.out.getvalue(), "added chat-2 (pid 77)\n")
+        kv = self.successResultOf(self.store.get(f"{PREFIX}/commands/@127.0.0.1"))
+        assert kv is not None
+        self.assertEqual(json.loads(kv.value)["entry"], entry)
+
+    def test_add_without_a_supervisor(self) -> None:
+        """add with nobody obeying: an AdminError naming the host's supervisor."""
+        entry = {"type": "chat", "id": "chat-2", "host": "127.0.0.9", "port": 4251}
+        d = self.admin("add", entry=entry)
+        self.reactor.advance(11)
+        self.assertIn("supervisor of 127.0.0.9", self.failureResultOf(d).getErrorMessage())
 
     def test_kill_needs_the_master(self) -> None:
         """kill and add say they need the master."""

@@ -15,7 +15,7 @@ from pomelo_twisted.cluster.hosts import HostSupervisor, host_command_id
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.cluster.spawn import server_command
 from pomelo_twisted.cluster.supervisor import Supervisor
-from pomelo_twisted.discovery.etcd import command_key, encode_command
+from pomelo_twisted.discovery.commands import command_key, encode_command
 from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.kv.memory import MemoryKeyValueStore
@@ -150,6 +150,27 @@ class CommandTests(HostCase):
         self.reactor.process("connector-2").exit(0)
         self.reactor.process("chat-2").exit(0)
         self.assertEqual(self.stopped, 1)
+
+    def test_add(self) -> None:
+        """add @HOST with an entry: the server is started with --server and supervised."""
+        entry = {"type": "chat", "id": "chat-3", "host": "127.0.0.2", "port": 4252}
+        self.store.put(command_key(PREFIX, "@127.0.0.2"), encode_command("add", 0.0, entry))
+        self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-2", "chat-3"])
+        args = self.reactor.spawned[-1].args
+        self.assertEqual(json.loads(args[args.index("--server") + 1])["port"], 4252)
+        self.command("chat-3", "restart")
+        self.reactor.process("chat-3").exit(0)
+        self.assertEqual(self.reactor.spawned_ids()[-1], "chat-3")
+
+    def test_add_refusals(self) -> None:
+        """add of a running id, of another host's server or of a bad entry starts nothing."""
+        for entry in (
+            {"type": "chat", "id": "chat-2", "host": "127.0.0.2", "port": 4252},
+            {"type": "chat", "id": "chat-4", "host": "127.0.0.9", "port": 4252},
+            {"id": "chat-5"},
+        ):
+            self.assertIsNone(self.host.add(entry))
+        self.assertEqual(self.reactor.spawned_ids(), ["chat-2", "connector-2"])
 
     def test_old_commands_ignored(self) -> None:
         """Commands present before the supervisor started are not obeyed."""

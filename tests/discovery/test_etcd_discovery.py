@@ -7,12 +7,8 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from pomelo_twisted.discovery.etcd import (
-    command_key,
-    decode_record,
-    encode_command,
-    server_key,
-)
+from pomelo_twisted.discovery.commands import command_key, encode_command
+from pomelo_twisted.discovery.etcd import decode_record, server_key
 from pomelo_twisted.discovery.interfaces import MembershipEvent, ServerRecord
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.interfaces import IComponent
