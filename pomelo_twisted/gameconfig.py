@@ -75,6 +75,9 @@ _HINTS = {
     "restartMaxDelay": "must be a positive number of seconds",
     "restartStableAfter": "must be a positive number of seconds",
     "tls": 'must be an object such as {"dir": "certs"}',
+    "discovery": 'must be "master" or an etcd URL such as "etcd://127.0.0.1:2379/game"',
+    "discoveryTtl": "must be a positive number of seconds",
+    "discoveryKeepAlive": "must be a positive number of seconds",
 }
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
@@ -235,8 +238,12 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     :meth:`GameConfig.cluster_secret`, :meth:`GameConfig.admin_secret`). ``stopTimeout``: seconds a
     server gets to stop before SIGKILL; ``restartMinDelay``/``restartMaxDelay``: the
     restart backoff; ``restartStableAfter``: a run this long resets the backoff; ``tls``:
-    every link of the cluster speaks TLS with mutual authentication (:class:`TlsSettings`). Other
-    keys are allowed and ignored.
+    every link of the cluster speaks TLS with mutual authentication (:class:`TlsSettings`);
+    ``discovery``: how servers find each other, ``"master"`` (the default: the master's
+    registry) or ``"etcd://HOST:PORT/PREFIX"`` (no master needed), with ``discoveryTtl``
+    (the lease of a server's registration, default 10 s) and ``discoveryKeepAlive``
+    (seconds between keep-alives, default a third of the TTL). Other keys are allowed and
+    ignored.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1)] = "master-server-1"
@@ -249,10 +256,18 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     restart_max_delay: Seconds = 30.0
     restart_stable_after: Seconds = 10.0
     tls: TlsSettings | None = None
+    discovery: Annotated[str, msgspec.Meta(pattern=r"^(master|etcd://.+)$")] = "master"
+    discovery_ttl: Seconds = 10.0
+    discovery_keep_alive: Seconds | None = None
 
     def __post_init__(self) -> None:
         if self.restart_min_delay > self.restart_max_delay:
             raise ValueError("'restartMinDelay' must not exceed 'restartMaxDelay'")
+        if (
+            self.discovery_keep_alive is not None
+            and self.discovery_keep_alive >= self.discovery_ttl
+        ):
+            raise ValueError("'discoveryKeepAlive' must be shorter than 'discoveryTtl'")
 
     #: The master's port when master.json names none (Pomelo's default).
     DEFAULT_PORT = 3005

@@ -167,6 +167,35 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(service.rpc_transport, PbRpcTransport)
         self.assertEqual(list(service.components), ["rpc_server", "monitor"])
 
+    def test_etcd_discovery_replaces_the_monitor(self) -> None:
+        """--discovery etcd://... builds a server registering in etcd, with no monitor."""
+        service = makeService(
+            parse(
+                "--app",
+                EXAMPLE,
+                "--type",
+                "chat",
+                "--id",
+                "chat-server-1",
+                "--discovery",
+                "etcd://127.0.0.1:2379/game",
+            ),
+            MemoryReactorClock(),
+        )
+        assert isinstance(service, Application)
+        self.assertEqual(list(service.components), ["rpc_server", "discovery"])
+        discovery = service.components["discovery"].discovery  # type: ignore[attr-defined]
+        self.assertEqual(discovery.prefix, "/game")
+
+    def test_bad_discovery_is_a_usage_error(self) -> None:
+        """A --discovery that is not an etcd URL is a usage error naming the option."""
+        with self.assertRaises(usage.UsageError) as caught:
+            makeService(
+                parse("--app", EXAMPLE, "--type", "chat", "--discovery", "etcd://:x/"),
+                MemoryReactorClock(),
+            )
+        self.assertIn("--discovery", str(caught.exception))
+
     def test_cluster_server_listens_for_rpc_and_joins_peers(self) -> None:
         """A cluster server listens on its RPC port and connects to every other server."""
         reactor = MemoryReactorClock()

@@ -65,11 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         _folder_options(sub, suppress=True)
         return sub
 
-    start = command("start", "start the master, which starts every server")
+    start = command(
+        "start",
+        "start the master, which starts every server (--host: the supervisor of one machine)",
+    )
     start.add_argument(
         "--daemon",
         action="store_true",
         help="run in the background (logs/master.log) and wait until it answers",
+    )
+    start.add_argument(
+        "--host",
+        metavar="HOST",
+        help="start only the servers servers.json places on HOST (one supervisor per machine)",
     )
     start.add_argument(
         "--log-level",
@@ -108,6 +116,12 @@ def _folder_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         metavar="ENV",
         default=argparse.SUPPRESS if suppress else "development",
         help="environment in the config files (default: development)",
+    )
+    parser.add_argument(
+        "--discovery",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help="'master' or etcd://HOST:PORT/PREFIX (default: master.json's discovery)",
     )
 
 

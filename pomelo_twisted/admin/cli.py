@@ -10,8 +10,11 @@ TLS certificates, :mod:`pomelo_twisted.cluster.certs`); and two client tools, ``
 SCENARIO`` (a load test, :mod:`pomelo_twisted.bots.cli`) and ``repl [ENDPOINT]``
 (an interactive client, :mod:`pomelo_twisted.repl`).
 
-All but ``start`` log in to the master as ``admin`` (:mod:`.client`). The
-command logic takes the reactor, the output streams and the parsed arguments;
+All but ``start`` log in to the master as ``admin`` (:mod:`.client`), unless the game
+uses etcd discovery (master.json's ``discovery`` or ``--discovery etcd://...``): then
+``list``, ``stop`` and ``restart`` go through etcd (:mod:`.etcdadmin`) and ``start
+[--host HOST]`` runs the supervisor of one machine (:mod:`pomelo_twisted.cluster.hosts`).
+The command logic takes the reactor, the output streams and the parsed arguments;
 only :func:`run_reactor` uses the global reactor.
 """
 
@@ -22,6 +25,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred
@@ -32,11 +36,15 @@ from .. import repl
 from ..bots import cli as bots_cli
 from ..cluster.certs import write_certs
 from ..cluster.master import TWISTD
+from ..discovery.select import EtcdSettings, etcd_settings, etcd_store
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
+from ..kv.etcd import EtcdKeyValueStore
+from ..kv.interfaces import IKeyValueStore
 from .arguments import PROG, build_parser, folder_error, parse_args, parse_entry
 from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
+from .etcdadmin import await_registered, etcd_command
 from .table import cell, format_table, format_uptime
 from .target import Connector, Target, load_target
 
@@ -59,19 +67,32 @@ LOGIN_TIMEOUT = 5.0
 # -- the game and its master --------------------------------------------------------------
 
 
-def master_argv(config: GameConfig, daemon: bool, log_level: str = "info") -> list[str]:
+def master_argv(
+    config: GameConfig,
+    daemon: bool,
+    log_level: str = "info",
+    host: str | None = None,
+    discovery: str | None = None,
+) -> list[str]:
     """twistd running the game's master: in the foreground, or daemonized with logs/.
 
-    ``log_level`` is the master's ``--log-level``, which it passes on to its servers.
+    ``log_level`` is the master's ``--log-level``, which it passes on to its servers;
+    ``host`` (``--host``) limits it to the servers of one machine (its daemon files are then
+    ``logs/supervisor-HOST.*``); ``discovery`` is passed on as ``--discovery``.
     """
     logs = config.base_dir / "logs"
+    name = "master" if host is None else f"supervisor-{host}"
     if daemon:
-        head = ["--pidfile", str(logs / "master.pid"), "--logfile", str(logs / "master.log")]
+        head = ["--pidfile", str(logs / f"{name}.pid"), "--logfile", str(logs / f"{name}.log")]
     else:
         head = ["-n", "--pidfile="]
     app = ["--app", str(config.base_dir), "--env", config.env, "--type", "master"]
     if log_level != "info":
         app += ["--log-level", log_level]
+    if host is not None:
+        app += ["--host", host]
+    if discovery is not None:
+        app += ["--discovery", discovery]
     return [*TWISTD, *head, "pomelo", *app]
 
 
@@ -172,19 +193,57 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+StoreFactory = Callable[[IServerReactor, EtcdSettings], IKeyValueStore]
+
+
 def execute(
     reactor: IServerReactor,
     args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
     connect: Connector = connect_admin,
+    store_factory: StoreFactory = etcd_store,
 ) -> Deferred[int]:
-    """Run a master command (not ``start``): a Deferred of the exit status.
+    """Run a master command (not ``start``): a Deferred of the exit status; through etcd
+    when the game uses etcd discovery (``store_factory`` makes the client).
 
     Admin and configuration errors are reported on ``err`` (exit status 1).
     """
-    d: Deferred[int] = Deferred.fromCoroutine(COMMANDS[args.command](reactor, args, out, connect))
+    d: Deferred[int] = Deferred.fromCoroutine(_dispatch(reactor, args, out, connect, store_factory))
     return d.addErrback(_report, err)
+
+
+async def _dispatch(
+    reactor: IServerReactor,
+    args: argparse.Namespace,
+    out: TextIO,
+    connect: Connector,
+    store_factory: StoreFactory,
+) -> int:
+    settings = _etcd(args)
+    if settings is None:
+        return await COMMANDS[args.command](reactor, args, out, connect)
+    config, etcd = settings
+    store = store_factory(reactor, etcd)
+    ids = [args.id] if args.command == "restart" else list(getattr(args, "ids", []))
+    try:
+        entry = getattr(args, "entry", None)
+        return await etcd_command(
+            reactor, store, etcd.key_prefix, config, args.command, ids, out, STOP_TIMEOUT, entry
+        )
+    finally:
+        if isinstance(store, EtcdKeyValueStore):
+            await store.close()
+
+
+def _etcd(args: argparse.Namespace) -> tuple[GameConfig, EtcdSettings] | None:
+    """The game and its etcd discovery (``--discovery`` first), or None (the master; also
+    when there is no game folder, for :func:`load_target` to report)."""
+    if not (Path(args.app).expanduser() / "config").is_dir():
+        return None
+    config = GameConfig(args.app, args.env)
+    settings = etcd_settings(config, getattr(args, "discovery", None))
+    return None if settings is None else (config, settings)
 
 
 def _report(failure: Failure, err: TextIO) -> int:
@@ -249,9 +308,13 @@ def start_foreground(
     out: TextIO,
     execv: Callable[[str, list[str]], object] = os.execv,
     log_level: str = "info",
+    host: str | None = None,
+    discovery: str | None = None,
 ) -> int:
     """Become the master process (``os.execv``), so signals reach it directly."""
-    argv = master_argv(target.config, daemon=False, log_level=log_level)
+    argv = master_argv(
+        target.config, daemon=False, log_level=log_level, host=host, discovery=discovery
+    )
     out.flush()
     sys.stderr.flush()
     execv(argv[0], argv)
@@ -263,10 +326,15 @@ def start_daemon(
     err: TextIO,
     run: Callable[[list[str]], int] = lambda argv: subprocess.call(argv),
     log_level: str = "info",
+    host: str | None = None,
+    discovery: str | None = None,
 ) -> int:
     """Start the master in the background (twistd daemonizes); its twistd's exit status."""
     (target.config.base_dir / "logs").mkdir(parents=True, exist_ok=True)
-    status = run(master_argv(target.config, daemon=True, log_level=log_level))
+    argv = master_argv(
+        target.config, daemon=True, log_level=log_level, host=host, discovery=discovery
+    )
+    status = run(argv)
     if status != 0:
         err.write(f"{PROG}: error: twistd could not start the master (exit status {status})\n")
         err.write(log_tail(target.config))
@@ -374,17 +442,46 @@ def main(argv: list[str] | None = None) -> int:
             config = GameConfig(args.app, args.env)
             return write_certs(config, stdout, force=args.force, extra=args.ids)
         if args.command == "start":
-            target = load_target(args)
+            etcd = _etcd(args)  # with etcd there is no master to log in to: no admin secret
+            target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
+            place = {"host": args.host, "discovery": args.discovery}
             if not args.daemon:
-                return start_foreground(target, stdout, log_level=args.log_level)
-            status = start_daemon(target, sys.stderr, log_level=args.log_level)
+                return start_foreground(target, stdout, log_level=args.log_level, **place)
+            status = start_daemon(target, sys.stderr, log_level=args.log_level, **place)
             if status != 0:
                 return 1
+            if etcd is not None:
+                return run_reactor(lambda reactor: _registered(reactor, etcd[1], args, stdout))
             return run_reactor(lambda reactor: _started(reactor, target, stdout))
     except (AdminError, ConfigError, OSError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 1
     return run_reactor(lambda reactor: execute(reactor, args, stdout, sys.stderr))
+
+
+def _registered(
+    reactor: IServerReactor, etcd: EtcdSettings, args: argparse.Namespace, out: TextIO
+) -> Deferred[int]:
+    """After ``start --daemon`` with etcd: wait until the host's servers have registered."""
+    config = GameConfig(args.app, args.env)
+    ids = [i.id for s in config.servers().values() for i in s if args.host in (None, i.host)]
+
+    async def wait() -> int:
+        store = etcd_store(reactor, etcd)
+        try:
+            missing = await await_registered(
+                reactor, store, etcd.key_prefix, ids, START_TIMEOUT + CLUSTER_TIMEOUT
+            )
+        finally:
+            if isinstance(store, EtcdKeyValueStore):
+                await store.close()
+        if missing:
+            sys.stderr.write(f"{PROG}: error: not registered in etcd: {', '.join(missing)}\n")
+            return 1
+        out.write(f"every server is up ({', '.join(ids)}); logs in {config.base_dir / 'logs'}\n")
+        return 0
+
+    return Deferred.fromCoroutine(wait()).addErrback(_report, sys.stderr)
 
 
 def _started(reactor: IServerReactor, target: Target, out: TextIO) -> Deferred[int]:

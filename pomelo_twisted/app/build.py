@@ -23,6 +23,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..cluster.monitor import MonitorComponent
+from ..discovery.component import DiscoveryComponent
+from ..discovery.select import build_etcd_discovery, etcd_settings
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..globalchannels.wiring import redis_components
@@ -126,11 +128,15 @@ def build_cluster_server(
     config: GameConfig,
     settings: Mapping[str, Any] | None = None,
     on_start_failure: Callable[[Failure], None] | None = None,
+    discovery: str | None = None,
 ) -> Application:
     """One server of the game's cluster: RPC over Perspective Broker, and the monitor
     component joining the master of ``config/master.json`` (without a master the
-    server alone decides that the cluster is up)."""
-    master = config.master_endpoint()
+    server alone decides that the cluster is up). With etcd discovery (master.json's
+    ``discovery``, or ``discovery`` = ``--discovery``) it registers in etcd instead and
+    needs no master (:mod:`pomelo_twisted.discovery`)."""
+    etcd = etcd_settings(config, discovery)
+    master = None if etcd is not None else config.master_endpoint()
     secret = config.cluster_secret()
     tls = cluster_tls(config, server.id)
     if master is not None and tls is not None:
@@ -145,7 +151,11 @@ def build_cluster_server(
         settings=settings,
     )
     app.on_start_failure = on_start_failure
-    if master is None:
+    if etcd is not None:
+        app.load(
+            DiscoveryComponent(app, build_etcd_discovery(app, etcd, stop_process=reactor.stop))
+        )
+    elif master is None:
         app.started.addCallback(lambda _: app.after_start())
     else:
         app.load(MonitorComponent(app, master, secret, stop_process=reactor.stop))

@@ -113,6 +113,14 @@ class Options(usage.Options):
         ["type", "t", None, "'master' (default with --app), a server type, 'all' or 'echo'"],
         ["id", None, None, "server id (default: the first server of the type)"],
         ["server", None, None, "JSON entry of a server not in servers.json (the master's add)"],
+        [
+            "discovery",
+            None,
+            None,
+            "how servers find each other: 'master' or etcd://HOST:PORT/PREFIX "
+            "(overrides master.json's discovery)",
+        ],
+        ["host", None, None, "master only: supervise just the servers servers.json puts on HOST"],
         ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
         ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
         ["serializer", None, None, "message body serializer: json or msgpack"],
@@ -272,7 +280,12 @@ def _compose(
     config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
         return build_master(
-            config, reactor, on_listen_failure=failed, log_level=options["log-level"]
+            config,
+            reactor,
+            on_listen_failure=failed,
+            log_level=options["log-level"],
+            host=options["host"],
+            discovery=options["discovery"],
         )
     servers = config.servers()
     settings = _settings(options)
@@ -295,6 +308,7 @@ def _compose(
         config=config,
         settings={**settings, **_listen_override(options, [server]).get(server.id, {})},
         on_start_failure=failed,
+        discovery=options["discovery"],
     )
 
 

@@ -77,8 +77,11 @@ class MasterService(AdminCommands, Service):
         stop_timeout: float = 10.0,
         probe: Callable[[ServerInfo], Deferred[bool]] | None = None,
         admin_secret: bytes | None = None,
+        spawn_host: str | None = None,
     ) -> None:
         self.setName("master")
+        #: Spawn only the servers on this host (``--host``; None: every server).
+        self.spawn_host = spawn_host
         self.reactor = reactor
         self.config = config
         self.secret = secret
@@ -165,6 +168,8 @@ class MasterService(AdminCommands, Service):
         )
         if self.spawn:
             ordered = sorted(self.declared.values(), key=lambda info: info.frontend)
+            if self.spawn_host is not None:
+                ordered = [info for info in ordered if info.host == self.spawn_host]
             probes = [self.probe(info) for info in ordered]
             d = gatherResults(probes, consumeErrors=True)
             d.addCallback(self._spawn_missing, ordered)

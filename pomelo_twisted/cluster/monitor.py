@@ -14,76 +14,46 @@ the :class:`MonitorClient` the server handed over at login:
 
 The link reconnects by itself (a server outlives a master restart) and
 re-registers each time. A server started by hand joins the same way.
+
+:class:`MasterRegistry` is this link seen as an
+:class:`~pomelo_twisted.discovery.interfaces.IServiceDiscovery` (the component's
+``discovery``): its view is the application's, its events are the master's.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Sized
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..discovery.interfaces import (
+    DiscoveredServer,
+    IServiceDiscovery,
+    MembershipEvent,
+    MembershipListener,
+    ServerRecord,
+)
+from ..discovery.membership import Listeners, apply_event, observe, server_stats
 from ..gameconfig import ServerInfo
-from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
-from ..rpc.breaker import CLOSED, BreakerBoard
+from ..interfaces import IComponent
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
 
-__all__ = ["MonitorClient", "MonitorComponent", "MonitoredServer"]
+__all__ = ["MasterRegistry", "MonitorClient", "MonitorComponent", "MonitoredServer"]
 
 log = Logger()
 
 
-class MonitoredServer(Protocol):
-    """What the monitor needs of its server (an Application; cluster/ never imports app/)."""
-
-    @property
-    def reactor(self) -> IServerReactor:
-        """The reactor the server runs on."""
-
-    @property
-    def clock(self) -> IReactorTime:
-        """Its clock."""
-
-    @property
-    def server(self) -> ServerInfo:
-        """This server."""
-
-    @property
-    def rpc_transport(self) -> IRpcTransport:
-        """Its RPC transport."""
-
-    @property
-    def session_service(self) -> Sized | None:
-        """Its client sessions (a frontend), or None."""
-
-    @property
-    def started(self) -> Deferred[None]:
-        """Fires once the server has started."""
-
-    @property
-    def server_id(self) -> str:
-        """This server's id."""
-
-    def all_servers(self) -> list[ServerInfo]:
-        """Every server of the cluster, this one included."""
-
-    def add_server(self, info: ServerInfo) -> None:
-        """A server joined the cluster (or changed address)."""
-
-    def remove_server(self, server_id: str) -> ServerInfo | None:
-        """A server left the cluster for good."""
-
-    def after_start(self) -> Deferred[None]:
-        """The whole cluster is up: run the after_start hooks, once."""
+#: What the monitor needs of its server (an Application; cluster/ never imports app/).
+MonitoredServer = DiscoveredServer
 
 
 class MonitorClient(pb.Referenceable):
@@ -135,6 +105,8 @@ class MonitorComponent:
         self.started_at = app.clock.seconds()
         self.registered = 0
         self.refused = ""
+        self.listeners = Listeners()
+        self.discovery = MasterRegistry(self)
         rng = rng or random.Random()
         self.connection = PersistentLogin(
             clientFromString(app.reactor, master_endpoint),
@@ -154,7 +126,7 @@ class MonitorComponent:
         self.app.started.addCallback(self._connect)
 
     def _connect(self, result: object) -> object:
-        self.connection.start()
+        self.discovery.start()
         return result
 
     def after_start(self) -> None:
@@ -188,7 +160,14 @@ class MonitorComponent:
                 listed.add(info.id)
                 self.app.add_server(info)
         for server_id in known - listed - {self.app.server_id}:
-            self.app.remove_server(server_id)
+            gone = self.app.remove_server(server_id)
+            if gone is not None:
+                self.listeners.notify(MembershipEvent("removed", gone))
+        for entry in reply["servers"]:
+            info = _server_info(entry)
+            if info is not None and info.id != self.app.server_id:
+                self.listeners.notify(MembershipEvent("up", info))
+        self.discovery.registered()
         log.info(
             "{server}: registered with the master ({count} servers)",
             server=self.app.server_id,
@@ -215,37 +194,74 @@ class MonitorComponent:
         if info is None or info.id == self.app.server_id:
             return
         kind = event.get("event")
-        transport = self.app.rpc_transport
-        if kind == "up":
-            self.app.add_server(info)
-            if INetworkRpcTransport.providedBy(transport):
-                transport.reconnect(info.id)
-        elif kind == "removed":
-            self.app.remove_server(info.id)
-        log.info(
-            "{server}: server {other} is {kind}",
-            server=self.app.server_id,
-            other=info.id,
-            kind=kind,
-        )
+        if kind not in ("up", "down", "removed"):
+            log.info(
+                "{server}: server {other} is {kind}",
+                server=self.app.server_id,
+                other=info.id,
+                kind=kind,
+            )
+            return
+        membership = MembershipEvent(kind, info)
+        apply_event(self.app, membership)
+        self.listeners.notify(membership)
 
     def stats(self) -> dict[str, Any]:
         """What ``pomelo-twisted list`` shows about this server."""
-        sessions = self.app.session_service
-        transport = self.app.rpc_transport
-        peers = transport.peers()
-        stats: dict[str, Any] = {
+        return {
             "pid": self.pid,
             "uptime": self.app.clock.seconds() - self.started_at,
-            "connections": len(sessions) if sessions is not None else 0,
-            "peers": peers,
+            **server_stats(self.app),
         }
-        board = getattr(transport, "breakers", None)
-        if isinstance(board, BreakerBoard):  # the peers whose circuit breaker is not closed
-            tripped = {peer: state for peer, state in board.states().items() if state != CLOSED}
-            if tripped:
-                stats["breakers"] = tripped
-        return stats
+
+
+@implementer(IServiceDiscovery)
+class MasterRegistry:
+    """The master's registry as this server's discovery: the monitor's link, seen through
+    :class:`~pomelo_twisted.discovery.interfaces.IServiceDiscovery`.
+
+    ``start`` logs in (and re-registers after every reconnect); ``first_view`` fires at
+    the first registration; the view is the application's servers, kept by the master's
+    answers and events; ``stop`` leaves the master (which publishes ``down`` or, for a
+    server it stopped on purpose, ``removed``).
+    """
+
+    def __init__(self, monitor: MonitorComponent) -> None:
+        self.monitor = monitor
+        self.first_view: Deferred[None] = Deferred()
+
+    def start(self) -> Deferred[None]:
+        """Log in to the master; fires at the first registration."""
+        self.monitor.connection.start()
+        return observe(self.first_view)
+
+    def registered(self) -> None:
+        """The master accepted a registration (the monitor says so)."""
+        if not self.first_view.called:
+            self.first_view.callback(None)
+
+    def stop(self) -> Deferred[None]:
+        """Leave the master."""
+        return self.monitor.connection.stop()
+
+    def servers(self) -> list[ServerInfo]:
+        """The servers the application knows (the master keeps them)."""
+        return self.monitor.app.all_servers()
+
+    def subscribe(self, listener: MembershipListener) -> Callable[[], None]:
+        """Be told the master's membership events."""
+        return self.monitor.listeners.subscribe(listener)
+
+    def record(self) -> ServerRecord:
+        """This server's pid, host (its RPC address), start time and stats."""
+        monitor = self.monitor
+        return ServerRecord(
+            server=monitor.app.server.to_dict(),
+            pid=monitor.pid,
+            host=monitor.app.server.host,
+            started=monitor.started_at,
+            stats=server_stats(monitor.app),
+        )
 
 
 def _server_info(entry: object) -> ServerInfo | None:

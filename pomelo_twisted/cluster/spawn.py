@@ -15,11 +15,16 @@ TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
 
 
 def server_command(
-    config: GameConfig, info: ServerInfo, declared: bool = True, log_level: str = "info"
+    config: GameConfig,
+    info: ServerInfo,
+    declared: bool = True,
+    log_level: str = "info",
+    discovery: str | None = None,
 ) -> ProcessSpec:
     """How the master starts ``info``: ``twistd -n pomelo --type T --id ID`` (this Python).
 
-    ``log_level`` is the master's own ``--log-level``: its servers log at the same level.
+    ``log_level`` is the master's own ``--log-level``: its servers log at the same level;
+    ``discovery`` its ``--discovery``, passed on likewise.
     """
     args = [
         *TWISTD,
@@ -39,6 +44,8 @@ def server_command(
         args += ["--server", json.dumps(info.to_dict())]
     if log_level != "info":
         args += ["--log-level", log_level]
+    if discovery is not None:
+        args += ["--discovery", discovery]
     return ProcessSpec(
         server_id=info.id,
         executable=sys.executable,

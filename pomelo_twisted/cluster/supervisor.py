@@ -185,6 +185,32 @@ class Supervisor:
         entry.waiters.append(waiter)
         return entry, waiter
 
+    def expect_exit(self, server_id: str, timeout: float | None = None) -> Deferred[int | None]:
+        """The server was told to exit by itself (a ``stop`` command it reads from etcd):
+        its exit is expected (no restart); if it is still alive after ``timeout`` it gets
+        :meth:`stop`. Fires like :meth:`stop`. Unknown ids raise KeyError."""
+        entry, waiter = self._await_end(server_id)
+        if entry is None:
+            return waiter
+        if not entry.stopping:
+            entry.stopping = True
+            log.info("server {server} (pid {pid}) is to exit", server=server_id, pid=entry.pid)
+            delay = self._stop_timeout if timeout is None else timeout
+            entry.kill_timer = self._reactor.callLater(delay, self._exit_overdue, entry, delay)
+        return waiter
+
+    def _exit_overdue(self, entry: _Entry, delay: float) -> None:
+        entry.kill_timer = None
+        if entry.alive:
+            log.warn(
+                "server {server} (pid {pid}) did not exit within {delay}s; stopping it",
+                server=entry.spec.server_id,
+                pid=entry.pid,
+                delay=delay,
+            )
+            entry.stopping = False
+            self.stop(entry.spec.server_id)
+
     def kill(self, server_id: str) -> Deferred[int | None]:
         """SIGKILL at once; fires like :meth:`stop`, and no restart follows."""
         entry, waiter = self._await_end(server_id)
