@@ -14,6 +14,7 @@ from typing import Any
 from .harness import fuzz_main, instrumented
 
 with instrumented(__name__):
+    from twisted.internet.task import Clock
     from twisted.logger import Logger, LogPublisher
 
     from pomelo_twisted.rpc import remotes
@@ -31,7 +32,9 @@ def echo(service: str, method: str, args: Sequence[Any]) -> object:
 def fuzz_one_input(data: bytes) -> None:
     """Check the payload decoder's contract on ``data`` (msgpack from a peer)."""
     answers: list[bytes] = []
-    runner = CallRunner(lambda target: echo if target == "s" else None, answers.append, "p", 4096)
+    runner = CallRunner(
+        lambda target: echo if target == "s" else None, answers.append, "p", 4096, Clock()
+    )
     runner.run(data)
     for answer in answers:
         assert isinstance(unpack_plain(answer), list)
