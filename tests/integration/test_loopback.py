@@ -210,7 +210,9 @@ class LoopbackTestCase(TestCase):
         """``count`` echoes at once with random delays: each answers its own body."""
         rng = random.Random(count)
         delays = [rng.randint(0, 50) for _ in range(count)]
-        delays[0], delays[-1] = 50, 0  # the last one must overtake the first
+        # The last one must overtake the first: the first waits 500 ms, far longer than
+        # 200 requests take to be read, in however many slices a loaded machine makes.
+        delays[0], delays[-1] = 500, 0
         arrived: list[int] = []
 
         def record(body: Any) -> Any:
