@@ -24,15 +24,18 @@ from twisted.python.failure import Failure
 
 from ..cluster.monitor import MonitorComponent
 from ..discovery.component import DiscoveryComponent
+from ..discovery.interfaces import IServiceDiscovery, MembershipEvent
 from ..discovery.select import build_etcd_discovery, etcd_settings
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
+from ..globalchannels.service import GlobalChannelService
 from ..globalchannels.wiring import redis_components
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
 from ..protocol import RouteDictionary
-from ..rpc import LocalRpcTransport
+from ..rpc import LocalRpcTransport, default_route, route_function
+from ..rpc.breaker import BreakerBoard, BreakerSettings
 from ..rpc.pb import PbRpcTransport
 from ..tlsconfig import cluster_tls
 from .application import Application
@@ -110,6 +113,8 @@ def build_application(
             app.register_handler(handler, name)
         for name, remote in discover(config.base_dir, server.type, "remote", app):
             app.register_remote(remote, name)
+        # The remotes marked @idempotent, of every type this server may call.
+        app.router.idempotent.declare_game(config.base_dir, list(servers))
         app.dictionary = dictionary or game_dictionary(config, list(servers))
         module = load_game_module(config.base_dir)
         configure = getattr(module, "configure", None)
@@ -117,7 +122,26 @@ def build_application(
             configure(app)
     else:
         app.dictionary = dictionary
+    apply_rpc_settings(app, list(servers))
     return app
+
+
+def apply_rpc_settings(app: Application, server_types: Sequence[str]) -> None:
+    """The ``route`` setting (``crc32``, ``consistent-hash[:N]``) for every server type
+    the game's ``configure`` did not route itself, and the circuit breakers' settings
+    (``rpc_breaker_failures``, ``rpc_breaker_cool_down``); ConfigError naming a bad one."""
+    spec = app.get("route")
+    if spec is not None:
+        route = route_function(spec)
+        for server_type in server_types:
+            if app.router.get(server_type) is default_route:
+                app.route(server_type, route)
+    board = getattr(app.rpc_transport, "breakers", None)
+    if isinstance(board, BreakerBoard):
+        try:
+            board.configure(BreakerSettings.from_settings(app.settings))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"server {app.server_id}: {exc}") from None
 
 
 def build_cluster_server(
@@ -152,14 +176,38 @@ def build_cluster_server(
     )
     app.on_start_failure = on_start_failure
     if etcd is not None:
-        app.load(
-            DiscoveryComponent(app, build_etcd_discovery(app, etcd, stop_process=reactor.stop))
-        )
+        # The session directory (unique login) keeps its bindings in the same etcd.
+        app.set("discovery", app.get("discovery") or etcd.url)
+        found = build_etcd_discovery(app, etcd, stop_process=reactor.stop)
+        app.load(DiscoveryComponent(app, found))
+        forget_left_frontends(app, found)
     elif master is None:
         app.started.addCallback(lambda _: app.after_start())
     else:
-        app.load(MonitorComponent(app, master, secret, stop_process=reactor.stop))
+        monitor = MonitorComponent(app, master, secret, stop_process=reactor.stop)
+        app.load(monitor)
+        forget_left_frontends(app, monitor.discovery)
     return app
+
+
+def forget_left_frontends(app: Application, discovery: IServiceDiscovery) -> None:
+    """A frontend that left the cluster (its lease ended, or it was removed) loses its
+    members of the global channels, when this server has them (config/redis.json)."""
+    channels = app.components.get("global_channels")
+    if not isinstance(channels, GlobalChannelService):
+        return
+
+    def left(event: MembershipEvent) -> None:
+        if event.kind != "up" and event.server.frontend:
+            channels.remove_frontend(event.server.id).addErrback(
+                lambda f: log.info(
+                    "global channels keep {frontend}'s members for now: {why}",
+                    frontend=event.server.id,
+                    why=f.getErrorMessage(),
+                )
+            )
+
+    discovery.subscribe(left)
 
 
 class StandaloneService(MultiService):
