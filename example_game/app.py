@@ -7,17 +7,30 @@ from typing import Any
 
 from pomelo_twisted.app import Application
 from pomelo_twisted.cluster import ServerInfo
-from pomelo_twisted.rpc import default_route
+from pomelo_twisted.rpc import RouteFunction, default_route, route_function
 
 #: The routing key of sessions that entered without a room: they share one chat server.
 LOBBY = "lobby"
 
 
-def route_by_room(session: Any, servers: Sequence[ServerInfo]) -> str:
+def route_by_room(
+    session: Any, servers: Sequence[ServerInfo], by: RouteFunction = default_route
+) -> str:
     """The chat server of the session's room (``rid`` given at entry), so that every
-    member of a room, whichever connector holds it, reaches the same chat server."""
+    member of a room, whichever connector holds it, reaches the same chat server; the
+    room name is placed by ``by`` (crc32 mod n unless the ``route`` setting says
+    ``consistent-hash``, which moves few rooms when a chat server is added)."""
     rid = session.get("rid") if hasattr(session, "get") else None
-    return default_route(rid or LOBBY, servers)
+    return by(rid or LOBBY, servers)
+
+
+def rooms_placed_by(by: RouteFunction) -> RouteFunction:
+    """:func:`route_by_room` placing room names with ``by``."""
+
+    def route(session: Any, servers: Sequence[ServerInfo]) -> str:
+        return route_by_room(session, servers, by)
+
+    return route
 
 
 def configure(app: Application) -> None:
@@ -30,4 +43,4 @@ def configure(app: Application) -> None:
         "connector",
         lambda app: app.set("connector", {"heartbeat": 3.0, "use_dict": True}),
     )
-    app.route("chat", route_by_room)
+    app.route("chat", rooms_placed_by(route_function(app.get("route", "crc32"))))

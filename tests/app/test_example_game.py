@@ -212,3 +212,27 @@ class ExampleGameTests(SynchronousTestCase):
             self.assertIn(words, body["msg"], route)
         self.assertEqual(len(wire.of_type(MessageType.RESPONSE)), len(cases))
         self.assertEqual(conn.call(ECHO, {"ok": 1}), {"ok": 1})
+
+
+class RoomRouteTests(SynchronousTestCase):
+    """The example places rooms on chat servers with the ``route`` setting's function."""
+
+    def test_rooms_follow_the_route_setting(self) -> None:
+        """With route=consistent-hash a room goes where the hash ring puts its name;
+        without it, where crc32 mod n does; no room: the lobby's server."""
+        from pomelo_twisted.gameconfig import ServerInfo
+        from pomelo_twisted.loading import import_file
+        from pomelo_twisted.rpc import consistent_hash_route, default_route
+
+        module = import_file(EXAMPLE_GAME / "app.py", "example_app_route_")
+        servers = [ServerInfo(id=f"chat-server-{i}", type="chat") for i in range(1, 4)]
+        ring = consistent_hash_route()
+        hashed, plain = module.rooms_placed_by(ring), module.rooms_placed_by(default_route)
+        rooms = [f"room-{i}" for i in range(200)]
+        session = {"rid": None}
+        for rid in rooms:
+            session["rid"] = rid
+            self.assertEqual(hashed(session, servers), ring(rid, servers))
+            self.assertEqual(plain(session, servers), default_route(rid, servers))
+        self.assertTrue(any(ring(r, servers) != default_route(r, servers) for r in rooms))
+        self.assertEqual(plain({}, servers), default_route(module.LOBBY, servers))
