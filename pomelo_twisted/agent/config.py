@@ -69,7 +69,7 @@ class AgentConfig:
     max_ignored_packages: int = 100
     slice_events: int = 256
     slice_bytes: int = 4 * 1024
-    slice_seconds: float = 0.0002
+    slice_seconds: float = 0.0001
     max_connections: int = 100_000
     max_connections_per_ip: int = 10_000
     close_grace: float = 5.0

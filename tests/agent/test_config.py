@@ -66,12 +66,12 @@ class AbuseLimitTests(SynchronousTestCase):
     """The fairness limits of issue 12: safe defaults, bad values refused."""
 
     def test_defaults(self) -> None:
-        """Defaults: 1000 refusals per 10 s, 100 ignored, slices of 256 / 4 KiB / 0.2 ms."""
+        """Defaults: 1000 refusals per 10 s, 100 ignored, slices of 256 / 4 KiB / 0.1 ms."""
         config = AgentConfig()
         self.assertEqual((config.max_refusals, config.refusal_window), (1000, 10.0))
         self.assertEqual(config.max_ignored_packages, 100)
         self.assertEqual((config.slice_events, config.slice_bytes), (256, 4096))
-        self.assertEqual(config.slice_seconds, 0.0002)
+        self.assertEqual(config.slice_seconds, 0.0001)
 
     def test_bad_values_refused(self) -> None:
         """Zero slices or refusals, a non-positive window, negative ignored counts."""
