@@ -77,6 +77,8 @@ _HINTS = {
     "tls": 'must be an object such as {"dir": "certs"}',
     "discovery": 'must be "master" or an etcd URL such as "etcd://127.0.0.1:2379/game"',
     "discoveryTtl": "must be a positive number of seconds",
+    "rpc": "must be an object of pingInterval, pingTimeout, loginDeadline (seconds) and "
+    "preLoginBytes (1024 or more)",
     "discoveryKeepAlive": "must be a positive number of seconds",
 }
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
@@ -230,6 +232,25 @@ class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dir: Annotated[str, msgspec.Meta(min_length=1)] = "certs"
 
 
+class RpcSettings(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    """master.json's ``rpc``: the links between servers (and to the master).
+
+    ``pingInterval`` / ``pingTimeout``: a logged-in peer is pinged this often and marked
+    down when it has not answered for this long (defaults 1 s and 3 s);
+    ``loginDeadline``: seconds a connection to a PB port has to log in (10 s);
+    ``preLoginBytes``: bytes it may send before (64 KiB, at least 1024).
+    """
+
+    ping_interval: Seconds = 1.0
+    ping_timeout: Seconds = 3.0
+    login_deadline: Seconds = 10.0
+    pre_login_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if self.ping_interval >= self.ping_timeout:
+            raise ValueError("'pingInterval' must be shorter than 'pingTimeout'")
+
+
 class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     """master.json for one environment: who the master is and how it runs the servers.
 
@@ -242,8 +263,8 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     ``discovery``: how servers find each other, ``"master"`` (the default: the master's
     registry) or ``"etcd://HOST:PORT/PREFIX"`` (no master needed), with ``discoveryTtl``
     (the lease of a server's registration, default 10 s) and ``discoveryKeepAlive``
-    (seconds between keep-alives, default a third of the TTL). Other keys are allowed and
-    ignored.
+    (seconds between keep-alives, default a third of the TTL); ``rpc``: the links between
+    servers (:class:`RpcSettings`). Other keys are allowed and ignored.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1)] = "master-server-1"
@@ -259,6 +280,7 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     discovery: Annotated[str, msgspec.Meta(pattern=r"^(master|etcd://.+)$")] = "master"
     discovery_ttl: Seconds = 10.0
     discovery_keep_alive: Seconds | None = None
+    rpc: RpcSettings = msgspec.field(default_factory=RpcSettings)
 
     def __post_init__(self) -> None:
         if self.restart_min_delay > self.restart_max_delay:

@@ -184,6 +184,47 @@ class MasterSettingsTests(SynchronousTestCase):
             self.assertIn("master.json (development)", message)
             self.assertIn(key, message)
 
+    def test_rpc_section(self) -> None:
+        """master.json's rpc sets the pings and the PB ports' before-login limits; absent,
+        the defaults (1 s / 3 s pings, 10 s and 64 KiB before login)."""
+        rpc = game_folder(self, {}, {}).master_settings().rpc
+        self.assertEqual(
+            (rpc.ping_interval, rpc.ping_timeout, rpc.login_deadline, rpc.pre_login_bytes),
+            (1.0, 3.0, 10.0, 65536),
+        )
+        config = game_folder(
+            self,
+            {},
+            {
+                "rpc": {
+                    "pingInterval": 0.5,
+                    "pingTimeout": 2,
+                    "loginDeadline": 4,
+                    "preLoginBytes": 4096,
+                }
+            },
+        )
+        rpc = config.master_settings().rpc
+        self.assertEqual(
+            (rpc.ping_interval, rpc.ping_timeout, rpc.login_deadline, rpc.pre_login_bytes),
+            (0.5, 2.0, 4.0, 4096),
+        )
+
+    def test_bad_rpc_section_named(self) -> None:
+        """A bad or unknown rpc key, or pings slower than their timeout, name master.json."""
+        for bad in (
+            {"pingTimeout": 0},
+            {"preLoginBytes": 100},
+            {"pingEvery": 1},
+            {"pingInterval": 3, "pingTimeout": 3},
+        ):
+            config = game_folder(self, {}, {"rpc": bad})
+            with self.assertRaises(ConfigError) as caught:
+                config.master_settings()
+            self.assertIn(
+                "master.json (development): 'rpc' must be an object", str(caught.exception)
+            )
+
     def test_seconds_hint(self) -> None:
         """A bad duration says it must be a positive number of seconds."""
         config = game_folder(self, {}, {"stopTimeout": -1})

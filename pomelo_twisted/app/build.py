@@ -37,6 +37,7 @@ from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport, default_route, route_function
 from ..rpc.breaker import BreakerBoard, BreakerSettings
 from ..rpc.pb import PbRpcTransport
+from ..rpc.pbguard import PortLimits
 from ..tlsconfig import cluster_tls
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
@@ -162,13 +163,22 @@ def build_cluster_server(
     etcd = etcd_settings(config, discovery)
     master = None if etcd is not None else config.master_endpoint()
     secret = config.cluster_secret()
+    links = config.master_settings().rpc  # master.json's "rpc": pings, PB port limits
     tls = cluster_tls(config, server.id)
     if master is not None and tls is not None:
         master = tls.client(master, config.master_settings().id)
     app = build_application(
         server,
         reactor=reactor,
-        rpc=PbRpcTransport(reactor, server.id, secret, tls=tls),
+        rpc=PbRpcTransport(
+            reactor,
+            server.id,
+            secret,
+            tls=tls,
+            port_limits=PortLimits(links.login_deadline, links.pre_login_bytes),
+            ping_interval=links.ping_interval,
+            ping_timeout=links.ping_timeout,
+        ),
         servers=servers,
         config=config,
         dictionary=game_dictionary(config, list(servers)),

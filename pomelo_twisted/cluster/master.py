@@ -42,7 +42,7 @@ from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
-from ..rpc.pbguard import GuardedServerFactory
+from ..rpc.pbguard import GuardedServerFactory, PortLimits
 from ..tlsconfig import ClusterTLS, cluster_tls
 from .avatars import ADMIN, avatar_for
 from .commands import AdminCommands, kill_pid
@@ -145,7 +145,13 @@ class MasterService(AdminCommands, Service):
         """Listen, then start every declared server (backends first)."""
         super().startService()
         portal = make_portal(self.secret, self.portal_avatar, secret_for=self.secret_for)
-        factory = GuardedServerFactory(portal, self.reactor, name=f"master port of {self.id}")
+        links = self.config.master_settings().rpc
+        factory = GuardedServerFactory(
+            portal,
+            self.reactor,
+            PortLimits(links.login_deadline, links.pre_login_bytes),
+            name=f"master port of {self.id}",
+        )
         self.port_factory = factory
         d: Deferred[IListeningPort] = self._endpoint().listen(factory)
         d.addCallbacks(self._listening, self._listen_failed)

@@ -3,20 +3,31 @@ global channels forgetting the members of a frontend that left the cluster."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from pomelo_twisted.app.build import apply_rpc_settings, build_application, forget_left_frontends
+from pomelo_twisted.app.build import (
+    apply_rpc_settings,
+    build_application,
+    build_cluster_server,
+    forget_left_frontends,
+)
 from pomelo_twisted.discovery.interfaces import MembershipEvent
 from pomelo_twisted.discovery.membership import Listeners
 from pomelo_twisted.errors import ConfigError
-from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.globalchannels import FakeRedis, GlobalChannelService
 from pomelo_twisted.rpc import ConsistentHashRoute, default_route
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from tests.sessions.fakes import FakeRpc
+
+from .helpers import EXAMPLE_GAME
 
 CHAT = ServerInfo(id="chat-1", type="chat", port=4250)
 CONNECTORS = [
@@ -106,3 +117,28 @@ class ForgetLeftFrontendsTests(SynchronousTestCase):
         self.listeners.notify(MembershipEvent("up", CONNECTORS[0]))
         self.listeners.notify(MembershipEvent("removed", CHAT))
         self.assertEqual(self.members(), ["a", "b"])
+
+
+class RpcLinkSettingsTests(SynchronousTestCase):
+    """master.json's ``rpc`` reaches every server's PB transport and port."""
+
+    def test_master_json_rpc_reaches_the_transport(self) -> None:
+        """A cluster server's RPC port takes loginDeadline/preLoginBytes, its pings the
+        interval and timeout."""
+        base = Path(self.mktemp())
+        shutil.copytree(EXAMPLE_GAME, base, ignore=shutil.ignore_patterns("logs"))
+        master = json.loads((base / "config" / "master.json").read_text())
+        master["development"]["rpc"] = {
+            "pingInterval": 0.5, "pingTimeout": 2, "loginDeadline": 4, "preLoginBytes": 4096,
+        }  # fmt: skip
+        (base / "config" / "master.json").write_text(json.dumps(master))
+        config = GameConfig(base)
+        servers = config.servers()
+        app = build_cluster_server(
+            servers["chat"][0], reactor=MemoryReactorClock(), servers=servers, config=config
+        )
+        transport = app.rpc_transport
+        assert isinstance(transport, PbRpcTransport)
+        limits = transport.server_factory().limits
+        self.assertEqual((limits.login_deadline, limits.pre_login_bytes), (4.0, 4096))
+        self.assertEqual(transport._ping, (0.5, 2.0))

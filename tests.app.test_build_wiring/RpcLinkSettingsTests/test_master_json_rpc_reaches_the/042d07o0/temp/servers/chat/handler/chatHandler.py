@@ -1,0 +1,47 @@
+"""chat.chatHandler.*: join, send and echo (backend routes, reached by forwarding)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pomelo_twisted.errors import HandlerError
+
+
+class ChatHandler:
+    """Routes of the chat backend; ``session`` is a BackendSession."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @staticmethod
+    def _uid(session: Any) -> str:
+        if session.uid is None:
+            raise HandlerError(500, "call connector.entryHandler.entry first")
+        return str(session.uid)
+
+    def join(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Add the session's uid to channel ``rid`` (the room given at entry, if any)."""
+        uid = self._uid(session)
+        rid = str(msg.get("rid", "")) if isinstance(msg, dict) else ""
+        if not rid:
+            raise HandlerError(500, "rid required")
+        entered = session.get("rid")
+        if entered is not None and entered != rid:
+            raise HandlerError(500, f"this session entered room {entered}, not {rid}")
+        channel = self.app.channel_service.get(rid, create=True)
+        channel.add(uid, session.frontend_id)
+        return {"code": 200, "rid": rid, "members": channel.members()}
+
+    async def send(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Push ``onChat`` {rid, from, content} to every member of ``rid``, sender included."""
+        uid = self._uid(session)
+        rid = str(msg.get("rid", "")) if isinstance(msg, dict) else ""
+        channel = self.app.channel_service.get(rid)
+        if channel is None:
+            raise HandlerError(500, f"no such room: {rid}")
+        await channel.push("onChat", {"rid": rid, "from": uid, "content": msg.get("content")})
+        return {"code": 200}
+
+    def echo(self, session: Any, msg: Any) -> Any:
+        """Answer the body unchanged (measures forwarding)."""
+        return msg

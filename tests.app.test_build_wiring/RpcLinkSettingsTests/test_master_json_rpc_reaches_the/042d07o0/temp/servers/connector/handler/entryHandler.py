@@ -1,0 +1,64 @@
+"""connector.entryHandler.*: entry, echo, kick and fail (the frontend routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import deferLater
+
+from pomelo_twisted.errors import HandlerError
+
+MAX_DELAY_MS = 10_000
+
+
+class EntryHandler:
+    """Routes of the connector; ``session`` is the client's frontend session."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def entry(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Bind the session to ``msg["uid"]``; leaving the chat rooms on disconnect.
+
+        An optional ``msg["rid"]`` names the chat room this session will use: the
+        chat server of that room serves all its chat requests (see ``app.py``).
+        """
+        uid = msg.get("uid") if isinstance(msg, dict) else None
+        if uid is None or uid == "":
+            raise HandlerError(500, "uid required")
+        uid = str(uid)
+        rid = msg.get("rid")
+        if rid is not None:
+            if not isinstance(rid, str) or not rid:
+                raise HandlerError(500, "rid must be a non-empty string")
+            if session.get("rid") not in (None, rid):
+                raise HandlerError(500, f"session already in room {session.get('rid')}")
+            session.set("rid", rid)
+        if session.uid is not None and session.uid != uid:
+            raise HandlerError(500, f"session already bound to {session.uid}")
+        if session.uid is None:
+            await session.bind(uid)
+            session.on_closed(self._leave_rooms)
+        return {"code": 200, "uid": uid}
+
+    def _leave_rooms(self, session: Any, reason: str) -> None:
+        for server in self.app.servers_of("chat"):
+            d = self.app.rpc.chat.chatRemote.leave.to(server.id)(session.uid, session.frontend_id)
+            d.addErrback(lambda _failure: None)
+
+    def echo(self, session: Any, msg: Any) -> Any:
+        """Answer the body unchanged, after ``delayMs`` (≤ 10000) when given."""
+        delay = msg.get("delayMs") if isinstance(msg, dict) else None
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay > 0:
+            return deferLater(self.app.clock, min(delay, MAX_DELAY_MS) / 1000.0, lambda: msg)
+        return msg
+
+    def kick(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Answer, then kick this session with ``msg["reason"]`` on the next turn."""
+        reason = msg.get("reason") if isinstance(msg, dict) else None
+        self.app.clock.callLater(0, session.kick, reason if isinstance(reason, str) else "kick")
+        return {"code": 200, "kicking": True}
+
+    def fail(self, session: Any, msg: Any) -> None:
+        """Fail on purpose: the server-side failure path."""
+        raise RuntimeError("deliberate handler failure")
