@@ -12,21 +12,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 __all__ = ["RepeatedWarning"]
 
 
 class RepeatedWarning:
-    """One ``log.warn`` line per ``interval`` seconds (of ``seconds()``) per format."""
+    """One ``log.warn`` line (or one at ``level``) per ``interval`` seconds (of
+    ``seconds()``) per format."""
 
     def __init__(
         self,
         log: Logger,
         interval: float = 10.0,
         seconds: Callable[[], float] = time.monotonic,
+        level: LogLevel = LogLevel.warn,
     ) -> None:
         self._log = log
+        self.level = level
         self.interval = interval
         self._seconds = seconds
         #: format -> [time of its last line, events since not logged]
@@ -45,11 +48,12 @@ class RepeatedWarning:
         skipped = int(run[1]) if run is not None else 0
         self._runs[format] = [now, 0]
         if skipped:
-            self._log.warn(
+            self._log.emit(
+                self.level,
                 format + " (and {repeats} more like it in the last {interval:g}s)",
                 repeats=skipped,
                 interval=self.interval,
                 **fields,
             )
         else:
-            self._log.warn(format, **fields)
+            self._log.emit(self.level, format, **fields)

@@ -20,10 +20,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..rpc.logagg import RepeatedWarning
 from .backend import SYS_SERVICE, RpcCall
 from .interfaces import IBindingClaims, ISessionDirectory, SessionEvent, SessionListener
 from .service import ANOTHER_LOGIN, SessionService
@@ -97,6 +98,8 @@ class RpcSessionDirectory:
         # Frontend side: subscriber server id -> when its subscription lapses.
         self.subscribers: dict[str, float] = {}
         self._renewal: IDelayedCall | None = None
+        #: Frontends that could not be asked: one info line per interval, counted after.
+        self._not_asked_lines = RepeatedWarning(log, seconds=clock.seconds, level=LogLevel.info)
 
     def __repr__(self) -> str:
         return f"<RpcSessionDirectory on {self.server_id}>"
@@ -177,7 +180,7 @@ class RpcSessionDirectory:
     def _not_asked(
         self, failure: Failure, frontend_id: str, what: str, uid: str, result: Any
     ) -> Any:
-        log.info(
+        self._not_asked_lines.warn(
             "session {what} of {uid}: frontend {frontend} not asked: {error}",
             what=what,
             uid=uid,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from twisted.internet.task import Clock
-from twisted.logger import Logger, capturedLogs
+from twisted.logger import Logger, LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.rpc.logagg import RepeatedWarning
@@ -28,3 +28,13 @@ class RepeatedWarningTests(SynchronousTestCase):
         last = events[-1]
         self.assertEqual((last["repeats"], last["peer"]), (999, "b"))
         self.assertIn("999 more like it", last["log_format"].format(**last))
+
+    def test_level(self) -> None:
+        """An aggregator made for info logs its lines at info, counts the same way."""
+        clock = Clock()
+        lines = RepeatedWarning(Logger(), seconds=clock.seconds, level=LogLevel.info)
+        with capturedLogs() as events:
+            for _ in range(5):
+                lines.warn("frontend {f} not asked", f="c1")
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.info])
+        self.assertEqual(lines.suppressed, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -43,6 +44,16 @@ class RpcDirectoryContractTests(DirectoryContract, SynchronousTestCase):
         game.app(F1).rpc_transport.unregister(F1)
         self.login(game, F2, "ivan")
         self.assertEqual(first.kicks, [])
+
+    def test_unreachable_frontend_logs_once_an_interval(self) -> None:
+        """Logins while a frontend cannot be asked log one info line, not one each."""
+        game = self.start()
+        game.app(F1).rpc_transport.unregister(F1)
+        with capturedLogs() as events:
+            for i in range(20):
+                self.login(game, F2, f"user-{i}")
+        lines = [e for e in events if "not asked" in e.get("log_format", "")]
+        self.assertEqual([e["log_level"] for e in lines], [LogLevel.info])
 
     def test_lapsed_subscriber_is_forgotten(self) -> None:
         """A subscriber that stops renewing gets no events after three intervals."""
