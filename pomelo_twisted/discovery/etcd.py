@@ -207,21 +207,23 @@ class EtcdDiscovery:
 
     # -- registration -----------------------------------------------------------------------
 
-    def _on_lease(self, lease: int) -> None:
+    def _on_lease(self, lease: int) -> Deferred[None] | None:
+        """A new lease: the record goes under it (the keeper revokes an old lease that
+        the store kept only once this put is done)."""
         self.lease = lease
-        self._register(lease)
+        return self._register(lease)
 
     def _on_lost(self, reason: object) -> None:
         """The keeper logged it; the record is put again on the next lease."""
         self.lease = None
 
-    def _register(self, lease: int) -> None:
+    def _register(self, lease: int) -> Deferred[None] | None:
         self._retry = None
         if self.stopped or lease != self.lease:
-            return
+            return None
         record = self.record()
         d = self.store.put(self._key(), msgspec.json.encode(record), lease)
-        d.addCallbacks(
+        return d.addCallbacks(
             self._registered,
             self._register_failed,
             callbackArgs=(lease, record),

@@ -6,7 +6,9 @@ a lease, renews it every ``interval`` on the injected clock, and
 
 - when a renewal says the lease is gone (LeaseNotFound), or the store has been unreachable
   for longer than ``ttl`` (so the lease has certainly expired), calls ``on_lost(reason)``
-  and keeps trying to grant a new one; each new lease calls ``on_lease(new_id)``;
+  and keeps trying to grant a new one; each new lease calls ``on_lease(new_id)`` (which
+  may return the Deferred of the owner's puts under it: a lease given up during an
+  outage that the store still holds is revoked only after those);
 - when the store is unreachable for less than ``ttl``, keeps the same lease: no callback,
   one log line when it becomes unreachable ("etcd unreachable: …") and one when it is back
   ("etcd reachable again").
@@ -143,10 +145,6 @@ class LeaseKeeper:
         self._contact()
         self.lease = lease
         stale, self._stale = self._stale, None
-        if stale is not None:
-            # an etcd that restarted during the outage restores its leases with a fresh
-            # ttl: the presumed-expired one would hold its keys a while longer
-            self._revoke(stale)
         log.info(
             "{name}: lease {lease:x} granted (ttl {ttl:g} s)",
             name=self.name,
@@ -154,9 +152,23 @@ class LeaseKeeper:
             ttl=self.ttl,
         )
         try:
-            self._on_lease(lease)
+            put = self._on_lease(lease)
         except Exception:
             log.failure("{name}: on_lease callback failed", name=self.name)
+            put = None
+        if stale is not None:
+            # An etcd that restarted during the outage restores its leases with a fresh
+            # ttl: the presumed-expired one would hold its keys a while longer. It goes
+            # once the owner's keys are under the new lease (when on_lease returned the
+            # Deferred of its puts), so the keys never vanish in between.
+            if isinstance(put, Deferred):
+                put.addBoth(self._revoke_after, stale)
+            else:
+                self._revoke(stale)
+
+    def _revoke_after(self, result: object, stale: int) -> None:
+        self._revoke(stale)
+        return None  # the owner's outcome was its own to handle
 
     def _grant_failed(self, reason: Failure, generation: int) -> None:
         if self._current(generation):

@@ -207,12 +207,33 @@ class EtcdServer:
                 answer.read()
 
     def pause(self) -> None:
-        """SIGSTOP: connections stay open but nothing is answered."""
+        """SIGSTOP: connections stay open but nothing is answered. Returns once the
+        kernel shows the process stopped (a signal is delivered asynchronously: a request
+        sent right after ``kill`` could otherwise still be answered)."""
         self._signal(signal.SIGSTOP)
+        self._await_state(stopped=True)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
         self._signal(signal.SIGCONT)
+        self._await_state(stopped=False)
+
+    def _await_state(self, stopped: bool, within: float = 5.0) -> None:
+        """Wait (bounded) until ``/proc/PID/stat`` says the process is (not) stopped."""
+        if self._process is None:
+            return
+        path = f"/proc/{self._process.pid}/stat"
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                with open(path, encoding="ascii") as stat:
+                    state = stat.read().rsplit(")", 1)[1].split()[0]
+            except OSError:  # not Linux, or gone: nothing to wait for
+                return
+            if (state in ("T", "t")) == stopped:
+                return
+            os.sched_yield()
+        raise RuntimeError(f"etcd on {self.url} did not {'stop' if stopped else 'continue'}")
 
     def kill(self) -> None:
         """SIGKILL and wait: the port refuses connections, the data dir stays."""

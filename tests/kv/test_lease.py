@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -158,6 +158,38 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.assertEqual(len(leases), 2)
         self.assertEqual(store.leases(), [leases[1]])
         self.assertIsNone(self.successResultOf(store.get("/old")))
+
+    def test_stale_lease_revoked_after_the_owner_put_its_keys(self) -> None:
+        """When on_lease returns the Deferred of the owner's puts, the lease the store
+        kept through the outage is revoked only once they are done: the owner's key
+        never disappears in between."""
+        store = RestoringStore(self.clock)
+        leases: list[int] = []
+        puts: list[Deferred[None]] = []
+
+        def on_lease(lease: int) -> Deferred[None]:
+            leases.append(lease)
+            if len(leases) == 1:
+                self.successResultOf(store.put("/me", b"first", lease))
+                return succeed(None)
+            puts.append(Deferred())
+            return puts[-1]
+
+        keeper = LeaseKeeper(store, TTL, self.clock, on_lease=on_lease)
+        self.successResultOf(keeper.start())
+        store.fail()
+        self.clock.pump([1.0] * 12)
+        store.recover()
+        self.clock.pump([1.0] * 3)
+        self.assertEqual(len(leases), 2)
+        self.assertEqual(store.leases(), leases)  # the old one kept: the owner is not done
+        self.assertIsNotNone(self.successResultOf(store.get("/me")))
+        self.successResultOf(store.put("/me", b"second", leases[1]))
+        puts[0].callback(None)
+        self.assertEqual(store.leases(), [leases[1]])
+        kv = self.successResultOf(store.get("/me"))
+        assert kv is not None
+        self.assertEqual((kv.value, kv.lease), (b"second", leases[1]))
 
     def test_unreachable_at_start(self) -> None:
         """start fires even when the store is down; the first lease comes once it is back."""
