@@ -56,8 +56,10 @@ __all__ = ["BINDING_TTL", "EtcdSessionDirectory"]
 
 log = Logger()
 
-BINDING_TTL = 10.0
-"""The default lease of a frontend's bindings (seconds)."""
+BINDING_TTL = 5.0
+"""The default lease of a frontend's bindings (seconds): a login waiting for the lease of
+an unreachable frontend (at most this + the grace) is answered before the clients' 10 s
+request timeout."""
 
 CODE_SESSION = 500
 

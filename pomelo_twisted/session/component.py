@@ -14,7 +14,7 @@ the settings ask for and hands a frontend's session service its hooks:
     ``kv_prefix``, default ``/pomelo``), else ``session_etcd`` or ``discovery`` as
     ``etcd://HOST:PORT/PREFIX``. ``auto`` is ``etcd`` when one of these is set, else
     ``rpc`` (asks the frontends; no extra service).
-``session_binding_ttl`` (10 s), ``session_binding_grace`` (1 s), ``session_bind_attempts`` (3),
+``session_binding_ttl`` (5 s), ``session_binding_grace`` (1 s), ``session_bind_attempts`` (3),
 ``session_watch_retry`` (1 s)
     The etcd bindings' lease, the slack granted to an expiring lease, how many times a bind
     tries to take a uid, and the delay before a broken watch is read again.
