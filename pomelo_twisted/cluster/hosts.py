@@ -32,10 +32,10 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from ..discovery.commands import Command, decode_command
-from ..discovery.follower import PrefixFollower
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
+from ..kv.follower import PrefixFollower
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
 from .probe import rpc_port_answers
 from .supervisor import ProcessSpec, Supervisor

@@ -4,7 +4,7 @@ Each server puts its :class:`~pomelo_twisted.discovery.interfaces.ServerRecord` 
 pid, host, start time, stats) as JSON under ``{prefix}/servers/{id}``, attached to a lease
 that a :class:`~pomelo_twisted.kv.lease.LeaseKeeper` keeps alive (TTL ``ttl``, default 10 s;
 keep-alive every ``ttl/3`` unless ``keep_alive_interval`` says otherwise). It follows
-``{prefix}/`` (:class:`~pomelo_twisted.discovery.follower.PrefixFollower`: a snapshot, then
+``{prefix}/`` (:class:`~pomelo_twisted.kv.follower.PrefixFollower`: a snapshot, then
 the changes):
 
 - a put of another server's key is ``up`` (it joined, came back or changed address:
@@ -47,10 +47,10 @@ from zope.interface import implementer
 from ..errors import ConfigError
 from ..gameconfig import ServerInfo
 from ..kv.errors import KVError, LeaseNotFound
+from ..kv.follower import PrefixFollower
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
 from ..kv.lease import LeaseKeeper
 from .commands import command_key, decode_command
-from .follower import PrefixFollower
 from .interfaces import (
     DiscoveredServer,
     IServiceDiscovery,

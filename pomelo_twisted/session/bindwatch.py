@@ -1,10 +1,11 @@
 """Bind and close events from the bindings of a key-value store.
 
-:class:`BindingWatcher` reads every key under ``{prefix}/bindings/`` once, then watches
-the prefix from the revision after that read, so nothing is missed. It keeps what each
-key names (a delete carries no value) and reports a put as a bind, a delete (or a put
-naming another session) as a close. When the watch breaks (the store is unreachable) it
-re-reads after ``retry_delay`` seconds, reports what changed meanwhile, and watches again.
+:class:`BindingWatcher` follows ``{prefix}/bindings/`` with a
+:class:`~pomelo_twisted.kv.follower.PrefixFollower` (a read, then a watch from the
+revision after it, so nothing is missed; re-read after ``retry_delay`` seconds whenever
+the watch breaks). It keeps what each key names (a delete carries no value) and reports a
+put as a bind, a delete (or a put naming another session) as a close; after a re-read it
+reports what changed while the watch was down. The first read reports nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import IReactorTime
 
-from ..kv import IKeyValueStore, IWatch, KeyValue, WatchEvent
+from ..kv import IKeyValueStore, KeyValue, WatchEvent
+from ..kv.follower import PrefixFollower
 from .bindingvalue import decode_binding
 from .interfaces import SessionEvent
 
 __all__ = ["BindingWatcher"]
-
-log = Logger()
 
 
 class BindingWatcher:
@@ -38,45 +36,32 @@ class BindingWatcher:
         *,
         retry_delay: float = 1.0,
     ) -> None:
-        self.store = store
         self.bindings = bindings
-        self.clock = clock
         self.deliver = deliver
-        self.retry_delay = retry_delay
         self.known: dict[str, tuple[str, int]] = {}
-        self._watch: IWatch | None = None
-        self._retry: IDelayedCall | None = None
-        self._running = False
         self._first = True
-        self.ready: Deferred[None] = Deferred()
+        self.follower = PrefixFollower(
+            store,
+            bindings,
+            clock,
+            on_snapshot=self._snapshot,
+            on_event=self._event,
+            retry_delay=retry_delay,
+            description=f"session bindings {bindings}",
+        )
+        self.ready: Deferred[None] = self.follower.first_snapshot
         """Fires once the first read is done and the watch from it is open."""
 
     def start(self) -> None:
         """Read, then watch (nothing is reported for the bindings found by the first read)."""
-        if not self._running:
-            self._running = True
-            self._read()
+        if not self.follower.running:
+            self.follower.start()
 
     def stop(self) -> None:
-        """Stop watching and retrying."""
-        self._running = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.cancel()
+        """Stop watching and re-reading."""
+        self.follower.stop()
 
-    def _read(self) -> None:
-        self._retry = None
-        if self._running:
-            d: Deferred[tuple[list[KeyValue], int]] = self.store.get_prefix(self.bindings)
-            d.addCallbacks(self._snapshot, self._broken)
-
-    def _snapshot(self, read: tuple[list[KeyValue], int]) -> None:
-        if not self._running:
-            return
-        kvs, revision = read
+    def _snapshot(self, kvs: list[KeyValue]) -> None:
         found: dict[str, tuple[str, int]] = {}
         for kv in kvs:
             binding = decode_binding(kv.value)
@@ -91,11 +76,6 @@ class BindingWatcher:
                     self._change(key, new)
         self._first = False
         self.known = found
-        watch = self.store.watch_prefix(self.bindings, revision + 1, self._event)
-        self._watch = watch
-        watch.done.addErrback(self._broken)
-        if not self.ready.called:
-            self.ready.callback(None)
 
     def _event(self, event: WatchEvent) -> None:
         binding = decode_binding(event.kv.value) if event.kind == "put" else None
@@ -112,15 +92,3 @@ class BindingWatcher:
         if binding is not None:
             self.known[key] = binding
             self.deliver(SessionEvent("bind", uid, binding[0], binding[1]))
-
-    def _broken(self, failure: Failure) -> None:
-        self._watch = None
-        if not self._running:
-            return
-        log.info(
-            "session bindings watch on {prefix} broken ({error}): reading again in {delay}s",
-            prefix=self.bindings,
-            error=failure.getErrorMessage(),
-            delay=self.retry_delay,
-        )
-        self._retry = self.clock.callLater(self.retry_delay, self._read)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,8 @@ class RpcLinkSettingsTests(SynchronousTestCase):
     def test_master_json_rpc_reaches_the_transport(self) -> None:
         """A cluster server's RPC port takes loginDeadline/preLoginBytes, its pings the
         interval and timeout."""
-        base = Path(self.mktemp())
+        base = Path(tempfile.mkdtemp(prefix="pomelo-rpc-settings-")) / "game"
+        self.addCleanup(shutil.rmtree, base.parent, True)
         shutil.copytree(EXAMPLE_GAME, base, ignore=shutil.ignore_patterns("logs"))
         master = json.loads((base / "config" / "master.json").read_text())
         master["development"]["rpc"] = {

@@ -18,8 +18,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..kv.errors import KVError
-from ..kv.interfaces import IKeyValueStore, IWatch, KeyValue, WatchEvent
+from .errors import KVError
+from .interfaces import IKeyValueStore, IWatch, KeyValue, WatchEvent
 
 __all__ = ["PrefixFollower"]
 
