@@ -165,8 +165,7 @@ class ParseTests(SynchronousTestCase):
 
     def test_missing_game_folder_exits_2(self) -> None:
         """A command whose --app is missing or not a game folder is a usage error, exit 2."""
-        empty = self.mktemp()
-        os.mkdir(empty)
+        empty = str(temp_dir(self))
         for argv, message in (
             (["--app", empty + "/nope", "list"], "does not exist"),
             (["list", "--app", empty], "is not a game folder (no config/)"),
