@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.calls} calls, {args.batch} per turn, best of 5")
     print(f"plain call         {per_call(args.calls, args.batch, lambda f: f()):.2f} us/call")
     try:
-        from pomelo_twisted.rpc.budget import within_deadline
+        from pomelo_twisted.budget import within_deadline
     except ImportError:  # a checkout older than deadlines across hops
         return
 

@@ -24,7 +24,7 @@ The frontend does not decode what it only passes on. A forwarded request is one 
 
 The request's deadline is the frontend's ``rpc_timeout`` (the forward call's timeout),
 cut to a current deadline if the request is forwarded while serving a call
-(:mod:`~pomelo_twisted.rpc.budget`): it travels with the call as its budget, and the
+(:mod:`~pomelo_twisted.budget`): it travels with the call as its budget, and the
 resend after :data:`SESSION_NEEDED` gets only what is left of it.
 
 Failures of the hop itself, at the frontend: no server type of that name -> 404, no
@@ -41,6 +41,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..budget import current_deadline, within_deadline
 from ..errors import (
     INTERNAL_ERROR,
     BadRequest,
@@ -56,7 +57,6 @@ from ..handlers.dispatch import Dispatcher
 from ..interfaces import ISerializer
 from ..responses import EncodedBody
 from ..rpc import Router
-from ..rpc.budget import current_deadline, within_deadline
 from ..rpc.logagg import RepeatedWarning
 from ..serializers import MsgpackSerializer, get_serializer
 from ..session.backend import SYS_SERVICE, BackendSession, RpcCall, SessionCache

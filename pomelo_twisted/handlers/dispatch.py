@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from ..budget import within_deadline
 from ..errors import HandlerError, RequestTimeout, RouteNotFound
 from ..responses import failure_response
 from ..results import call_settled, is_later, settle
@@ -260,7 +261,13 @@ class Dispatcher:
                 if isinstance(done, Deferred):
                     await done
             method = self.registry.lookup(context.server_type, context.handler, context.method)
-            handled = call_settled(method, context.session, context.msg)
+            if context.timeout is None:
+                handled = call_settled(method, context.session, context.msg)
+            else:  # the RPCs the handler makes are cut to its timeout (pomelo_twisted.budget)
+                deadline = self.clock.seconds() + context.timeout
+                handled = within_deadline(
+                    deadline, call_settled, method, context.session, context.msg
+                )
             if isinstance(handled, Deferred):
                 if context.timeout is not None:
                     handled = self._limit(handled, context)

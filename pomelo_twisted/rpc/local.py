@@ -11,7 +11,7 @@ behaves like a network transport where it matters to the code above it:
 - a deadline of ``timeout`` seconds on the clock fails the call with
   ``RpcTimeout``; a result arriving later is dropped (and counted as late). The
   timeout is cut to the current deadline of a call being served
-  (:mod:`~pomelo_twisted.rpc.budget`), and the remote runs within its call's deadline.
+  (:mod:`~pomelo_twisted.budget`), and the remote runs within its call's deadline.
   Deadlines are kept by a :class:`~pomelo_twisted.deadlines.DeadlineScheduler`:
   one timer for every call, not one each.
 
@@ -34,11 +34,11 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..budget import budget_of, within_deadline
 from ..deadlines import DeadlineScheduler
 from ..errors import ConfigError, HandlerError, PeerUnavailable, PomeloError, RpcError
 from ..interfaces import IRpcTransport
 from ..results import call_settled
-from .budget import budget_of, within_deadline
 from .calls import RpcCall, call_label, expired
 from .metrics import RpcCounters
 from .payload import copy_plain

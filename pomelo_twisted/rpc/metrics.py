@@ -14,7 +14,7 @@ class RpcCounters:
     or is cancelled by the caller. ``late`` counts results or failures that
     arrived after their call had timed out or been cancelled (dropped). ``expired``
     counts the calls not sent because the deadline of the request they were made for
-    had passed (:mod:`~pomelo_twisted.rpc.budget`; also counted in ``timeouts``).
+    had passed (:mod:`~pomelo_twisted.budget`; also counted in ``timeouts``).
     """
 
     __slots__ = ("calls", "expired", "failures", "late", "timeouts")

@@ -61,6 +61,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..budget import DEADLINE
 from ..deadlines import DeadlineScheduler
 from ..errors import CircuitOpen, PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
@@ -68,7 +69,6 @@ from ..interfaces import INetworkRpcTransport, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
 from .breaker import BreakerBoard, BreakerSettings
-from .budget import DEADLINE
 from .calls import call_label, expired
 from .local import LocalRpcTransport, entry_point
 from .logagg import RepeatedWarning

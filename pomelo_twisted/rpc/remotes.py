@@ -25,10 +25,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from ..budget import DEADLINE
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
 from ..results import call_settled, is_later, settle
-from .budget import DEADLINE
 from .logagg import RepeatedWarning
 from .payload import ERROR, HANDLER_ERROR, OK, TIMEOUT, pack_plain, unpack_plain
 

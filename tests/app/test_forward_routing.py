@@ -7,9 +7,9 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from pomelo_twisted.budget import remaining
 from pomelo_twisted.rpc import consistent_hash_route
 from pomelo_twisted.rpc.breaker import OPEN, BreakerSettings
-from pomelo_twisted.rpc.budget import remaining
 from pomelo_twisted.session.backend import SessionCache
 
 from .test_cluster_routing import CHATS, ClusterCase, FakeSession

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.budget import remaining
 from pomelo_twisted.errors import HandlerError, RpcError
 from pomelo_twisted.handlers import RequestContext
 from pomelo_twisted.handlers.dispatch import ROUTE_CACHE_SIZE
@@ -262,6 +264,33 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(sync)["code"], 500)
         self.assertEqual(clock.getDelayedCalls(), [])
         self.flushLoggedErrors(ValueError)
+
+    def test_handler_rpcs_are_cut_to_its_timeout(self) -> None:
+        """A local handler with a timeout runs within that deadline: what it reads with
+        budget.remaining (and the RPCs it makes are cut to) is the timeout, also after an
+        await; without a timeout there is no deadline."""
+        seen: list[float | None] = []
+
+        class Timed:
+            def __init__(self, clock: Clock) -> None:
+                self.clock = clock
+
+            async def slow(self, session: Any, msg: Any) -> dict[str, Any]:
+                seen.append(remaining(self.clock))
+                await deferLater(self.clock, 1.0, lambda: None)
+                seen.append(remaining(self.clock))
+                return {}
+
+        dispatcher, _, clock = make_dispatcher(before=[self.set_timeout(3)])
+        dispatcher.registry.register("connector", "timed", Timed(clock))
+        d = dispatcher.dispatch("connector.timed.slow", {}, SESSION)
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(d), {})
+        self.assertEqual(seen, [3.0, 2.0])
+        plain, _, clock = make_dispatcher()
+        plain.registry.register("connector", "timed", Timed(clock))
+        plain.dispatch("connector.timed.slow", {}, SESSION)
+        self.assertEqual(seen[2:], [None])
 
     def test_cancelled_caller(self) -> None:
         """Cancelling a timed dispatch cancels the handler and its timer, quietly."""

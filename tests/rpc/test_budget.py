@@ -11,11 +11,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from pomelo_twisted.budget import budget_of, current_deadline, remaining, within_deadline
 from pomelo_twisted.errors import RpcTimeout
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.interfaces import IRpcTransport
 from pomelo_twisted.rpc import LocalRpcTransport, RemoteDispatcher, pack_plain, unpack_plain
-from pomelo_twisted.rpc.budget import budget_of, current_deadline, remaining, within_deadline
 from pomelo_twisted.rpc.payload import TIMEOUT, pack_array
 from pomelo_twisted.rpc.pb import PbRpcTransport, RpcAvatar
 
