@@ -15,8 +15,10 @@ a. the cluster serves: two rooms (one per chat server) with 3 members on each co
 b. ``kill -9`` chat-server-1 under ``--bots`` chat bots (half in its rooms, half in
    chat-server-2's, on both connectors) and a probe (``where`` every 0.1 s in one of its
    rooms): the probe's failed requests fail fast (count, max latency); every peer drops
-   it (first line about it in each peer's log, time); its supervisor restarts it (new pid
-   in ``list``); the probe is served by it again; chat-server-2's bots see 0 errors.
+   it (its link and its membership, from each peer's log, time); its supervisor restarts
+   it (new pid in ``list``); the probe is served by it again; chat-server-2's bots see 0
+   errors. Then, its host's supervisor killed too, ``kill -9`` again: the lease alone
+   removes it from every peer's view (time, against the TTL + 0.5 s removal grace).
 c. ``kill -9`` connector-server-1 under bots: connector-server-2's bots see 0 errors;
    it comes back (accepting clients, up in ``list``).
 d. ``route=consistent-hash``: ``--bots`` probes (each its own room, ``where`` every 1 s)

@@ -120,6 +120,21 @@ def case_chat_kill(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check
     seen = first_lines(cluster, peers, patterns, since, began, began + cluster.ttl + 2.0)
     restarted = cluster.wait_new_pid(victim, pid) + (time.monotonic() - began)
     wait_bots(cluster)
+    # Without its supervisor, the lease decides: kill 127.0.0.3's supervisor, then the server.
+    os.kill(cluster.supervisors[HOSTS[victim]].pid, signal.SIGKILL)
+    pid = cluster.pids()[victim]
+    since = cluster.log_offsets()
+    began = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    removed = first_lines(
+        cluster,
+        peers,
+        {"removed": f"server {victim} is removed"},
+        since,
+        began,
+        began + cluster.ttl + 5.0,
+    )["removed"]
+    limit = cluster.ttl + 1.0  # the lease, the 0.5 s removal grace, etcd's 0.5 s expiry tick
     got = {name: load_report(path) for name, path in reports.items()}
     timeline = [p for p in probe_timeline(probe_log) if p["route"] == WHERE]
     errors = [p for p in timeline if p["t"] >= killed - 1 and p["code"] != 200]
@@ -146,6 +161,11 @@ def case_chat_kill(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check
               f"link dropped (calls fail fast): {link or 'none'}; membership updated "
               f"(removed, or replaced by the restarted process): {view or 'none'}",
               [f"{peer}: {line}" for k in seen for peer, (_t, line) in sorted(seen[k].items())]),
+        Check("b", f"no supervisor (killed too): the lease drops it from every peer's view "
+              f"within the TTL + grace ({limit:g} s)",
+              len(removed) == len(peers) and all(t <= limit for t, _ in removed.values()),
+              "removed: " + (", ".join(f"{peer} {t:.2f} s" for peer, (t, _) in
+                                       sorted(removed.items())) or "nowhere")),
         Check("b", "its supervisor restarts it, and it serves again",
               back is not None and not late,
               f"new pid listed up {restarted:.2f} s after kill -9; probe served by it again "
