@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 
 from bench.faults import Check, print_table
 from bench.scaleout_cases import case_announce, case_grow, case_serves, case_unique_login
+from bench.scaleout_clients import stop as stop_clients
 from bench.scaleout_cluster import ScaleoutCluster, Services
 from bench.scaleout_faults import case_chat_kill, case_connector_kill, case_etcd_stop
 
@@ -128,9 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
     finally:
         services.stop()
-        from bench.scaleout_clients import stop
-
-        stop()
+        stop_clients()
     print(
         f"\nsummary (--bots {args.bots}, --ttl {args.ttl:g}, "
         f"{time.monotonic() - began:.0f} s in all)"
@@ -142,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  {name}  {'PASS' if passed == len(mine) else 'FAIL'}  "
             f"{passed}/{len(mine)} checks  {times[name]:.0f} s"
         )
+        for check in mine:
+            if not check.ok:
+                print(f"       failed: {check.what}")
     (args.out / "scaleout.json").write_text(json.dumps([c.__dict__ for c in checks], indent=2))
     return 0 if all(c.ok for c in checks) else 1
 

@@ -226,8 +226,10 @@ def case_etcd_stop(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check
     etcd = cluster.services.etcd
     since = cluster.log_offsets()
     etcd.pause()
-    time.sleep(10.0)
-    etcd.resume()
+    try:
+        time.sleep(10.0)
+    finally:
+        etcd.resume()
     resumed = time.monotonic()
     servers = list(HOSTS)
 
