@@ -180,8 +180,18 @@ def case_grow(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check]:
     added = time.time()
     wait_bots(cluster)
     records = [r for path in logs.values() for r in probe_timeline(path)]
-    wheres = [r for r in records if r["route"] == WHERE]
+    wheres = [r for r in records if r["route"] == WHERE and "server" in r]
     failed = [r for r in records if r["code"] != 200]
+    first_new = min((r["t"] for r in wheres if r["server"] == "chat-server-3"), default=None)
+    when = [
+        f"{r['route']} {r['code']} {r['t'] - started:+.3f} s after the add began"
+        + (
+            ""
+            if first_new is None
+            else f", {r['t'] - first_new:+.3f} s from chat-server-3's first answer"
+        )
+        for r in failed
+    ]
     before = HashRing(["chat-server-1", "chat-server-2"])
     after = HashRing(["chat-server-1", "chat-server-2", "chat-server-3"])
     rooms = sorted({r["rid"] for r in wheres})
@@ -196,7 +206,7 @@ def case_grow(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check]:
         Check("d", "pomelo-twisted add chat-server-3 --discovery", code == 0,
               f"exit {code} after {added - started:.2f} s: {output.strip()[-120:]}"),
         Check("d", "0 failed requests while it joins", bool(wheres) and not failed,
-              f"{len(records)} requests, {len(failed)} failed"),
+              f"{len(records)} requests, {len(failed)} failed" + (f": {when[:3]}" if when else "")),
         Check("d", "fraction of the bots' rooms that moved (consistent-hash)",
               0 < fraction < 0.5,
               f"{len(moved)}/{len(rooms)} rooms = {fraction:.1%} (1/3 expected), all to "
