@@ -36,7 +36,39 @@ g. etcd stopped (SIGSTOP) for 10 s under bots: 0 errors; every server registers 
    etcd lines per server during the outage (one per event).
 
 Prints one row per expectation (PASS/FAIL, figures), a summary per case, and exits 1 if
-one fails. Figures of a full run (``--bots 200``): ``bench/results/scaleout.txt``.
+one fails.
+
+One full run, ``--bots 200 --ttl 5`` (2026-12-07, 2 shared cores, etcd 3.4, exit 0, 29/29
+checks PASS, 183 s):
+
+a. 4 servers up on 127.0.0.1/.2/.3/.3 in ``list``; 12 members in 2 rooms (one per chat
+   server, 3 per connector each), 5 messages each: 360 pushes, every member got each
+   message exactly once, 0 failed sends.
+b. probe: 10 errors, all 503, max latency 11.4 ms; links to it dropped on every peer
+   0.05 s after the kill, membership replaced by the restarted process 1.01 s after; new
+   pid listed up 1.91 s after, probe served by it again 1.02 s after, 0 errors later;
+   chat-server-2's bots 1,555 + 1,554 requests, 0 errors; chat-server-1's bots 200 + 200
+   errors (503 while down, then 500: the restart lost its in-memory rooms). Supervisor
+   killed too, then the server: removed from every peer's view 5.21 s after (TTL 5 s).
+c. connector-server-2's bots 3,095 requests, 0 errors; all 100 of connector-server-1's
+   bots disconnected, 4 requests in flight failed "closed"; accepting clients again
+   1.02 s after the kill, listed up 1.49 s after.
+d. ``add`` exited 0 after 0.92 s; 6,194 requests, 0 failed; 74/200 rooms moved (37 %,
+   1/3 expected), all to chat-server-3; 1,709 answers before and 3,701 after the add, each
+   from the ring's owner. In 2 of 4 runs one request failed (503, 26 ms before
+   chat-server-3's first answer): a new server is routed to as soon as discovery reports
+   it, before the link to it has logged in (``PbTransport.call`` fails fast for a peer
+   not connected yet) — a known gap, not fixed here.
+e. "another login" kicks c1's session, then c2's; connector-server-1 killed while the
+   uid was bound there: the login on connector-server-2 succeeded 4.08 s after the kill
+   (binding TTL 5 s).
+f. 6 members (3 per connector), 3 announces (1 from chat-server-1, 2 from chat-server-2):
+   each member got each exactly once; 3 pushes, 6 RPCs (2 per push = one per frontend),
+   18 uids addressed.
+g. etcd SIGSTOPped 10 s: 4 x ~1,804 bot requests, 0 errors (p99 ≤ 22 ms); every server
+   registered again 0.05–0.27 s after SIGCONT, ``list`` all up 0.85 s after; 0
+   tracebacks, nothing above warn, 5–13 etcd/lease lines per server log (each event
+   once; the same line at most twice).
 """
 
 from __future__ import annotations
