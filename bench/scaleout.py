@@ -57,9 +57,8 @@ d. ``add`` exited 0 after 0.92 s; 6,194 requests, 0 failed; 74/200 rooms moved (
    1/3 expected), all to chat-server-3; 1,709 answers before and 3,701 after the add, each
    from the ring's owner. In 3 of 5 runs at ``--bots 200``, 1 to 4 requests failed (503,
    ~26 ms before chat-server-3's first answer): a new server is routed to as soon as
-   discovery reports
-   it, before the link to it has logged in (``PbTransport.call`` fails fast for a peer
-   not connected yet) — a known gap, not fixed here.
+   discovery reports it, before the link to it has logged in (``PbTransport.call``
+   fails fast for a peer not connected yet) — a known gap, not fixed here.
 e. "another login" kicks c1's session, then c2's; connector-server-1 killed while the
    uid was bound there: the login on connector-server-2 succeeded 4.08 s after the kill
    (binding TTL 5 s).
