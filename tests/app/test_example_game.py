@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.globalchannels import FakeRedis, GlobalChannelService
 from pomelo_twisted.protocol import MessageType, PackageType
 from pomelo_twisted.session.backend import BackendSession
 from pomelo_twisted.testing import GameConnection
@@ -19,6 +20,8 @@ FAIL = "connector.entryHandler.fail"
 JOIN = "chat.chatHandler.join"
 SEND = "chat.chatHandler.send"
 CHAT_ECHO = "chat.chatHandler.echo"
+WHERE = "chat.chatHandler.where"
+ANNOUNCE = "chat.chatHandler.announce"
 
 
 class ExampleGameTests(SynchronousTestCase):
@@ -41,7 +44,9 @@ class ExampleGameTests(SynchronousTestCase):
             sorted(self.connector.handler_routes()),
             [ECHO, ENTRY, FAIL, KICK],
         )
-        self.assertEqual(sorted(self.chat.handler_routes()), [CHAT_ECHO, JOIN, SEND])
+        self.assertEqual(
+            sorted(self.chat.handler_routes()), [ANNOUNCE, CHAT_ECHO, JOIN, SEND, WHERE]
+        )
         self.assertEqual([name for name, _ in self.chat.remotes.objects()], ["chatRemote"])
 
     def test_entry_binds_the_session(self) -> None:
@@ -176,6 +181,18 @@ class ExampleGameTests(SynchronousTestCase):
         self.assertEqual(conn.call(CHAT_ECHO, {"a": [1, 2]}), {"a": [1, 2]})
         self.assertEqual(seen, [(CHAT_ECHO, BackendSession, "alice")])
 
+    def test_where_names_the_chat_server_of_the_room(self) -> None:
+        """where answers the id of the chat server that serves the session's room."""
+        conn = self.login("alice")
+        self.assertEqual(conn.call(WHERE, {}), {"code": 200, "server": "chat-server-2"})
+
+    def test_announce_without_redis_fails_naming_the_cause(self) -> None:
+        """Without config/redis.json, announce answers 500 naming the missing file."""
+        conn = self.login("alice")
+        body = conn.call(ANNOUNCE, {"content": "hi"})
+        self.assertEqual(body["code"], 500)
+        self.assertIn("config/redis.json", body["msg"])
+
     def test_disconnect_leaves_every_channel(self) -> None:
         """Closing a connection removes its uid from every channel through chatRemote.leave."""
         calls = RpcCounter(self.connector.rpc_transport)
@@ -236,3 +253,61 @@ class RoomRouteTests(SynchronousTestCase):
             self.assertEqual(plain(session, servers), default_route(rid, servers))
         self.assertTrue(any(ring(r, servers) != default_route(r, servers) for r in rooms))
         self.assertEqual(plain({}, servers), default_route(module.LOBBY, servers))
+
+
+class WorldChannelTests(SynchronousTestCase):
+    """The global channel "world" of the example, on a FakeRedis shared by every server."""
+
+    def setUp(self) -> None:
+        self.game = start_game(self, EXAMPLE_GAME)
+        self.redis = FakeRedis(self.game.clock)
+        self.world: dict[str, GlobalChannelService] = {}
+        for server_id, app in self.game.apps.items():
+            service = GlobalChannelService(self.redis, app.rpc_call, "test")
+            app.components["global_channels"] = service
+            self.world[server_id] = service
+
+    def login(self, uid: str, frontend: str) -> GameConnection:
+        conn = self.game.connect(frontend)
+        self.assertEqual(conn.call(ENTRY, {"uid": uid}), {"code": 200, "uid": uid})
+        return conn
+
+    def members(self) -> dict[str, list[str]]:
+        found: list[dict[str, list[str]]] = []
+        self.world["chat-server-1"].members_by_frontend("world").addCallback(found.append)
+        self.game.settle()
+        return {frontend: sorted(uids) for frontend, uids in found[0].items()}
+
+    def test_entry_joins_and_close_leaves_the_world(self) -> None:
+        """Every player who enters joins "world" on its frontend; closing leaves it."""
+        alice = self.login("alice", "connector-server-1")
+        self.login("bob", "connector-server-2")
+        self.assertEqual(
+            self.members(), {"connector-server-1": ["alice"], "connector-server-2": ["bob"]}
+        )
+        alice.disconnect()
+        self.game.settle()
+        self.assertEqual(self.members(), {"connector-server-2": ["bob"]})
+
+    def test_announce_pushes_once_per_member_one_rpc_per_frontend(self) -> None:
+        """announce pushes onAnnounce to every member once, with one push RPC per frontend,
+        and answers the frontends reached and the service's counters."""
+        conns = {
+            uid: self.login(uid, frontend)
+            for uid, frontend in (
+                ("alice", "connector-server-1"),
+                ("bob", "connector-server-1"),
+                ("carol", "connector-server-2"),
+            )
+        }
+        got = {uid: conn.collect("onAnnounce") for uid, conn in conns.items()}
+        reply = conns["alice"].call(ANNOUNCE, {"content": "hi"})
+        self.game.settle()
+        server = reply["server"]
+        self.assertEqual(reply["frontends"], 2)
+        self.assertEqual(
+            reply["stats"],
+            {"pushes": 1, "rpcs": 2, "rpc_errors": 0, "pushed_uids": 3, "redis_errors": 0},
+        )
+        body = {"from": "alice", "content": "hi", "server": server}
+        self.assertEqual(got, {"alice": [body], "bob": [body], "carol": [body]})

@@ -1,10 +1,13 @@
-"""chat.chatHandler.*: join, send and echo (backend routes, reached by forwarding)."""
+"""chat.chatHandler.*: join, send, echo, where and announce (backend routes, reached by
+forwarding)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pomelo_twisted.errors import HandlerError
+
+WORLD = "world"
 
 
 class ChatHandler:
@@ -45,3 +48,33 @@ class ChatHandler:
     def echo(self, session: Any, msg: Any) -> Any:
         """Answer the body unchanged (measures forwarding)."""
         return msg
+
+    def where(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Name the chat server that serves this session's room (shows the routing)."""
+        return {"code": 200, "server": self.app.server_id}
+
+    async def announce(self, session: Any, msg: Any) -> dict[str, Any]:
+        """Push ``onAnnounce`` {from, content, server} to the global channel ``world`` (every
+        player who entered, on any connector; needs ``config/redis.json``). Answers with
+        the frontends that took it and this server's global-channel counters (``stats``:
+        pushes, rpcs, rpc_errors, pushed_uids, redis_errors)."""
+        uid = self._uid(session)
+        world = self.app.components.get("global_channels")
+        if world is None:
+            raise HandlerError(500, "no global channels here: the game has no config/redis.json")
+        content = msg.get("content") if isinstance(msg, dict) else None
+        body = {"from": uid, "content": content, "server": self.app.server_id}
+        took = await world.push(WORLD, "onAnnounce", body)
+        stats = world.stats
+        return {
+            "code": 200,
+            "server": self.app.server_id,
+            "frontends": took,
+            "stats": {
+                "pushes": stats.pushes,
+                "rpcs": stats.rpcs,
+                "rpc_errors": stats.rpc_errors,
+                "pushed_uids": stats.pushed_uids,
+                "redis_errors": stats.redis_errors,
+            },
+        }

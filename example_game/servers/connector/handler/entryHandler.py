@@ -1,14 +1,21 @@
-"""connector.entryHandler.*: entry, echo, kick and fail (the frontend routes)."""
+"""connector.entryHandler.*: entry, echo, kick and fail (the frontend routes).
+
+With ``config/redis.json`` (global channels on), every player who enters joins the global
+channel ``world`` (see ``chat.chatHandler.announce``) and leaves it when the session closes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from twisted.internet.task import deferLater
 
 from pomelo_twisted.errors import HandlerError
+from pomelo_twisted.globalchannels import RedisError
 
 MAX_DELAY_MS = 10_000
+WORLD = "world"
 
 
 class EntryHandler:
@@ -39,12 +46,19 @@ class EntryHandler:
         if session.uid is None:
             await session.bind(uid)
             session.on_closed(self._leave_rooms)
+            world = self.app.components.get("global_channels")
+            if world is not None:
+                with contextlib.suppress(RedisError):  # counted and logged; the login stands
+                    await world.add(WORLD, uid, session.frontend_id)
         return {"code": 200, "uid": uid}
 
     def _leave_rooms(self, session: Any, reason: str) -> None:
         for server in self.app.servers_of("chat"):
             d = self.app.rpc.chat.chatRemote.leave.to(server.id)(session.uid, session.frontend_id)
             d.addErrback(lambda _failure: None)
+        world = self.app.components.get("global_channels")
+        if world is not None:  # Redis down: the frontend's members go when it leaves
+            world.leave(WORLD, session.uid, session.frontend_id).addErrback(lambda _f: None)
 
     def echo(self, session: Any, msg: Any) -> Any:
         """Answer the body unchanged, after ``delayMs`` (≤ 10000) when given."""
