@@ -271,3 +271,7 @@ class INetworkRpcTransport(IRpcTransport):
 
     def peer_state(server_id: str) -> str | None:
         """``connecting``, ``up`` or ``down``; None for an unknown peer."""
+
+    def when_peer_up(server_id: str, timeout: float) -> Deferred[bool]:
+        """Fires True once the peer's link is up (at once if it is), False after
+        ``timeout`` seconds or when the peer is removed first."""

@@ -159,6 +159,7 @@ class PbRpcTransport:
         self._peers: dict[str, Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
         self._peer_waiters: list[Deferred[list[str]]] = []
+        self._peer_up_waiters: dict[str, list[Deferred[bool]]] = {}
         self._ids = count(1)
         self._port: IListeningPort | None = None
         #: Calls to a server id that is neither served here nor a known peer.
@@ -262,6 +263,7 @@ class PbRpcTransport:
         self.breakers.forget(server_id)
         stopped = peer.connection.stop()
         self._peers_changed()
+        self._peer_is(server_id, False)
         return stopped
 
     def reconnect(self, server_id: str) -> None:
@@ -299,6 +301,24 @@ class PbRpcTransport:
         if peer is not None:
             peer.breaker.reset()
         self._peers_changed()
+        self._peer_is(server_id, True)
+
+    def when_peer_up(self, server_id: str, timeout: float) -> Deferred[bool]:
+        """Fires True once ``server_id``'s link is up (at once if it is), False after
+        ``timeout`` seconds or when the peer is removed first."""
+        if self.peer_state(server_id) == "up":
+            return succeed(True)
+        if server_id not in self._peers:
+            return succeed(False)
+        waiters = self._peer_up_waiters.setdefault(server_id, [])
+        waiter: Deferred[bool] = Deferred(waiters.remove)
+        waiters.append(waiter)
+        return waiter.addTimeout(timeout, self._clock, onTimeoutCancel=lambda *_: False)
+
+    def _peer_is(self, server_id: str, up: bool) -> None:
+        """The link of ``server_id`` came up (True) or the peer was removed (False)."""
+        for waiter in self._peer_up_waiters.pop(server_id, []):
+            waiter.callback(up)
 
     def when_peers_up(self, timeout: float) -> Deferred[list[str]]:
         """Fires with ``[]`` once every peer is up (when the last one logs in), or after

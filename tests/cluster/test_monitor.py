@@ -21,6 +21,7 @@ from pomelo_twisted.app.application import Application
 from pomelo_twisted.cluster.master import MasterService
 from pomelo_twisted.cluster.monitor import MonitorClient, MonitorComponent
 from pomelo_twisted.cluster.supervisor import Supervisor
+from pomelo_twisted.discovery.membership import JOIN_WAIT
 from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.interfaces import IComponent
@@ -277,6 +278,39 @@ class NetworkTransportTests(MonitorCase):
         self.monitor.membership(up(CHAT_1))
         self.network.flush()
         self.assertEqual(self.transport.peer_state("chat-1"), "up")
+
+    def test_a_joining_server_is_routed_to_once_its_link_is_up(self) -> None:
+        """A server that joins is connected to first: nothing routes to it until its link
+        is up, then it is routed to (no request reaches a server that cannot take it)."""
+        self.monitor.membership(up(CHAT_1))
+        self.network.flush()
+        self.assertEqual(self.transport.peer_state("chat-1"), "down")
+        self.assertEqual(ids(self.app), ["connector-1"])
+        chat = PbRpcTransport(self.clock, "chat-1", SECRET, rng=random.Random(8))
+        self.network.listen(CHAT_1.rpc_client_endpoint, chat.server_factory())
+        self.clock.advance(1)
+        self.network.flush()
+        self.assertEqual(self.transport.peer_state("chat-1"), "up")
+        self.assertEqual(ids(self.app), ["chat-1", "connector-1"])
+
+    def test_a_join_whose_link_never_comes_is_routed_after_the_wait(self) -> None:
+        """After JOIN_WAIT seconds without a link the joining server is routed to anyway
+        (its calls fail fast, as for any server that is down)."""
+        self.monitor.membership(up(CHAT_1))
+        self.clock.advance(JOIN_WAIT - 0.1)
+        self.assertEqual(ids(self.app), ["connector-1"])
+        self.clock.advance(0.1)
+        self.assertEqual(ids(self.app), ["chat-1", "connector-1"])
+
+    def test_when_peer_up(self) -> None:
+        """when_peer_up: True at once for an up peer, False for an unknown one or one
+        removed while waited for."""
+        self.assertFalse(self.successResultOf(self.transport.when_peer_up("chat-1", 5)))
+        self.transport.add_peer(CHAT_1)
+        waited = self.transport.when_peer_up("chat-1", 5)
+        self.assertNoResult(waited)
+        self.transport.remove_peer("chat-1")
+        self.assertFalse(self.successResultOf(waited))
 
     def test_removed_forgets_the_peer(self) -> None:
         """removed drops the peer from the transport too."""
