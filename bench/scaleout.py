@@ -133,9 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bots", type=int, default=200, help="bots of cases b, c, d, g")
     parser.add_argument("--only", default=",".join(CASES), help="cases to run (a,...,g)")
     parser.add_argument("--ttl", type=float, default=5.0, help="discovery and binding TTL")
-    parser.add_argument("--out", type=Path, default=Path("scaleout-out"), help="reports")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "scaleout",
+        help="reports (default bench/results/scaleout)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the clusters' folders")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the bots run in other working directories
     args.out.mkdir(parents=True, exist_ok=True)
     only = [c for c in args.only.split(",") if c]
     unknown = [c for c in only if c not in CASES]
