@@ -41,9 +41,10 @@ from ..discovery.interfaces import (
     MembershipListener,
     ServerRecord,
 )
-from ..discovery.membership import Listeners, apply_event, observe, server_stats
+from ..discovery.membership import apply_event, observe, server_stats
 from ..gameconfig import ServerInfo
 from ..interfaces import IComponent
+from ..listeners import Listeners
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
 
@@ -105,7 +106,7 @@ class MonitorComponent:
         self.started_at = app.clock.seconds()
         self.registered = 0
         self.refused = ""
-        self.listeners = Listeners()
+        self.listeners: Listeners[[MembershipEvent]] = Listeners("membership")
         self.discovery = MasterRegistry(self)
         rng = rng or random.Random()
         self.connection = PersistentLogin(

@@ -50,6 +50,7 @@ from ..kv.errors import KVError, LeaseNotFound
 from ..kv.follower import PrefixFollower
 from ..kv.interfaces import IKeyValueStore, KeyValue, WatchEvent
 from ..kv.lease import LeaseKeeper
+from ..listeners import Listeners
 from .commands import command_key, decode_command
 from .interfaces import (
     DiscoveredServer,
@@ -58,7 +59,7 @@ from .interfaces import (
     MembershipListener,
     ServerRecord,
 )
-from .membership import Listeners, apply_event, observe, server_stats
+from .membership import apply_event, observe, server_stats
 
 __all__ = ["DEFAULT_TTL", "EtcdDiscovery", "decode_record", "server_key"]
 
@@ -122,7 +123,7 @@ class EtcdDiscovery:
         #: by id), so route functions pick the same server on every peer.
         self.rank = {info.id: n for n, info in enumerate(server.all_servers())}
         self.first_view: Deferred[None] = Deferred()
-        self.listeners = Listeners()
+        self.listeners: Listeners[[MembershipEvent]] = Listeners("membership")
         #: Every other server of the cluster as last seen, by id.
         self.records: dict[str, ServerRecord] = {}
         #: The lease this server's record is attached to (None: none held right now).

@@ -3,12 +3,12 @@
 Shared by every :class:`~pomelo_twisted.discovery.interfaces.IServiceDiscovery`: ``up`` adds
 (or updates) the server and connects to it now, ``removed`` forgets it (its connection is
 closed, nothing routes to it), ``down`` changes nothing (its connection keeps retrying and
-calls to it fail fast until it is back). :class:`Listeners` fans events out to subscribers.
+calls to it fail fast until it is back). Subscribers are told through a
+:class:`~pomelo_twisted.listeners.Listeners`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -17,9 +17,9 @@ from twisted.logger import Logger
 from ..gameconfig import ServerInfo
 from ..interfaces import INetworkRpcTransport
 from ..rpc.breaker import CLOSED, BreakerBoard
-from .interfaces import DiscoveredServer, MembershipEvent, MembershipListener
+from .interfaces import DiscoveredServer, MembershipEvent
 
-__all__ = ["JOIN_WAIT", "Listeners", "apply_event", "observe", "server_stats"]
+__all__ = ["JOIN_WAIT", "apply_event", "observe", "server_stats"]
 
 log = Logger()
 
@@ -88,31 +88,6 @@ def server_stats(server: DiscoveredServer) -> dict[str, Any]:
         if tripped:
             stats["breakers"] = tripped
     return stats
-
-
-class Listeners:
-    """The subscribers of a discovery; a failing one is logged, the others still run."""
-
-    def __init__(self) -> None:
-        self._listeners: list[MembershipListener] = []
-
-    def subscribe(self, listener: MembershipListener) -> Callable[[], None]:
-        """Add ``listener``; the function that removes it."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def notify(self, event: MembershipEvent) -> None:
-        """Call every listener with ``event``."""
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.failure("membership listener {listener!r} failed", listener=listener)
 
 
 def observe(fired: Deferred[None]) -> Deferred[None]:

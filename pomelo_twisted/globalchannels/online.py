@@ -18,6 +18,7 @@ Any server reads the counts with :meth:`GlobalChannelService.online_count`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -73,6 +74,8 @@ class OnlineStatus:
         self._sids: dict[int, str] = {}
         self._stale = True
         self._refresh = LoopingCall(self.refresh)
+        #: Removes this component's session listeners (set while it runs).
+        self._unsubscribe: list[Callable[[], None]] = []
         self._refresh.clock = clock
         #: Writes to Redis that failed.
         self.errors = 0
@@ -88,8 +91,10 @@ class OnlineStatus:
 
     def start(self) -> None:
         """Listen to the sessions and refresh the online set every third of the ttl."""
-        self.sessions.bind_listeners.append(self._bound)
-        self.sessions.unbind_listeners.append(self._unbound)
+        self._unsubscribe = [
+            self.sessions.bind_listeners.subscribe(self._bound),
+            self.sessions.unbind_listeners.subscribe(self._unbound),
+        ]
         for session in self.sessions.sessions():
             if session.uid is not None:
                 self._bound(session, session.uid)
@@ -105,12 +110,9 @@ class OnlineStatus:
         """Stop refreshing and remove this frontend's online set (best effort)."""
         if self._refresh.running:
             self._refresh.stop()
-        for listeners, listener in (
-            (self.sessions.bind_listeners, self._bound),
-            (self.sessions.unbind_listeners, self._unbound),
-        ):
-            if listener in listeners:
-                listeners.remove(listener)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         d = gather(
             [
                 self.redis.delete([self._key]),

@@ -24,6 +24,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..listeners import Listeners
 from ..rpc.logagg import RepeatedWarning
 from .backend import SYS_SERVICE, RpcCall
 from .interfaces import IBindingClaims, ISessionDirectory, SessionEvent, SessionListener
@@ -38,35 +39,26 @@ RENEW_INTERVAL = 10.0
 
 
 class Subscribers:
-    """The local listeners of a server: ``(on_bind, on_close)`` pairs."""
+    """The local listeners of a server: ``(on_bind, on_close)`` pairs, each told of the
+    events of its kind (a :class:`~pomelo_twisted.listeners.Listeners` underneath)."""
 
     def __init__(self) -> None:
-        self._pairs: list[tuple[SessionListener, SessionListener]] = []
+        self._events: Listeners[[SessionEvent]] = Listeners("session event")
 
     def __bool__(self) -> bool:
-        return bool(self._pairs)
+        return bool(self._events)
 
     def add(self, on_bind: SessionListener, on_close: SessionListener) -> Callable[[], None]:
         """Add a pair; returns the function removing it (idempotent)."""
-        pair = (on_bind, on_close)
-        self._pairs.append(pair)
 
-        def remove() -> None:
-            if pair in self._pairs:
-                self._pairs.remove(pair)
+        def listener(event: SessionEvent) -> None:
+            (on_bind if event.kind == "bind" else on_close)(event)
 
-        return remove
+        return self._events.subscribe(listener)
 
     def deliver(self, event: SessionEvent) -> None:
         """Call every listener of ``event``'s kind; a failing listener is logged."""
-        for on_bind, on_close in list(self._pairs):
-            listener = on_bind if event.kind == "bind" else on_close
-            try:
-                listener(event)
-            except Exception:
-                log.failure(
-                    "session {kind} listener failed for {uid}", kind=event.kind, uid=event.uid
-                )
+        self._events.notify(event)
 
 
 @implementer(ISessionDirectory, IBindingClaims)

@@ -10,7 +10,7 @@ and the same bytes written to every connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -18,6 +18,7 @@ from twisted.logger import Logger, LogLevel
 
 from ..errors import HandlerError
 from ..interfaces import IAgent
+from ..listeners import Listeners
 from .interfaces import IBindingClaims
 from .session import Session
 
@@ -63,11 +64,11 @@ class SessionService:
         self._sessions: dict[int, Session] = {}
         # uid -> {sid: session}, in binding order.
         self._by_uid: dict[str, dict[int, Session]] = {}
-        #: Called with ``(session, uid)`` after a session is bound to ``uid``
-        #: (e.g. the online status); a session closing runs its ``on_closed`` callbacks.
-        self.bind_listeners: list[Callable[[Session, str], object]] = []
-        #: Called with ``(session, uid)`` after a session is unbound from ``uid``.
-        self.unbind_listeners: list[Callable[[Session, str], object]] = []
+        #: Told ``(session, uid)`` after a session is bound to ``uid`` (e.g. the online
+        #: status); a session closing runs its ``on_closed`` callbacks.
+        self.bind_listeners: Listeners[[Session, str]] = Listeners("session bind")
+        #: Told ``(session, uid)`` after a session is unbound from ``uid``.
+        self.unbind_listeners: Listeners[[Session, str]] = Listeners("session unbind")
 
     def __repr__(self) -> str:
         return f"<SessionService {self.frontend_id!r}: {len(self._sessions)} sessions>"
@@ -152,7 +153,7 @@ class SessionService:
         self._by_uid.setdefault(uid, {})[session.id] = session
         if self.directory is not None:
             self.directory.bound(uid, session.id)
-        self._notify(self.bind_listeners, session, uid)
+        self.bind_listeners.notify(session, uid)
 
     def unbind(self, sid: int, uid: str) -> Deferred[None]:
         """Unbind session ``sid`` from ``uid``; ``HandlerError(500)`` if not bound to it."""
@@ -163,19 +164,8 @@ class SessionService:
             return fail(HandlerError(CODE_SESSION, f"session {sid} is not bound to {uid}"))
         self._drop_uid(session)
         session.uid = None
-        self._notify(self.unbind_listeners, session, uid)
+        self.unbind_listeners.notify(session, uid)
         return succeed(None)
-
-    def _notify(
-        self, listeners: list[Callable[[Session, str], object]], session: Session, uid: str
-    ) -> None:
-        for listener in listeners:
-            try:
-                listener(session, uid)
-            except Exception:
-                log.failure(
-                    "session listener {listener} failed", listener=listener, level=LogLevel.error
-                )
 
     # -- closing -------------------------------------------------------------
 

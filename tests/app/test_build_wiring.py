@@ -20,10 +20,10 @@ from pomelo_twisted.app.build import (
     forget_left_frontends,
 )
 from pomelo_twisted.discovery.interfaces import MembershipEvent
-from pomelo_twisted.discovery.membership import Listeners
 from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.gameconfig import GameConfig, ServerInfo
 from pomelo_twisted.globalchannels import FakeRedis, GlobalChannelService
+from pomelo_twisted.listeners import Listeners
 from pomelo_twisted.rpc import ConsistentHashRoute, default_route
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from tests.sessions.fakes import FakeRpc
@@ -98,7 +98,7 @@ class ForgetLeftFrontendsTests(SynchronousTestCase):
         self.app = chat_app()
         self.channels = GlobalChannelService(FakeRedis(Clock()), FakeRpc(), "test")
         self.app.components["global_channels"] = self.channels
-        self.listeners = Listeners()
+        self.listeners: Listeners[[MembershipEvent]] = Listeners("membership")
         forget_left_frontends(self.app, self.listeners)
         for uid, frontend in (("a", "connector-1"), ("b", "connector-2")):
             self.successResultOf(self.channels.add("world", uid, frontend))

@@ -130,8 +130,9 @@ class SessionListenerTests(SynchronousTestCase):
         def broken(session: object, uid: str) -> None:
             raise RuntimeError("listener bug")
 
-        sessions.bind_listeners.extend([broken, lambda s, u: seen.append(("bind", s.id, u))])
-        sessions.unbind_listeners.append(lambda s, u: seen.append(("unbind", s.id, u)))
+        sessions.bind_listeners.subscribe(broken)
+        sessions.bind_listeners.subscribe(lambda s, u: seen.append(("bind", s.id, u)))
+        sessions.unbind_listeners.subscribe(lambda s, u: seen.append(("unbind", s.id, u)))
         sessions.create(FakeAgent(7))
         self.successResultOf(sessions.bind(7, "alice"))
         self.successResultOf(sessions.unbind(7, "alice"))
