@@ -31,18 +31,22 @@ _MAX_BACKLOG_SLICES = 64
 class SlicedReader:
     """The reading half of :class:`~pomelo_twisted.agent.Agent` (a base class)."""
 
-    __slots__ = ("_backlog", "_reads_paused", "_slice_call", "_unfed")
+    __slots__ = ("_backlog", "_reads_paused", "_slice_call", "_unfed", "_unfed_at")
 
     _backlog: list[Event] | None
     """Packages decoded and not handled yet (the next slice handles them first)."""
     _unfed: bytes
-    """Bytes received and not decoded yet (after the backlog's)."""
+    """Bytes received and not decoded yet (after the backlog's), from ``_unfed_at`` on: a
+    long read is kept whole and each slice decodes from an offset into it, rather than
+    copying what remains of it on every turn."""
+    _unfed_at: int
     _slice_call: IDelayedCall | None
     _reads_paused: bool
 
     def __init__(self) -> None:
         self._backlog = None
         self._unfed = b""
+        self._unfed_at = 0
         self._slice_call = None
         self._reads_paused = False
 
@@ -57,19 +61,24 @@ class SlicedReader:
         def _abuse(self, reason: str) -> None: ...
         def _on_violation(self, reason: str) -> None: ...
 
-    def data_received(self, data: bytes, resumed: bool = False) -> None:
-        """Bytes from the client, handled a slice a reactor turn (``resumed``: the next
-        slice's call)."""
-        if not resumed and (self._backlog is not None or self._unfed):
-            self._unfed += data  # behind: these wait their turn
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the client, handled a slice a reactor turn."""
+        if self._backlog is not None or self._unfed:
+            # Behind (a link that cannot pause its reads): these wait their turn.
+            self._unfed = self._unfed[self._unfed_at :] + data
+            self._unfed_at = 0
             if len(self._unfed) > self.config.slice_bytes * _MAX_BACKLOG_SLICES:
                 self._abuse(KICK_BACKLOG)
             return
         limit = self.config.slice_bytes
         if len(data) > limit:
-            self._unfed = data[limit:]
+            self._unfed, self._unfed_at = data, limit
             data = data[:limit]
             self._wait()
+        self._decode(data)
+
+    def _decode(self, data: bytes) -> None:
+        """Decode one slice of bytes and handle what it holds."""
         events = self.connection.receive_data(data)
         if events and isinstance(events[-1], ProtocolViolation):
             # The connection is already CLOSED: nothing decoded before the violation in
@@ -137,5 +146,10 @@ class SlicedReader:
         if backlog:
             self._dispatch(backlog)
         elif self._unfed:
-            data, self._unfed = self._unfed, b""
-            self.data_received(data, resumed=True)
+            data, start = self._unfed, self._unfed_at
+            end = start + self.config.slice_bytes
+            if end < len(data):  # more than a slice left: the next turn goes on from end
+                self._unfed_at = end
+            else:
+                self._unfed, self._unfed_at = b"", 0
+            self._decode(data[start:end])
