@@ -206,11 +206,14 @@ class Cluster:
         return process
 
     # -- logs ---------------------------------------------------------------------------
+    #: The output files of the processes that run the servers (here: each master run).
+    RUN_LOGS = "master-*.log"
+
     def logs(self) -> dict[str, str]:
-        """Every log: each master run's output and ``logs/*.log``."""
+        """Every log: the outputs of :attr:`RUN_LOGS` and ``logs/*.log``."""
         found = {
             path.name: path.read_text(errors="replace")
-            for path in sorted(self.workdir.glob("master-*.log"))
+            for path in sorted(self.workdir.glob(self.RUN_LOGS))
         }
         for path in sorted((self.game / "logs").glob("*.log")):
             found[f"logs/{path.name}"] = path.read_text(errors="replace")

@@ -68,6 +68,8 @@ class Services:
 class ScaleoutCluster(Cluster):
     """Two connectors and two chat servers on three loopback hosts, etcd, Redis."""
 
+    RUN_LOGS = "supervisor-*.log"  # one host supervisor per address, no master
+
     def __init__(self, services: Services, prefix: str, ttl: float, route: str = "crc32") -> None:
         super().__init__()
         self.services = services
@@ -145,15 +147,6 @@ class ScaleoutCluster(Cluster):
             return len(cells) > 3 and cells[2] == "up" and cells[3] != str(old_pid)
 
         return self.wait_for(back, timeout, f"{server_id} up with a new pid")
-
-    def logs(self) -> dict[str, str]:
-        found = {
-            path.name: path.read_text(errors="replace")
-            for path in sorted(self.workdir.glob("supervisor-*.log"))
-        }
-        for path in sorted((self.game / "logs").glob("*.log")):
-            found[f"logs/{path.name}"] = path.read_text(errors="replace")
-        return found
 
     def close(self, keep: bool = False) -> None:
         """Bots, then ``stop`` through etcd, then whatever is left is killed."""

@@ -121,6 +121,8 @@ def measure(contender: Any, spec: dict[str, Any], duration: float, warmup: float
         args += ["--clients", str(spec["clients"]), "--route", spec["route"]]
         if spec.get("entry"):
             args += ["--entry-route", ENTRY]
+            if "uid_prefix" in spec:
+                args += ["--entry-uid-prefix", spec["uid_prefix"]]
     elif mode == "broadcast":
         args = ["broadcast", *base, "--warmup", str(warmup), "--members", str(spec["members"])]
         args += ["--senders", str(spec["senders"]), "--rate", str(spec["rate"])]
@@ -207,7 +209,10 @@ def measure_cluster(
     def one(port: int) -> None:
         try:
             view = _PortView(contender, port)
-            results.append(measure(view, spec | {"mode": "echo"}, duration, warmup))
+            # Each generator's uids are its own: the example game lets a uid log in once in
+            # the whole cluster, so the same uids on both frontends would kick each other.
+            own = {"mode": "echo", "uid_prefix": f"lg{port}-"}
+            results.append(measure(view, spec | own, duration, warmup))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
