@@ -18,7 +18,10 @@ from twisted.internet.interfaces import (
     IReactorTCP,
     IReactorTime,
 )
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
+
+from .callcontext import CallContext
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from .protocol import ClientHandshake
 
 __all__ = [
+    "CallEnd",
     "IAcceptor",
     "IAfterFilter",
     "IAgent",
@@ -34,11 +38,15 @@ __all__ = [
     "IBeforeFilter",
     "IComponent",
     "IConnectionHandler",
+    "IHookedTransport",
     "IModule",
+    "IRequestHooks",
+    "IRpcHooks",
     "IRpcTransport",
     "ISerializer",
     "IServerReactor",
     "ISlicedLink",
+    "RequestEnd",
 ]
 
 
@@ -275,3 +283,47 @@ class INetworkRpcTransport(IRpcTransport):
     def when_peer_up(server_id: str, timeout: float) -> Deferred[bool]:
         """Fires True once the peer's link is up (at once if it is), False after
         ``timeout`` seconds or when the peer is removed first."""
+
+
+CallEnd = Callable[[Failure | None], None]
+"""The end of an RPC (:class:`IRpcHooks`): called with None (answered) or the failure the
+caller got."""
+
+RequestEnd = Callable[[object], None]
+"""The end of a client request (:class:`IRequestHooks`): called with the response body (a
+dict, an ``EncodedBody``, ...) or a ``Failure`` when the handler failed; a notify's with
+None or a ``Failure``."""
+
+
+class IRequestHooks(Interface):
+    """Called around every client request and notify of a frontend."""
+
+    def request_started(
+        agent: IAgent, route: str, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        """A request (``notify`` False) or notify of ``agent`` for ``route`` begins: the
+        call context it runs within, and its end (or None)."""
+
+
+class IRpcHooks(Interface):
+    """Called around every server-to-server call, on both sides."""
+
+    def call_started(
+        server_id: str, service: str, method: str, context: CallContext | None
+    ) -> tuple[CallContext | None, CallEnd | None]:
+        """This server sends ``service.method`` to ``server_id``: the call context it
+        carries, and its end (or None). Not called for a call refused before sending
+        (peer down, circuit open, arguments not plain data)."""
+
+    def serve_started(
+        peer: str, service: str, method: str, context: CallContext | None
+    ) -> tuple[CallContext | None, CallEnd | None]:
+        """This server runs ``service.method`` for ``peer`` (a server id, or ``local``
+        in-process), called with ``context``: the context the remote runs within, and
+        its end (or None)."""
+
+
+class IHookedTransport(Interface):
+    """An RPC transport that calls :class:`IRpcHooks`."""
+
+    hooks = Attribute("the IRpcHooks called around every call, or None (the default)")

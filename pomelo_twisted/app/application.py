@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..handlers.dispatch import Dispatcher
 from ..handlers.registry import HandlerRegistry, default_name
+from ..instruments import Instruments
 from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
@@ -75,6 +76,8 @@ class Application(OrderedServices):
         self.remotes = RemoteDispatcher()
         self.router = Router()
         self.rpc = RpcProxies(rpc, self.router, self.servers_of)
+        #: Metrics, tracing and request-log hooks (:mod:`pomelo_twisted.instruments`).
+        self.instruments = Instruments(rpc)
         self.dispatcher = Dispatcher({server.type}, self.handlers, reactor)
         self.session_service = SessionService(server.id) if server.frontend else None
         self.channel_service = ChannelService(self.rpc_call, self.frontend_ids)

@@ -14,7 +14,8 @@ from zope.interface import implementer
 from ..acceptors import KINDS, AcceptorService, AgentPool
 from ..agent import AgentConfig
 from ..errors import ConfigError
-from ..interfaces import IComponent, INetworkRpcTransport
+from ..instruments import ObservedHandler
+from ..interfaces import IComponent, IConnectionHandler, INetworkRpcTransport
 from ..serializers import get_serializer
 from .frontend import FrontendHandler
 from .lifecycle import IReadyService
@@ -116,8 +117,12 @@ class ConnectorComponent(MultiService):
             raise ConfigError(f"{app.server_id}: {exc}") from None
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
+        handler: IConnectionHandler = FrontendHandler(app)
+        hooks = app.instruments.requests
+        if hooks is not None:  # metrics, tracing, request logs (pomelo_twisted.instruments)
+            handler = ObservedHandler(handler, hooks)
         self.agents = AgentPool(
-            FrontendHandler(app),
+            handler,
             app.clock,
             serializer=serializer,
             config=config,

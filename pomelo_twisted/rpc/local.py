@@ -35,16 +35,18 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..budget import budget_of, within_deadline
+from ..callcontext import CALL_CONTEXT, CallContext
 from ..deadlines import DeadlineScheduler
 from ..errors import ConfigError, HandlerError, PeerUnavailable, PomeloError, RpcError
-from ..interfaces import IRpcTransport
+from ..instruments import end_call
+from ..interfaces import CallEnd, IHookedTransport, IRpcHooks, IRpcTransport
 from ..results import call_settled
 from .calls import RpcCall, call_label, expired
 from .metrics import RpcCounters
 from .payload import copy_plain
 from .remotes import RemoteDispatcher, ServeRemote
 
-__all__ = ["LocalRpcTransport", "entry_point"]
+__all__ = ["LocalRpcTransport", "ended", "entry_point", "started"]
 
 log = Logger()
 
@@ -66,18 +68,35 @@ class _LocalCall(RpcCall):
     """An in-process call: its copied arguments until delivered (set by the transport
     once built)."""
 
-    __slots__ = ("args", "queued", "transport")
+    __slots__ = ("args", "context", "queued", "transport")
 
     transport: LocalRpcTransport
     args: list[Any] | None
     queued: bool
+    context: CallContext | None
 
     def _ended(self) -> None:
         self.args = None
         self.transport._forget(self)
 
 
-@implementer(IRpcTransport)
+def started(
+    hooks: IRpcHooks, server_id: str, service: str, method: str, context: CallContext | None
+) -> tuple[CallContext | None, CallEnd | None]:
+    """``hooks.call_started(...)``; a hook that raises is logged and skipped."""
+    try:
+        return hooks.call_started(server_id, service, method, context)
+    except Exception:
+        log.failure("an rpc call hook failed; skipped for this call")
+        return context, None
+
+
+def ended(d: Deferred[Any], end: CallEnd | None) -> Deferred[Any]:
+    """``d``, whose outcome ``end`` sees first (when there is one)."""
+    return d if end is None else d.addBoth(end_call, end)
+
+
+@implementer(IRpcTransport, IHookedTransport)
 class LocalRpcTransport:
     """Calls between the servers registered on it, one clock turn apart.
 
@@ -94,6 +113,8 @@ class LocalRpcTransport:
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         #: Calls to a server id that was never registered.
         self.unknown_calls = 0
+        #: The :class:`~pomelo_twisted.instruments.IRpcHooks` around every call, or None.
+        self.hooks: IRpcHooks | None = None
 
     def __repr__(self) -> str:
         return f"<LocalRpcTransport serving {sorted(self._servers)}>"
@@ -178,10 +199,15 @@ class LocalRpcTransport:
         call.transport = self
         call.args = copied
         call.queued = True
+        context = CALL_CONTEXT.get()
+        end = None
+        if self.hooks is not None:
+            context, end = started(self.hooks, server_id, service, method, context)
+        call.context = context
         self._queue.append(call)
         if self._hop is None:
             self._hop = self._clock.callLater(0, self._deliver_queued)
-        return call.deferred
+        return ended(call.deferred, end)
 
     def _forget(self, call: _LocalCall) -> None:
         """``call`` ended (answered, failed, expired, cancelled): drop its delivery if it
@@ -208,15 +234,30 @@ class LocalRpcTransport:
         if serve is None:
             call.fail(_unavailable(call.server_id, call.service, call.method))
             return
-        # The remote runs within the call's deadline: its own calls are cut to it.
-        result = within_deadline(
-            call.deadline[0], call_settled, serve, call.service, call.method, args
-        )
+        context, end = call.context, None
+        if self.hooks is not None:
+            try:
+                context, end = self.hooks.serve_started("local", call.service, call.method, context)
+            except Exception:
+                log.failure("an rpc serve hook failed; skipped for this call")
+        # The remote runs within the call's deadline (its own calls are cut to it) and
+        # its call context.
+        token = CALL_CONTEXT.set(context)
+        try:
+            result = within_deadline(
+                call.deadline[0], call_settled, serve, call.service, call.method, args
+            )
+        finally:
+            CALL_CONTEXT.reset(token)
         if isinstance(result, Deferred):
+            if end is not None:
+                result.addBoth(end_call, end)
             result.addCallbacks(
                 self._returned, self._remote_failed, callbackArgs=(call,), errbackArgs=(call,)
             )
         else:
+            if end is not None:
+                end_call(result, end)
             self._returned(result, call)
 
     def _returned(self, result: object, call: _LocalCall) -> None:

@@ -8,8 +8,10 @@ beyond 64 bits are refused.
 Between processes, calls and answers travel in *batches*: msgpack arrays whose items
 are packed already (:func:`pack_array`), each at most :data:`MAX_BATCH` bytes
 (:func:`chunks`). A call is ``[id, target, service, method, args, budget]``: ``budget``
-is the seconds its caller still waits (:mod:`~pomelo_twisted.budget`); a callee also
-accepts ``[id, target, service, method, args]`` (no budget: the form before budgets).
+is the seconds its caller still waits (:mod:`~pomelo_twisted.budget`); a call made within
+a call context (:mod:`~pomelo_twisted.callcontext`) carries it as a 7th item,
+``[id, target, service, method, args, budget, context]``; a callee also accepts
+``[id, target, service, method, args]`` (no budget: the form before budgets).
 An answer is ``[id, OK, result]``, ``[id, HANDLER_ERROR, code, msg]``, ``[id, ERROR,
 message]`` or ``[id, TIMEOUT, message]`` (the budget was spent before the remote ran).
 """

@@ -62,15 +62,17 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from ..budget import DEADLINE
+from ..callcontext import CALL_CONTEXT
 from ..deadlines import DeadlineScheduler
 from ..errors import CircuitOpen, PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
-from ..interfaces import INetworkRpcTransport, IServerReactor
+from ..instruments import end_call
+from ..interfaces import IHookedTransport, INetworkRpcTransport, IRpcHooks, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
 from .breaker import BreakerBoard, BreakerSettings
 from .calls import call_label, expired
-from .local import LocalRpcTransport, entry_point
+from .local import LocalRpcTransport, ended, entry_point, started
 from .logagg import RepeatedWarning
 from .metrics import RpcCounters
 from .payload import MAX_BATCH, pack_plain, unpack_plain
@@ -101,7 +103,7 @@ class _AnswerSink(pb.Referenceable):
     answers go back on this connection (as ``batch`` messages)."""
 
 
-@implementer(INetworkRpcTransport)
+@implementer(INetworkRpcTransport, IHookedTransport)
 class PbRpcTransport:
     """Calls to peer servers over PB, and this process's own servers in-process.
 
@@ -155,6 +157,7 @@ class PbRpcTransport:
         #: The circuit breaker of each peer (``configure`` it to change the settings).
         self.breakers = BreakerBoard(reactor, breaker)
         self._local = LocalRpcTransport(reactor, self._deadlines)
+        self._hooks: IRpcHooks | None = None
         self._serving: dict[str, ServeRemote] = {}
         self._peers: dict[str, Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
@@ -169,6 +172,17 @@ class PbRpcTransport:
 
     def __repr__(self) -> str:
         return f"<PbRpcTransport {self.name}: peers {sorted(self._peers)}>"
+
+    @property
+    def hooks(self) -> IRpcHooks | None:
+        """The :class:`~pomelo_twisted.instruments.IRpcHooks` around every call made and
+        served (in-process ones too), or None."""
+        return self._hooks
+
+    @hooks.setter
+    def hooks(self, hooks: IRpcHooks | None) -> None:
+        self._hooks = hooks
+        self._local.hooks = hooks
 
     # -- serving ----------------------------------------------------------------------
 
@@ -202,7 +216,7 @@ class PbRpcTransport:
         broker = mind.broker if isinstance(mind, pb.RemoteReference) else None
         if not isinstance(broker, NoDelayBroker):
             broker = None
-        return RpcAvatar(peer, self.dispatcher, self._clock, broker)
+        return RpcAvatar(peer, self.dispatcher, self._clock, broker, lambda: self._hooks)
 
     def listen(self, endpoint: str) -> Deferred[IListeningPort]:
         """Listen for peers on ``endpoint`` (an endpoint string)."""
@@ -399,21 +413,28 @@ class PbRpcTransport:
                     return expired(call_label(server_id, service, method), counters)
                 timeout = left
         call_id = next(self._ids)
+        context = CALL_CONTEXT.get()
+        end = None
+        if self._hooks is not None:
+            context, end = started(self._hooks, server_id, service, method, context)
         try:
             if type(args) not in (tuple, list):
                 args = list(args)
-            item = pack_plain([call_id, server_id, service, method, args, timeout])
+            if context is None:
+                item = pack_plain([call_id, server_id, service, method, args, timeout])
+            else:
+                item = pack_plain([call_id, server_id, service, method, args, timeout, context])
         except ValueError as exc:
             counters.failures += 1
             breaker.abandoned()
             label = call_label(server_id, service, method)
-            return fail(RpcError(f"{label}: arguments are not plain data ({exc})"))
+            return ended(fail(RpcError(f"{label}: arguments are not plain data ({exc})")), end)
         if len(item) > MAX_BATCH:
             counters.failures += 1
             breaker.abandoned()
             label = call_label(server_id, service, method)
             size = f"{len(item)} bytes, at most {MAX_BATCH}"
-            return fail(RpcError(f"{label}: the arguments are too large ({size})"))
+            return ended(fail(RpcError(f"{label}: the arguments are too large ({size})")), end)
         channel = peer.channel
         if channel is None or channel.broker is not broker:
             channel = self._open(peer, broker)
@@ -423,6 +444,8 @@ class PbRpcTransport:
         call.breaker = breaker
         channel.calls[call_id] = call
         call.ticket = channel.batcher.add(item)
+        if end is not None:
+            return call.deferred.addBoth(end_call, end)
         return call.deferred
 
     def _open(self, peer: Peer, broker: LoginBroker) -> Channel:

@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.spread import pb
 
+from ..interfaces import IRpcHooks
 from .batcher import TurnBatcher
 from .logagg import RepeatedWarning
 from .payload import MAX_BATCH
@@ -45,10 +46,11 @@ class RpcAvatar(pb.Avatar):
         serving: Callable[[str], ServeRemote | None],
         clock: IReactorTime,
         broker: NoDelayBroker | None,
+        hooks: Callable[[], IRpcHooks | None] = lambda: None,
     ) -> None:
         self.peer = peer
         self._broker = broker
-        self._runner = CallRunner(serving, self._answer, peer, MAX_BATCH, clock)
+        self._runner = CallRunner(serving, self._answer, peer, MAX_BATCH, clock, hooks)
         self._answers = TurnBatcher(clock, self._send_answers, MAX_BATCH)
         if broker is not None:  # logged in: its batch messages are calls for us
             broker.batch_receiver = self.run_batch

@@ -26,8 +26,11 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..budget import DEADLINE
+from ..callcontext import CALL_CONTEXT, checked_context
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
+from ..instruments import end_call
+from ..interfaces import IRpcHooks
 from ..results import call_settled, is_later, settle
 from .logagg import RepeatedWarning
 from .payload import ERROR, HANDLER_ERROR, OK, TIMEOUT, pack_plain, unpack_plain
@@ -192,8 +195,10 @@ class CallRunner:
         peer: str,
         max_size: int,
         clock: IReactorTime,
+        hooks: Callable[[], IRpcHooks | None] = lambda: None,
     ) -> None:
         self._dispatchers = dispatchers
+        self._hooks = hooks
         self._answer = answer
         self.peer = peer
         self._max_size = max_size
@@ -211,7 +216,7 @@ class CallRunner:
             _refusals.warn("refused a malformed batch of rpcs from {peer}", peer=self.peer)
             return
         for item in calls:
-            if type(item) is not list or not 5 <= len(item) <= 6 or type(item[0]) is not int:
+            if type(item) is not list or not 5 <= len(item) <= 7 or type(item[0]) is not int:
                 _refusals.warn(
                     "refused a malformed rpc from {peer}: {item!r}", peer=self.peer, item=item
                 )
@@ -226,7 +231,15 @@ class CallRunner:
         method: Any,
         args: Any,
         budget: Any = None,
+        context: Any = None,
     ) -> None:
+        if context is not None:
+            try:
+                context = checked_context(context)
+            except ValueError as exc:
+                _refusals.warn("refused an rpc from {peer}: {why}", peer=self.peer, why=exc)
+                self._answer(pack_plain([call_id, ERROR, f"refused: {exc}"]))
+                return
         if not (
             type(target) is str
             and type(service) is str
@@ -245,6 +258,13 @@ class CallRunner:
             message = f"server {target!r} is not served at this address"
             self._answer(pack_plain([call_id, ERROR, message]))
             return
+        end = None
+        hooks = self._hooks()
+        if hooks is not None:
+            try:
+                context, end = hooks.serve_started(self.peer, service, method, context)
+            except Exception:
+                log.failure("an rpc serve hook failed; skipped for this call")
         token = None
         if budget is not None:
             if not budget > 0:  # spent (or NaN) on arrival: the remote does not start
@@ -254,22 +274,33 @@ class CallRunner:
                 return
             # The remote, and what it starts (a coroutine too), run within the deadline.
             token = DEADLINE.set(self._clock.seconds() + budget)
+        in_context = CALL_CONTEXT.set(context) if context is not None else None
         try:
             try:
                 result = dispatcher(service, method, args)
+                if is_later(result):  # a Deferred, a coroutine (started here) or a Failure
+                    result = settle(result)
             except Exception:
-                self._failed(Failure(), call_id, target, service, method)
+                failure = Failure()
+                if end is not None:
+                    end_call(failure, end)
+                self._failed(failure, call_id, target, service, method)
                 return
-            if is_later(result):  # a Deferred, a coroutine or a Failure
-                later: Deferred[Any] = settle(result)
+            if isinstance(result, Deferred):
                 names = (call_id, target, service, method)
-                later.addCallbacks(
+                if end is not None:
+                    result.addBoth(end_call, end)
+                result.addCallbacks(
                     self._returned, self._failed, callbackArgs=names, errbackArgs=names
                 )
                 return
         finally:
+            if in_context is not None:
+                CALL_CONTEXT.reset(in_context)
             if token is not None:
                 DEADLINE.reset(token)
+        if end is not None:
+            end_call(result, end)
         self._returned(result, call_id, target, service, method)
 
     def _where(self, target: str, service: str, method: str) -> str:

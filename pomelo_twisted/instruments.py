@@ -1,0 +1,240 @@
+"""Where metrics, tracing and request-scoped logs plug in: two narrow hooks.
+
+Observability is optional and must cost nothing when it is off, so the framework calls
+out at exactly two kinds of places, each through an interface an implementation
+declares with ``@implementer`` (:mod:`pomelo_twisted.metrics`, :mod:`pomelo_twisted.tracing`,
+:mod:`pomelo_twisted.logs` give theirs):
+
+- :class:`IRequestHooks`, around each client request and notify a frontend handles
+  (:class:`ObservedHandler` wraps the frontend's connection handler; without hooks it
+  is not installed at all);
+- :class:`IRpcHooks`, around each server-to-server call: as the caller sends it and as
+  the callee serves it (the RPC transports and :class:`~.rpc.remotes.CallRunner` call
+  them when the transport's ``hooks`` attribute is set; it is None by default).
+
+A hook's ``*_started`` gets the current call context (:mod:`pomelo_twisted.callcontext`)
+and returns the context to go on with (the same, a copy with items added, e.g. a
+``traceparent`` naming its span) and an *end* callable, or None for no end. The end is
+called exactly once, with None when the request or call succeeded or with what it failed
+with (a :class:`~twisted.python.failure.Failure`, or for a request the error body the
+client gets, see :data:`RequestEnd`). Hooks must not raise; one that does is logged and
+skipped for that request, and the request goes on.
+
+An :class:`Instruments` holds a server's hooks (``app.instruments``): adding one chains
+it after those added before (:class:`RequestHookChain`, :class:`RpcHookChain`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .callcontext import CALL_CONTEXT, CallContext
+from .interfaces import (
+    CallEnd,
+    IAgent,
+    IConnectionHandler,
+    IHookedTransport,
+    IRequestHooks,
+    IRpcHooks,
+    RequestEnd,
+)
+from .protocol import ClientHandshake
+from .results import is_later, settle
+
+__all__ = [
+    "Instruments",
+    "ObservedHandler",
+    "RequestHookChain",
+    "RpcHookChain",
+    "end_call",
+]
+
+log = Logger()
+
+
+def _failed_hook(what: str) -> None:
+    log.failure("a {what} hook failed; skipped for this call", what=what)
+
+
+def end_call(result: Any, end: CallEnd) -> Any:
+    """``result`` as it is, after ``end`` saw it (a Deferred callback): an RPC's
+    outcome for its hooks."""
+    try:
+        end(result if isinstance(result, Failure) else None)
+    except Exception:
+        _failed_hook("call end")
+    return result
+
+
+@implementer(IRequestHooks)
+class RequestHookChain:
+    """Request hooks called in order; each gets the context the one before returned."""
+
+    def __init__(self, hooks: list[IRequestHooks]) -> None:
+        self.hooks = hooks
+
+    def request_started(
+        self, agent: IAgent, route: str, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        ends: list[RequestEnd] = []
+        for hook in self.hooks:
+            try:
+                context, end = hook.request_started(agent, route, notify, context)
+            except Exception:
+                _failed_hook("request start")
+                continue
+            if end is not None:
+                ends.append(end)
+        if not ends:
+            return context, None
+        if len(ends) == 1:
+            return context, ends[0]
+
+        def ended(outcome: object) -> None:
+            for end in reversed(ends):  # the innermost first
+                try:
+                    end(outcome)
+                except Exception:
+                    _failed_hook("request end")
+
+        return context, ended
+
+
+@implementer(IRpcHooks)
+class RpcHookChain:
+    """RPC hooks called in order; each gets the context the one before returned."""
+
+    def __init__(self, hooks: list[IRpcHooks]) -> None:
+        self.hooks = hooks
+
+    def _chain(
+        self, which: str, a: str, service: str, method: str, context: CallContext | None
+    ) -> tuple[CallContext | None, CallEnd | None]:
+        ends: list[CallEnd] = []
+        for hook in self.hooks:
+            try:
+                context, end = getattr(hook, which)(a, service, method, context)
+            except Exception:
+                _failed_hook(which)
+                continue
+            if end is not None:
+                ends.append(end)
+        if not ends:
+            return context, None
+        if len(ends) == 1:
+            return context, ends[0]
+
+        def ended(failure: Failure | None) -> None:
+            for end in reversed(ends):
+                try:
+                    end(failure)
+                except Exception:
+                    _failed_hook("call end")
+
+        return context, ended
+
+    def call_started(
+        self, server_id: str, service: str, method: str, context: CallContext | None
+    ) -> tuple[CallContext | None, CallEnd | None]:
+        return self._chain("call_started", server_id, service, method, context)
+
+    def serve_started(
+        self, peer: str, service: str, method: str, context: CallContext | None
+    ) -> tuple[CallContext | None, CallEnd | None]:
+        return self._chain("serve_started", peer, service, method, context)
+
+
+class Instruments:
+    """One server's hooks: ``requests`` (None when no request hook was added) and
+    ``rpc`` (set as the ``hooks`` of its transport when that calls hooks)."""
+
+    def __init__(self, transport: object) -> None:
+        self._transport = transport
+        self._request_hooks: list[IRequestHooks] = []
+        self._rpc_hooks: list[IRpcHooks] = []
+        self.requests: IRequestHooks | None = None
+        self.rpc: IRpcHooks | None = None
+
+    def add_request_hooks(self, hooks: IRequestHooks) -> None:
+        """Call ``hooks`` around every client request (frontends; add before start)."""
+        self._request_hooks.append(hooks)
+        chain = self._request_hooks
+        self.requests = chain[0] if len(chain) == 1 else RequestHookChain(list(chain))
+
+    def add_rpc_hooks(self, hooks: IRpcHooks) -> None:
+        """Call ``hooks`` around every call this server makes and serves."""
+        self._rpc_hooks.append(hooks)
+        chain = self._rpc_hooks
+        self.rpc = chain[0] if len(chain) == 1 else RpcHookChain(list(chain))
+        if IHookedTransport.providedBy(self._transport):
+            self._transport.hooks = self.rpc
+
+
+@implementer(IConnectionHandler)
+class ObservedHandler:
+    """A frontend's connection handler with :class:`IRequestHooks` around its requests
+    and notifies: each runs within the context the hooks gave, and its end sees the
+    body answered (or the failure)."""
+
+    def __init__(self, inner: IConnectionHandler, hooks: IRequestHooks) -> None:
+        self.inner = inner
+        self.hooks = hooks
+
+    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
+        return self.inner.handshake(agent, handshake)
+
+    def connected(self, agent: IAgent) -> None:
+        self.inner.connected(agent)
+
+    def disconnected(self, agent: IAgent, reason: str) -> None:
+        self.inner.disconnected(agent, reason)
+
+    def request(self, agent: IAgent, route: str, body: bytes) -> object:
+        return self._observed(agent, route, body, False)
+
+    def notify(self, agent: IAgent, route: str, body: bytes) -> object:
+        return self._observed(agent, route, body, True)
+
+    def _observed(self, agent: IAgent, route: str, body: bytes, notify: bool) -> object:
+        try:
+            context, end = self.hooks.request_started(agent, route, notify, CALL_CONTEXT.get())
+        except Exception:
+            _failed_hook("request start")
+            context, end = CALL_CONTEXT.get(), None
+        handle = self.inner.notify if notify else self.inner.request
+        token = CALL_CONTEXT.set(context)
+        try:
+            result = handle(agent, route, body)
+            if is_later(result):  # a coroutine starts here, within the context
+                result = settle(result)
+        except Exception:
+            if end is None:
+                raise
+            failure = Failure()
+            _ended(failure, end)
+            failure.raiseException()
+        finally:
+            CALL_CONTEXT.reset(token)
+        if end is None:
+            return result
+        if isinstance(result, Deferred):
+            return result.addBoth(_passed, end)
+        _ended(result, end)
+        return result
+
+
+def _ended(outcome: object, end: RequestEnd) -> None:
+    try:
+        end(outcome)
+    except Exception:
+        _failed_hook("request end")
+
+
+def _passed(outcome: object, end: RequestEnd) -> object:
+    _ended(outcome, end)
+    return outcome
