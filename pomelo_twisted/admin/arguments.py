@@ -7,6 +7,7 @@ prints the usage and exits 2 through :meth:`argparse.ArgumentParser.error`.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from .. import repl
 from ..bots import cli as bots_cli
 from ..loglevels import LOG_LEVELS
 
-__all__ = ["PROG", "build_parser", "folder_error", "parse_args", "parse_entry"]
+__all__ = ["PROG", "build_parser", "folder_error", "parse_args", "parse_entry", "parse_values"]
 
 PROG = "pomelo-twisted"
 _INT_KEYS = {"port", "clientPort"}
@@ -48,6 +49,24 @@ def parse_entry(items: Iterable[str]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"add needs {' and '.join(f'{k}=...' for k in missing)}")
     return entry
+
+
+def parse_values(items: Iterable[str]) -> dict[str, Any]:
+    """A command's arguments from ``key=value`` words: a value that reads as JSON
+    (a number, ``true``, a list...) is that, else the string; ``ValueError`` naming a bad one."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        if key in values:
+            raise ValueError(f"{key} given twice")
+        try:
+            values[key] = json.loads(text)
+        except ValueError:
+            values[key] = text
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
     )
+    run = command(
+        "command",
+        "run an operator command on one server (e.g. `command chat-server-1 help`)",
+    )
+    run.add_argument("id", metavar="ID", help="server id")
+    run.add_argument("name", metavar="NAME", help="command name (help: list them)")
+    run.add_argument("values", nargs="*", metavar="key=value", help="the command's arguments")
+    run.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the answer (default 60)"
+    )
     certs = command("certs", "create the cluster CA and each server's TLS certificate")
     certs.add_argument("--force", action="store_true", help="create everything anew")
     certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
@@ -132,6 +161,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.command == "add":
         try:
             args.entry = parse_entry(args.entry)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.command == "command":
+        try:
+            args.values = parse_values(args.values)
         except ValueError as exc:
             parser.error(str(exc))
     return args

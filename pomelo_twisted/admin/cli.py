@@ -24,9 +24,8 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import Any, TextIO, cast
+from collections.abc import Callable
+from typing import TextIO, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -36,32 +35,34 @@ from .. import repl
 from ..bots import cli as bots_cli
 from ..cluster.certs import write_certs
 from ..cluster.master import TWISTD
-from ..discovery.select import EtcdSettings, etcd_settings, etcd_store
+from ..discovery.select import EtcdSettings, etcd_store
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
 from ..interfaces import IServerReactor
 from ..kv.etcd import EtcdKeyValueStore
-from ..kv.interfaces import IKeyValueStore
 from .arguments import PROG, build_parser, folder_error, parse_args, parse_entry
-from .client import AdminClient, AdminError, LoginRefused, MasterUnreachable, connect_admin
-from .etcdadmin import await_registered, etcd_command
-from .table import cell, format_table, format_uptime
+from .client import AdminError, LoginRefused, connect_admin
+from .commands import (
+    LOGIN_TIMEOUT,
+    POLL_INTERVAL,
+    STOP_TIMEOUT,
+    etcd_of,
+    execute,
+    report,
+    wait_until_gone,
+)
+from .etcdadmin import await_registered
+from .table import format_table, format_uptime
 from .target import Connector, Target, load_target
 
 __all__ = ["Target", "await_started", "execute", "format_table", "format_uptime", "load_target"]
 __all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
-__all__ += ["start_foreground", "wait_until_gone", "wait_until_up"]
+__all__ += ["STOP_TIMEOUT", "start_foreground", "wait_until_gone", "wait_until_up"]
 
 #: Seconds ``start --daemon`` waits for the master to answer.
 START_TIMEOUT = 15.0
 #: Seconds ``start --daemon`` waits for every server to be up once the master answers.
 CLUSTER_TIMEOUT = 30.0
-#: Seconds ``stop`` (the whole cluster) waits for the master to be gone.
-STOP_TIMEOUT = 60.0
-#: Seconds between two polls of the master.
-POLL_INTERVAL = 0.25
-#: Seconds one connect-and-login attempt may take.
-LOGIN_TIMEOUT = 5.0
 
 
 # -- the game and its master --------------------------------------------------------------
@@ -106,173 +107,6 @@ def client_endpoints(config: GameConfig) -> list[str]:
                 host = f"[{host}]" if ":" in host else host  # an IPv6 address
                 lines.append(f"{info.id}: clients connect to {host}:{info.client_port}")
     return lines
-
-
-# -- commands ------------------------------------------------------------------------------
-
-
-async def _ask(
-    reactor: IServerReactor,
-    args: argparse.Namespace,
-    connect: Connector,
-    call: Callable[[AdminClient], Deferred[Any]],
-) -> Any:
-    """Log in, make one call, close: the answer (the target's errors are AdminErrors)."""
-    target = load_target(args)
-    client = await connect(reactor, target.endpoint, target.secret, LOGIN_TIMEOUT)
-    try:
-        return await call(client)
-    finally:
-        await client.close()
-
-
-async def _list(
-    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
-) -> int:
-    rows = await _ask(reactor, args, connect, lambda client: client.list())
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise AdminError("the master sent a malformed server list")
-    out.write(format_table(rows))
-    return 0
-
-
-async def _stop(
-    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
-) -> int:
-    answer = await _ask(reactor, args, connect, lambda client: client.stop(list(args.ids)))
-    if args.ids:
-        out.write(f"stopped: {', '.join(_field(answer, 'stopped') or args.ids)}\n")
-        return 0
-    out.write("stopping the cluster (frontends, then backends, then the master)\n")
-    out.flush()
-    await wait_until_gone(reactor, load_target(args), connect, STOP_TIMEOUT)
-    out.write("stopped\n")
-    return 0
-
-
-async def _kill(
-    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
-) -> int:
-    killed = _field(await _ask(reactor, args, connect, lambda client: client.kill()), "killed")
-    out.write(f"killed: {', '.join(killed) if killed else 'no server process'}\n")
-    return 0
-
-
-async def _restart(
-    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
-) -> int:
-    answer = await _ask(reactor, args, connect, lambda client: client.restart(args.id))
-    out.write(f"restarted {args.id} (pid {cell(_field(answer, 'pid'))})\n")
-    return 0
-
-
-async def _add(
-    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
-) -> int:
-    answer = await _ask(reactor, args, connect, lambda client: client.add(dict(args.entry)))
-    added = _field(answer, "added") or args.entry["id"]
-    out.write(f"added {added} (pid {cell(_field(answer, 'pid'))})\n")
-    return 0
-
-
-def _field(answer: object, key: str) -> Any:
-    """``answer[key]`` of a dict answer (lists as lists of str); None otherwise."""
-    value = answer.get(key) if isinstance(answer, dict) else None
-    return [str(item) for item in value] if isinstance(value, list) else value
-
-
-Command = Callable[
-    [IServerReactor, argparse.Namespace, TextIO, Connector], Coroutine[Any, Any, int]
-]
-COMMANDS: dict[str, Command] = {
-    "list": _list,
-    "stop": _stop,
-    "kill": _kill,
-    "restart": _restart,
-    "add": _add,
-}
-
-
-StoreFactory = Callable[[IServerReactor, EtcdSettings], IKeyValueStore]
-
-
-def execute(
-    reactor: IServerReactor,
-    args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO,
-    connect: Connector = connect_admin,
-    store_factory: StoreFactory = etcd_store,
-) -> Deferred[int]:
-    """Run a master command (not ``start``): a Deferred of the exit status; through etcd
-    when the game uses etcd discovery (``store_factory`` makes the client).
-
-    Admin and configuration errors are reported on ``err`` (exit status 1).
-    """
-    d: Deferred[int] = Deferred.fromCoroutine(_dispatch(reactor, args, out, connect, store_factory))
-    return d.addErrback(_report, err)
-
-
-async def _dispatch(
-    reactor: IServerReactor,
-    args: argparse.Namespace,
-    out: TextIO,
-    connect: Connector,
-    store_factory: StoreFactory,
-) -> int:
-    settings = _etcd(args)
-    if settings is None:
-        return await COMMANDS[args.command](reactor, args, out, connect)
-    config, etcd = settings
-    store = store_factory(reactor, etcd)
-    ids = [args.id] if args.command == "restart" else list(getattr(args, "ids", []))
-    try:
-        entry = getattr(args, "entry", None)
-        return await etcd_command(
-            reactor, store, etcd.key_prefix, config, args.command, ids, out, STOP_TIMEOUT, entry
-        )
-    finally:
-        if isinstance(store, EtcdKeyValueStore):
-            await store.close()
-
-
-def _etcd(args: argparse.Namespace) -> tuple[GameConfig, EtcdSettings] | None:
-    """The game and its etcd discovery (``--discovery`` first), or None (the master; also
-    when there is no game folder, for :func:`load_target` to report)."""
-    if not (Path(args.app).expanduser() / "config").is_dir():
-        return None
-    config = GameConfig(args.app, args.env)
-    settings = etcd_settings(config, getattr(args, "discovery", None))
-    return None if settings is None else (config, settings)
-
-
-def _report(failure: Failure, err: TextIO) -> int:
-    if not failure.check(AdminError, ConfigError):
-        failure.raiseException()
-    err.write(f"{PROG}: error: {failure.getErrorMessage()}\n")
-    return 1
-
-
-async def wait_until_gone(
-    reactor: IServerReactor, target: Target, connect: Connector, within: float = STOP_TIMEOUT
-) -> None:
-    """Poll until the master's port no longer accepts a login; AdminError after ``within`` s."""
-    deadline = reactor.seconds() + within
-    while True:
-        try:
-            client = await connect(reactor, target.endpoint, target.secret, LOGIN_TIMEOUT)
-        except MasterUnreachable:
-            return
-        except AdminError:
-            pass  # going down mid-login: try again
-        else:
-            await client.close()
-        if reactor.seconds() >= deadline:
-            raise AdminError(
-                f"the master still answers after {within:g}s; "
-                f"see {target.config.base_dir / 'logs' / 'master.log'}"
-            )
-        await deferLater(reactor, POLL_INTERVAL, lambda: None)
 
 
 async def wait_until_up(
@@ -442,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             config = GameConfig(args.app, args.env)
             return write_certs(config, stdout, force=args.force, extra=args.ids)
         if args.command == "start":
-            etcd = _etcd(args)  # with etcd there is no master to log in to: no admin secret
+            etcd = etcd_of(args)  # with etcd there is no master to log in to: no admin secret
             target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
             place = {"host": args.host, "discovery": args.discovery}
             if not args.daemon:
@@ -481,12 +315,12 @@ def _registered(
         out.write(f"every server is up ({', '.join(ids)}); logs in {config.base_dir / 'logs'}\n")
         return 0
 
-    return Deferred.fromCoroutine(wait()).addErrback(_report, sys.stderr)
+    return Deferred.fromCoroutine(wait()).addErrback(report, sys.stderr)
 
 
 def _started(reactor: IServerReactor, target: Target, out: TextIO) -> Deferred[int]:
     d = Deferred.fromCoroutine(await_started(reactor, target, out, sys.stderr))
-    return d.addErrback(_report, sys.stderr)
+    return d.addErrback(report, sys.stderr)
 
 
 if __name__ == "__main__":

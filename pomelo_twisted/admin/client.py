@@ -178,6 +178,14 @@ class AdminClient:
         """Start a new server from its entry (type, id, host, port...)."""
         return self._call("add", pack_plain(dict(entry)))
 
+    def command(
+        self, server_id: str, name: str, args: dict[str, Any], timeout: float = 60.0
+    ) -> Deferred[Any]:
+        """Run operator command ``name`` on ``server_id`` (relayed by the master); its
+        answer. AdminError with the server's message when refused."""
+        payload = {"server": server_id, "name": name, "args": dict(args), "timeout": timeout}
+        return self._call("command", pack_plain(payload))
+
     def close(self) -> Deferred[None]:
         """Close the connection; fires once it is closed."""
         return self.broker.close()

@@ -32,6 +32,7 @@ from ..interfaces import IComponent, INetworkRpcTransport, IRpcTransport, IServe
 from ..protocol import RouteDictionary
 from ..rpc import RemoteDispatcher, Router, RpcProxies
 from ..rpc.calls import DEFAULT_RPC_TIMEOUT
+from ..servercommands import ServerCommands
 from ..session.component import SessionsComponent
 from ..session.service import SessionService
 from .lifecycle import ComponentService, HooksService, OrderedServices, run_in_order
@@ -78,6 +79,8 @@ class Application(OrderedServices):
         self.rpc = RpcProxies(rpc, self.router, self.servers_of)
         #: Metrics, tracing and request-log hooks (:mod:`pomelo_twisted.instruments`).
         self.instruments = Instruments(rpc)
+        #: Operator commands (:mod:`pomelo_twisted.servercommands`).
+        self.commands = ServerCommands(server.id)
         self.dispatcher = Dispatcher({server.type}, self.handlers, reactor)
         self.session_service = SessionService(server.id) if server.frontend else None
         self.channel_service = ChannelService(self.rpc_call, self.frontend_ids)

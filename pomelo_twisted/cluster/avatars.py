@@ -36,11 +36,15 @@ from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import ADMIN
 from .interfaces import CommandRefused, IClusterControl, ServerLink
 
-__all__ = ["ADMIN", "STATS_TIMEOUT", "AdminAvatar", "ServerAvatar", "avatar_for"]
+__all__ = ["ADMIN", "COMMAND_TIMEOUT", "STATS_TIMEOUT", "AdminAvatar", "ServerAvatar", "avatar_for"]
 
 
 #: Seconds ``list`` waits for each server's stats.
 STATS_TIMEOUT = 2.0
+#: Seconds a relayed server command may take unless the admin says otherwise.
+COMMAND_TIMEOUT = 60.0
+#: The longest a relayed server command may be given.
+MAX_COMMAND_TIMEOUT = 3600.0
 
 _T = TypeVar("_T")
 
@@ -158,6 +162,20 @@ class AdminAvatar(pb.Avatar):
             raise pb.Error(f"server {server_id!r} was not started by this master")
         d = _command(self.control.restart, server_id)
         return d.addCallback(lambda pid: pack_plain({"restarted": server_id, "pid": pid}))
+
+    def perspective_command(self, payload: object) -> Deferred[bytes]:
+        """Run an operator command on one server: ``{"server", "name", "args",
+        "timeout"}``; the server's answer."""
+        request = _args(payload, "command")
+        if not isinstance(request, dict):
+            raise pb.Error("command takes {'server': id, 'name': str, 'args': {...}}")
+        server, name = request.get("server"), request.get("name")
+        args, timeout = request.get("args", {}), request.get("timeout", COMMAND_TIMEOUT)
+        if type(server) is not str or type(name) is not str or not isinstance(args, dict):
+            raise pb.Error("command takes {'server': id, 'name': str, 'args': {...}}")
+        if type(timeout) not in (int, float) or not 0 < timeout <= MAX_COMMAND_TIMEOUT:
+            raise pb.Error(f"command timeout must be in (0, {MAX_COMMAND_TIMEOUT:g}] seconds")
+        return _packed(_command(self.control.server_command, server, name, args, float(timeout)))
 
     def perspective_add(self, payload: object) -> bytes:
         """Start a new server from its entry; it is published once it registers."""

@@ -20,14 +20,18 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.spread import pb
 
 from ..errors import ConfigError
 from ..gameconfig import ServerInfo
 from ..interfaces import IServerReactor
+from ..rpc.payload import pack_plain, unpack_plain
 from ..tlsconfig import CertPaths, check_identity
 from .interfaces import CommandRefused, Member
 from .supervisor import Supervisor
@@ -166,6 +170,36 @@ class AdminCommands:
             return deferLater(self.reactor, self.supervisor.min_delay, self.start_server, info)
 
         return stopped.addCallback(spawn)
+
+    def server_command(
+        self, server_id: str, name: str, args: dict[str, Any], timeout: float
+    ) -> Deferred[Any]:
+        """Relay operator command ``name`` to ``server_id`` over its link (IClusterControl)."""
+        member = self.members.get(server_id)
+        if member is None:
+            raise CommandRefused(f"server {server_id[:80]!r} is not registered with the master")
+        try:
+            d: Deferred[Any] = member.mind.callRemote(
+                "command", pack_plain({"name": name, "args": args})
+            )
+        except (pb.DeadReferenceError, ValueError) as exc:
+            raise CommandRefused(f"{name} on {server_id}: {exc}") from None
+
+        def answered(payload: object) -> Any:
+            try:
+                return unpack_plain(payload) if type(payload) is bytes else None
+            except ValueError as exc:
+                raise CommandRefused(f"{name} on {server_id}: malformed answer ({exc})") from None
+
+        def failed(failure: Failure) -> None:
+            if failure.check(TimeoutError):
+                raise CommandRefused(f"{server_id} did not answer {name} within {timeout:g}s")
+            if failure.check(pb.PBConnectionLost, pb.DeadReferenceError, ConnectionDone):
+                raise CommandRefused(f"lost the link to {server_id} during {name}")
+            raise CommandRefused(failure.getErrorMessage())
+
+        d.addTimeout(timeout, self.reactor)
+        return d.addCallbacks(answered, failed)
 
     def add(self, info: ServerInfo) -> int:
         """Start a new server; it is published once it registers. Its pid. The id must

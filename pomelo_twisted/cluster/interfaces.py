@@ -81,3 +81,10 @@ class IClusterControl(Interface):
 
     def add(info: ServerInfo) -> int:
         """Start a new server; it is published once it registers. Its pid."""
+
+    def server_command(
+        server_id: str, name: str, args: dict[str, Any], timeout: float
+    ) -> Deferred[Any]:
+        """Run operator command ``name`` on a registered server; its answer.
+        ``CommandRefused`` naming why: not registered, refused by the server, no answer
+        within ``timeout`` seconds, link lost."""

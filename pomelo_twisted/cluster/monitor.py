@@ -47,6 +47,7 @@ from ..interfaces import IComponent
 from ..listeners import Listeners
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbconnection import PersistentLogin
+from ..servercommands import ServerCommandError
 
 __all__ = ["MasterRegistry", "MonitorClient", "MonitorComponent", "MonitoredServer"]
 
@@ -81,6 +82,35 @@ class MonitorClient(pb.Referenceable):
     def remote_stats(self) -> bytes:
         """Uptime, client connections and peer states, as msgpack bytes."""
         return pack_plain(self.monitor.stats())
+
+    def remote_command(self, payload: object) -> Deferred[bytes]:
+        """Run an operator command: ``{"name": str, "args": {...}}`` (msgpack bytes); its
+        answer as msgpack bytes. A refusal is a ``pb.Error`` with the server's message."""
+        request = unpack_plain(payload) if type(payload) is bytes else None
+        name = request.get("name") if isinstance(request, dict) else None
+        args = request.get("args") if isinstance(request, dict) else None
+        if type(name) is not str or not isinstance(args, dict):
+            raise pb.Error("command takes msgpack bytes of {'name': str, 'args': {...}}")
+        server_id = self.monitor.app.server_id
+
+        def answered(answer: object) -> bytes:
+            try:
+                return pack_plain(answer)
+            except ValueError as exc:
+                raise pb.Error(
+                    f"{name} on {server_id}: the answer is not plain data ({exc})"
+                ) from None
+
+        def failed(failure: Failure) -> bytes:
+            if not failure.check(ServerCommandError):
+                log.failure(
+                    "command {name} failed on {server}", failure, name=name, server=server_id
+                )
+                raise pb.Error(f"{name} failed on {server_id}: {failure.getErrorMessage()}")
+            raise pb.Error(failure.getErrorMessage())
+
+        d = self.monitor.app.commands.run(name, args)
+        return d.addCallbacks(answered, failed)
 
 
 @implementer(IComponent)

@@ -27,6 +27,7 @@ from zope.interface import Attribute, Interface
 
 from ..gameconfig import ServerInfo
 from ..interfaces import IRpcTransport, IServerReactor
+from ..servercommands import ServerCommands
 
 __all__ = [
     "DiscoveredServer",
@@ -137,3 +138,7 @@ class DiscoveredServer(Protocol):
 
     def after_start(self) -> Deferred[None]:
         """The whole cluster is up: run the after_start hooks, once."""
+
+    @property
+    def commands(self) -> ServerCommands:
+        """The operator commands this server serves (``app.commands``)."""

@@ -82,6 +82,7 @@ from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
 from .pbguard import GuardedServerFactory, PortLimits
 from .pbpeer import Channel, PbCall, Peer
 from .pbping import PING_INTERVAL, PING_TIMEOUT
+from .pbwaiters import PeerWaiters
 from .remotes import ServeRemote
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
@@ -161,8 +162,7 @@ class PbRpcTransport:
         self._serving: dict[str, ServeRemote] = {}
         self._peers: dict[str, Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
-        self._peer_waiters: list[Deferred[list[str]]] = []
-        self._peer_up_waiters: dict[str, list[Deferred[bool]]] = {}
+        self._waiters = PeerWaiters(reactor, self.peers)
         self._ids = count(1)
         self._port: IListeningPort | None = None
         #: Calls to a server id that is neither served here nor a known peer.
@@ -276,8 +276,8 @@ class PbRpcTransport:
             return succeed(None)
         self.breakers.forget(server_id)
         stopped = peer.connection.stop()
-        self._peers_changed()
-        self._peer_is(server_id, False)
+        self._waiters.changed()
+        self._waiters.peer_is(server_id, False)
         return stopped
 
     def reconnect(self, server_id: str) -> None:
@@ -301,7 +301,7 @@ class PbRpcTransport:
         ones at once, until it answers again) or answers again."""
         if answering:
             peer.breaker.reset()
-            self._peers_changed()
+            self._waiters.changed()
             return
         channel = peer.channel
         if channel is not None:
@@ -314,47 +314,18 @@ class PbRpcTransport:
         peer = self._peers.get(server_id)
         if peer is not None:
             peer.breaker.reset()
-        self._peers_changed()
-        self._peer_is(server_id, True)
+        self._waiters.changed()
+        self._waiters.peer_is(server_id, True)
 
     def when_peer_up(self, server_id: str, timeout: float) -> Deferred[bool]:
         """Fires True once ``server_id``'s link is up (at once if it is), False after
         ``timeout`` seconds or when the peer is removed first."""
-        if self.peer_state(server_id) == "up":
-            return succeed(True)
-        if server_id not in self._peers:
-            return succeed(False)
-        waiters = self._peer_up_waiters.setdefault(server_id, [])
-        waiter: Deferred[bool] = Deferred(waiters.remove)
-        waiters.append(waiter)
-        return waiter.addTimeout(timeout, self._clock, onTimeoutCancel=lambda *_: False)
-
-    def _peer_is(self, server_id: str, up: bool) -> None:
-        """The link of ``server_id`` came up (True) or the peer was removed (False)."""
-        for waiter in self._peer_up_waiters.pop(server_id, []):
-            waiter.callback(up)
+        return self._waiters.when_peer_up(server_id, timeout)
 
     def when_peers_up(self, timeout: float) -> Deferred[list[str]]:
         """Fires with ``[]`` once every peer is up (when the last one logs in), or after
         ``timeout`` seconds with the ids of those still not up."""
-        if not self._not_up():
-            return succeed([])
-        waiter: Deferred[list[str]] = Deferred(self._peer_waiters.remove)
-        self._peer_waiters.append(waiter)
-        return waiter.addTimeout(timeout, self._clock, onTimeoutCancel=self._timed_out_peers)
-
-    def _timed_out_peers(self, result: object, timeout: float) -> list[str]:
-        return self._not_up()
-
-    def _not_up(self) -> list[str]:
-        return [sid for sid, peer in sorted(self._peers.items()) if _state(peer.connection) != "up"]
-
-    def _peers_changed(self) -> None:
-        """A peer came up or went away: the waiters fire if every peer is up now."""
-        if self._peer_waiters and not self._not_up():
-            waiters, self._peer_waiters = self._peer_waiters, []
-            for waiter in waiters:
-                waiter.callback([])
+        return self._waiters.when_peers_up(timeout)
 
     def counters(self, server_id: str) -> RpcCounters:
         """The counters of calls to ``server_id``."""

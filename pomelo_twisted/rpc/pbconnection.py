@@ -110,6 +110,9 @@ class _LoginFactory(Factory):
     """Builds client brokers; ``Broker.connectionReady`` calls ``clientConnectionMade``."""
 
     noisy = False  # one factory per peer: "Starting factory" on every retry is noise
+    #: A remote method of this side's mind that raises is answered with its message
+    #: only (PB's server factories have this attribute; a client broker needs it too).
+    unsafeTracebacks = False  # noqa: N815 (PB reads this name)
 
     def __init__(self, owner: LoginOwner) -> None:
         self.owner = owner

@@ -70,8 +70,9 @@ class FakeClient:
         return succeed(answer)
 
     def __getattr__(self, method: str) -> Any:
-        """list, stop, kill, restart, add: record the call, answer the canned result."""
-        if method not in ("list", "stop", "kill", "restart", "add"):
+        """list, stop, kill, restart, add, command: record the call, answer the canned
+        result."""
+        if method not in ("list", "stop", "kill", "restart", "add", "command"):
             raise AttributeError(method)
         return lambda *args: self._answer(method, *args)
 
@@ -335,6 +336,27 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(connect.attempts, [("tcp:host=127.0.0.1:port=4005", SECRET.encode(), 5.0)])
         self.assertTrue(client.closed)
         self.assertEqual(self.err.getvalue(), "")
+
+    def test_command_prints_the_answer_as_json(self) -> None:
+        """command ID NAME relays name and values, prints a dict answer as JSON."""
+        client = FakeClient(command={"drained": True})
+        code = self.finish(
+            FakeConnect(client), "command", id="chat-1", name="drain", values={"g": 1}, timeout=9.0
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(client.calls, [("command", ("chat-1", "drain", {"g": 1}, 9.0))])
+        self.assertEqual(self.out.getvalue(), '{\n  "drained": true\n}\n')
+
+    def test_command_refused_is_one_line(self) -> None:
+        """A refused command is reported on stderr as one line, exit 1."""
+        client = FakeClient(command=AdminError("server chat-1 has no command 'x'"))
+        code = self.finish(
+            FakeConnect(client), "command", id="chat-1", name="x", values={}, timeout=9.0
+        )
+        self.assertEqual(code, 1)
+        self.assertEqual(
+            self.err.getvalue(), "pomelo-twisted: error: server chat-1 has no command 'x'\n"
+        )
 
     def test_list_malformed(self) -> None:
         """A list answer that is not rows is an error, exit 1."""

@@ -355,7 +355,7 @@ class ClientTests(MonitorCase):
         self.assertEqual(probe.after_starts, 1)
 
 
-class FullPathTests(SynchronousTestCase):
+class FullPathCase(SynchronousTestCase):
     """A real master portal on a MemoryNetwork; monitors log in over PB and register."""
 
     def setUp(self) -> None:
@@ -406,6 +406,10 @@ class FullPathTests(SynchronousTestCase):
         self.monitors.setdefault(info.id, monitor)
         self.probes.setdefault(info.id, probe)
         return monitor
+
+
+class FullPathTests(FullPathCase):
+    """Registration, membership and stop over PB (see FullPathCase)."""
 
     def test_registration(self) -> None:
         """A monitor logs in, registers, and learns every declared server."""

@@ -280,7 +280,7 @@ class FailureTests(PbCase):
         self.flush()
         self.assertEqual(self.successResultOf(d), [])
         self.assertEqual(self.clock.seconds(), 0)
-        self.assertEqual(self.connector._peer_waiters, [])
+        self.assertEqual(self.connector._waiters._all, [])
         timeouts = [c for c in self.clock.getDelayedCalls() if c.getTime() >= 30.0]
         self.assertEqual(timeouts, [])
 
@@ -301,7 +301,7 @@ class FailureTests(PbCase):
         d = self.connector.when_peers_up(30.0)
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.assertEqual(self.connector._peer_waiters, [])
+        self.assertEqual(self.connector._waiters._all, [])
 
     def test_stop_closes_every_connection(self) -> None:
         """stop() closes the peer connections; no reconnect follows."""
