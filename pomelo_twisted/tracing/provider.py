@@ -21,7 +21,11 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -42,6 +46,7 @@ __all__ = [
     "TracingService",
     "TracingSetup",
     "sampler_of",
+    "span_exporters",
     "span_processors",
 ]
 
@@ -80,30 +85,36 @@ def sampler_of(settings: TracingSettings) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def span_processors(settings: TracingSettings) -> list[SpanProcessor]:
-    """A ``BatchSpanProcessor`` per exporter of ``settings`` (new ones: one server's)."""
-    processors: list[SpanProcessor] = []
+def span_exporters(settings: TracingSettings) -> list[SpanExporter]:
+    """A new exporter per exporter name of ``settings`` (one server's)."""
+    exporters: list[SpanExporter] = []
     for name in settings.exporters:
-        exporter: OTLPSpanExporter | ConsoleSpanExporter
         if name == "otlp":
-            exporter = OTLPSpanExporter(
-                endpoint=settings.endpoint,
-                headers=dict(settings.headers),
-                timeout=settings.timeout,
-                compression=Compression(settings.compression),
+            exporters.append(
+                OTLPSpanExporter(
+                    endpoint=settings.endpoint,
+                    headers=dict(settings.headers),
+                    timeout=settings.timeout,
+                    compression=Compression(settings.compression),
+                )
             )
         else:
-            exporter = ConsoleSpanExporter(service_name=settings.service_name)
-        processors.append(
-            BatchSpanProcessor(
-                exporter,
-                max_queue_size=settings.max_queue_size,
-                schedule_delay_millis=settings.schedule_delay_millis,
-                max_export_batch_size=min(settings.max_export_batch_size, settings.max_queue_size),
-                export_timeout_millis=settings.export_timeout_millis,
-            )
+            exporters.append(ConsoleSpanExporter(service_name=settings.service_name))
+    return exporters
+
+
+def span_processors(settings: TracingSettings) -> list[SpanProcessor]:
+    """One server's exporters, each behind a ``BatchSpanProcessor`` (``OTEL_BSP_*``)."""
+    return [
+        BatchSpanProcessor(
+            exporter,
+            max_queue_size=settings.max_queue_size,
+            schedule_delay_millis=settings.schedule_delay_millis,
+            max_export_batch_size=min(settings.max_export_batch_size, settings.max_queue_size),
+            export_timeout_millis=settings.export_timeout_millis,
         )
-    return processors
+        for exporter in span_exporters(settings)
+    ]
 
 
 class TracingSetup:
