@@ -7,6 +7,7 @@ with ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,6 +24,9 @@ from pomelo_twisted.client import PomeloClient, connect
 
 from ..e2e.cluster import ClusterCase
 from ..e2e.test_cluster import ENTRY, JOIN, SEND, room_on
+
+LOUD = re.compile(r"#(warn|error|critical)\]")
+"""A log line above info."""
 
 WAIT = 20.0
 """Seconds the spans of a request may take to reach the collector (bounded wait)."""
@@ -57,7 +61,8 @@ class ClusterTraceTests(ClusterCase):
     @inlineCallbacks
     def test_a_forwarded_request_is_one_trace_across_processes(self) -> Any:
         """send on connector-server-1, served by a chat server that pushes back: one trace
-        holding spans of both processes, each parented as in memory; no traceback."""
+        holding spans of both processes, each parented as in memory; then a stop that
+        flushes and logs nothing above info."""
         collector = Collector()
         port = reactor.listenTCP(0, Site(collector), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -111,3 +116,9 @@ class ClusterTraceTests(ClusterCase):
             if span.parent_span_id:
                 self.assertIn(span.parent_span_id, by_id, span.name)
         self.assertEqual(cluster.tracebacks(), {})
+        _out, err, code = yield cluster.cli("stop")
+        self.assertEqual(code, 0, err)
+        self.assertEqual((yield cluster.wait_exit()), 0)
+        for name in ["master", *cluster.server_ids()]:  # a traced stop is a quiet stop
+            loud = [line for line in cluster.log(name).splitlines() if LOUD.search(line)]
+            self.assertEqual(loud, [], name)
