@@ -11,9 +11,8 @@ from opentelemetry.trace import StatusCode
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.testing import GameConnection, GameHarness
+from pomelo_twisted.testing.tracing import memory_tracing, span_tree
 from pomelo_twisted.tracing import TracingService
-
-from .helpers import memory_setup, tree
 
 EXAMPLE_GAME = Path(__file__).resolve().parents[2] / "example_game"
 C1 = "connector-server-1"
@@ -31,7 +30,7 @@ class GameTraceTests(SynchronousTestCase):
     """The example game, traced to an in-memory exporter."""
 
     def setUp(self) -> None:
-        self.setup, self.exporter = memory_setup()
+        self.setup, self.exporter = memory_tracing()
         self.game = GameHarness(EXAMPLE_GAME, tracing=self.setup)
         self.addCleanup(self.game.stop)
 
@@ -53,7 +52,7 @@ class GameTraceTests(SynchronousTestCase):
         spans = self.exporter.get_finished_spans()
         self.assertEqual({s.context.trace_id for s in spans}, {spans[0].context.trace_id})
         self.assertEqual(
-            tree(spans),
+            span_tree(spans),
             [
                 (0, "SERVER", SEND),
                 (1, "CLIENT", "pomelo.sys/forward"),
@@ -116,7 +115,7 @@ class GameTraceTests(SynchronousTestCase):
         player.call("connector.entryHandler.entry", {"uid": "bob"})
         spans = self.exporter.get_finished_spans()
         self.assertEqual(
-            tree(spans),
+            span_tree(spans),
             [
                 (0, "SERVER", "connector.entryHandler.entry"),
                 (1, "CLIENT", "pomelo.sys/kick_uid"),
@@ -138,7 +137,7 @@ class UnsampledTraceTests(SynchronousTestCase):
 
     def test_a_dropped_request_records_no_span(self) -> None:
         """With ALWAYS_OFF at the frontend nothing is exported, on any server."""
-        setup, exporter = memory_setup(ALWAYS_OFF)
+        setup, exporter = memory_tracing(ALWAYS_OFF)
         game = GameHarness(EXAMPLE_GAME, tracing=setup)
         self.addCleanup(game.stop)
         alice = game.connect(C1)

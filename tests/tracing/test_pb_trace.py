@@ -20,9 +20,9 @@ from pomelo_twisted.interfaces import IConnectionHandler
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import JsonSerializer
 from pomelo_twisted.testing.network import MemoryNetwork
+from pomelo_twisted.testing.tracing import memory_tracing, span_tree
 
 from ..app.test_cluster_routing import FakeSession
-from .helpers import memory_setup, tree
 
 SECRET = b"tracing-secret"
 CONNECTOR = ServerInfo(
@@ -79,7 +79,7 @@ class PbTraceTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.network = MemoryNetwork()
-        self.setup, self.exporter = memory_setup()
+        self.setup, self.exporter = memory_tracing()
         servers = {"connector": [CONNECTOR], "chat": [CHAT]}
         self.apps = {info.id: self.build(info, servers) for info in (CONNECTOR, CHAT)}
         self.apps[CHAT.id].register_handler(ChatHandler(self.apps[CHAT.id]), "chatHandler")
@@ -133,7 +133,7 @@ class PbTraceTests(SynchronousTestCase):
         spans = self.exporter.get_finished_spans()
         self.assertEqual(len({s.context.trace_id for s in spans}), 1)
         self.assertEqual(
-            tree(spans),
+            span_tree(spans),
             [
                 (0, "SERVER", ROUTE),
                 (1, "CLIENT", "pomelo.sys/forward"),

@@ -1,4 +1,11 @@
-"""An in-memory span exporter behind a TracingSetup, and reading the trees it holds."""
+"""Tracing into memory: a TracingSetup whose servers export to one in-memory exporter,
+and the span trees it holds, for tests of traces (``GameHarness(..., tracing=setup)``)::
+
+    setup, exporter = memory_tracing()
+    game = GameHarness("example_game", tracing=setup)
+    ...
+    assert span_tree(exporter.get_finished_spans())[0] == (0, "SERVER", route)
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from pomelo_twisted.tracing import TracingSetup
+from ..tracing import TracingSetup
+
+__all__ = ["memory_tracing", "span_tree"]
 
 
-def memory_setup(
+def memory_tracing(
     sampler: Sampler | None = None, seed: int = 7
 ) -> tuple[TracingSetup, InMemorySpanExporter]:
-    """A setup whose every server exports to one in-memory exporter, synchronously."""
+    """A setup whose every server exports to one in-memory exporter, synchronously
+    (``sampler``: the servers' sampler, parent-based always-on by default; ``seed``: of
+    the ids' random source)."""
     exporter = InMemorySpanExporter()
     setup = TracingSetup(
         lambda: [SimpleSpanProcessor(exporter)], rng=random.Random(seed), sampler=sampler
@@ -24,7 +35,7 @@ def memory_setup(
     return setup, exporter
 
 
-def tree(spans: Sequence[ReadableSpan]) -> list[tuple[int, str, str]]:
+def span_tree(spans: Sequence[ReadableSpan]) -> list[tuple[int, str, str]]:
     """The spans as (depth, kind, name), parents before children, siblings by start."""
     by_parent: dict[int | None, list[ReadableSpan]] = {}
     ids = {span.context.span_id for span in spans}
