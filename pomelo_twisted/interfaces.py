@@ -38,6 +38,7 @@ __all__ = [
     "IBeforeFilter",
     "IComponent",
     "IConnectionHandler",
+    "IHandlerHooks",
     "IHookedTransport",
     "IModule",
     "IRequestHooks",
@@ -321,6 +322,18 @@ class IRpcHooks(Interface):
         """This server runs ``service.method`` for ``peer`` (a server id, or ``local``
         in-process), called with ``context``: the context the remote runs within, and
         its end (or None)."""
+
+
+class IHandlerHooks(Interface):
+    """Called around the handler of every request a backend serves for a frontend (the
+    ``forward`` hop, :class:`~pomelo_twisted.app.forward.ForwardReceiver`)."""
+
+    def handler_started(
+        route: str, session: object, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        """The handler of ``route`` runs for ``session`` (a ``BackendSession``): the call
+        context it runs within, and its end (called with the response body, or None for
+        a notify), or None."""
 
 
 class IHookedTransport(Interface):

@@ -39,6 +39,7 @@ from ..rpc.breaker import BreakerBoard, BreakerSettings
 from ..rpc.pb import PbRpcTransport
 from ..rpc.pbguard import PortLimits
 from ..tlsconfig import cluster_tls
+from ..tracing import TracingSetup, install_tracing
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
 from .frontend import forward_request, forwarder_of
@@ -83,14 +84,20 @@ def build_application(
     config: GameConfig | None,
     dictionary: RouteDictionary | None = None,
     settings: Mapping[str, Any] | None = None,
+    tracing: TracingSetup | None = None,
 ) -> Application:
-    """One server of a game, wired and configured, not yet started."""
+    """One server of a game, wired and configured, not yet started; traced when
+    ``tracing`` is given (:mod:`pomelo_twisted.tracing`)."""
     app = Application(server, reactor=reactor, rpc=rpc, servers=servers, config=config)
     for key, value in (settings or {}).items():
         app.set(key, value)
     if server.frontend:
         app.dispatcher.forward = partial(forward_request, forwarder_of(app))
-    declare_system_remotes(app)
+    receiver = declare_system_remotes(app)
+    if tracing is not None:  # its service first: it stops last, flushing every span
+        traced = install_tracing(tracing, server, reactor, app.instruments)
+        app.load(traced.service)
+        receiver.hooks = traced.handlers
     app.load(RpcServerComponent(app))
     app.load(app.sessions)  # cluster-wide sessions: before the connector takes clients
     if server.frontend:
@@ -154,6 +161,7 @@ def build_cluster_server(
     settings: Mapping[str, Any] | None = None,
     on_start_failure: Callable[[Failure], None] | None = None,
     discovery: str | None = None,
+    tracing: TracingSetup | None = None,
 ) -> Application:
     """One server of the game's cluster: RPC over Perspective Broker, and the monitor
     component joining the master of ``config/master.json`` (without a master the
@@ -183,6 +191,7 @@ def build_cluster_server(
         config=config,
         dictionary=game_dictionary(config, list(servers)),
         settings=settings,
+        tracing=tracing,
     )
     app.on_start_failure = on_start_failure
     if etcd is not None:
@@ -258,11 +267,12 @@ def build_standalone(
     settings: Mapping[str, Any] | None = None,
     overrides: Callable[[ServerInfo], Mapping[str, Any]] | None = None,
     on_start_failure: Callable[[Failure], None] | None = None,
+    tracing: TracingSetup | None = None,
 ) -> StandaloneService:
     """Every server of the game at ``base_dir`` in one process, with in-process RPC.
 
     ``overrides(server)`` may give per-server settings (e.g. a ``listen`` endpoint);
-    ``on_start_failure`` runs when a server fails to start.
+    ``on_start_failure`` runs when a server fails to start; ``tracing`` traces them.
     """
     config = GameConfig(base_dir, env)
     servers = config.servers()
@@ -285,6 +295,7 @@ def build_standalone(
             config=config,
             dictionary=dictionary,
             settings=server_settings,
+            tracing=tracing,
         )
         app.on_start_failure = on_start_failure
         apps.append(app)

@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..budget import current_deadline, within_deadline
+from ..callcontext import CALL_CONTEXT
 from ..errors import (
     INTERNAL_ERROR,
     BadRequest,
@@ -54,7 +55,7 @@ from ..errors import (
 )
 from ..gameconfig import ServerInfo
 from ..handlers.dispatch import Dispatcher
-from ..interfaces import ISerializer
+from ..interfaces import IHandlerHooks, ISerializer, RequestEnd
 from ..responses import EncodedBody
 from ..rpc import Router
 from ..rpc.logagg import RepeatedWarning
@@ -223,6 +224,8 @@ class ForwardReceiver:
         self._rpc = rpc
         self._cache_size = cache_size
         self._serializers: dict[str, ISerializer] = {}
+        #: Called around each handler (tracing), or None (the default).
+        self.hooks: IHandlerHooks | None = None
 
     def serve(
         self,
@@ -259,12 +262,46 @@ class ForwardReceiver:
                 )
                 return None
             return serializer.encode(BadRequest(f"body is not valid {serializer.name}").response())
-        result = self.dispatcher.call(route, msg, session, notify)
+        if self.hooks is None:
+            result = self.dispatcher.call(route, msg, session, notify)
+        else:
+            result = self._observed(self.hooks, route, msg, session, notify)
         if notify:
             return result.addCallback(_nothing) if isinstance(result, Deferred) else None
         if isinstance(result, Deferred):
             return result.addCallback(_encode, serializer, route)
         return _encode(result, serializer, route)
+
+    def _observed(
+        self, hooks: IHandlerHooks, route: str, msg: object, session: object, notify: bool
+    ) -> Any:
+        """The dispatcher's answer, with ``hooks`` around it (and within their context)."""
+        context = CALL_CONTEXT.get()
+        end: RequestEnd | None = None
+        try:
+            context, end = hooks.handler_started(route, session, notify, context)
+        except Exception:
+            log.failure("a handler hook failed; skipped for this request")
+        token = CALL_CONTEXT.set(context)
+        try:
+            result = self.dispatcher.call(route, msg, session, notify)
+        finally:
+            CALL_CONTEXT.reset(token)
+        if end is not None:
+            if isinstance(result, Deferred):
+                result.addBoth(_handled, end)
+            else:
+                _handled(result, end)
+        return result
+
+
+def _handled(body: object, end: RequestEnd) -> object:
+    """``body`` as it is, after the handler hook's ``end`` saw it."""
+    try:
+        end(body)
+    except Exception:
+        log.failure("a handler hook's end failed")
+    return body
 
 
 def _nothing(_: object) -> None:

@@ -26,8 +26,10 @@ garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it
 from __future__ import annotations
 
 import json
+import os
+import random
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -50,6 +52,7 @@ from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
 from ..loglevels import LOG_LEVELS
 from ..serializers import get_serializer
+from ..tracing import TracingSetup
 from .build import build_cluster_server, build_standalone
 from .echo_frontend import DEFAULT_ECHO_ENDPOINT, build_echo_frontend
 from .heap import freeze_heap_when_running
@@ -240,8 +243,10 @@ def makeService(
     options: Options,
     reactor: IServerReactor | None = None,
     exit_process: Callable[[IServerReactor], None] = exit_after_shutdown,
+    environ: Mapping[str, str] | None = None,
 ) -> IService:
-    """The service tree for the options; ``reactor`` defaults to the global one (twistd)."""
+    """The service tree for the options; ``reactor`` defaults to the global one (twistd),
+    ``environ`` (the ``OTEL_*`` variables of tracing) to the process's environment."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -253,7 +258,7 @@ def makeService(
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
     try:
-        return _compose(options, reactor, exit_process)
+        return _compose(options, reactor, exit_process, os.environ if environ is None else environ)
     except (ConfigError, usage.UsageError) as exc:
         if twistd:
             usage_exit(options, exc)
@@ -261,7 +266,10 @@ def makeService(
 
 
 def _compose(
-    options: Options, reactor: IServerReactor, exit_process: Callable[[IServerReactor], None]
+    options: Options,
+    reactor: IServerReactor,
+    exit_process: Callable[[IServerReactor], None],
+    environ: Mapping[str, str],
 ) -> IService:
     """The tree of ``--type``, built by the module that owns that kind of server."""
     if options["type"] == "echo":
@@ -289,6 +297,7 @@ def _compose(
         )
     servers = config.servers()
     settings = _settings(options)
+    tracing = TracingSetup.from_environ(environ, random.Random())  # None: off
     if options["type"] == "all":
         frontends = [s for infos in servers.values() for s in infos if s.frontend]
         per_server = _listen_override(options, frontends)
@@ -299,6 +308,7 @@ def _compose(
             settings=settings,
             overrides=lambda server: per_server.get(server.id, {}),
             on_start_failure=failed,
+            tracing=tracing,
         )
     server = _chosen_server(options, config, servers)
     return build_cluster_server(
@@ -309,6 +319,7 @@ def _compose(
         settings={**settings, **_listen_override(options, [server]).get(server.id, {})},
         on_start_failure=failed,
         discovery=options["discovery"],
+        tracing=tracing,
     )
 
 

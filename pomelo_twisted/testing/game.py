@@ -26,6 +26,7 @@ from ..app.build import StandaloneService, build_standalone
 from ..app.components import ConnectorComponent
 from ..gameconfig import ServerInfo
 from ..interfaces import IServerReactor
+from ..tracing import TracingSetup
 from .memory import MemoryConnection, MemoryServer, NoResponseYet
 
 __all__ = ["GameConnection", "GameHarness"]
@@ -64,10 +65,12 @@ class GameHarness:
         settings: dict[str, Any] | None = None,
         reactor: MemoryReactorClock | None = None,
         overrides: Callable[[ServerInfo], Mapping[str, Any]] | None = None,
+        tracing: TracingSetup | None = None,
     ) -> None:
         """``reactor``: the clock to run on (a new one by default; give one when a fake
         such as a key-value store must share it); ``overrides(server)``: per-server
-        settings, as for :func:`~pomelo_twisted.app.build.build_standalone`."""
+        settings, as for :func:`~pomelo_twisted.app.build.build_standalone`; ``tracing``:
+        trace the servers (:mod:`pomelo_twisted.tracing`)."""
         self.reactor = reactor if reactor is not None else MemoryReactorClock()
         self.clock = self.reactor
         self.connections: list[GameConnection] = []
@@ -78,6 +81,7 @@ class GameHarness:
             env,
             settings=settings,
             overrides=overrides,
+            tracing=tracing,
         )
         failures: list[Failure] = []
         self.service.all_started.addErrback(failures.append)

@@ -44,7 +44,9 @@ def _env() -> dict[str, str]:
 class ClusterProcess:
     """Master + 2 connectors + 2 chat servers of a copy of the example game."""
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, env: dict[str, str] | None = None) -> None:
+        self.extra_env = dict(env or {})
+        """More environment for the master (and so for the servers it spawns)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="pomelo-cluster-"))
         self.game = self.workdir / "game"
         self.layout = copy_game(self.game)
@@ -86,7 +88,7 @@ class ClusterProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pomelo_twisted.admin.cli", "start", "--app", str(self.game)],
             cwd=self.workdir,
-            env=_env(),
+            env={**_env(), **self.extra_env},
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
