@@ -24,8 +24,7 @@ request running on it is done. A module whose file was deleted leaves ``sys.modu
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -66,20 +65,15 @@ class Loaded:
     handlers: Objects
     remotes: Objects
     crons: Objects
+    #: The ``sys.modules`` entries of the code they replace (put back if the reload fails).
+    previous: dict[str, ModuleType]
 
 
-@contextmanager
-def _modules_restored_on_error(prefix: str) -> Iterator[dict[str, ModuleType]]:
-    """Keep the ``sys.modules`` entries under ``prefix``; put them back if the block fails.
-    On success, drop the entries of files that were not imported again (deleted)."""
-    before = {name: mod for name, mod in sys.modules.items() if name.startswith(prefix)}
-    try:
-        yield before
-    except BaseException:
-        for name in [n for n in sys.modules if n.startswith(prefix)]:
-            del sys.modules[name]
-        sys.modules.update(before)
-        raise
+def _restore(prefix: str, before: dict[str, ModuleType]) -> None:
+    """Put ``sys.modules`` under ``prefix`` back as ``before``."""
+    for name in [n for n in sys.modules if n.startswith(prefix)]:
+        del sys.modules[name]
+    sys.modules.update(before)
 
 
 class CodeReloader:
@@ -115,25 +109,25 @@ class CodeReloader:
         (``sys.modules`` as it was) when a file fails to import or build, or a cron's
         action is missing from the new cron handlers."""
         prefix = self._prefix()
-        with _modules_restored_on_error(prefix) as before:
-            try:
-                found = {
-                    kind: discover(
-                        self.base_dir, self.server_type, kind, self.factory_arg, fresh=True
-                    )
-                    for kind in KINDS
-                }
-                if self.crons is not None:
-                    self.crons.check_handlers(dict(found["cron"]))
-            except (ConfigError, ValueError) as exc:
-                raise ReloadError(
-                    f"{self.server_id}: reload refused, old code kept: {exc}"
-                ) from None
-            fresh = {type(obj).__module__ for objs in found.values() for _, obj in objs}
-            for name in before:
-                if name not in fresh and sys.modules.get(name) is before[name]:
-                    del sys.modules[name]  # its file is gone
-        return Loaded(found["handler"], found["remote"], found["cron"])
+        before = {name: mod for name, mod in sys.modules.items() if name.startswith(prefix)}
+        try:
+            found = {
+                kind: discover(self.base_dir, self.server_type, kind, self.factory_arg, fresh=True)
+                for kind in KINDS
+            }
+            if self.crons is not None:
+                self.crons.check_handlers(dict(found["cron"]))
+        except (ConfigError, ValueError) as exc:
+            _restore(prefix, before)
+            raise ReloadError(f"{self.server_id}: reload refused, old code kept: {exc}") from None
+        except BaseException:
+            _restore(prefix, before)
+            raise
+        fresh = {type(obj).__module__ for objs in found.values() for _, obj in objs}
+        for name in before:
+            if name not in fresh and sys.modules.get(name) is before[name]:
+                del sys.modules[name]  # its file is gone (put back if the reload fails)
+        return Loaded(found["handler"], found["remote"], found["cron"], before)
 
     def reload(self) -> Deferred[dict[str, Any]]:
         """Load, init, swap, retire (see the module's doc); a Deferred of a summary of what
@@ -142,11 +136,12 @@ class CodeReloader:
             return fail(ReloadError(f"{self.server_id}: a reload is in progress already"))
         try:
             loaded = self.load()
-        except ReloadError:
+        except ReloadError as exc:
+            log.warn("{why}", why=exc)
             return fail(Failure())
         self._busy = True
         started = _run_hooks(self._all(loaded), HOOKS_UP, stop_on_error=True)
-        started.addErrback(self._init_failed)
+        started.addErrback(self._init_failed, loaded)
         swapped = started.addCallback(lambda _: self._swap(loaded))
         return swapped.addBoth(self._done)
 
@@ -161,15 +156,14 @@ class CodeReloader:
             *[(f"remote {n}", o) for n, o in loaded.remotes],
         ]
 
-    def _init_failed(self, failure: Failure) -> Failure:
-        # The new modules stay in sys.modules: harmless, the next reload replaces them;
-        # the objects serving requests are still the old ones.
-        return Failure(
-            ReloadError(
-                f"{self.server_id}: reload refused, old code kept: "
-                f"init of the new code failed: {failure.getErrorMessage()}"
-            )
+    def _init_failed(self, failure: Failure, loaded: Loaded) -> Failure:
+        _restore(self._prefix(), loaded.previous)
+        why = (
+            f"{self.server_id}: reload refused, old code kept: "
+            f"init of the new code failed: {failure.getErrorMessage()}"
         )
+        log.warn("{why}", why=why)
+        return Failure(ReloadError(why))
 
     def _swap(self, loaded: Loaded) -> Deferred[dict[str, Any]]:
         old_routes = set(self.handlers.routes())

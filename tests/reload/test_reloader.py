@@ -234,9 +234,12 @@ class ReloaderTests(SynchronousTestCase):
             "    def hello(self, s, m): return 'v2'\n"
             "    def init(self): raise ValueError('bad config')\n",
         )
+        prefix = module_name(self.game.base, "chat", "handler", "x").rsplit(".", 1)[0]
+        old_module = sys.modules[f"{prefix}.chatHandler"]
         why = self.refused()
         self.assertIn("init of handler chatHandler: bad config", why)
         self.assertEqual(self.hello(), "v1")
+        self.assertIs(sys.modules[f"{prefix}.chatHandler"], old_module)
 
     def test_constructor_failure_is_refused(self) -> None:
         """A class whose constructor raises is refused, naming the file."""
