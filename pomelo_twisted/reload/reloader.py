@@ -115,8 +115,7 @@ class CodeReloader:
                 kind: discover(self.base_dir, self.server_type, kind, self.factory_arg, fresh=True)
                 for kind in KINDS
             }
-            if self.crons is not None:
-                self.crons.check_handlers(dict(found["cron"]))
+            self._check(found)
         except (ConfigError, ValueError) as exc:
             _restore(prefix, before)
             raise ReloadError(f"{self.server_id}: reload refused, old code kept: {exc}") from None
@@ -128,6 +127,20 @@ class CodeReloader:
             if name not in fresh and sys.modules.get(name) is before[name]:
                 del sys.modules[name]  # its file is gone (put back if the reload fails)
         return Loaded(found["handler"], found["remote"], found["cron"], before)
+
+    def _check(self, found: dict[Kind, Objects]) -> None:
+        """Refuse (ConfigError, ValueError) what the swap would refuse, so that it cannot
+        fail half-way: repeated names, a remote named like a system remote, a remote
+        without a public method, a configured cron's action gone."""
+        HandlerRegistry(self.handlers.kind).replace(self.server_type, found["handler"])
+        declared = {name for name, _ in self.remotes.objects()}
+        functions = set(self.remotes.services()) - declared
+        clash = sorted(functions & {name for name, _ in found["remote"]})
+        if clash:
+            raise ConfigError(f"remote {clash[0]!r} is the name of a framework remote")
+        RemoteDispatcher().replace_objects(found["remote"])
+        if self.crons is not None:
+            self.crons.check_handlers(dict(found["cron"]))
 
     def reload(self) -> Deferred[dict[str, Any]]:
         """Load, init, swap, retire (see the module's doc); a Deferred of a summary of what

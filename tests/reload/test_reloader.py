@@ -249,6 +249,22 @@ class ReloaderTests(SynchronousTestCase):
         self.assertIn("chatHandler.py: ChatHandler(app) failed: ZeroDivisionError", self.refused())
         self.assertEqual(self.hello(), "v1")
 
+    def test_what_the_swap_would_refuse_is_refused_first(self) -> None:
+        """Two handlers of one name, a remote named like a system remote, or a remote
+        without a method: refused before anything changes."""
+        twin = "class Twin:\n    route_name = 'chatHandler'\n    def __init__(self, app): pass\n"
+        self.write("handler", "twin.py", twin + "    def hello(self, s, m): return 'twin'\n")
+        self.assertIn("'chatHandler' is given twice", self.refused())
+        (self.game.base / "servers" / "chat" / "handler" / "twin.py").unlink()
+        self.write("remote", "sys.py", "class Sys:\n    def __init__(self, app): pass\n"
+                   "    def ping(self): return 'hijacked'\n")  # fmt: skip
+        self.assertIn("'sys' is the name of a framework remote", self.refused())
+        (self.game.base / "servers" / "chat" / "remote" / "sys.py").unlink()
+        self.write("remote", "empty.py", "class Empty:\n    def __init__(self, app): pass\n")
+        self.assertIn("remote 'empty' (Empty) has no public method", self.refused())
+        self.assertEqual(self.hello(), "v1")
+        self.assertEqual(self.remotes.invoke("sys", "ping", []), "pong")
+
     def test_one_reload_at_a_time(self) -> None:
         """A reload while another waits on a hook is refused."""
         self.write(
