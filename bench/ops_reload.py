@@ -91,8 +91,8 @@ def run(cluster: Cluster, bots: int, duration: float, out: Path) -> list[Check]:
     return [
         Check("reload", "both chat servers reload (pomelo-twisted reload)",
               all(code == 0 for _, code, _, _ in reloads),
-              "; ".join(f"{c}: exit {code} in {took:.2f} s" for c, code, took, _ in reloads),
-              [" ".join(text.split()) for _, _, _, text in reloads]),
+              "; ".join(f"exit {code} in {took:.2f} s: {' '.join(text.split())}"
+                        for _, code, took, text in reloads)),
         Check("reload", f"{2 * bots} chat bots: 0 errors, 0 gaps or missing pushes",
               all(clean(r) for r in got),
               f"{requests} requests; " + "; ".join(bot_summary(r) for r in got)),
