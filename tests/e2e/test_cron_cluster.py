@@ -28,8 +28,7 @@ class CronClusterTests(ClusterCase):
 
     @inlineCallbacks
     def test_cron_every_second_cron_verbs_and_reload(self) -> Any:
-        """The cron runs each second on both chat servers; cron list/add/remove and reload
-        work through the master and answer what changed."""
+        """An every-second cron runs on both chat servers; cron verbs and reload answer."""
         cluster = ClusterProcess()
         self.addCleanup(cluster.stop)
         crons = cluster.game / "config" / "crons.json"

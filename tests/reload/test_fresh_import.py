@@ -25,8 +25,7 @@ class FreshImportTests(SynchronousTestCase):
         self.addCleanup(sys.modules.pop, self.name, None)
 
     def test_same_size_same_mtime(self) -> None:
-        """A cached .pyc that still matches the file's size and mtime is ignored: a plain
-        import runs the stale cache, a fresh one the new text."""
+        """A .pyc matching the rewritten file's size and mtime: plain import stale, fresh new."""
         path = self.folder / "reply.py"
         path.write_text("REPLY = 'v1'\n", encoding="utf-8")
         stamp = path.stat().st_mtime_ns

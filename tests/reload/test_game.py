@@ -92,8 +92,7 @@ class GameReloadTests(SynchronousTestCase):
         self.assertEqual(alice.call(WHERE_ROUTE, {})["server"], "new")
 
     def test_in_flight_request_finishes_on_old_code(self) -> None:
-        """A forwarded request waiting in the old handler answers the old reply after the
-        reload; the next one runs the new code."""
+        """A forwarded request in flight over a reload answers old; the next one new."""
         source = self.handler.read_text(encoding="utf-8")
         self.handler.write_text(source + SLOW_WHERE, encoding="utf-8")
         game = self.start()

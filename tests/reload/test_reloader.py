@@ -250,8 +250,7 @@ class ReloaderTests(SynchronousTestCase):
         self.assertEqual(self.hello(), "v1")
 
     def test_what_the_swap_would_refuse_is_refused_first(self) -> None:
-        """Two handlers of one name, a remote named like a system remote, or a remote
-        without a method: refused before anything changes."""
+        """Repeated names, a framework remote's name, a methodless remote: refused up front."""
         twin = "class Twin:\n    route_name = 'chatHandler'\n    def __init__(self, app): pass\n"
         self.write("handler", "twin.py", twin + "    def hello(self, s, m): return 'twin'\n")
         self.assertIn("'chatHandler' is given twice", self.refused())
