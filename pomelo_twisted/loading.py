@@ -18,7 +18,12 @@ def path_digest(path: Path) -> str:
 
 
 def import_file(
-    path: Path, prefix: str = "pomelo_file_", *, name: str | None = None, once: bool = False
+    path: Path,
+    prefix: str = "pomelo_file_",
+    *,
+    name: str | None = None,
+    once: bool = False,
+    fresh: bool = False,
 ) -> ModuleType:
     """Import the file at ``path`` as module ``name`` (default: ``prefix`` + a hash of the path).
 
@@ -41,10 +46,14 @@ def import_file(
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
+    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True) if fresh else None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        if code is None:
+            spec.loader.exec_module(module)
+        else:
+            exec(code, module.__dict__)
     except BaseException:
         if sys.modules.get(name) is module:
             del sys.modules[name]

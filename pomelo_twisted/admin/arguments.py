@@ -124,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the answer (default 60)"
     )
+    cron = command(
+        "cron",
+        "list, add or remove a server's crons: cron list ID; cron add ID id=... "
+        "time='<sec> <min> <hour> <dom> <mon> <dow>' action=handler.method; cron remove ID CRON",
+    )
+    cron.add_argument("action", choices=("list", "add", "remove"), help="what to do")
+    cron.add_argument("id", metavar="ID", help="server id")
+    cron.add_argument("values", nargs="*", metavar="ARG", help="add: key=value; remove: CRON")
+    reload = command("reload", "reload a server's handlers, remotes and cron handlers from disk")
+    reload.add_argument("id", metavar="ID", help="server id")
+    for sub in (cron, reload):
+        sub.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds to wait for the answer"
+        )
     certs = command("certs", "create the cluster CA and each server's TLS certificate")
     certs.add_argument("--force", action="store_true", help="create everything anew")
     certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
@@ -168,7 +182,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             args.values = parse_values(args.values)
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "cron":
+        args.name = f"cron.{args.action}"
+        try:
+            args.values = cron_values(args.action, args.values)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.command == "reload":
+        args.name, args.values = "reload", {}
     return args
+
+
+def cron_values(action: str, items: Sequence[str]) -> dict[str, Any]:
+    """The arguments of ``cron list|add|remove``: ``remove`` takes the cron's id alone
+    (or ``id=...``), ``add`` key=value words, ``list`` nothing; ValueError otherwise."""
+    if action == "list":
+        if items:
+            raise ValueError("cron list takes no argument but the server id")
+        return {}
+    if action == "remove" and len(items) == 1 and "=" not in items[0]:
+        return {"id": items[0]}
+    values = parse_values(items)
+    if action == "remove" and set(values) != {"id"}:
+        raise ValueError("cron remove takes the cron's id (cron remove SERVER CRON)")
+    return values
 
 
 def folder_error(args: argparse.Namespace) -> str | None:

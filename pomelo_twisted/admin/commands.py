@@ -1,5 +1,6 @@
 """The admin commands that talk to a running cluster: ``list``, ``stop``, ``kill``,
-``restart``, ``add`` and ``command``.
+``restart``, ``add``, ``command``, and the server commands with verbs of their own:
+``cron`` and ``reload``.
 
 Each logs in to the master as ``admin`` (:mod:`.client`), makes its call and closes; with
 etcd discovery ``list``, ``stop`` and ``restart`` go through etcd instead
@@ -132,6 +133,63 @@ async def _command(
     return 0
 
 
+async def _server_command(
+    reactor: IServerReactor, args: argparse.Namespace, connect: Connector
+) -> Any:
+    return await ask(
+        reactor,
+        args,
+        connect,
+        lambda client: client.command(args.id, args.name, dict(args.values), args.timeout),
+    )
+
+
+async def _cron(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
+    answer = await _server_command(reactor, args, connect)
+    if args.action == "list":
+        rows = answer.get("crons") if isinstance(answer, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise AdminError(f"{args.id} sent a malformed cron list: {answer!r}")
+        if not rows:
+            out.write(f"{args.id} has no cron\n")
+            return 0
+        keys = ("id", "time", "action", "next", "runs", "failures", "skipped")
+        lines = [list(keys), *([cell(row.get(key)) for key in keys] for row in rows)]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(keys))]
+        for line in lines:
+            padded = "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
+            out.write(padded.rstrip() + "\n")
+        return 0
+    verb = "added" if args.action == "add" else "removed"
+    job = answer.get(verb) if isinstance(answer, dict) else None
+    if not isinstance(job, dict):
+        raise AdminError(f"{args.id} sent a malformed cron answer: {answer!r}")
+    out.write(
+        f"{verb} cron {job.get('id')} on {args.id}: {job.get('time')} -> {job.get('action')}"
+        f" (runs {job.get('runs')}; next {cell(job.get('next'))}); "
+        f"{_field(answer, 'crons')} crons now\n"
+    )
+    return 0
+
+
+async def _reload(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
+    answer = await _server_command(reactor, args, connect)
+    if not isinstance(answer, dict):
+        raise AdminError(f"{args.id} sent a malformed reload answer: {answer!r}")
+    out.write(f"reloaded {args.id} (generation {answer.get('generation')})\n")
+    for key in ("handlers", "remotes", "crons"):
+        out.write(f"  {key}: {', '.join(_field(answer, key) or []) or 'none'}\n")
+    for key in ("routes_added", "routes_removed", "remotes_added", "remotes_removed"):
+        changed = _field(answer, key)
+        if changed:
+            out.write(f"  {key.replace('_', ' ')}: {', '.join(changed)}\n")
+    return 0
+
+
 def _field(answer: object, key: str) -> Any:
     """``answer[key]`` of a dict answer (lists as lists of str); None otherwise."""
     value = answer.get(key) if isinstance(answer, dict) else None
@@ -148,6 +206,8 @@ COMMANDS: dict[str, Command] = {
     "restart": _restart,
     "add": _add,
     "command": _command,
+    "cron": _cron,
+    "reload": _reload,
 }
 
 

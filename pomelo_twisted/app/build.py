@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..cluster.monitor import MonitorComponent
+from ..cron import build_crons, register_cron_commands
 from ..discovery.component import DiscoveryComponent
 from ..discovery.interfaces import IServiceDiscovery, MembershipEvent
 from ..discovery.select import build_etcd_discovery, etcd_settings
@@ -34,6 +35,7 @@ from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
 from ..protocol import RouteDictionary
+from ..reload import CodeReloader, register_reload_command
 from ..rpc import LocalRpcTransport, default_route, route_function
 from ..rpc.breaker import BreakerBoard, BreakerSettings
 from ..rpc.pb import PbRpcTransport
@@ -121,6 +123,15 @@ def build_application(
             app.register_handler(handler, name)
         for name, remote in discover(config.base_dir, server.type, "remote", app):
             app.register_remote(remote, name)
+        # -- crons (config/crons.json) and hot reload: the cron and reload commands --
+        crons = build_crons(config, server, reactor, app)
+        app.load(crons)
+        register_cron_commands(app.commands, crons)
+        reloader = CodeReloader(
+            config.base_dir, server.type, app, app.handlers, app.remotes, crons, server.id
+        )
+        register_reload_command(app.commands, reloader)
+        # -- end crons and reload --
         # The remotes marked @idempotent, of every type this server may call.
         app.router.idempotent.declare_game(config.base_dir, list(servers))
         app.dictionary = dictionary or game_dictionary(config, list(servers))

@@ -1,4 +1,5 @@
-"""Discovery of a game's handlers and remotes: ``<game>/servers/<type>/<kind>/*.py``.
+"""Discovery of a game's handlers, remotes and cron handlers:
+``<game>/servers/<type>/<kind>/*.py`` (kind ``handler``, ``remote`` or ``cron``).
 
 Each file not starting with ``_`` is imported by path under a stable module name
 (``pomelo_game_<hash of the game folder>.<type>.<kind>.<stem>``), and the one public
@@ -22,8 +23,8 @@ from .registry import check_name, class_public_methods
 
 __all__ = ["Kind", "discover", "discover_classes", "discover_routes", "module_name"]
 
-Kind = Literal["handler", "remote"]
-KINDS = ("handler", "remote")
+Kind = Literal["handler", "remote", "cron"]
+KINDS = ("handler", "remote", "cron")
 
 
 def module_name(base_dir: Path, server_type: str, kind: str, stem: str) -> str:
@@ -40,12 +41,28 @@ def _files(base_dir: Path, server_type: str, kind: str) -> list[Path]:
     return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_") and p.is_file())
 
 
-def _import(path: Path, name: str) -> ModuleType:
-    """Import ``path`` as module ``name`` (once per process, like any import)."""
+def _line_in(path: Path, exc: BaseException) -> int | None:
+    """The line of ``path`` where ``exc`` was raised (the deepest frame in that file)."""
+    if isinstance(exc, SyntaxError) and exc.filename == str(path):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _import(path: Path, name: str, fresh: bool) -> ModuleType:
+    """Import ``path`` as module ``name``: once per process, like any import, unless
+    ``fresh`` (a reload: the file as it is on disk now)."""
     try:
-        return import_file(path, name=name, once=True)
+        return import_file(path, name=name, once=not fresh, fresh=fresh)
     except Exception as exc:
-        raise ConfigError(f"{path}: import failed: {type(exc).__name__}: {exc}") from exc
+        line = _line_in(path, exc)
+        where = f"{path}" if line is None else f"{path}, line {line}"
+        raise ConfigError(f"{where}: import failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _the_class(path: Path, module: ModuleType) -> type:
@@ -87,8 +104,13 @@ def _route_name(path: Path, cls: type, kind: str) -> str:
     return name
 
 
-def discover_classes(base_dir: Path, server_type: str, kind: Kind) -> list[tuple[str, type]]:
+def discover_classes(
+    base_dir: Path, server_type: str, kind: Kind, *, fresh: bool = False
+) -> list[tuple[str, type]]:
     """``(name, class)`` of every handler (or remote) file of ``server_type``, by file name.
+
+    With ``fresh`` every file is imported again as it is on disk (its module replaces the
+    one of the same name in ``sys.modules``).
 
     Raises ``ConfigError`` naming the file when it fails to import, when its class
     cannot be chosen, or when its name cannot be a route part. A missing folder
@@ -96,14 +118,14 @@ def discover_classes(base_dir: Path, server_type: str, kind: Kind) -> list[tuple
     """
     found: list[tuple[str, type]] = []
     for path in _files(base_dir, server_type, kind):
-        module = _import(path, module_name(base_dir, server_type, kind, path.stem))
+        module = _import(path, module_name(base_dir, server_type, kind, path.stem), fresh)
         cls = _the_class(path, module)
         found.append((_route_name(path, cls, kind), cls))
     return found
 
 
 def discover(
-    base_dir: Path, server_type: str, kind: Kind, factory_arg: object
+    base_dir: Path, server_type: str, kind: Kind, factory_arg: object, *, fresh: bool = False
 ) -> list[tuple[str, object]]:
     """``(name, instance)`` of every handler (or remote) of ``server_type``.
 
@@ -111,7 +133,7 @@ def discover(
     passes ``app``); a constructor failure is a ``ConfigError`` naming the file.
     """
     instances: list[tuple[str, object]] = []
-    for name, cls in discover_classes(base_dir, server_type, kind):
+    for name, cls in discover_classes(base_dir, server_type, kind, fresh=fresh):
         try:
             instance = cls(factory_arg)
         except Exception as exc:

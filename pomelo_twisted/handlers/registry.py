@@ -117,6 +117,22 @@ class HandlerRegistry:
         self._methods.setdefault(server_type, {})[key] = public_methods(obj)
         return key
 
+    def replace(self, server_type: str, objects: list[tuple[str, object]]) -> None:
+        """Serve exactly ``objects`` on ``server_type`` from now on, in one step (a reload):
+        a lookup sees either every old object or every new one; a method already looked
+        up runs on its old object. ConfigError, and nothing changes, on a bad or
+        repeated name."""
+        check_name("server type", server_type)
+        new_objects: dict[str, object] = {}
+        for name, obj in objects:
+            check_name(self.kind, name)
+            if name in new_objects:
+                raise ConfigError(f"{self.kind} {name!r} is given twice for {server_type!r}")
+            new_objects[name] = obj
+        new_methods = {name: public_methods(obj) for name, obj in new_objects.items()}
+        self._objects[server_type] = new_objects
+        self._methods[server_type] = new_methods
+
     def routes(self) -> list[str]:
         """Every ``type.name.method`` route, sorted (for the route dictionary)."""
         return sorted(

@@ -93,6 +93,32 @@ class RemoteDispatcher:
         self._methods[name] = {method: getattr(obj, method) for method in names}
         self._objects[name] = obj
 
+    def replace_objects(self, objects: list[tuple[str, object]]) -> None:
+        """Serve exactly ``objects`` as the services declared by :meth:`add` from now on, in
+        one step (a reload); services of :meth:`add_function` stay. A call already
+        dispatched finishes on its old object. ConfigError, and nothing changes, when a
+        name is bad, repeated or a function service's, or an object has no public method."""
+        functions = {
+            service: methods
+            for service, methods in self._methods.items()
+            if service not in self._objects
+        }
+        new_methods: dict[str, dict[str, Callable[..., Any]]] = dict(functions)
+        new_objects: dict[str, object] = {}
+        for name, obj in objects:
+            _check_name("remote name", name)
+            if "." in name:
+                raise ConfigError(f"remote name {name!r} must not contain a dot")
+            if name in new_methods:
+                raise ConfigError(f"remote {name!r} is declared already")
+            names = declared_methods(obj)
+            if not names:
+                raise ConfigError(f"remote {name!r} ({type(obj).__name__}) has no public method")
+            new_methods[name] = {method: getattr(obj, method) for method in names}
+            new_objects[name] = obj
+        self._methods = new_methods
+        self._objects = new_objects
+
     def add_function(self, service: str, method: str, fn: Callable[..., Any]) -> None:
         """Declare ``fn`` as ``service.method``.
 
