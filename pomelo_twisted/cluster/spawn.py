@@ -58,4 +58,5 @@ def server_command(
         env=None,
         path=str(config.base_dir),
         auto_restart=info.auto_restart,
+        log_format=log_format,
     )

@@ -44,7 +44,9 @@ def _env() -> dict[str, str]:
 class ClusterProcess:
     """Master + 2 connectors + 2 chat servers of a copy of the example game."""
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, start_args: tuple[str, ...] = ()) -> None:
+        #: More options of ``start`` (e.g. ``--log-format json``).
+        self.start_args = start_args
         self.workdir = Path(tempfile.mkdtemp(prefix="pomelo-cluster-"))
         self.game = self.workdir / "game"
         self.layout = copy_game(self.game)
@@ -84,7 +86,15 @@ class ClusterProcess:
         self._log_file = self.master_log.open("wb")
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pomelo_twisted.admin.cli", "start", "--app", str(self.game)],
+            [
+                sys.executable,
+                "-m",
+                "pomelo_twisted.admin.cli",
+                "start",
+                "--app",
+                str(self.game),
+                *self.start_args,
+            ],
             cwd=self.workdir,
             env=_env(),
             stdin=subprocess.DEVNULL,
