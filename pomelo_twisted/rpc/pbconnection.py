@@ -392,7 +392,9 @@ class PersistentLogin(ClusterLogin):
                 target=self.description,
                 error=self.last_error,
             )
-        elif failure.check(error.ConnectionDone, error.ConnectionLost, pb.PBConnectionLost):
+        elif failure.check(
+            error.ConnectionDone, error.ConnectionLost, pb.PBConnectionLost, pb.DeadReferenceError
+        ):
             # The peer closed during the login (it is restarting): nothing was refused.
             self.last_error = f"closed during login: {failure.getErrorMessage()}"
             log.info(
