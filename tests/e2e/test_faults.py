@@ -3,6 +3,7 @@ the long ones under load), and the helpers of those scripts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,8 @@ from .cluster import ClusterCase, ClusterProcess
 from .test_cluster import CHAT_ECHO, CHATS, ENTRY, room_on
 
 ABOVE_INFO = re.compile(r"#(warn|error|critical)\]")
+#: A JSON log line (``--log-format json``) above info.
+JSON_ABOVE_INFO = re.compile(r'"level":"(warn|error|critical)"')
 STOP_SECONDS = 6.0
 
 
@@ -109,7 +112,9 @@ def above_info(cluster: ClusterProcess) -> dict[str, list[str]]:
     """Per log (the master's and every server's): lines with a traceback or above info."""
     found = {}
     for name in ["master", *cluster.server_ids()]:
-        tracebacks, above = level_lines(cluster.log(name))
+        text = cluster.log(name)
+        tracebacks, above = level_lines(text)
+        above += [line for line in text.splitlines() if JSON_ABOVE_INFO.search(line)]
         if tracebacks or above:
             found[name] = tracebacks + above
     return found
@@ -123,6 +128,22 @@ class ClusterFaultTests(ClusterCase):
         """start, ``restart`` of each server in turn (each up again with a new pid), ``stop``:
         no log holds a traceback or a line above info."""
         cluster = yield self.started()
+        yield self.restart_each_then_stop(cluster)
+
+    @inlineCallbacks
+    def test_restart_server_by_server_in_json_logs_nothing_above_info(self) -> Any:
+        """The same with ``--log-format json``: every line of every log is JSON, and none
+        is above info or holds a traceback."""
+        cluster = yield self.started(start_args=("--log-format", "json"))
+        yield self.restart_each_then_stop(cluster)
+        for name in ["master", *cluster.server_ids()]:
+            for line in cluster.log(name).splitlines():
+                self.assertNotIn("traceback", json.loads(line), name)
+
+    @inlineCallbacks
+    def restart_each_then_stop(self, cluster: ClusterProcess) -> Any:
+        """``restart`` each server in turn (each up again with a new pid), ``stop``: no log
+        holds a traceback or a line above info."""
         for server_id in cluster.server_ids():
             up = re.compile(rf"server {server_id} \(\w+\) is up, pid (\d+)")
             before = up.findall(cluster.log())
