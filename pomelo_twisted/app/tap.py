@@ -274,7 +274,8 @@ def _compose(
 
     config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
-        setup.name((options["host"] and f"supervisor-{options['host']}") or "master", "master")
+        host = options["host"]
+        setup.name(f"supervisor-{host}" if host else config.master_settings().id, "master")
         return build_master(
             config,
             reactor,

@@ -59,6 +59,7 @@ class JsonLogTests(ClusterCase):
         for server_id in cluster.server_ids():
             self.assertEqual({x["server"] for x in logs[server_id]}, {server_id})
         self.assertIn("cluster started:", " ".join(x["msg"] for x in logs["master"]))
+        self.assertEqual({x["server"] for x in logs["master"]}, {"master-server-1"})
 
         access = [
             x
