@@ -300,11 +300,13 @@ class Supervisor:
         env = dict(os.environ) if spec.env is None else dict(spec.env)
         now = self._reactor.seconds()
         stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        line = f"--- {stamp} supervisor: starting {spec.server_id}: {shlex.join(spec.args)} ---\n"
-        if spec.log_format == "json":
+        text = f"supervisor: starting {spec.server_id}: {shlex.join(spec.args)}"
+        line = f"--- {stamp} {text} ---\n"
+        if spec.log_format == "json":  # {text}: the command line may hold braces
             event = {"log_time": now, "log_level": LogLevel.info, "log_namespace": __name__}
-            event.update(log_format="{text}", text=line[4:-5])  # the text may hold braces
-            line = json_line(event, spec.server_id, "supervisor")
+            line = json_line(
+                {**event, "log_format": "{text}", "text": text}, spec.server_id, "supervisor"
+            )
         protocol = _ChildProtocol(self._ended)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log_file:

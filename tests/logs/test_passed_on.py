@@ -61,5 +61,5 @@ class PassedOnTests(SynchronousTestCase):
         Supervisor(reactor).start(spec)
         (line,) = [json.loads(x) for x in log_path.read_text().splitlines()]
         self.assertEqual((line["server"], line["level"]), ("s1", "info"))
-        self.assertIn("supervisor: starting s1: ", line["msg"])
+        self.assertTrue(line["msg"].startswith("supervisor: starting s1: "), line["msg"])
         self.assertIn('{"id": "s1"}', line["msg"])
