@@ -92,9 +92,6 @@ def build_application(
     app = Application(server, reactor=reactor, rpc=rpc, servers=servers, config=config)
     for key, value in (settings or {}).items():
         app.set(key, value)
-    if app.get("request_ids"):  # request ids in the logs (JSON logs turn it on)
-        access, forward = bool(app.get("access_log")), (SYS_SERVICE, FORWARD)
-        install_request_log(app.instruments, server, reactor, random.Random(), access, forward)
     if server.frontend:
         app.dispatcher.forward = partial(forward_request, forwarder_of(app))
     declare_system_remotes(app)
@@ -130,6 +127,9 @@ def build_application(
             configure(app)
     else:
         app.dictionary = dictionary
+    if app.get("request_ids"):  # request ids in the logs (JSON logs, or the game, turn it on)
+        access, forward = bool(app.get("access_log")), (SYS_SERVICE, FORWARD)
+        install_request_log(app.instruments, server, reactor, random.Random(), access, forward)
     apply_rpc_settings(app, list(servers))
     return app
 
