@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.callcontext import CALL_CONTEXT, current_context, within_context
 from pomelo_twisted.gameconfig import ServerInfo
-from pomelo_twisted.rpc import RemoteDispatcher
-from pomelo_twisted.rpc.pb import PbRpcTransport
+from pomelo_twisted.rpc import RemoteDispatcher, unpack_plain
+from pomelo_twisted.rpc.pb import PbRpcTransport, RpcAvatar
 from pomelo_twisted.rpc.wireversion import (
     WIRE_VERSIONS,
     checked_versions,
@@ -95,11 +95,46 @@ class NegotiationTests(WireCase):
 
     def test_peer_announcing_nothing_gets_six_item_calls(self) -> None:
         """A peer of the previous release (announces nothing) speaks version 1: calls reach
-        it without the context item and are answered; nothing is logged above info."""
+        it without the context item (it would refuse 7 items) and are answered; its answer
+        to the announcement is an error it sends without logging; nothing is logged above
+        info on either side."""
+        sizes: list[int] = []
+        run_batch = RpcAvatar.run_batch
+
+        def strict(avatar: RpcAvatar, batch: object) -> None:
+            assert type(batch) is bytes
+            sizes.extend(len(item) for item in unpack_plain(batch))
+            run_batch(avatar, batch)
+
+        self.patch(RpcAvatar, "run_batch", strict)
         self.start(WIRE_VERSIONS, None)
         self.assertEqual(self.wire_version(), 1)
         self.assertIsNone(self.successResultOf(self.call_with_context()))
+        self.assertEqual(sizes, [6, 6])  # the announcement, then the call
         self.assertEqual(self.errors(), [])
+
+    def test_version_1_until_the_answer_and_again_after_a_reconnection(self) -> None:
+        """A link speaks version 1 from its login until the peer's answer arrives, and
+        announces again on each new login."""
+        at_login: list[int] = []
+        up = PbRpcTransport._up
+
+        def recording_up(transport: PbRpcTransport, server_id: str) -> None:
+            up(transport, server_id)  # the announcement is queued, not answered
+            if transport is self.connector:
+                at_login.append(self.wire_version())
+
+        self.patch(PbRpcTransport, "_up", recording_up)
+        self.start(WIRE_VERSIONS, WIRE_VERSIONS)
+        self.assertEqual(self.wire_version(), 2)
+        self.network.drop(CHAT.rpc_client_endpoint)
+        self.flush()
+        self.assertEqual(self.connector.peers(), {"chat-1": "down"})
+        self.clock.advance(1)
+        self.flush()
+        self.assertEqual(self.connector.peers(), {"chat-1": "up"})
+        self.assertEqual(self.wire_version(), 2)
+        self.assertEqual(at_login, [1, 1])
 
     def test_peer_speaking_only_v1_gets_six_item_calls(self) -> None:
         """A peer announcing 1–1 is spoken to in version 1."""
