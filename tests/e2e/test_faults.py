@@ -24,8 +24,6 @@ from .cluster import ClusterCase, ClusterProcess
 from .test_cluster import CHAT_ECHO, CHATS, ENTRY, room_on
 
 ABOVE_INFO = re.compile(r"#(warn|error|critical)\]")
-#: A JSON log line (``--log-format json``) above info.
-JSON_ABOVE_INFO = re.compile(r'"level":"(warn|error|critical)"')
 STOP_SECONDS = 6.0
 
 
@@ -88,6 +86,19 @@ class ScriptHelperTests(SynchronousTestCase):
         self.assertEqual(len(tracebacks), 1)
         self.assertEqual([line.split()[-1] for line in above], ["bad"] * 3)
 
+    def test_level_lines_of_json_logs(self) -> None:
+        """The same in JSON lines (``--log-format json``)."""
+        log = "\n".join(
+            [
+                '{"level":"info","msg":"fine"}',
+                '{"level":"debug","msg":"fine"}',
+                '{"level":"warn","msg":"bad"}',
+                '{"level":"error","msg":"bad","traceback":"Traceback (most recent call last):"}',
+            ]
+        )
+        tracebacks, above = level_lines(log)
+        self.assertEqual((len(tracebacks), len(above)), (1, 2))
+
     def test_rooms_on_follows_the_example_routing(self) -> None:
         """The rooms the fault script picks for a chat server are routed to that server."""
         for server in ("chat-server-1", "chat-server-2"):
@@ -112,9 +123,7 @@ def above_info(cluster: ClusterProcess) -> dict[str, list[str]]:
     """Per log (the master's and every server's): lines with a traceback or above info."""
     found = {}
     for name in ["master", *cluster.server_ids()]:
-        text = cluster.log(name)
-        tracebacks, above = level_lines(text)
-        above += [line for line in text.splitlines() if JSON_ABOVE_INFO.search(line)]
+        tracebacks, above = level_lines(cluster.log(name))
         if tracebacks or above:
             found[name] = tracebacks + above
     return found
