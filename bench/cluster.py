@@ -33,7 +33,8 @@ EXAMPLE = REPO / "example_game"
 BOT_SCENARIO = REPO / "bench" / "chatbot.py"
 STARTED = "cluster started:"
 TRACEBACK = "Traceback (most recent call last)"
-ABOVE_INFO = re.compile(r"#(warn|error|critical)\]")
+#: A line above info: a text line (``[ns#warn]``) or a JSON one (``--log-format json``).
+ABOVE_INFO = re.compile(r'#(warn|error|critical)\]|"level":"(warn|error|critical)"')
 
 Findings = tuple[list[str], list[str]]
 """(traceback lines, lines logged at warn/error/critical) of one log."""

@@ -28,6 +28,8 @@ test has passed with.
   ``failHandshake`` (overridden to answer quietly and count it), and on a request head
   fed whole in one :func:`autobahn_feed` call being answered at once (pinned by
   ``tests/acceptors/test_websocket.py``).
+- twisted.logger: :func:`file_observer_output` reads a ``FileLogObserver``'s
+  ``_outFile`` (where twistd's log observer writes, for ``--log-format json``).
 """
 
 from __future__ import annotations
@@ -150,3 +152,13 @@ def autobahn_take_buffer(protocol: WebSocketProtocol) -> bytes:
     data: bytes = protocol.data
     protocol.data = b""
     return data
+
+
+def file_observer_output(observer: object) -> Any:
+    """The file a ``twisted.logger.FileLogObserver`` writes to (twistd's log: stdout or
+    its ``--logfile``), or None for another kind of observer."""
+    from twisted.logger import FileLogObserver
+
+    if isinstance(observer, FileLogObserver):
+        return getattr(observer, "_outFile", None)
+    return None

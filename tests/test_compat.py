@@ -263,3 +263,17 @@ class EndpointParserTests(SynchronousTestCase):
         args, kwargs = compat.endpoint_arguments(r"tcp:3010:interface=\:\:1:backlog=50")
         self.assertEqual(args, ["tcp", "3010"], TWISTED)
         self.assertEqual(kwargs, {"interface": "::1", "backlog": "50"}, TWISTED)
+
+
+class FileLogObserverTests(SynchronousTestCase):
+    """A FileLogObserver's output file is found (twistd's log, for JSON lines)."""
+
+    def test_output_of_a_text_file_observer(self) -> None:
+        """textFileLogObserver(f) writes to f; another observer has no file."""
+        from io import StringIO
+
+        from twisted.logger import textFileLogObserver
+
+        out = StringIO()
+        self.assertIs(compat.file_observer_output(textFileLogObserver(out)), out, TWISTED)
+        self.assertIsNone(compat.file_observer_output(lambda event: None))

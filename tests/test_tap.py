@@ -385,7 +385,7 @@ class LogLevelTests(SynchronousTestCase):
         """makeService filters the global beginner only when run by twistd (options.parent)."""
         options = parse()
         makeService(options, MemoryReactorClock(), exit_process=lambda _r: None)
-        self.assertNotIn("_pomelo_log_level", vars(globalLogBeginner))
+        self.assertNotIn("_pomelo_log_setup", vars(globalLogBeginner))
 
 
 TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")

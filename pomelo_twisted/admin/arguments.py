@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import repl
 from ..bots import cli as bots_cli
-from ..loglevels import LOG_LEVELS
+from ..loglevels import LOG_FORMATS, parse_log_levels
 
 __all__ = ["PROG", "build_parser", "folder_error", "parse_args", "parse_entry", "parse_values"]
 
@@ -69,6 +69,15 @@ def parse_values(items: Iterable[str]) -> dict[str, Any]:
     return values
 
 
+def _log_levels(spec: str) -> str:
+    """``spec`` when it is a ``--log-level`` spec; else the usage error naming its bad part."""
+    try:
+        parse_log_levels(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``--app``/``--env`` are accepted before or after the command."""
     parser = argparse.ArgumentParser(
@@ -101,8 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--log-level",
         default="info",
-        choices=LOG_LEVELS,
-        help="lowest level the master and every server log (default: info)",
+        type=_log_levels,
+        help="lowest level the master and every server log (default: info), then "
+        "NAMESPACE=LEVEL parts, e.g. info,pomelo_twisted.access=debug",
+    )
+    start.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="log lines of the master and every server: text (default) or json",
     )
     command("list", "list the servers and their state")
     stop = command("stop", "stop these servers, or (no ids) the whole cluster")

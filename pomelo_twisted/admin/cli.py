@@ -74,10 +74,12 @@ def master_argv(
     log_level: str = "info",
     host: str | None = None,
     discovery: str | None = None,
+    log_format: str = "text",
 ) -> list[str]:
     """twistd running the game's master: in the foreground, or daemonized with logs/.
 
-    ``log_level`` is the master's ``--log-level``, which it passes on to its servers;
+    ``log_level`` and ``log_format`` are the master's ``--log-level`` and ``--log-format``,
+    which it passes on to its servers;
     ``host`` (``--host``) limits it to the servers of one machine (its daemon files are then
     ``logs/supervisor-HOST.*``); ``discovery`` is passed on as ``--discovery``.
     """
@@ -90,6 +92,8 @@ def master_argv(
     app = ["--app", str(config.base_dir), "--env", config.env, "--type", "master"]
     if log_level != "info":
         app += ["--log-level", log_level]
+    if log_format != "text":
+        app += ["--log-format", log_format]
     if host is not None:
         app += ["--host", host]
     if discovery is not None:
@@ -144,10 +148,11 @@ def start_foreground(
     log_level: str = "info",
     host: str | None = None,
     discovery: str | None = None,
+    log_format: str = "text",
 ) -> int:
     """Become the master process (``os.execv``), so signals reach it directly."""
     argv = master_argv(
-        target.config, daemon=False, log_level=log_level, host=host, discovery=discovery
+        target.config, False, log_level, host=host, discovery=discovery, log_format=log_format
     )
     out.flush()
     sys.stderr.flush()
@@ -162,11 +167,12 @@ def start_daemon(
     log_level: str = "info",
     host: str | None = None,
     discovery: str | None = None,
+    log_format: str = "text",
 ) -> int:
     """Start the master in the background (twistd daemonizes); its twistd's exit status."""
     (target.config.base_dir / "logs").mkdir(parents=True, exist_ok=True)
     argv = master_argv(
-        target.config, daemon=True, log_level=log_level, host=host, discovery=discovery
+        target.config, True, log_level, host=host, discovery=discovery, log_format=log_format
     )
     status = run(argv)
     if status != 0:
@@ -278,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             etcd = etcd_of(args)  # with etcd there is no master to log in to: no admin secret
             target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
-            place = {"host": args.host, "discovery": args.discovery}
+            place = {"host": args.host, "discovery": args.discovery, "log_format": args.log_format}
             if not args.daemon:
                 return start_foreground(target, stdout, log_level=args.log_level, **place)
             status = start_daemon(target, sys.stderr, log_level=args.log_level, **place)

@@ -11,6 +11,7 @@ process, joined by the in-process RPC transport.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -34,16 +35,19 @@ from ..globalchannels.wiring import redis_components
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
+from ..logs.requestlog import install_request_log
 from ..protocol import RouteDictionary
 from ..reload import CodeReloader, register_reload_command
 from ..rpc import LocalRpcTransport, default_route, route_function
 from ..rpc.breaker import BreakerBoard, BreakerSettings
 from ..rpc.pb import PbRpcTransport
 from ..rpc.pbguard import PortLimits
+from ..session.backend import SYS_SERVICE
 from ..tlsconfig import cluster_tls
 from ..tracing import TracingSetup, install_tracing
 from .application import Application
 from .components import ConnectorComponent, RpcServerComponent
+from .forward import FORWARD
 from .frontend import forward_request, forwarder_of
 from .sysremote import declare_system_remotes
 
@@ -141,6 +145,9 @@ def build_application(
             configure(app)
     else:
         app.dictionary = dictionary
+    if app.get("request_ids"):  # request ids in the logs (JSON logs, or the game, turn it on)
+        access, forward = bool(app.get("access_log")), (SYS_SERVICE, FORWARD)
+        install_request_log(app.instruments, server, reactor, random.Random(), access, forward)
     apply_rpc_settings(app, list(servers))
     return app
 

@@ -19,8 +19,10 @@ this module parses options and picks one; :mod:`.process` handles SIGTERM and ex
 Connection limits given on the command line override the game's ``connector``
 setting; ``--listen`` overrides the client endpoint of the (single) frontend.
 Run by twistd, a server logs at ``info`` and above unless ``--log-level`` says otherwise
-(:func:`filter_log_level`). Once the reactor runs, the startup heap is frozen out of the
-garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
+(a default level and levels per namespace: ``info,pomelo_twisted.rpc=debug``), as
+Twisted's text lines or, with ``--log-format json``, one JSON object per line with
+request ids (:mod:`pomelo_twisted.logs`). Once the reactor runs, the startup heap is
+frozen out of the garbage collector (:mod:`pomelo_twisted.app.heap`; ``--no-gc-freeze`` to keep it).
 """
 
 from __future__ import annotations
@@ -29,19 +31,12 @@ import json
 import os
 import random
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from twisted.application.service import IService
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    LogBeginner,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-)
+from twisted.logger import LogBeginner, LogLevel, globalLogBeginner
 from twisted.python import usage
 
 from ..acceptors import KINDS
@@ -50,7 +45,8 @@ from ..cluster.build import build_master
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
-from ..loglevels import LOG_LEVELS
+from ..loglevels import LOG_FORMATS, LOG_LEVELS
+from ..logs.beginning import ACCESS_NAMESPACE, LogSetup
 from ..serializers import get_serializer
 from ..tracing import TracingSetup
 from .build import build_cluster_server, build_standalone
@@ -127,7 +123,14 @@ class Options(usage.Options):
         ["listen", "l", None, "client endpoint string of the frontend (e.g. tcp:3010)"],
         ["acceptor", None, None, f"client acceptor: {', '.join(KINDS)} (default hybrid)"],
         ["serializer", None, None, "message body serializer: json or msgpack"],
-        ["log-level", None, "info", f"lowest level logged: {', '.join(LOG_LEVELS)}"],
+        [
+            "log-level",
+            None,
+            "info",
+            f"lowest level logged ({', '.join(LOG_LEVELS)}), then NAMESPACE=LEVEL parts: "
+            "info,pomelo_twisted.rpc=debug",
+        ],
+        ["log-format", None, "text", f"log lines: {' or '.join(LOG_FORMATS)}"],
         ["heartbeat", None, None, "heartbeat interval in seconds (0: off)", _seconds_or_off],
         ["handshake-timeout", None, None, "seconds to complete handshake + ack", _positive],
         ["max-packet-size", None, None, "largest package body accepted, bytes", int],
@@ -164,10 +167,10 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"unknown acceptor {self['acceptor']!r}; expected one of {', '.join(KINDS)}"
             )
-        if self["log-level"] not in LOG_LEVELS:
-            raise usage.UsageError(
-                f"unknown log level {self['log-level']!r}; expected one of {', '.join(LOG_LEVELS)}"
-            )
+        try:
+            self["log-setup"] = LogSetup(self["log-level"], self["log-format"])
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
         if self["serializer"] is not None:
             try:
                 get_serializer(self["serializer"])
@@ -205,6 +208,10 @@ def _settings(options: Options) -> dict[str, Any]:
     for key in ("acceptor", "serializer"):
         if options[key] is not None:
             settings[key] = options[key]
+    setup: LogSetup = options["log-setup"]
+    if setup.log_format == "json":  # request ids follow each request across servers
+        settings["request_ids"] = True
+        settings["access_log"] = setup.enabled(ACCESS_NAMESPACE, LogLevel.debug)
     return settings
 
 
@@ -220,23 +227,9 @@ def _listen_override(options: Options, frontends: list[ServerInfo]) -> dict[str,
 
 
 def filter_log_level(level: str, beginner: LogBeginner = globalLogBeginner) -> None:
-    """Make ``beginner`` log only events at ``level`` and above.
-
-    twistd begins logging (``beginner.beginLoggingTo``) after ``makeService``, with the
-    observers its own options chose (file, syslog, stdout); each is wrapped here in a
-    ``FilteringLogObserver`` with a ``LogLevelFilterPredicate``. Applied once per beginner.
-    """
-    attributes = vars(beginner)  # an instance attribute shadows the method
-    if "_pomelo_log_level" in attributes:
-        return
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    begin = beginner.beginLoggingTo
-
-    def begin_filtered(observers: Iterable[ILogObserver], *args: Any, **kwargs: Any) -> None:
-        begin([FilteringLogObserver(o, [predicate]) for o in observers], *args, **kwargs)
-
-    attributes["beginLoggingTo"] = begin_filtered
-    attributes["_pomelo_log_level"] = level
+    """Make ``beginner`` log only events at ``level`` (a ``--log-level`` spec) and above,
+    in text (:meth:`~pomelo_twisted.logs.beginning.LogSetup.install`; once per beginner)."""
+    LogSetup(level).install(beginner)
 
 
 def makeService(
@@ -253,7 +246,7 @@ def makeService(
         reactor = cast(IServerReactor, global_reactor)
     twistd = options.parent is not None
     if twistd:  # twistd begins logging after this
-        filter_log_level(options["log-level"])
+        options["log-setup"].install(globalLogBeginner)
     graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
@@ -272,7 +265,9 @@ def _compose(
     environ: Mapping[str, str],
 ) -> IService:
     """The tree of ``--type``, built by the module that owns that kind of server."""
+    setup: LogSetup = options["log-setup"]
     if options["type"] == "echo":
+        setup.name(options["id"] or "echo-1", "echo")
         return build_echo_frontend(
             reactor,
             server_id=options["id"] or "echo-1",
@@ -287,11 +282,14 @@ def _compose(
 
     config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
+        host = options["host"]
+        setup.name(f"supervisor-{host}" if host else config.master_settings().id, "master")
         return build_master(
             config,
             reactor,
             on_listen_failure=failed,
             log_level=options["log-level"],
+            log_format=options["log-format"],
             host=options["host"],
             discovery=options["discovery"],
         )
@@ -301,6 +299,7 @@ def _compose(
     if options["type"] == "all":
         frontends = [s for infos in servers.values() for s in infos if s.frontend]
         per_server = _listen_override(options, frontends)
+        setup.name(config.base_dir.name, "all")
         return build_standalone(
             reactor,
             config.base_dir,
@@ -311,6 +310,7 @@ def _compose(
             tracing=tracing,
         )
     server = _chosen_server(options, config, servers)
+    setup.name(server.id, server.type)
     return build_cluster_server(
         server,
         reactor=reactor,

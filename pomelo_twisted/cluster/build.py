@@ -37,6 +37,7 @@ def build_master(
     log_level: str = "info",
     host: str | None = None,
     discovery: str | None = None,
+    log_format: str = "text",
 ) -> Service:
     """The master of the game's cluster; ``on_listen_failure`` when it cannot listen.
     (Or the supervisor of one host: see the module docstring.)
@@ -46,12 +47,15 @@ def build_master(
     ``restartMinDelay`` / ``restartMaxDelay`` (the restart backoff, default 0.5 and
     30 s) and ``restartStableAfter`` (a run this long, in seconds, resets the backoff;
     default 10). Servers log in with ``secret``, the admin CLI with ``adminSecret``
-    (absent: admin logins are refused). The servers it starts log at ``log_level``, its own.
+    (absent: admin logins are refused). The servers it starts log at ``log_level``, its own,
+    in its ``log_format``.
     Raises ConfigError naming master.json.
     """
     etcd = etcd_settings(config, discovery)
     limits = config.master_settings()
-    command = partial(server_command, log_level=log_level, discovery=discovery)
+    command = partial(
+        server_command, log_level=log_level, discovery=discovery, log_format=log_format
+    )
     if etcd is not None or (host is not None and host != limits.host):
         config.cluster_secret()  # its servers need it: fail here, naming master.json
         return HostSupervisor(

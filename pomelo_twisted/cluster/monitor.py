@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -207,7 +208,15 @@ class MonitorComponent:
 
     def _refused(self, failure: Failure) -> None:
         """A server the master refuses (a live twin has its id, or the cluster is
-        stopping) must not serve outside the cluster: it stops."""
+        stopping) must not serve outside the cluster: it stops. A connection closed
+        before the answer (the master restarting) refused nothing: the next login
+        registers again."""
+        if failure.check(pb.PBConnectionLost, pb.DeadReferenceError, ConnectionDone):
+            log.info(
+                "{server}: the master closed the connection during registration",
+                server=self.app.server_id,
+            )
+            return
         self.refused = failure.getErrorMessage()
         log.critical(
             "{server}: the master refused the registration: {error}; stopping",

@@ -20,11 +20,13 @@ def server_command(
     declared: bool = True,
     log_level: str = "info",
     discovery: str | None = None,
+    log_format: str = "text",
 ) -> ProcessSpec:
     """How the master starts ``info``: ``twistd -n pomelo --type T --id ID`` (this Python).
 
     ``log_level`` is the master's own ``--log-level``: its servers log at the same level;
-    ``discovery`` its ``--discovery``, passed on likewise.
+    ``log_format`` (``--log-format``) and ``discovery`` (``--discovery``) are passed on
+    likewise.
     """
     args = [
         *TWISTD,
@@ -44,6 +46,8 @@ def server_command(
         args += ["--server", json.dumps(info.to_dict())]
     if log_level != "info":
         args += ["--log-level", log_level]
+    if log_format != "text":
+        args += ["--log-format", log_format]
     if discovery is not None:
         args += ["--discovery", discovery]
     return ProcessSpec(
@@ -54,4 +58,5 @@ def server_command(
         env=None,
         path=str(config.base_dir),
         auto_restart=info.auto_restart,
+        log_format=log_format,
     )

@@ -36,10 +36,11 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..interfaces import IServerReactor
+from ..logs.jsonlog import json_line
 
 __all__ = ["ProcessSpec", "Supervisor"]
 
@@ -55,7 +56,8 @@ class ProcessSpec:
 
     ``args`` is the full argv, ``argv[0]`` included, as ``spawnProcess`` wants
     it. The child's stdout and stderr are appended to ``log_path`` (its parent
-    directories are created). ``env=None`` gives the child a copy of
+    directories are created), after a line saying so (a JSON line when ``log_format``
+    is ``json``, as the server's own). ``env=None`` gives the child a copy of
     ``os.environ`` taken at spawn time; ``path`` is its working directory.
     """
 
@@ -66,6 +68,7 @@ class ProcessSpec:
     env: Mapping[str, str] | None = None
     path: str | None = None
     auto_restart: bool = False
+    log_format: str = "text"
 
 
 class _ChildProtocol(ProcessProtocol):
@@ -297,7 +300,13 @@ class Supervisor:
         env = dict(os.environ) if spec.env is None else dict(spec.env)
         now = self._reactor.seconds()
         stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        line = f"--- {stamp} supervisor: starting {spec.server_id}: {shlex.join(spec.args)} ---\n"
+        text = f"supervisor: starting {spec.server_id}: {shlex.join(spec.args)}"
+        line = f"--- {stamp} {text} ---\n"
+        if spec.log_format == "json":  # {text}: the command line may hold braces
+            event = {"log_time": now, "log_level": LogLevel.info, "log_namespace": __name__}
+            line = json_line(
+                {**event, "log_format": "{text}", "text": text}, spec.server_id, "supervisor"
+            )
         protocol = _ChildProtocol(self._ended)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log_file:

@@ -84,6 +84,7 @@ from .pbpeer import Channel, PbCall, Peer
 from .pbping import PING_INTERVAL, PING_TIMEOUT
 from .pbwaiters import PeerWaiters
 from .remotes import ServeRemote
+from .wireversion import CONTEXT_VERSION, WIRE_VERSIONS, agree_wire_version, served_to_peers
 
 __all__ = ["MAX_BATCH", "PbRpcTransport", "RpcAvatar"]
 
@@ -128,6 +129,7 @@ class PbRpcTransport:
         max_delay: float = 2.0,
         login_timeout: float = 5.0,
         port_limits: PortLimits | None = None,
+        wire_versions: tuple[int, int] | None = WIRE_VERSIONS,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
         tls: ClusterTLS | None = None,
@@ -160,6 +162,8 @@ class PbRpcTransport:
         self._local = LocalRpcTransport(reactor, self._deadlines)
         self._hooks: IRpcHooks | None = None
         self._serving: dict[str, ServeRemote] = {}
+        self._wire_versions = wire_versions  # None: announce none (the previous release)
+        self._served = served_to_peers(name, wire_versions)  # _serving + the announcements
         self._peers: dict[str, Peer] = {}
         self._counters: dict[str, RpcCounters] = {}
         self._waiters = PeerWaiters(reactor, self.peers)
@@ -190,12 +194,13 @@ class PbRpcTransport:
         """Serve calls to ``server_id`` (from peers, and in-process)."""
         self._local.register(server_id, dispatcher)
         if callable(dispatcher):  # the local transport refused it otherwise
-            self._serving[server_id] = entry_point(dispatcher)
+            self._serving[server_id] = self._served[server_id] = entry_point(dispatcher)
 
     def unregister(self, server_id: str) -> None:
         """Stop serving ``server_id``."""
         self._local.unregister(server_id)
         self._serving.pop(server_id, None)
+        self._served.pop(server_id, None)
 
     def dispatcher(self, server_id: str) -> ServeRemote | None:
         """What serves ``server_id`` here, if anything."""
@@ -216,7 +221,7 @@ class PbRpcTransport:
         broker = mind.broker if isinstance(mind, pb.RemoteReference) else None
         if not isinstance(broker, NoDelayBroker):
             broker = None
-        return RpcAvatar(peer, self.dispatcher, self._clock, broker, lambda: self._hooks)
+        return RpcAvatar(peer, self._served.get, self._clock, broker, lambda: self._hooks)
 
     def listen(self, endpoint: str) -> Deferred[IListeningPort]:
         """Listen for peers on ``endpoint`` (an endpoint string)."""
@@ -314,6 +319,7 @@ class PbRpcTransport:
         peer = self._peers.get(server_id)
         if peer is not None:
             peer.breaker.reset()
+            self._agree_wire_version(peer)
         self._waiters.changed()
         self._waiters.peer_is(server_id, True)
 
@@ -391,7 +397,7 @@ class PbRpcTransport:
         try:
             if type(args) not in (tuple, list):
                 args = list(args)
-            if context is None:
+            if context is None or peer.wire_version < CONTEXT_VERSION:
                 item = pack_plain([call_id, server_id, service, method, args, timeout])
             else:
                 item = pack_plain([call_id, server_id, service, method, args, timeout, context])
@@ -430,6 +436,15 @@ class PbRpcTransport:
         broker.batch_receiver = lambda batch: self._answered(server_id, broker, batch)
         broker.notifyOnDisconnect(lambda: self._lost(peer, channel))
         return channel
+
+    def _agree_wire_version(self, peer: Peer) -> None:
+        """Announce this server's RPC wire versions on a new link (:mod:`.wireversion`)."""
+        peer.wire_version = 1
+        broker = peer.connection.broker
+        if self._wire_versions is None or broker is None:
+            return
+        args = (self.name, self._wire_versions, self._delays[2])
+        agree_wire_version(peer, self._open(peer, broker), next(self._ids), self._deadlines, *args)
 
     def _lost(self, peer: Peer, channel: Channel) -> None:
         if peer.channel is channel:

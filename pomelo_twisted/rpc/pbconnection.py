@@ -256,6 +256,8 @@ class PersistentLogin(ClusterLogin):
         self.last_error = ""
         #: The last failed TLS handshake's error: each distinct one is logged once.
         self.tls_error = ""
+        #: The last RPC wire version refusal (:meth:`refuse_link`): each distinct one once.
+        self.refused_line = ""
         self.connections = 0
         self._service: ClientService | None = None
         #: ``(interval, timeout)`` of the pings of a logged-in connection; None: none.
@@ -390,7 +392,9 @@ class PersistentLogin(ClusterLogin):
                 target=self.description,
                 error=self.last_error,
             )
-        elif failure.check(error.ConnectionDone, error.ConnectionLost, pb.PBConnectionLost):
+        elif failure.check(
+            error.ConnectionDone, error.ConnectionLost, pb.PBConnectionLost, pb.DeadReferenceError
+        ):
             # The peer closed during the login (it is restarting): nothing was refused.
             self.last_error = f"closed during login: {failure.getErrorMessage()}"
             log.info(
@@ -434,6 +438,17 @@ class PersistentLogin(ClusterLogin):
             )
             if self.on_down is not None:
                 self.on_down(self.last_error)
+
+    def refuse_link(self, broker: LoginBroker, line: str) -> None:
+        """The peer on ``broker`` speaks no RPC wire version this server speaks
+        (:mod:`.wireversion`): ``line`` says so, once per distinct line, and the
+        connection is closed (it is retried: an upgraded peer is taken at once)."""
+        if line != self.refused_line:
+            log.error("{line}", line=line)
+        self.refused_line = line
+        if not broker.disconnected:
+            _close(broker)
+        self.last_error = line
 
     def _tls_failed(self, message: str) -> None:
         """A TLS handshake failed (a certificate one side refuses: an operator's mistake):

@@ -28,7 +28,7 @@ __all__ = ["Channel", "PbCall", "Peer"]
 class Peer:
     """One peer server: its address, the connection to it, the calls on that connection."""
 
-    __slots__ = ("breaker", "channel", "connection", "info")
+    __slots__ = ("breaker", "channel", "connection", "info", "wire_version")
 
     def __init__(
         self, info: ServerInfo, connection: PersistentLogin, breaker: CircuitBreaker
@@ -37,6 +37,8 @@ class Peer:
         self.connection = connection
         self.breaker = breaker
         self.channel: Channel | None = None
+        #: The RPC wire version agreed on the current link (:mod:`.wireversion`).
+        self.wire_version = 1
 
 
 class Channel:

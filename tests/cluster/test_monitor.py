@@ -11,7 +11,9 @@ import random
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides
@@ -190,6 +192,17 @@ class RegistrationTests(MonitorCase):
         self.assertEqual(self.monitor.registered, 0)
         critical = [e for e in events if e["log_level"] == LogLevel.critical]
         self.assertEqual([(e["server"], e["error"]) for e in critical], [("chat-1", message)])
+
+    def test_connection_closed_during_registration(self) -> None:
+        """The master closing the link before answering (a restart) refuses nothing: one
+        info line, the server keeps running and registers at the next login."""
+        lost = pb.PBConnectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
+        with capturedLogs() as events:
+            d = self.monitor._register(self.master(fail(lost)))  # type: ignore[arg-type]
+        self.successResultOf(d)
+        self.assertEqual(self.monitor.refused, "")
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.info])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class MembershipTests(MonitorCase):

@@ -44,9 +44,16 @@ def _env() -> dict[str, str]:
 class ClusterProcess:
     """Master + 2 connectors + 2 chat servers of a copy of the example game."""
 
-    def __init__(self, tls: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tls: bool = False,
+        env: dict[str, str] | None = None,
+        start_args: tuple[str, ...] = (),
+    ) -> None:
         self.extra_env = dict(env or {})
         """More environment for the master (and so for the servers it spawns)."""
+        #: More options of ``start`` (e.g. ``--log-format json``).
+        self.start_args = start_args
         self.workdir = Path(tempfile.mkdtemp(prefix="pomelo-cluster-"))
         self.game = self.workdir / "game"
         self.layout = copy_game(self.game)
@@ -86,7 +93,15 @@ class ClusterProcess:
         self._log_file = self.master_log.open("wb")
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pomelo_twisted.admin.cli", "start", "--app", str(self.game)],
+            [
+                sys.executable,
+                "-m",
+                "pomelo_twisted.admin.cli",
+                "start",
+                "--app",
+                str(self.game),
+                *self.start_args,
+            ],
             cwd=self.workdir,
             env={**_env(), **self.extra_env},
             stdin=subprocess.DEVNULL,

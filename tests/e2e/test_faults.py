@@ -3,6 +3,7 @@ the long ones under load), and the helpers of those scripts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -85,6 +86,19 @@ class ScriptHelperTests(SynchronousTestCase):
         self.assertEqual(len(tracebacks), 1)
         self.assertEqual([line.split()[-1] for line in above], ["bad"] * 3)
 
+    def test_level_lines_of_json_logs(self) -> None:
+        """The same in JSON lines (``--log-format json``)."""
+        log = "\n".join(
+            [
+                '{"level":"info","msg":"fine"}',
+                '{"level":"debug","msg":"fine"}',
+                '{"level":"warn","msg":"bad"}',
+                '{"level":"error","msg":"bad","traceback":"Traceback (most recent call last):"}',
+            ]
+        )
+        tracebacks, above = level_lines(log)
+        self.assertEqual((len(tracebacks), len(above)), (1, 2))
+
     def test_rooms_on_follows_the_example_routing(self) -> None:
         """The rooms the fault script picks for a chat server are routed to that server."""
         for server in ("chat-server-1", "chat-server-2"):
@@ -123,6 +137,22 @@ class ClusterFaultTests(ClusterCase):
         """start, ``restart`` of each server in turn (each up again with a new pid), ``stop``:
         no log holds a traceback or a line above info."""
         cluster = yield self.started()
+        yield self.restart_each_then_stop(cluster)
+
+    @inlineCallbacks
+    def test_restart_server_by_server_in_json_logs_nothing_above_info(self) -> Any:
+        """The same with ``--log-format json``: every line of every log is JSON, and none
+        is above info or holds a traceback."""
+        cluster = yield self.started(start_args=("--log-format", "json"))
+        yield self.restart_each_then_stop(cluster)
+        for name in ["master", *cluster.server_ids()]:
+            for line in cluster.log(name).splitlines():
+                self.assertNotIn("traceback", json.loads(line), name)
+
+    @inlineCallbacks
+    def restart_each_then_stop(self, cluster: ClusterProcess) -> Any:
+        """``restart`` each server in turn (each up again with a new pid), ``stop``: no log
+        holds a traceback or a line above info."""
         for server_id in cluster.server_ids():
             up = re.compile(rf"server {server_id} \(\w+\) is up, pid (\d+)")
             before = up.findall(cluster.log())

@@ -444,6 +444,11 @@ class BatchCase(PbCase):
         self.patch(RpcAvatar, "run_batch", counting_calls)
         self.patch(PbRpcTransport, "_answered", counting_answers)
         self.join()
+        # The login's RPC wire version announcement (tests/rpc/test_wireversion.py).
+        self.assertEqual((self.batches, self.answer_batches), ([1], [1]))
+        self.batches.clear()
+        self.answer_batches.clear()
+        self.connector.batches_sent = 0
 
     def calls(self, *calls: tuple[Any, ...], timeout: float = 10.0) -> list[Deferred[Any]]:
         """Make ``(method, *args)`` calls in one turn (not yet sent)."""

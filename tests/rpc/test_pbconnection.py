@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -160,6 +161,19 @@ class QuietCloseTests(LoginCase):
         self.assertTrue(connection.last_error.startswith("closed during login"))
         self.assertEqual([e for e in events if e["log_level"] > LogLevel.info], [])
         self.assertTrue(any("during login" in e["log_format"] for e in events))
+
+    def test_login_on_a_broker_gone_stale_is_info(self) -> None:
+        """A login whose second step finds the connection gone (PB's stale broker) is a
+        close during login, at info, not a refusal at error."""
+        connection = self.persistent(ADDRESS)
+        self.settle()
+        broker = connection.broker
+        assert broker is not None
+        for reason in (pb.DeadReferenceError("Calling Stale Broker"), pb.PBConnectionLost()):
+            with capturedLogs() as events:
+                connection._login_failed(Failure(reason), broker)
+            self.assertTrue(connection.last_error.startswith("closed during login"))
+            self.assertEqual([e["log_level"] for e in events], [LogLevel.info])
 
     def test_clean_close_of_a_logged_in_peer_is_info(self) -> None:
         """A logged-in peer closing its connection cleanly (stopping, restarting) is

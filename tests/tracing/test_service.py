@@ -61,7 +61,9 @@ class EntryPointTests(SynchronousTestCase):
         )
         assert isinstance(service, Application)
         self.addCleanup(service.components["tracing"].provider.shutdown)  # type: ignore[union-attr]
-        self.assertEqual(list(service.components), ["tracing", "rpc_server", "sessions", "cron", "monitor"])
+        self.assertEqual(
+            list(service.components), ["tracing", "rpc_server", "sessions", "cron", "monitor"]
+        )
         transport = service.rpc_transport
         assert isinstance(transport, PbRpcTransport)
         self.assertIsInstance(transport.hooks, RpcTracing)
