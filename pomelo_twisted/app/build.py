@@ -33,6 +33,7 @@ from ..globalchannels.wiring import redis_components
 from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
+from ..metrics.wiring import install_metrics
 from ..protocol import RouteDictionary
 from ..rpc import LocalRpcTransport, default_route, route_function
 from ..rpc.breaker import BreakerBoard, BreakerSettings
@@ -124,6 +125,7 @@ def build_application(
     else:
         app.dictionary = dictionary
     apply_rpc_settings(app, list(servers))
+    install_metrics(app)  # metricsPort or the "metrics" setting (after configure set it)
     return app
 
 
