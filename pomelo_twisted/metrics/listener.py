@@ -25,8 +25,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http
-from twisted.web.resource import Resource
+from twisted.web import http, pages
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
@@ -69,9 +69,21 @@ class _QuietSite(Site):
         """Nothing: scrapes are not worth a log line each."""
 
 
+class _Root(Resource):
+    """``/``: only its ``metrics`` child exists; anything else is 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:  # noqa: N802 (Twisted's)
+        return pages.notFound()
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 (twisted.web's name)
+        """404 as well: the metrics are at /metrics."""
+        request.setResponseCode(404)
+        return b"see /metrics\n"
+
+
 def metrics_site(registry: CollectorRegistry) -> Site:
     """A site serving ``registry`` at ``/metrics`` (anything else: 404)."""
-    root = Resource()
+    root = _Root()
     root.putChild(b"metrics", MetricsPage(registry))
     return _QuietSite(root)
 
