@@ -6,8 +6,9 @@ a ``metricsPort``), runs the chat bots of ``bench/chatbot.py`` on the two connec
 (half each) for ``--duration`` seconds, then scrapes each connector's ``/metrics``,
 parses it with prometheus_client's text parser and compares its client request counter
 (``pomelo_client_requests_total``, summed, and per route) with the requests the bots
-counted themselves. It also scrapes each chat server and checks that the master wrote
-the ``file_sd`` target file naming all four servers.
+counted themselves. It also scrapes each chat server (RPCs served must be counted),
+checks that the master wrote the ``file_sd`` target file naming all four servers, and
+prints the log lines above info (the servers' logs and the master's).
 
 Prints both numbers per connector and exits 1 on any mismatch (this is a functional
 check, not a timing measurement).
@@ -123,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = targets == set(cluster.ids())
         print(f"file_sd targets: {', '.join(sorted(targets))}  {'PASS' if ok else 'FAIL'}")
         failed = failed or not ok
+        problems = cluster.problems()
+        tracebacks = sum(len(found[0]) for found in problems.values())
+        above_info = sum(len(found[1]) for found in problems.values())
+        print(f"logs: {tracebacks} traceback lines, {above_info} lines above info")
+        for name, (traces, lines) in problems.items():
+            for line in [*traces, *lines][:5]:
+                print(f"  {name}: {line[:160]}")
     finally:
         cluster.close(keep=args.keep)
     print("FAIL" if failed else "PASS")
