@@ -4,24 +4,29 @@
 frontend's client requests and notifies by route and outcome and times the requests;
 :class:`RpcMetrics` (an :class:`~pomelo_twisted.interfaces.IRpcHooks`) counts and times
 the calls a server makes, by peer and remote (``service.method``), and the calls it
-serves. The series of one route (one peer and remote) are bound once, the first time it
-is seen, and kept: a request costs two dict lookups, a clock read, one counter and one
-histogram update. Routes answered 404 count as ``unknown``; past ``max_labels`` distinct
-routes (pairs), new ones count as ``other``.
+serves. Both are collectors of their own registry: the counts are plain numbers
+(:mod:`.series`), written out when Prometheus scrapes. The series of one route (one
+peer and remote) are made the first time it is seen and kept: a request costs a clock
+read, two dict lookups and two increments. Routes answered 404 count as ``unknown``; past
+``max_labels`` distinct routes (pairs), new ones count as ``other``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..callcontext import CallContext
+from ..errors import RpcTimeout
 from ..interfaces import CallEnd, IAgent, IRequestHooks, IRpcHooks, RequestEnd
-from .outcomes import ERROR, OK, TIMEOUT, call_outcome, request_outcome
+from .outcomes import ERROR, OK, TIMEOUT, request_outcome
+from .series import Latency, Outcomes, counter_family, histogram_family
 
 __all__ = ["OTHER", "UNKNOWN_ROUTE", "RequestMetrics", "RpcMetrics", "Timer"]
 
@@ -33,43 +38,20 @@ UNKNOWN_ROUTE = "unknown"
 #: The label of routes (RPC peer and remote pairs) past ``max_labels``.
 OTHER = "other"
 
-_SERVER = ("server_id", "server_type")
-
-
-class _Outcomes:
-    """The counter children of one series by outcome, bound on first use."""
-
-    __slots__ = ("_bind", "children")
-
-    def __init__(self, bind: Callable[[str], Counter]) -> None:
-        self._bind = bind
-        self.children: dict[str, Counter] = {}
-
-    def inc(self, outcome: str) -> None:
-        child = self.children.get(outcome)
-        if child is None:
-            child = self.children[outcome] = self._bind(outcome)
-        child.inc()
-
 
 class _RouteSeries:
-    """The series of one route: requests and notifies by outcome, request latency."""
+    """One route: requests and notifies by outcome, request latency."""
 
     __slots__ = ("latency", "notifies", "requests")
 
-    def __init__(self, metrics: RequestMetrics, route: str) -> None:
-        labels = (*metrics.server, route)
-        self.latency = metrics.latency.labels(*labels)
-        self.requests = _Outcomes(partial(_bound, metrics.requests, labels))
-        self.notifies = _Outcomes(partial(_bound, metrics.notifies, labels))
-
-
-def _bound(metric: Counter, labels: Sequence[str], outcome: str) -> Counter:
-    return metric.labels(*labels, outcome)
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.latency = Latency(buckets)
+        self.requests = Outcomes()
+        self.notifies = Outcomes()
 
 
 @implementer(IRequestHooks)
-class RequestMetrics:
+class RequestMetrics(Collector):
     """Client requests and notifies of a frontend, by route and outcome."""
 
     def __init__(
@@ -82,27 +64,10 @@ class RequestMetrics:
     ) -> None:
         self.server = server
         self.timer = timer
+        self.buckets = tuple(buckets)
         self.max_labels = max_labels
-        self.requests = Counter(
-            "pomelo_client_requests",
-            "Client requests answered, by route and outcome (ok or the error code).",
-            [*_SERVER, "route", "outcome"],
-            registry=registry,
-        )
-        self.notifies = Counter(
-            "pomelo_client_notifies",
-            "Client notifies handled, by route and outcome (ok or the error code).",
-            [*_SERVER, "route", "outcome"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "pomelo_client_request_duration_seconds",
-            "Seconds from a client request's arrival to its answer, by route.",
-            [*_SERVER, "route"],
-            buckets=buckets,
-            registry=registry,
-        )
-        self._routes: dict[str, _RouteSeries] = {}
+        self.routes: dict[str, _RouteSeries] = {}
+        registry.register(self)
 
     def request_started(
         self, agent: IAgent, route: str, notify: bool, context: CallContext | None
@@ -114,48 +79,72 @@ class RequestMetrics:
         code = request_outcome(outcome)
         if code == "404":
             route = UNKNOWN_ROUTE
-        series = self._routes.get(route)
+        series = self.routes.get(route)
         if series is None:
             series = self._series(route)
         if notify:
-            series.notifies.inc(code)
+            series.notifies.add(code)
         else:
             series.latency.observe(self.timer() - started)
-            series.requests.inc(code)
+            series.requests.add(code)
 
     def _series(self, route: str) -> _RouteSeries:
-        if len(self._routes) >= self.max_labels:
+        if len(self.routes) >= self.max_labels:
             route = OTHER
-            found = self._routes.get(OTHER)
+            found = self.routes.get(OTHER)
             if found is not None:
                 return found
-        series = self._routes[route] = _RouteSeries(self, route)
+        series = self.routes[route] = _RouteSeries(self.buckets)
         return series
+
+    def collect(self) -> Iterator[Metric]:
+        """The request, notify and latency families."""
+        routes = sorted(self.routes.items())
+        server = self.server
+        yield counter_family(
+            "pomelo_client_requests",
+            "Client requests answered, by route and outcome (ok or the error code).",
+            ["route"],
+            (((*server, route), s.requests) for route, s in routes),
+        )
+        yield counter_family(
+            "pomelo_client_notifies",
+            "Client notifies handled, by route and outcome (ok or the error code).",
+            ["route"],
+            (((*server, route), s.notifies) for route, s in routes if s.notifies),
+        )
+        yield histogram_family(
+            "pomelo_client_request_duration_seconds",
+            "Seconds from a client request's arrival to its answer, by route.",
+            ["route"],
+            (((*server, route), s.latency) for route, s in routes if s.requests),
+        )
 
 
 class _CallSeries:
-    """The series of one peer and remote: calls by outcome and their latency."""
+    """One peer and remote: calls by outcome and their latency."""
 
-    __slots__ = ("error", "latency", "ok", "timeout")
+    __slots__ = ("latency", "outcomes")
 
-    def __init__(self, calls: Counter, latency: Histogram, labels: tuple[str, ...]) -> None:
-        self.latency = latency.labels(*labels)
-        self.ok = calls.labels(*labels, OK)
-        self.error = calls.labels(*labels, ERROR)
-        self.timeout = calls.labels(*labels, TIMEOUT)
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.latency = Latency(buckets)
+        self.outcomes = Outcomes()
 
     def ended(self, timer: Timer, started: float, failure: Failure | None) -> None:
         self.latency.observe(timer() - started)
         if failure is None:
-            self.ok.inc()
-        elif call_outcome(failure) == TIMEOUT:
-            self.timeout.inc()
+            self.outcomes.add(OK)
+        elif failure.check(RpcTimeout):
+            self.outcomes.add(TIMEOUT)
         else:
-            self.error.inc()
+            self.outcomes.add(ERROR)
+
+
+_Key = tuple[str, str, str]
 
 
 @implementer(IRpcHooks)
-class RpcMetrics:
+class RpcMetrics(Collector):
     """The RPCs a server makes (``pomelo_rpc_calls_total``) and serves
     (``pomelo_rpc_served_total``), by peer, remote and outcome, with their latency."""
 
@@ -169,70 +158,80 @@ class RpcMetrics:
     ) -> None:
         self.server = server
         self.timer = timer
+        self.buckets = tuple(buckets)
         self.max_labels = max_labels
-        labels = [*_SERVER, "peer", "remote"]
-        self.calls = Counter(
-            "pomelo_rpc_calls",
-            "RPCs made, by peer, remote (service.method) and outcome (ok, error, timeout).",
-            [*labels, "outcome"],
-            registry=registry,
-        )
-        self.call_latency = Histogram(
-            "pomelo_rpc_call_duration_seconds",
-            "Seconds from sending an RPC to its answer, by peer and remote.",
-            labels,
-            buckets=buckets,
-            registry=registry,
-        )
-        self.served = Counter(
-            "pomelo_rpc_served",
-            "RPCs served, by calling peer, remote (service.method) and outcome.",
-            [*labels, "outcome"],
-            registry=registry,
-        )
-        self.serve_latency = Histogram(
-            "pomelo_rpc_serve_duration_seconds",
-            "Seconds serving an RPC took, by calling peer and remote.",
-            labels,
-            buckets=buckets,
-            registry=registry,
-        )
-        self._calls: dict[tuple[str, str, str], _CallSeries] = {}
-        self._serves: dict[tuple[str, str, str], _CallSeries] = {}
+        self.calls: dict[_Key, _CallSeries] = {}
+        self.serves: dict[_Key, _CallSeries] = {}
+        registry.register(self)
 
     def call_started(
         self, server_id: str, service: str, method: str, context: CallContext | None
     ) -> tuple[CallContext | None, CallEnd | None]:
         """Time a call this server sends; its end counts it."""
-        key = (server_id, service, method)
-        series = self._calls.get(key)
+        series = self.calls.get((server_id, service, method))
         if series is None:
-            series = self._series(self._calls, key, self.calls, self.call_latency)
+            series = self._series(self.calls, (server_id, service, method))
         return context, partial(series.ended, self.timer, self.timer())
 
     def serve_started(
         self, peer: str, service: str, method: str, context: CallContext | None
     ) -> tuple[CallContext | None, CallEnd | None]:
         """Time a call this server serves; its end counts it."""
-        key = (peer, service, method)
-        series = self._serves.get(key)
+        series = self.serves.get((peer, service, method))
         if series is None:
-            series = self._series(self._serves, key, self.served, self.serve_latency)
+            series = self._series(self.serves, (peer, service, method))
         return context, partial(series.ended, self.timer, self.timer())
 
-    def _series(
-        self,
-        found: dict[tuple[str, str, str], _CallSeries],
-        key: tuple[str, str, str],
-        calls: Counter,
-        latency: Histogram,
-    ) -> _CallSeries:
-        labels = (*self.server, key[0], f"{key[1]}.{key[2]}")
+    def _series(self, found: dict[_Key, _CallSeries], key: _Key) -> _CallSeries:
         if len(found) >= self.max_labels:
-            key = (OTHER, OTHER, OTHER)
+            key = (OTHER, OTHER, "")
             other = found.get(key)
             if other is not None:
                 return other
-            labels = (*self.server, OTHER, OTHER)
-        series = found[key] = _CallSeries(calls, latency, labels)
+        series = found[key] = _CallSeries(self.buckets)
         return series
+
+    def _labelled(self, found: dict[_Key, _CallSeries]) -> list[tuple[list[str], _CallSeries]]:
+        return [
+            ([*self.server, peer, f"{service}.{method}" if method else service], series)
+            for (peer, service, method), series in sorted(found.items())
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        """The call and serve families."""
+        calls, serves = self._labelled(self.calls), self._labelled(self.serves)
+        labels = ["peer", "remote"]
+        yield counter_family(
+            "pomelo_rpc_calls",
+            "RPCs made, by peer, remote (service.method) and outcome (ok, error, timeout).",
+            labels,
+            ((values, s.outcomes) for values, s in calls),
+        )
+        yield histogram_family(
+            "pomelo_rpc_call_duration_seconds",
+            "Seconds from sending an RPC to its answer, by peer and remote.",
+            labels,
+            ((values, s.latency) for values, s in calls),
+        )
+        yield counter_family(
+            "pomelo_rpc_served",
+            "RPCs served, by calling peer, remote (service.method) and outcome.",
+            labels,
+            ((values, s.outcomes) for values, s in serves),
+        )
+        yield histogram_family(
+            "pomelo_rpc_serve_duration_seconds",
+            "Seconds serving an RPC took, by calling peer and remote.",
+            labels,
+            ((values, s.latency) for values, s in serves),
+        )
+
+    def totals(self) -> dict[str, int]:
+        """The RPCs made so far: ``calls``, ``errors``, ``timeouts``."""
+        calls = errors = timeouts = 0
+        for series in self.calls.values():
+            outcomes = series.outcomes
+            calls += sum(outcomes.values())
+            errors += outcomes.get(ERROR, 0)
+            timeouts += outcomes.get(TIMEOUT, 0)
+        return {"calls": calls, "errors": errors, "timeouts": timeouts}

@@ -1,7 +1,7 @@
 """A few figures of a server's metrics for its stats (the live dashboard, ``list``).
 
-:func:`metrics_summary` reads the request and RPC metrics (through ``collect``, as a
-scrape does) into the keys :func:`pomelo_twisted.discovery.membership.server_stats` adds:
+:func:`metrics_summary` reads the request and RPC metrics into the keys that
+:func:`pomelo_twisted.discovery.membership.server_stats` adds:
 ``requests`` (client requests answered so far), ``routes`` (by route: ``count``,
 ``p50`` and ``p99`` seconds, interpolated within the latency buckets as Prometheus'
 ``histogram_quantile`` does) and ``rpc`` (``calls`` made, ``errors``, ``timeouts``).
@@ -13,10 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Histogram
-
 from .hooks import RequestMetrics, RpcMetrics
-from .outcomes import ERROR, TIMEOUT
 
 __all__ = ["bucket_quantile", "metrics_summary"]
 
@@ -41,31 +38,16 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     return lower
 
 
-def _total(counter: Counter, outcomes: set[str] | None = None) -> int:
-    total = 0.0
-    for family in counter.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total") and (
-                outcomes is None or sample.labels.get("outcome") in outcomes
-            ):
-                total += sample.value
-    return int(total)
-
-
-def _routes(histogram: Histogram) -> dict[str, dict[str, float | int]]:
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for family in histogram.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                route = sample.labels["route"]
-                buckets.setdefault(route, []).append((float(sample.labels["le"]), sample.value))
+def _routes(requests: RequestMetrics) -> dict[str, dict[str, float | int]]:
     routes: dict[str, dict[str, float | int]] = {}
-    for route, found in sorted(buckets.items()):
-        found.sort()
+    for route, series in sorted(requests.routes.items()):
+        if not series.requests:
+            continue
+        buckets = series.latency.cumulative()
         routes[route] = {
-            "count": int(found[-1][1]),
-            "p50": bucket_quantile(0.5, found),
-            "p99": bucket_quantile(0.99, found),
+            "count": sum(series.requests.values()),
+            "p50": bucket_quantile(0.5, buckets),
+            "p99": bucket_quantile(0.99, buckets),
         }
     return routes
 
@@ -74,11 +56,9 @@ def metrics_summary(requests: RequestMetrics | None, rpc: RpcMetrics) -> dict[st
     """``requests``, ``routes`` and ``rpc`` (see the module docstring); a backend
     (``requests`` None) has 0 requests and no routes."""
     return {
-        "requests": 0 if requests is None else _total(requests.requests),
-        "routes": {} if requests is None else _routes(requests.latency),
-        "rpc": {
-            "calls": _total(rpc.calls),
-            "errors": _total(rpc.calls, {ERROR}),
-            "timeouts": _total(rpc.calls, {TIMEOUT}),
-        },
+        "requests": 0
+        if requests is None
+        else sum(sum(s.requests.values()) for s in requests.routes.values()),
+        "routes": {} if requests is None else _routes(requests),
+        "rpc": rpc.totals(),
     }

@@ -13,6 +13,7 @@ from zope.interface.verify import verifyObject
 from pomelo_twisted.errors import HandlerError, RpcTimeout
 from pomelo_twisted.interfaces import IRequestHooks, IRpcHooks
 from pomelo_twisted.metrics.hooks import OTHER, UNKNOWN_ROUTE, RequestMetrics, RpcMetrics
+from pomelo_twisted.metrics.series import Latency
 from pomelo_twisted.metrics.summary import bucket_quantile, metrics_summary
 
 from .helpers import scrape, value
@@ -212,3 +213,16 @@ class BucketQuantileTests(SynchronousTestCase):
         self.assertAlmostEqual(bucket_quantile(0.5, [(1.0, 10.0), (inf, 10.0)]), 0.5)
         self.assertAlmostEqual(bucket_quantile(0.75, [(1.0, 2.0), (3.0, 4.0), (inf, 4.0)]), 2.0)
         self.assertEqual(bucket_quantile(0.99, [(1.0, 1.0), (inf, 10.0)]), 1.0)
+
+
+class LatencyTests(SynchronousTestCase):
+    """Latency: Prometheus' 'le' buckets as plain counts."""
+
+    def test_bucket_bounds_are_inclusive(self) -> None:
+        """A value equal to a bound counts in that bound's bucket; above all, in +Inf."""
+        latency = Latency((0.1, 0.5))
+        for seconds in (0.1, 0.10001, 0.5, 7.0):
+            latency.observe(seconds)
+        self.assertEqual(latency.cumulative(), [(0.1, 1), (0.5, 3), (float("inf"), 4)])
+        self.assertEqual(latency.count, 4)
+        self.assertAlmostEqual(latency.total, 7.70001)
