@@ -1,4 +1,5 @@
-"""The framework's counters, read at scrape time: RPC peers, breakers and call counters."""
+"""RPC metrics: the framework's peer counters read at scrape time, and the hooks' counts
+over real (in-memory network) Perspective Broker transports."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.errors import RpcTimeout
 from pomelo_twisted.gameconfig import ServerInfo
+from pomelo_twisted.instruments import Instruments
 from pomelo_twisted.interfaces import IServerReactor
 from pomelo_twisted.metrics.collectors import FrameworkCollector
+from pomelo_twisted.metrics.hooks import RpcMetrics
 from pomelo_twisted.rpc.breaker import BreakerSettings
 from pomelo_twisted.rpc.pb import PbRpcTransport
 
+from ..rpc.test_pb import PbCase
 from .helpers import scrape, value
 
 SERVER = ("connector-1", "connector")
@@ -66,3 +71,49 @@ class PeerCollectorTests(SynchronousTestCase):
         """Without an agent pool or sessions, no connection or session series."""
         names = {name for name, _ in scrape(self.registry)}
         self.assertFalse({"pomelo_connections_open", "pomelo_sessions"} & names)
+
+
+class PbRpcMetricsTests(PbCase):
+    """RpcMetrics as the hooks of two Perspective Broker transports on a memory network."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.caller_registry, self.callee_registry = CollectorRegistry(), CollectorRegistry()
+        caller = Instruments(self.connector)
+        caller.add_rpc_hooks(
+            RpcMetrics(self.caller_registry, SERVER, self.clock.seconds, (0.5, 1.0), 10)
+        )
+        callee = Instruments(self.chat)
+        callee.add_rpc_hooks(
+            RpcMetrics(self.callee_registry, ("chat-1", "chat"), self.clock.seconds, (0.5,), 10)
+        )
+        self.join()
+
+    def test_calls_and_serves_counted_on_each_side(self) -> None:
+        """A call answered, one refused by the remote and one past its deadline count on the caller
+        by peer and remote; the callee counts what it served, by calling peer."""
+        self.assertEqual(self.successResultOf(self.call("echo", 1)), [1])
+        self.failureResultOf(self.call("refuse", 409, "no"))
+        late = self.call("later", timeout=1.0)
+        self.clock.advance(1.0)
+        self.flush()
+        self.failureResultOf(late, RpcTimeout)
+        calls = scrape(self.caller_registry)
+        for remote, outcome in (("echo", "ok"), ("refuse", "error"), ("later", "timeout")):
+            labels = {"peer": "chat-1", "remote": f"chatRemote.{remote}", "outcome": outcome}
+            self.assertEqual(value(calls, "pomelo_rpc_calls_total", **labels), 1.0, labels)
+        self.assertEqual(
+            value(
+                calls,
+                "pomelo_rpc_call_duration_seconds_bucket",
+                peer="chat-1",
+                remote="chatRemote.later",
+                le="1.0",
+            ),
+            1.0,
+        )
+        served = scrape(self.callee_registry)
+        labels = {"peer": "connector-1", "remote": "chatRemote.echo", "outcome": "ok"}
+        self.assertEqual(value(served, "pomelo_rpc_served_total", **labels), 1.0)
+        labels = {"peer": "connector-1", "remote": "chatRemote.refuse", "outcome": "error"}
+        self.assertEqual(value(served, "pomelo_rpc_served_total", **labels), 1.0)
