@@ -120,10 +120,13 @@ class _Process:
 class OursCluster:
     """The example game as a cluster of ours, on free ports, pinned to the server core."""
 
-    def __init__(self, workdir: Path, env: str = "production", pin: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, env: str = "production", pin: bool = True, metrics: bool = False
+    ) -> None:
         self.name = "ours" if env == "production" else "ours-2conn"
         self.game = workdir / f"game-{env}"
-        layout = copy_game(EXAMPLE, self.game, env)
+        copy_game(EXAMPLE, self.game, env)
+        layout = self._metrics_ports(env, metrics)
         app = self.game / "app.py"
         app.write_text(
             app.read_text().replace(
@@ -137,6 +140,20 @@ class OursCluster:
         argv = [*TWISTD, "-n", "--pidfile=", "pomelo", "--app", str(self.game), "--env", env]
         self.master = _Process(_pinned(argv, pin), workdir / f"{self.name}-master.log")
         self._started = self._wait_started()
+
+    def _metrics_ports(self, env: str, metrics: bool) -> dict[str, Any]:
+        """Every server of the copy gets a free ``metricsPort`` (``--metrics``: Prometheus
+        metrics on) or none (off, whatever the example declares); the servers section."""
+        path = self.game / "config" / "servers.json"
+        config = json.loads(path.read_text())
+        entries = [entry for group in config[env].values() for entry in group]
+        ports = iter(free_ports(len(entries)) if metrics else [])
+        for entry in entries:
+            entry.pop("metricsPort", None)
+            if metrics:
+                entry["metricsPort"] = next(ports)
+        path.write_text(json.dumps(config, indent=1))
+        return {"servers": config[env]}
 
     def _own_secrets(self, env: str) -> None:
         """The copy's master.json gets secrets of its own (a production start refuses the

@@ -384,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contenders", default="", help="comma-separated subset of each scenario's contenders"
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="our contenders with Prometheus metrics on (a metricsPort on every server)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
@@ -404,12 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = {"args": vars(args), "scenarios": {}}
     failed = False
     makers: dict[str, Callable[[], Any]] = {
-        "ours": lambda: OursCluster(workdir),
+        "ours": lambda: OursCluster(workdir, metrics=args.metrics),
         "pinus": lambda: PinusCluster(workdir),
         "floor": lambda: Floor(workdir),
         "node-floor": lambda: NodeFloor(workdir),
         "node-floor-ws": lambda: NodeFloor(workdir, ws=True),
-        "ours-2conn": lambda: OursCluster(workdir, env="development"),
+        "ours-2conn": lambda: OursCluster(workdir, env="development", metrics=args.metrics),
     }
     try:
         for name in sorted(needed):

@@ -63,6 +63,8 @@ Flag = bool | Literal["true", "false"]
 _HINTS = {
     "port": "must be a TCP port number",
     "clientPort": "must be a TCP port number",
+    "metricsPort": "must be a TCP port number",
+    "metricsTargets": "must be a file path (relative to the game folder)",
     "host": "must be a host name or address",
     "clientHost": "must be a host name or address",
     "frontend": "must be true or false",
@@ -121,6 +123,7 @@ class _ServerEntry(msgspec.Struct, forbid_unknown_fields=False):
     clientPort: Port | None = None  # noqa: N815 (Pomelo's key)
     frontend: Flag = False
     auto_restart: Flag = msgspec.field(default=False, name="auto-restart")
+    metricsPort: Port | None = None  # noqa: N815 (camelCase like Pomelo's keys)
 
 
 _KNOWN = {"id", "host", "port", "clientHost", "clientPort", "frontend"}
@@ -207,6 +210,12 @@ class ServerInfo:
         return connect_endpoint(self.host, self.port)
 
     @property
+    def metrics_port(self) -> int | None:
+        """The port of its Prometheus ``/metrics`` listener (``metricsPort``), or None."""
+        port = self.extra.get("metricsPort")
+        return port if isinstance(port, int) else None
+
+    @property
     def auto_restart(self) -> bool:
         """Whether the master restarts this server when it dies (``"auto-restart": true``)."""
         return self.extra.get("auto-restart", False) in (True, "true")
@@ -264,7 +273,9 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     registry) or ``"etcd://HOST:PORT/PREFIX"`` (no master needed), with ``discoveryTtl``
     (the lease of a server's registration, default 10 s) and ``discoveryKeepAlive``
     (seconds between keep-alives, default a third of the TTL); ``rpc``: the links between
-    servers (:class:`RpcSettings`). Other keys are allowed and ignored.
+    servers (:class:`RpcSettings`); ``metricsTargets``: the Prometheus ``file_sd`` file
+    the master keeps of the servers with a ``metricsPort`` (relative to the game folder,
+    default ``logs/prometheus-targets.json``). Other keys are allowed and ignored.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1)] = "master-server-1"
@@ -281,6 +292,7 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     discovery_ttl: Seconds = 10.0
     discovery_keep_alive: Seconds | None = None
     rpc: RpcSettings = msgspec.field(default_factory=RpcSettings)
+    metrics_targets: Annotated[str, msgspec.Meta(min_length=1)] = "logs/prometheus-targets.json"
 
     def __post_init__(self) -> None:
         if self.restart_min_delay > self.restart_max_delay:

@@ -165,7 +165,9 @@ class MakeServiceTests(SynchronousTestCase):
         assert isinstance(service, Application)
         self.assertEqual((service.server_id, service.server_type), ("chat-server-1", "chat"))
         self.assertIsInstance(service.rpc_transport, PbRpcTransport)
-        self.assertEqual(list(service.components), ["rpc_server", "sessions", "cron", "monitor"])
+        self.assertEqual(
+            list(service.components), ["rpc_server", "sessions", "cron", "metrics", "monitor"]
+        )
 
     def test_etcd_discovery_replaces_the_monitor(self) -> None:
         """--discovery etcd://... builds a server registering in etcd, with no monitor."""
@@ -183,7 +185,9 @@ class MakeServiceTests(SynchronousTestCase):
             MemoryReactorClock(),
         )
         assert isinstance(service, Application)
-        self.assertEqual(list(service.components), ["rpc_server", "sessions", "cron", "discovery"])
+        self.assertEqual(
+            list(service.components), ["rpc_server", "sessions", "cron", "metrics", "discovery"]
+        )
         discovery = service.components["discovery"].discovery  # type: ignore[attr-defined]
         self.assertEqual(discovery.prefix, "/game")
 
@@ -206,7 +210,7 @@ class MakeServiceTests(SynchronousTestCase):
         service.startService()
         reactor.advance(0)
         listening = sorted(port for port, _f, _b, _i in reactor.tcpServers)
-        self.assertEqual(listening, [3011, 4151])
+        self.assertEqual(listening, [3011, 4151, 9151])  # clients, RPC, metrics
         assert isinstance(service.rpc_transport, PbRpcTransport)
         self.assertEqual(
             sorted(service.rpc_transport.peers()),

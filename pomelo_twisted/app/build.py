@@ -36,6 +36,7 @@ from ..handlers.discovery import discover, discover_routes
 from ..interfaces import IRpcTransport, IServerReactor
 from ..loading import import_file
 from ..logs.requestlog import install_request_log
+from ..metrics.wiring import install_metrics
 from ..protocol import RouteDictionary
 from ..reload import CodeReloader, register_reload_command
 from ..rpc import LocalRpcTransport, default_route, route_function
@@ -149,6 +150,7 @@ def build_application(
         access, forward = bool(app.get("access_log")), (SYS_SERVICE, FORWARD)
         install_request_log(app.instruments, server, reactor, random.Random(), access, forward)
     apply_rpc_settings(app, list(servers))
+    install_metrics(app)  # metricsPort or the "metrics" setting (after configure set it)
     return app
 
 

@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
+from ..metrics.filesd import write_file_sd
 from ..rpc.payload import pack_plain, unpack_plain
 from ..rpc.pbauth import make_portal
 from ..rpc.pbguard import GuardedServerFactory, PortLimits
@@ -124,6 +125,8 @@ class MasterService(AdminCommands, Service):
         self.port_factory: GuardedServerFactory | None = None
         #: Called when the master cannot listen (the process should exit 1).
         self.on_listen_failure: Callable[[], object] | None = None
+        #: The Prometheus file_sd target file (master.json's ``metricsTargets``).
+        self.targets_path = config.base_dir / settings.metrics_targets
 
     # -- service ----------------------------------------------------------------------
 
@@ -172,6 +175,7 @@ class MasterService(AdminCommands, Service):
             tls="" if self.tls is None else " (mutual TLS)",
             count=len(self.declared),
         )
+        self.write_targets()
         if self.spawn:
             ordered = sorted(self.declared.values(), key=lambda info: info.frontend)
             if self.spawn_host is not None:
@@ -359,6 +363,21 @@ class MasterService(AdminCommands, Service):
         for server_id in list(self.members):
             if server_id != exclude:
                 self._call(server_id, "membership", payload)
+        self.write_targets()
+
+    def write_targets(self) -> None:
+        """Rewrite the Prometheus file_sd target file: every declared or registered
+        server with a ``metricsPort`` (a server down stays a target: its scrape fails).
+        Not written while no server has one and it does not exist."""
+        servers = dict(self.declared)
+        servers.update((server_id, member.info) for server_id, member in self.members.items())
+        metered = any(info.metrics_port is not None for info in servers.values())
+        if not metered and not self.targets_path.exists():
+            return
+        try:
+            write_file_sd(self.targets_path, servers.values())
+        except OSError as exc:
+            log.warn("cannot write {path}: {error}", path=self.targets_path, error=exc)
 
     def _call(self, server_id: str, method: str, *args: object) -> Deferred[Any]:
         member = self.members.get(server_id)

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from ..gameconfig import ServerInfo
 from ..interfaces import INetworkRpcTransport
+from ..metrics.listener import MetricsComponent
 from ..rpc.breaker import CLOSED, BreakerBoard
 from .interfaces import DiscoveredServer, MembershipEvent
 
@@ -75,7 +76,9 @@ def _join(up: bool, server: DiscoveredServer, info: ServerInfo, transport: Any) 
 
 def server_stats(server: DiscoveredServer) -> dict[str, Any]:
     """Client connections, peer states and the peers whose circuit breaker is not closed
-    (``breakers``, only when there are some) of ``server``, for ``pomelo-twisted list``."""
+    (``breakers``, only when there are some) of ``server``, for ``pomelo-twisted list``;
+    with metrics, also ``requests``, ``routes`` and ``rpc``
+    (:func:`pomelo_twisted.metrics.summary.metrics_summary`)."""
     sessions = server.session_service
     transport = server.rpc_transport
     stats: dict[str, Any] = {
@@ -87,6 +90,9 @@ def server_stats(server: DiscoveredServer) -> dict[str, Any]:
         tripped = {peer: state for peer, state in board.states().items() if state != CLOSED}
         if tripped:
             stats["breakers"] = tripped
+    metrics = getattr(server, "components", {}).get("metrics")
+    if isinstance(metrics, MetricsComponent):
+        stats.update(metrics.summary())
     return stats
 
 

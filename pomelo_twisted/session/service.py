@@ -69,6 +69,9 @@ class SessionService:
         self.bind_listeners: Listeners[[Session, str]] = Listeners("session bind")
         #: Told ``(session, uid)`` after a session is unbound from ``uid``.
         self.unbind_listeners: Listeners[[Session, str]] = Listeners("session unbind")
+        #: Pushes written to clients (one per session reached), and their bytes.
+        self.pushes_sent = 0
+        self.push_bytes_sent = 0
 
     def __repr__(self) -> str:
         return f"<SessionService {self.frontend_id!r}: {len(self._sessions)} sessions>"
@@ -278,6 +281,7 @@ class SessionService:
         package = b""
         push_format: object = None
         count = 0
+        sent = 0
         for session in sessions:
             agent = session.agent
             if agent.push_format is not push_format:
@@ -290,4 +294,7 @@ class SessionService:
                 package = found
             if agent.push_prepared(package):
                 count += 1
+                sent += len(package)
+        self.pushes_sent += count
+        self.push_bytes_sent += sent
         return count

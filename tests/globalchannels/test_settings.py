@@ -92,8 +92,11 @@ class WiringTests(SynchronousTestCase):
         apps = {app.server_id: app for app in service.apps}  # built, not started
         connector = apps["connector-server-1"].components
         chat = apps["chat-server-1"].components
-        self.assertEqual(list(chat)[-2:], ["redis", "global_channels"])
-        self.assertEqual(list(connector)[-3:], ["redis", "global_channels", "online_status"])
+        # (then "metrics": the example game's servers have a metricsPort)
+        self.assertEqual(list(chat)[-3:], ["redis", "global_channels", "metrics"])
+        self.assertEqual(
+            list(connector)[-4:], ["redis", "global_channels", "online_status", "metrics"]
+        )
         for component in (
             connector["redis"],
             connector["global_channels"],

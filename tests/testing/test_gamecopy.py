@@ -23,16 +23,20 @@ class GameCopyTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, self.dest.parent)
 
     def test_every_port_is_rewritten_and_distinct(self) -> None:
-        """Each RPC, client and master port of the environment is new and unique."""
+        """Each RPC, client, metrics and master port of the environment is new and unique."""
         layout = copy_game(EXAMPLE, self.dest)
         config = GameConfig(self.dest)
         infos = [info for group in config.servers().values() for info in group]
         ports = [info.port for info in infos]
         ports += [info.client_port for info in infos if info.client_port is not None]
+        metrics = [info.metrics_port for info in infos if info.metrics_port is not None]
+        self.assertEqual(len(metrics), len(infos))
+        ports += metrics
         ports.append(config.master()["port"])
         self.assertEqual(len(set(ports)), len(ports))
         original = GameConfig(EXAMPLE)
-        self.assertFalse({4005, 4150, 4151, 4250, 4251, 3010, 3011} & set(ports))
+        fixed = {4005, 4150, 4151, 4250, 4251, 3010, 3011, 9150, 9151, 9250, 9251}
+        self.assertFalse(fixed & set(ports))
         self.assertEqual(config.cluster_secret(), original.cluster_secret())
         self.assertEqual(layout["master"]["port"], config.master()["port"])
         self.assertTrue((self.dest / "servers" / "chat" / "handler").is_dir())
