@@ -92,10 +92,11 @@ class WiringTests(SynchronousTestCase):
         apps = {app.server_id: app for app in service.apps}  # built, not started
         connector = apps["connector-server-1"].components
         chat = apps["chat-server-1"].components
-        # (then "metrics": the example game's servers have a metricsPort)
-        self.assertEqual(list(chat)[-3:], ["redis", "global_channels", "metrics"])
+        # (then "cron", and "metrics": the example game's servers have a metricsPort)
+        self.assertEqual(list(chat)[-4:], ["redis", "global_channels", "cron", "metrics"])
         self.assertEqual(
-            list(connector)[-4:], ["redis", "global_channels", "online_status", "metrics"]
+            list(connector)[-5:],
+            ["redis", "global_channels", "online_status", "cron", "metrics"],
         )
         for component in (
             connector["redis"],

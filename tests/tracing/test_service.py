@@ -62,7 +62,8 @@ class EntryPointTests(SynchronousTestCase):
         assert isinstance(service, Application)
         self.addCleanup(service.components["tracing"].provider.shutdown)  # type: ignore[union-attr]
         self.assertEqual(
-            list(service.components), ["tracing", "rpc_server", "sessions", "cron", "monitor"]
+            list(service.components),
+            ["tracing", "rpc_server", "sessions", "cron", "metrics", "monitor"],
         )
         transport = service.rpc_transport
         assert isinstance(transport, PbRpcTransport)
