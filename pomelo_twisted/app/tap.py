@@ -45,6 +45,7 @@ from twisted.python import usage
 from ..acceptors import KINDS
 from ..agent import AgentConfig
 from ..cluster.build import build_master
+from ..dashboard.build import with_dashboard
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
@@ -279,7 +280,7 @@ def _compose(
 
     config = GameConfig(Path(options["app"]), options["env"])
     if options["type"] == "master":
-        return build_master(
+        master = build_master(
             config,
             reactor,
             on_listen_failure=failed,
@@ -287,6 +288,7 @@ def _compose(
             host=options["host"],
             discovery=options["discovery"],
         )
+        return with_dashboard(master, config, reactor, on_listen_failure=failed)
     servers = config.servers()
     settings = _settings(options)
     if options["type"] == "all":
