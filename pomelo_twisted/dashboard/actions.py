@@ -67,6 +67,11 @@ class ActionResource(Resource):
         self.timeout = timeout
         self.max_body = max_body
 
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 (twisted.web's name)
+        """Actions are POSTed: 405."""
+        request.setHeader(b"allow", b"POST")
+        return _error(request, 405, 'POST a JSON object {"action", "server"}')
+
     def render_POST(self, request: Request) -> bytes | int:  # noqa: N802 (twisted.web's name)
         """Check the secret and the body, then run the action (answered when it is done)."""
         if self.admin_secret is None:

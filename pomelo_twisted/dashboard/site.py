@@ -27,7 +27,6 @@ from twisted.python.failure import Failure
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
-from twisted.web.static import File
 
 from ..cluster.interfaces import IClusterView
 from ..interfaces import IServerReactor
@@ -61,16 +60,40 @@ def _harden(request: Request) -> None:
         request.setHeader(name, value)
 
 
-class _Static(File):
-    """A file of the page, or a folder of them (no listing)."""
+#: The page's files: name -> content type.
+FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
 
-    def render(self, request: Request) -> bytes | int:
-        _harden(request)
-        return super().render(request)
 
-    def directoryListing(self) -> IResource:  # noqa: N802 (twisted.web's name)
-        """No listing of the page's folder: 404."""
+class _Asset(Resource):
+    """One file of the page, served from memory."""
+
+    isLeaf = True  # noqa: N815 (twisted.web's name)
+
+    def __init__(self, content: bytes, kind: str) -> None:
+        super().__init__()
+        self.content = content
+        self.kind = kind.encode()
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 (twisted.web's name)
+        """The file, with its type."""
+        request.setHeader(b"content-type", self.kind)
+        return self.content
+
+
+class _Folder(Resource):
+    """Named children only: anything else, and the folder itself, is 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:  # noqa: N802 (twisted.web's name)
+        """No such child: 404."""
         return notFound()
+
+    def render(self, request: Request) -> bytes:
+        """The folder itself: 404."""
+        return notFound().render(request)
 
 
 class ServersResource(Resource):
@@ -103,7 +126,7 @@ class ServersResource(Resource):
         return NOT_DONE_YET
 
 
-class _Root(Resource):
+class _Root(_Folder):
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:  # noqa: N802
         _harden(request)
         return super().getChildWithDefault(path, request)
@@ -115,11 +138,16 @@ def dashboard_resource(
     actions: ActionResource,
     static: Path = STATIC,
 ) -> Resource:
-    """The site's root: the page, its files and the API (see the module docstring)."""
+    """The site's root: the page, its files (read once, from ``static``) and the API
+    (see the module docstring)."""
     root = _Root()
-    root.putChild(b"", _Static(str(static / "index.html"), defaultType="text/html"))
-    root.putChild(b"static", _Static(str(static)))
-    api = Resource()
+    files = {name: _Asset((static / name).read_bytes(), kind) for name, kind in FILES.items()}
+    root.putChild(b"", files.pop("index.html"))
+    folder = _Folder()
+    for name, page_file in files.items():
+        folder.putChild(name.encode(), page_file)
+    root.putChild(b"static", folder)
+    api = _Folder()
     api.putChild(b"servers", ServersResource(snapshots))
     api.putChild(b"events", events)
     api.putChild(b"action", actions)
