@@ -4,7 +4,7 @@ A game's ``config/servers.json`` and ``config/master.json`` name fixed ports;
 tests and benchmarks that start a real cluster (or a standalone process) next
 to a running game need their own. :func:`copy_game` copies the folder and
 rewrites every port of one environment (each server's RPC port and client
-port, the master's port) to a port that was free a moment ago.
+port, the master's port and its dashboardPort) to a port that was free a moment ago.
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ def copy_game(source: Path | str, dest: Path | str, env: str = "development") ->
     servers = json.loads(servers_path.read_text(encoding="utf-8"))
     master = json.loads(master_path.read_text(encoding="utf-8"))
     entries = [entry for group in servers[env].values() for entry in group]
-    ports = iter(free_ports(1 + len(entries) + sum("clientPort" in e for e in entries)))
+    ports = iter(free_ports(2 + len(entries) + sum("clientPort" in e for e in entries)))
     for entry in entries:
         entry["port"] = next(ports)
         if "clientPort" in entry:
             entry["clientPort"] = next(ports)
     master[env]["port"] = next(ports)
+    if "dashboardPort" in master[env]:
+        master[env]["dashboardPort"] = next(ports)
     servers_path.write_text(json.dumps(servers, indent=1), encoding="utf-8")
     master_path.write_text(json.dumps(master, indent=1), encoding="utf-8")
     return {"servers": servers[env], "master": master[env]}
