@@ -126,16 +126,21 @@
       className: "expand",
       "aria-expanded": open ? "true" : "false",
       "aria-controls": `routes-${server.id}`,
-      text: server.id,
-    });
+    }, [
+      el("span", { className: "arrow", "aria-hidden": "true", text: open ? "▾" : "▸" }),
+      document.createTextNode(server.id),
+    ]);
     toggle.addEventListener("click", () => {
       if (expanded.has(server.id)) expanded.delete(server.id);
       else expanded.add(server.id);
       if (lastSnapshot) render(lastSnapshot);
     });
     const num = (field, text) => el("td", { className: "num", "data-field": field, text });
+    const name = server.type === "master"  // the master has no routes to expand
+      ? el("span", { className: "master-name", text: server.id })
+      : toggle;
     return el("tr", { "data-server": server.id, "data-state": state }, [
-      el("th", { scope: "row", "data-field": "id" }, [toggle]),
+      el("th", { scope: "row", "data-field": "id" }, [name]),
       el("td", { "data-field": "type", text: shown(server.type) }),
       el("td", { "data-field": "state" }, [el("span", { className: `state state-${state}`, text: state })]),
       el("td", { "data-field": "host", text: shown(server.host) }),

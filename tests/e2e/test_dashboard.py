@@ -1,0 +1,189 @@
+"""The master's live dashboard in a real headless Chromium, against a real cluster.
+
+A copy of the example game runs as a cluster (``pomelo-twisted start``, as ``make run``);
+Playwright for Python drives Debian's ``chromium`` (``executable_path``; no browser is
+ever downloaded) in a thread, so the reactor goes on running the test's own waits. The
+page must list every server of the cluster, and follow a restart made with the CLI
+(``pomelo-twisted restart``) and one made from the page itself (admin secret asked in
+its dialog: a wrong one refused, the right one accepted).
+
+``POMELO_DASHBOARD_SCREENSHOT=docs/dashboard.png`` also writes a screenshot of the page
+with chat bots running (how ``docs/dashboard.png`` is made).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThread
+
+from .cluster import ClusterCase, ClusterProcess, _env
+from .game import REPO
+
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the [test] extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+#: Debian's chromium (`make services` installs it).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = os.environ.get("POMELO_DASHBOARD_SCREENSHOT")
+#: Milliseconds a wait of the page may take (a restart takes a few seconds).
+WAIT_MS = 60_000
+PID_CHANGED = """([id, before]) => {
+  const row = document.querySelector(`tr[data-server="${id}"]`);
+  if (!row) return false;
+  const pid = row.querySelector('[data-field="pid"]').textContent;
+  return pid !== before && pid !== "—" && row.dataset.state === "up";
+}"""
+
+
+def cli(cluster: ClusterProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pomelo-twisted ARGS --app GAME``, blocking (this runs in the browser's thread)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pomelo_twisted.admin.cli", *args, "--app", str(cluster.game)],
+        env=_env(),
+        cwd=cluster.workdir,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+class DashboardBrowserTests(ClusterCase):
+    """The page in headless Chromium against the example cluster."""
+
+    timeout = 240
+
+    def setUp(self) -> None:
+        if sync_playwright is None:
+            raise self.skipTest("playwright is not installed (pip install -e '.[test]')")
+        if not os.access(CHROMIUM, os.X_OK):
+            raise self.skipTest("Debian's chromium is not installed (make services installs it)")
+
+    @inlineCallbacks
+    def test_page_lists_the_cluster_and_follows_restarts(self) -> Any:
+        """The page lists the 5 processes up and live; a CLI restart changes the row's pid;
+        from the page a wrong secret is refused, the right one restarts; no script error."""
+        cluster = yield self.started()
+        port = cluster.layout["master"]["dashboardPort"]
+        url = f"http://127.0.0.1:{port}/"
+        self.assertIn(f"dashboard: {url}", cluster.log())  # what `make run` prints
+        errors: list[str] = yield deferToThread(self.browse, cluster, url)
+        expected = "the server responded with a status of 401"  # the wrong secret, on purpose
+        self.assertEqual([e for e in errors if expected not in e], [])
+        self.assertEqual(cluster.tracebacks(), {})
+
+    def browse(self, cluster: ClusterProcess, url: str) -> list[str]:
+        """Drive the page (in a thread); the script errors the page reported."""
+        errors: list[str] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1360, "height": 620})
+                page.set_default_timeout(WAIT_MS)
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.goto(url)
+                self.lists_the_cluster(page, cluster)
+                if SCREENSHOT:
+                    self.screenshot(page, cluster, Path(SCREENSHOT))
+                self.follows_a_cli_restart(page, cluster)
+                self.restarts_from_the_page(page, cluster)
+            finally:
+                browser.close()
+        return errors
+
+    def lists_the_cluster(self, page: Page, cluster: ClusterProcess) -> None:
+        expect(page.locator("#stream-state")).to_have_text("live", timeout=WAIT_MS)
+        expect(page.locator("tr[data-server]")).to_have_count(5, timeout=WAIT_MS)
+        for server_id in ["master-server-1", *cluster.server_ids()]:
+            state = page.locator(f'tr[data-server="{server_id}"] [data-field="state"]')
+            expect(state).to_have_text("up", timeout=WAIT_MS)
+        kind = page.locator('tr[data-server="chat-server-1"] [data-field="type"]')
+        expect(kind).to_have_text("chat")
+        toggle = page.get_by_role("button", name="chat-server-1", exact=True)
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(page.locator('tr[data-routes-of="chat-server-1"]')).to_be_visible()
+
+    def follows_a_cli_restart(self, page: Page, cluster: ClusterProcess) -> None:
+        before = self.pid(page, "chat-server-1")
+        done = cli(cluster, "restart", "chat-server-1")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        page.wait_for_function(PID_CHANGED, arg=["chat-server-1", before])
+
+    def restarts_from_the_page(self, page: Page, cluster: ClusterProcess) -> None:
+        restart = page.get_by_role("button", name="Restart chat-server-2")
+        result = page.locator("#result")
+        self.give_secret(page, restart.click, "not-the-admin-secret")
+        expect(result).to_contain_text("refused: the admin secret is missing or wrong")
+        before = self.pid(page, "chat-server-2")
+        self.give_secret(page, restart.click, cluster.layout["master"]["adminSecret"])
+        expect(result).to_contain_text("restart chat-server-2: done", timeout=WAIT_MS)
+        page.wait_for_function(PID_CHANGED, arg=["chat-server-2", before])
+
+    @staticmethod
+    def give_secret(page: Page, act: Callable[[], None], secret: str) -> None:
+        act()
+        dialog = page.locator("#secret-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#secret-input", secret)
+        page.click("#secret-ok")
+        expect(dialog).to_be_hidden()
+
+    @staticmethod
+    def pid(page: Page, server_id: str) -> str:
+        cell = page.locator(f'tr[data-server="{server_id}"] [data-field="pid"]')
+        text = cell.inner_text()
+        assert re.fullmatch(r"\d+", text), text
+        return text
+
+    def screenshot(self, page: Page, cluster: ClusterProcess, path: Path) -> None:
+        """The page with chat bots on both connectors, connections shown."""
+        bots = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pomelo_twisted.admin.cli",
+                    "bot",
+                    str(REPO / "example_game" / "bots" / "chat.py"),
+                    "--target",
+                    f"tcp:127.0.0.1:{cluster.client_port(connector)}",
+                    "--bots",
+                    "12",
+                    "--duration",
+                    "20",
+                    "--seed",
+                    str(seed),
+                    "--quiet",
+                ],
+                env=_env(),
+                cwd=cluster.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for seed, connector in enumerate(["connector-server-1", "connector-server-2"])
+        ]
+        try:
+            for connector in ("connector-server-1", "connector-server-2"):
+                cell = page.locator(f'tr[data-server="{connector}"] [data-field="connections"]')
+                expect(cell).to_have_text("12", timeout=WAIT_MS)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            for bot in bots:
+                bot.terminate()
+                bot.wait(30)
