@@ -79,6 +79,10 @@ class ActionResource(Resource):
                 request, 403, "the master has no adminSecret: dashboard actions are disabled"
             )
         if not self._authorized(request):
+            log.info(
+                "dashboard: refused an action from {peer}: wrong or no admin secret",
+                peer=str(request.getClientAddress()),
+            )
             request.setHeader(b"www-authenticate", b'Bearer realm="pomelo-twisted dashboard"')
             return _error(request, 401, "the admin secret is missing or wrong")
         assert request.content is not None

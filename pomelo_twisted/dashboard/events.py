@@ -89,6 +89,11 @@ class EventStream(Resource):
             loop.start(self.interval, now=True).addErrback(self._failed)
         return NOT_DONE_YET
 
+    def render_HEAD(self, request: Request) -> bytes:  # noqa: N802 (twisted.web's name)
+        """The stream's headers only: no stream is opened."""
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        return b""
+
     def _gone(self, _: object, request: Request) -> None:
         if request in self.clients:
             self.clients.remove(request)

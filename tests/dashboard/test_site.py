@@ -183,6 +183,15 @@ class StreamTests(DashboardCase):
         self.assertEqual(len(events), 1)
         self.assertEqual(events[0][1]["servers"][2]["connections"], 9)
 
+    def test_head_opens_no_stream(self) -> None:
+        """HEAD answers the stream's headers and opens no stream (nothing is polled)."""
+        d = self.stub.head(BASE + "/api/events")
+        self.stub.flush()
+        response = self.successResultOf(d)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.events.clients, [])
+        self.assertFalse(self.events.polling)
+
     def test_too_many_streams(self) -> None:
         """Past max_clients open streams, a new one is refused with 503 naming the limit."""
         for _ in range(self.max_clients):

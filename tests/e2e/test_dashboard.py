@@ -20,11 +20,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
 
+from pomelo_twisted.dashboard import DashboardService
+from pomelo_twisted.interfaces import IServerReactor
+
+from ..dashboard.fakes import FakeCluster
 from .cluster import ClusterCase, ClusterProcess, _env
 from .game import REPO
 
@@ -59,16 +66,111 @@ def cli(cluster: ClusterProcess, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run, or None."""
+    if sync_playwright is None:
+        return "playwright is not installed (pip install -e '.[test]')"
+    if not os.access(CHROMIUM, os.X_OK):
+        return "Debian's chromium is not installed (make services installs it)"
+    return None
+
+
+def open_page(playwright: Any, url: str, errors: list[str]) -> tuple[Any, Page]:
+    """Headless chromium on ``url``; (browser, page); script errors go to ``errors``."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+    )
+    page = browser.new_page(viewport={"width": 1360, "height": 620})
+    page.set_default_timeout(WAIT_MS)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    return browser, page
+
+
+class DashboardRenderingTests(TestCase):
+    """The page in headless Chromium against a fake master reporting metrics."""
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        missing = browser_missing()
+        if missing is not None:
+            raise self.skipTest(missing)
+
+    def test_metrics_rendered(self) -> None:
+        """Requests/s, RPC errors, an open breaker and a server's routes (count, p50, p99
+        in ms) are shown; a silent server is marked so; absent values are "—"."""
+        cluster = FakeCluster()
+        chat = {
+            "connections": 0,
+            "requests": 0,
+            "routes": {"chat.chatHandler.send": {"count": 41, "p50": 0.0021, "p99": 0.0187}},
+            "rpc": {"calls": 90, "errors": 3, "timeouts": 1},
+            "breakers": {"connector-1": "open"},
+        }
+        cluster.stats_of["chat-1"] = chat
+        cluster.stats_of["connector-1"] = None  # registered, but its stats do not answer
+        service = DashboardService(
+            cast(IServerReactor, reactor),
+            cluster,
+            "tcp:0:interface=127.0.0.1",
+            admin_secret=None,
+            interval=0.1,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+
+        def count() -> None:  # the chat server serves 10 requests per snapshot interval
+            chat["requests"] += 1
+            chat["routes"]["chat.chatHandler.send"]["count"] += 1  # type: ignore[index]
+
+        counting = LoopingCall(count)
+        counting.clock = reactor
+        counting.start(0.01)
+        self.addCleanup(counting.stop)
+        assert service.url is not None
+        return deferToThread(self.check, service.url).addCallback(self.assertEqual, [])
+
+    def check(self, url: str) -> list[str]:
+        errors: list[str] = []
+        with sync_playwright() as playwright:
+            browser, page = open_page(playwright, url, errors)
+            try:
+                row = 'tr[data-server="chat-1"]'
+                expect(page.locator(f'{row} [data-field="rpcErrors"]')).to_have_text("3")
+                expect(page.locator(f'{row} [data-field="breakers"]')).to_have_text(
+                    "connector-1: open"
+                )
+                page.wait_for_function(
+                    """() => /^\\d+(\\.\\d)?$/.test(document.querySelector(
+                        'tr[data-server="chat-1"] [data-field="requestsPerSecond"]').textContent)"""
+                )
+                silent = page.locator('tr[data-server="connector-1"] [data-field="state"]')
+                expect(silent).to_have_text("silent")
+                missing = page.locator('tr[data-server="connector-1"] [data-field="rpcErrors"]')
+                expect(missing).to_have_text("—")
+                page.get_by_role("button", name="chat-1", exact=True).click()
+                routes = page.locator('tr[data-routes-of="chat-1"] tbody tr')
+                expect(routes).to_have_count(1)
+                cells = routes.first.locator("th, td")
+                expect(cells.nth(0)).to_have_text("chat.chatHandler.send")
+                expect(cells.nth(2)).to_have_text("2.1 ms")
+                expect(cells.nth(3)).to_have_text("18.7 ms")
+            finally:
+                browser.close()
+        return errors
+
+
 class DashboardBrowserTests(ClusterCase):
     """The page in headless Chromium against the example cluster."""
 
     timeout = 240
 
     def setUp(self) -> None:
-        if sync_playwright is None:
-            raise self.skipTest("playwright is not installed (pip install -e '.[test]')")
-        if not os.access(CHROMIUM, os.X_OK):
-            raise self.skipTest("Debian's chromium is not installed (make services installs it)")
+        missing = browser_missing()
+        if missing is not None:
+            raise self.skipTest(missing)
 
     @inlineCallbacks
     def test_page_lists_the_cluster_and_follows_restarts(self) -> Any:
@@ -87,15 +189,8 @@ class DashboardBrowserTests(ClusterCase):
         """Drive the page (in a thread); the script errors the page reported."""
         errors: list[str] = []
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-            )
+            browser, page = open_page(playwright, url, errors)
             try:
-                page = browser.new_page(viewport={"width": 1360, "height": 620})
-                page.set_default_timeout(WAIT_MS)
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.goto(url)
                 self.lists_the_cluster(page, cluster)
                 if SCREENSHOT:
                     self.screenshot(page, cluster, Path(SCREENSHOT))

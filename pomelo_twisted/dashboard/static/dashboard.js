@@ -40,7 +40,7 @@
 
   function millis(seconds) {
     if (seconds === null || seconds === undefined) return DASH;
-    return `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1)} ms`;
+    return `${(seconds * 1000).toFixed(seconds < 0.001 ? 2 : 1)} ms`;
   }
 
   function rate(value) {
