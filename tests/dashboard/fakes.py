@@ -70,19 +70,25 @@ class FakeCluster:
             return self.pending[server_id]
         return succeed(self.stats_of.get(server_id))
 
-    def _answer(self, result: Any, *call: Any) -> Deferred[Any]:
+    def _answer(self, result: Any, ids: list[str], *call: Any) -> Deferred[Any]:
+        """``result``, or the master's refusal: of ``refusal``, or of an unknown id."""
         self.calls.append(call)
+        known = {row["id"] for row in self.table[1:]}
+        unknown = [server_id for server_id in ids if server_id not in known]
+        if unknown:
+            return fail(CommandRefused(f"no server {', '.join(unknown)} in the cluster"))
         if self.refusal is not None:
             return fail(CommandRefused(self.refusal))
         return succeed(result)
 
     def restart(self, server_id: str) -> Deferred[int]:
-        return self._answer(4242, "restart", server_id)
+        return self._answer(4242, [server_id], "restart", server_id)
 
     def stop(self, server_ids: list[str]) -> Deferred[list[str]]:
-        return self._answer(list(server_ids), "stop", server_ids)
+        return self._answer(list(server_ids), server_ids, "stop", server_ids)
 
     def server_command(
         self, server_id: str, name: str, args: dict[str, Any], timeout: float
     ) -> Deferred[Any]:
-        return self._answer({"drained": True}, "command", server_id, name, args, timeout)
+        call = ("command", server_id, name, args, timeout)
+        return self._answer({"drained": True}, [server_id], *call)
