@@ -100,7 +100,8 @@ class DashboardRenderingTests(TestCase):
 
     def test_metrics_rendered(self) -> None:
         """Requests/s, RPC errors, an open breaker and a server's routes (count, p50, p99
-        in ms) are shown; a silent server is marked so; absent values are "—"."""
+        in ms) are shown; a silent server is marked so; absent values are "—"; updates keep
+        the rows (and the keyboard focus) in place."""
         cluster = FakeCluster()
         chat = {
             "connections": 0,
@@ -157,6 +158,16 @@ class DashboardRenderingTests(TestCase):
                 expect(cells.nth(0)).to_have_text("chat.chatHandler.send")
                 expect(cells.nth(2)).to_have_text("2.1 ms")
                 expect(cells.nth(3)).to_have_text("18.7 ms")
+                # Rows are updated in place: the focused button stays, and stays focused.
+                page.get_by_role("button", name="chat-1", exact=True).focus()
+                page.evaluate("document.querySelector('tr[data-server=\"chat-1\"]').id = 'kept'")
+                count = cells.nth(1).inner_text()
+                expect(cells.nth(1)).not_to_have_text(count)  # a later snapshot came
+                self.assertTrue(
+                    page.evaluate(
+                        "document.activeElement.closest('tr') === document.getElementById('kept')"
+                    )
+                )
             finally:
                 browser.close()
         return errors

@@ -118,65 +118,104 @@
     return el("tr", { className: "routes", id: `routes-${server.id}`, "data-routes-of": server.id }, [cell]);
   }
 
-  function serverRow(server) {
-    const state = stateOf(server);
-    const open = expanded.has(server.id);
-    const toggle = el("button", {
-      type: "button",
-      className: "expand",
-      "aria-expanded": open ? "true" : "false",
-      "aria-controls": `routes-${server.id}`,
-    }, [
-      el("span", { className: "arrow", "aria-hidden": "true", text: open ? "▾" : "▸" }),
-      document.createTextNode(server.id),
-    ]);
-    toggle.addEventListener("click", () => {
-      if (expanded.has(server.id)) expanded.delete(server.id);
-      else expanded.add(server.id);
-      if (lastSnapshot) render(lastSnapshot);
-    });
-    const num = (field, text) => el("td", { className: "num", "data-field": field, text });
-    const name = server.type === "master"  // the master has no routes to expand
-      ? el("span", { className: "master-name", text: server.id })
-      : toggle;
-    return el("tr", { "data-server": server.id, "data-state": state }, [
-      el("th", { scope: "row", "data-field": "id" }, [name]),
-      el("td", { "data-field": "type", text: shown(server.type) }),
-      el("td", { "data-field": "state" }, [el("span", { className: `state state-${state}`, text: state })]),
-      el("td", { "data-field": "host", text: shown(server.host) }),
-      num("pid", shown(server.pid)),
-      num("uptime", duration(server.uptime)),
-      num("restarts", shown(server.restarts)),
-      num("connections", shown(server.connections)),
-      num("requestsPerSecond", rate(server.requestsPerSecond)),
-      num("rpcErrors", shown(server.rpcErrors)),
-      breakersCell(server.breakers),
+  // Rows are kept per server and updated in place (a button under the pointer is never
+  // replaced between a press and its release); only the routes tables are rebuilt.
+  const rows = new Map();  // server id -> {row, cells: {field: element}, toggle, arrow, type}
+  const NUMBERS = [
+    ["pid", (s) => shown(s.pid)],
+    ["uptime", (s) => duration(s.uptime)],
+    ["restarts", (s) => shown(s.restarts)],
+    ["connections", (s) => shown(s.connections)],
+    ["requestsPerSecond", (s) => rate(s.requestsPerSecond)],
+    ["rpcErrors", (s) => shown(s.rpcErrors)],
+  ];
+
+  function toggleRoutes(id) {
+    if (expanded.has(id)) expanded.delete(id);
+    else expanded.add(id);
+    if (lastSnapshot) render(lastSnapshot);
+  }
+
+  function newRow(server) {
+    const cells = {};
+    const cell = (tag, field, className) => (cells[field] = el(tag, { "data-field": field, className }));
+    let name, toggle = null, arrow = null;
+    if (server.type === "master") {  // the master has no routes to expand
+      name = el("span", { className: "master-name", text: server.id });
+    } else {
+      arrow = el("span", { className: "arrow", "aria-hidden": "true" });
+      toggle = el("button", {
+        type: "button", className: "expand", "aria-controls": `routes-${server.id}`,
+      }, [arrow, document.createTextNode(server.id)]);
+      toggle.addEventListener("click", () => toggleRoutes(server.id));
+      name = toggle;
+    }
+    const id = cell("th", "id");
+    id.setAttribute("scope", "row");
+    id.appendChild(name);
+    const state = el("span");
+    const row = el("tr", { "data-server": server.id }, [
+      id,
+      cell("td", "type"),
+      cell("td", "state"),
+      cell("td", "host"),
+      ...NUMBERS.map(([field]) => cell("td", field, "num")),
+      cell("td", "breakers"),
       actionsCell(server),
     ]);
+    cells.state.appendChild(state);
+    return { row, cells, toggle, arrow, state, type: server.type, breakers: undefined };
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function update(entry, server) {
+    const state = stateOf(server);
+    entry.row.dataset.state = state;
+    setText(entry.cells.type, shown(server.type));
+    setText(entry.state, state);
+    entry.state.className = `state state-${state}`;
+    setText(entry.cells.host, shown(server.host));
+    for (const [field, text] of NUMBERS) setText(entry.cells[field], text(server));
+    const breakers = JSON.stringify(server.breakers);
+    if (breakers !== entry.breakers) {
+      entry.breakers = breakers;
+      entry.cells.breakers.replaceChildren(...breakersCell(server.breakers).childNodes);
+    }
+    if (entry.toggle) {
+      const open = expanded.has(server.id);
+      entry.toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      setText(entry.arrow, open ? "▾" : "▸");
+    }
   }
 
   function render(snapshot) {
     lastSnapshot = snapshot;
-    const rows = [];
+    const wanted = [];
+    const seen = new Set();
     for (const server of snapshot.servers) {
-      rows.push(serverRow(server));
-      if (expanded.has(server.id)) rows.push(routesRow(server));
+      let entry = rows.get(server.id);
+      if (!entry || entry.type !== server.type) {
+        entry = newRow(server);
+        rows.set(server.id, entry);
+      }
+      seen.add(server.id);
+      update(entry, server);
+      wanted.push(entry.row);
+      if (expanded.has(server.id)) wanted.push(routesRow(server));
     }
+    for (const id of [...rows.keys()]) if (!seen.has(id)) rows.delete(id);
+    // Put the wanted rows in place without moving the ones already there (a moved node
+    // loses the focus and a click in progress): drop the others, then insert the new.
     const body = document.getElementById("server-rows");
-    const focused = document.activeElement;
-    const focusKey = focused && focused.closest("tr[data-server]")
-      ? [focused.closest("tr[data-server]").dataset.server, focused.dataset.action || "expand"]
-      : null;
-    body.replaceChildren(...rows);
-    if (focusKey) {  // keep the keyboard focus across updates
-      const row = body.querySelector(`tr[data-server="${CSS.escape(focusKey[0])}"]`);
-      const target = row && (focusKey[1] === "expand"
-        ? row.querySelector(".expand")
-        : row.querySelector(`[data-action="${focusKey[1]}"]`));
-      if (target) target.focus();
-    }
-    document.getElementById("updated").textContent =
-      `updated ${new Date().toLocaleTimeString()}`;
+    const keep = new Set(wanted);
+    for (const node of [...body.children]) if (!keep.has(node)) node.remove();
+    wanted.forEach((node, index) => {
+      if (body.children[index] !== node) body.insertBefore(node, body.children[index] || null);
+    });
+    setText(document.getElementById("updated"), `updated ${new Date().toLocaleTimeString()}`);
   }
 
   function streamState(text, className) {
