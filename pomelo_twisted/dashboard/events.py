@@ -39,7 +39,7 @@ RETRY_MS = 2000
 
 def sse_frame(event: str, data: Any) -> bytes:
     """One Server-Sent Event: ``event: EVENT``, ``data: JSON`` (a single line), a blank line."""
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 

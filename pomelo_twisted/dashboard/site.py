@@ -114,7 +114,7 @@ class ServersResource(Resource):
                 return
             request.setHeader(b"content-type", b"application/json")
             request.setHeader(b"cache-control", b"no-store")
-            request.write(json.dumps(snapshot).encode() + b"\n")
+            request.write(json.dumps(snapshot, allow_nan=False, default=str).encode() + b"\n")
             request.finish()
 
         def failed(failure: Failure) -> None:

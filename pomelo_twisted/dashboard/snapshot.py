@@ -5,11 +5,13 @@ state, host, pid, uptime, restarts) and every server that is up for its stats
 (:meth:`IClusterView.stats`, what ``pomelo-twisted list`` shows: connections, breakers
 and, when the server's metrics are on, ``requests``, ``routes`` and ``rpc``). Requests
 per second come from the difference of ``requests`` between two snapshots of the same
-process. A value a server does not report is ``None`` (the page shows "—").
+process. A value a server does not report is ``None`` (the page shows "—"), and so is a
+number that is not finite (JSON has no NaN).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -70,11 +72,14 @@ class Snapshots:
         server["requestsPerSecond"] = self._rate(row, requests, now)
         server["routes"] = _routes(stats.get("routes")) if stats is not None else None
         rpc = stats.get("rpc") if stats is not None else None
-        rpc = rpc if isinstance(rpc, dict) else None
+        rpc = {str(k): _number(v) for k, v in rpc.items()} if isinstance(rpc, dict) else None
         server["rpc"] = rpc
         server["rpcErrors"] = rpc.get("errors") if rpc is not None else None
         breakers = stats.get("breakers", {}) if stats is not None else None
-        server["breakers"] = breakers if isinstance(breakers, dict) else None
+        breakers = (
+            {str(k): str(v) for k, v in breakers.items()} if isinstance(breakers, dict) else None
+        )
+        server["breakers"] = breakers
         return server
 
     def _rate(self, row: dict[str, Any], requests: int | None, now: float) -> float | None:
@@ -93,6 +98,13 @@ class Snapshots:
         return (requests - before) / (now - then)
 
 
+def _number(value: object) -> int | float | None:
+    """A finite number as it is; anything else (NaN of an empty histogram...) None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _routes(routes: object) -> list[dict[str, Any]] | None:
     """``{route: {"count", "p50", "p99"}}`` as rows sorted by route; None when absent."""
     if not isinstance(routes, dict):
@@ -101,6 +113,9 @@ def _routes(routes: object) -> list[dict[str, Any]] | None:
     for route, values in sorted(routes.items()):
         values = values if isinstance(values, dict) else {}
         rows.append(
-            {"route": str(route), **{key: values.get(key) for key in ("count", "p50", "p99")}}
+            {
+                "route": str(route),
+                **{key: _number(values.get(key)) for key in ("count", "p50", "p99")},
+            }
         )
     return rows

@@ -131,3 +131,15 @@ class SnapshotTests(SynchronousTestCase):
         broken.errback(RuntimeError("boom"))
         servers = {s["id"]: s for s in self.successResultOf(d)["servers"]}
         self.assertFalse(servers["chat-1"]["answered"])
+
+    def test_non_finite_numbers_are_none(self) -> None:
+        """A NaN quantile (an empty histogram) or a non-number becomes None: JSON has no NaN."""
+        self.cluster.stats_of["chat-1"] = {
+            "connections": 0,
+            "requests": 1,
+            "routes": {"a.b.c": {"count": 1, "p50": float("nan"), "p99": "slow"}},
+            "rpc": {"calls": 2, "errors": float("inf"), "timeouts": 0},
+        }
+        chat = self.take()["chat-1"]
+        self.assertEqual(chat["routes"], [{"route": "a.b.c", "count": 1, "p50": None, "p99": None}])
+        self.assertIsNone(chat["rpcErrors"])
