@@ -27,7 +27,7 @@ help:
 	@echo "pomelo_twisted targets:"
 	@echo "  make install       create $(VENV) and install the package editable with [test] extras"
 	@echo "  make test          unit and integration tests, under pytest and under trial"
-	@echo "  make services      install etcd and redis-server (Debian) for the tests that start them"
+	@echo "  make services      install etcd, redis-server and chromium (Debian) for the tests that use them"
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make test-conformance  the Autobahn TestSuite (kosoku) against our WebSocket echo"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
@@ -52,7 +52,9 @@ install: $(STAMP)
 
 # Real services some tests start on free loopback ports (Debian packages; `make test` runs as
 # root on CI and on a fresh machine).  Without apt-get or root the tests that need them skip.
-SERVICES := etcd:etcd-server redis-server:redis-server
+# chromium: the headless browser of tests/e2e/test_dashboard.py (Playwright drives it; no
+# browser is ever downloaded).
+SERVICES := etcd:etcd-server redis-server:redis-server chromium:chromium
 
 services:
 	@missing=""; for pair in $(SERVICES); do \
@@ -108,6 +110,7 @@ run: $(STAMP)
 	@echo "  clients connect to tcp:127.0.0.1:3010 or ws://127.0.0.1:3010/ (connector-server-1),"
 	@echo "  and port 3011 (connector-server-2); server logs in example_game/logs/<id>.log."
 	@echo "  pomelo-twisted list / stop --app example_game operate it; Ctrl-C stops it in order."
+	@echo "  the live dashboard's address is printed below (master.json's dashboardPort)."
 	$(VENV)/bin/pomelo-twisted start --app example_game $(START_ARGS)
 
 # Every server of the example game in one process (in-process RPC, no master).

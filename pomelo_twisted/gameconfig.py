@@ -82,6 +82,9 @@ _HINTS = {
     "rpc": "must be an object of pingInterval, pingTimeout, loginDeadline (seconds) and "
     "preLoginBytes (1024 or more)",
     "discoveryKeepAlive": "must be a positive number of seconds",
+    "dashboardPort": "must be a TCP port number",
+    "dashboardHost": "must be a host name or address",
+    "dashboardInterval": "must be a positive number of seconds",
 }
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
@@ -275,7 +278,10 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     (seconds between keep-alives, default a third of the TTL); ``rpc``: the links between
     servers (:class:`RpcSettings`); ``metricsTargets``: the Prometheus ``file_sd`` file
     the master keeps of the servers with a ``metricsPort`` (relative to the game folder,
-    default ``logs/prometheus-targets.json``). Other keys are allowed and ignored.
+    default ``logs/prometheus-targets.json``); ``dashboardPort`` (absent: no dashboard),
+    ``dashboardHost`` (default the master's host) and ``dashboardInterval`` (seconds
+    between live updates, default 1): the master's live dashboard
+    (:mod:`pomelo_twisted.dashboard`). Other keys are allowed and ignored.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1)] = "master-server-1"
@@ -293,6 +299,9 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
     discovery_keep_alive: Seconds | None = None
     rpc: RpcSettings = msgspec.field(default_factory=RpcSettings)
     metrics_targets: Annotated[str, msgspec.Meta(min_length=1)] = "logs/prometheus-targets.json"
+    dashboard_port: Port | None = None
+    dashboard_host: Host | None = None
+    dashboard_interval: Seconds = 1.0
 
     def __post_init__(self) -> None:
         if self.restart_min_delay > self.restart_max_delay:
@@ -311,6 +320,13 @@ class MasterSettings(msgspec.Struct, frozen=True, rename="camel"):
         """The master's listener as an endpoint string."""
         port = self.DEFAULT_PORT if self.port is None else self.port
         return listen_endpoint(port, self.host, backlog=None)
+
+    @property
+    def dashboard_endpoint(self) -> str | None:
+        """The dashboard's listener as an endpoint string; None when it has no port."""
+        if self.dashboard_port is None:
+            return None
+        return listen_endpoint(self.dashboard_port, self.dashboard_host or self.host, None)
 
     @property
     def client_endpoint(self) -> str | None:

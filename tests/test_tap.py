@@ -12,6 +12,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import cast
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
@@ -28,6 +29,7 @@ from pomelo_twisted.app.heap import freeze_heap
 from pomelo_twisted.app.process import exit_after_shutdown
 from pomelo_twisted.app.tap import Options, filter_log_level, makeService
 from pomelo_twisted.cluster.master import MasterService
+from pomelo_twisted.dashboard import DashboardService
 from pomelo_twisted.rpc.pb import PbRpcTransport
 from pomelo_twisted.serializers import MsgpackSerializer
 
@@ -237,10 +239,12 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIn("--server", str(caught.exception))
 
     def test_master_is_the_default_with_app(self) -> None:
-        """--app alone builds the master of the game's cluster, listening on master.json's port."""
+        """--app alone builds the master of the game's cluster, listening on master.json's port
+        (then its dashboard, as the example's master.json has a dashboardPort)."""
         reactor = MemoryReactorClock()
-        service = makeService(parse("--app", EXAMPLE), reactor)
-        self.assertIsInstance(service, MasterService)
+        process = makeService(parse("--app", EXAMPLE), reactor)
+        service, dashboard = list(cast(MultiService, process))
+        self.assertIsInstance(dashboard, DashboardService)
         assert isinstance(service, MasterService)
         self.assertEqual(service.listen_endpoint, "tcp:4005:interface=127.0.0.1")
         self.assertEqual(

@@ -35,6 +35,7 @@ from .. import repl
 from ..bots import cli as bots_cli
 from ..cluster.certs import write_certs
 from ..cluster.master import TWISTD
+from ..dashboard import dashboard_url
 from ..discovery.select import EtcdSettings, etcd_store
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
@@ -58,6 +59,7 @@ from .target import Connector, Target, load_target
 __all__ = ["Target", "await_started", "execute", "format_table", "format_uptime", "load_target"]
 __all__ += ["main", "master_argv", "parse_args", "parse_entry", "run_reactor", "start_daemon"]
 __all__ += ["STOP_TIMEOUT", "start_foreground", "wait_until_gone", "wait_until_up"]
+__all__ += ["dashboard_address"]
 
 #: Seconds ``start --daemon`` waits for the master to answer.
 START_TIMEOUT = 15.0
@@ -111,6 +113,15 @@ def client_endpoints(config: GameConfig) -> list[str]:
                 host = f"[{host}]" if ":" in host else host  # an IPv6 address
                 lines.append(f"{info.id}: clients connect to {host}:{info.client_port}")
     return lines
+
+
+def dashboard_address(config: GameConfig, host: str | None = None) -> str | None:
+    """The master's live dashboard (``http://HOST:PORT/``) when master.json has a
+    ``dashboardPort`` and this start runs the master (no ``--host``, or the master's)."""
+    settings = config.master_settings()
+    if settings.dashboard_port is None or host not in (None, settings.host):
+        return None
+    return dashboard_url(settings.dashboard_host or settings.host, settings.dashboard_port)
 
 
 async def wait_until_up(
@@ -285,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             etcd = etcd_of(args)  # with etcd there is no master to log in to: no admin secret
             target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
             place = {"host": args.host, "discovery": args.discovery, "log_format": args.log_format}
+            url = None if etcd is not None else dashboard_address(target.config, args.host)
+            if url is not None:
+                stdout.write(f"dashboard: {url}\n")
             if not args.daemon:
                 return start_foreground(target, stdout, log_level=args.log_level, **place)
             status = start_daemon(target, sys.stderr, log_level=args.log_level, **place)

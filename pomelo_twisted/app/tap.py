@@ -42,6 +42,7 @@ from twisted.python import usage
 from ..acceptors import KINDS
 from ..agent import AgentConfig
 from ..cluster.build import build_master
+from ..dashboard.build import with_dashboard
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..interfaces import IServerReactor
@@ -284,7 +285,7 @@ def _compose(
     if options["type"] == "master":
         host = options["host"]
         setup.name(f"supervisor-{host}" if host else config.master_settings().id, "master")
-        return build_master(
+        master = build_master(
             config,
             reactor,
             on_listen_failure=failed,
@@ -293,6 +294,7 @@ def _compose(
             host=options["host"],
             discovery=options["discovery"],
         )
+        return with_dashboard(master, config, reactor, on_listen_failure=failed)
     servers = config.servers()
     settings = _settings(options)
     tracing = TracingSetup.from_environ(environ, random.Random())  # None: off

@@ -15,7 +15,7 @@ from zope.interface import Interface
 
 from ..gameconfig import ServerInfo
 
-__all__ = ["CommandRefused", "IClusterControl", "Member", "ServerLink"]
+__all__ = ["CommandRefused", "IClusterControl", "IClusterView", "Member", "ServerLink"]
 
 
 class CommandRefused(Exception):
@@ -41,7 +41,28 @@ class Member:
         self.since = since
 
 
-class IClusterControl(Interface):
+class IClusterView(Interface):
+    """The part of the master a viewer (the live dashboard) reads and acts through."""
+
+    def rows() -> list[dict[str, Any]]:
+        """One row per server, the master's first (see IClusterControl.rows)."""
+
+    def stats(server_id: str, timeout: float) -> Deferred[dict[str, Any] | None]:
+        """A registered server's own stats, or None (see IClusterControl.stats)."""
+
+    def restart(server_id: str) -> Deferred[int]:
+        """Restart a server; its new pid (see IClusterControl.restart)."""
+
+    def stop(server_ids: list[str]) -> Deferred[list[str]]:
+        """Stop these servers for good (see IClusterControl.stop)."""
+
+    def server_command(
+        server_id: str, name: str, args: dict[str, Any], timeout: float
+    ) -> Deferred[Any]:
+        """Run an operator command on a server (see IClusterControl.server_command)."""
+
+
+class IClusterControl(IClusterView):
     """The master of a cluster, as its servers and the admin CLI see it."""
 
     def join(

@@ -4,7 +4,8 @@ A game's ``config/servers.json`` and ``config/master.json`` name fixed ports;
 tests and benchmarks that start a real cluster (or a standalone process) next
 to a running game need their own. :func:`copy_game` copies the folder and
 rewrites every port of one environment (each server's RPC port, client
-port and metrics port, the master's port) to a port that was free a moment ago.
+port and metrics port, the master's port and its dashboardPort) to a port that was free a
+moment ago.
 """
 
 from __future__ import annotations
@@ -51,13 +52,15 @@ def copy_game(source: Path | str, dest: Path | str, env: str = "development") ->
     master = json.loads(master_path.read_text(encoding="utf-8"))
     entries = [entry for group in servers[env].values() for entry in group]
     extra = ("clientPort", "metricsPort")
-    ports = iter(free_ports(1 + len(entries) + sum(key in e for e in entries for key in extra)))
+    ports = iter(free_ports(2 + len(entries) + sum(key in e for e in entries for key in extra)))
     for entry in entries:
         entry["port"] = next(ports)
         for key in extra:
             if key in entry:
                 entry[key] = next(ports)
     master[env]["port"] = next(ports)
+    if "dashboardPort" in master[env]:
+        master[env]["dashboardPort"] = next(ports)
     servers_path.write_text(json.dumps(servers, indent=1), encoding="utf-8")
     master_path.write_text(json.dumps(master, indent=1), encoding="utf-8")
     return {"servers": servers[env], "master": master[env]}
