@@ -29,7 +29,6 @@ if __package__ in (None, ""):  # run as a script: make `bench` and this checkout
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -75,6 +74,7 @@ from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.cluster.certs import create_certs
 from pomelo_twisted.gameconfig import GameConfig
 from pomelo_twisted.rpc.payload import pack_plain
+from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.gamecopy import copy_game as copy_game_on_free_ports
 
 __all__ = ["Cluster", "ClusterError", "copy_game", "forward_payload", "main", "parse_args"]
@@ -108,12 +108,6 @@ def forward_payload(seq: int) -> bytes:
 def copy_game(dest: Path, env: str = ENV) -> dict[str, Any]:
     """The example game copied to ``dest`` with every port of ``env`` free."""
     return copy_game_on_free_ports(EXAMPLE, dest, env)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, Linux only
-    """Have Linux SIGTERM the master (which stops its servers) if the bench dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def process_group(pgid: int) -> dict[int, list[str]]:
@@ -177,14 +171,13 @@ class Cluster(ServerProcess):
         log = log_path.open("wb")
         try:
             proc = subprocess.Popen(
-                argv,
+                dying_with_parent(argv),
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except BaseException:
             log.close()

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             target = load_target(args) if etcd is None else Target(etcd[0], "", b"")
             place = {"host": args.host, "discovery": args.discovery, "log_format": args.log_format}
             url = None if etcd is not None else dashboard_address(target.config, args.host)
-            if url is not None:
+            if url is not None and args.log_format == "text":  # JSON: the master logs it
                 stdout.write(f"dashboard: {url}\n")
             if not args.daemon:
                 return start_foreground(target, stdout, log_level=args.log_level, **place)

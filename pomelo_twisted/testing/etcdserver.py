@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from twisted.trial.unittest import SkipTest
+
+from .children import dying_with_parent
 
 __all__ = ["NOT_INSTALLED", "EtcdServer", "class_etcd", "etcd_binary"]
 
@@ -78,12 +79,6 @@ def _free_ports(host: str, count: int) -> list[int]:
         for sock in socks:
             sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in socks]
-
-
-def _die_with_parent() -> None:
-    # Linux: SIGKILL the child when the test process dies, so no etcd outlives a killed run.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _supports(binary: str, flag: str) -> bool:
@@ -150,11 +145,10 @@ class EtcdServer:
             raise RuntimeError(f"etcd on {self.url} is already running")
         log = self.log_path.open("ab")
         process = subprocess.Popen(
-            self.command(),
+            dying_with_parent(self.command(), signal.SIGKILL),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
         self._process = process
         assert process.stderr is not None

@@ -27,9 +27,10 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.gamecopy import child_env
 
-from .game import REPO, _die_with_parent, copy_game, traceback_entries
+from .game import REPO, copy_game, traceback_entries
 
 __all__ = ["ClusterProcess"]
 
@@ -91,23 +92,23 @@ class ClusterProcess:
     def start(self) -> None:
         """``pomelo-twisted start --app GAME`` in the foreground, output to master.log."""
         self._log_file = self.master_log.open("wb")
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pomelo_twisted.admin.cli",
-                "start",
-                "--app",
-                str(self.game),
-                *self.start_args,
-            ],
+            dying_with_parent(
+                [
+                    sys.executable,
+                    "-m",
+                    "pomelo_twisted.admin.cli",
+                    "start",
+                    "--app",
+                    str(self.game),
+                    *self.start_args,
+                ]
+            ),
             cwd=self.workdir,
             env={**_env(), **self.extra_env},
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=preexec,
             start_new_session=True,
         )
 

@@ -8,8 +8,6 @@ the deliberate failures of ``connector.entryHandler.fail`` from any other traceb
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import itertools
 import os
 import re
@@ -26,6 +24,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 
 from pomelo_twisted.client import connect
+from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.gamecopy import copy_game as copy_example
 
 __all__ = ["DELIBERATE", "GameProcess", "log_problems", "traceback_entries"]
@@ -47,12 +46,6 @@ def twistd_command() -> list[str]:
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, Linux only
-    """Ask Linux to SIGTERM the server if the test runner dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def traceback_entries(log: str) -> list[str]:
@@ -126,15 +119,13 @@ class GameProcess:
             PYTHONUNBUFFERED="1",
         )
         self._log_file = self.log_path.open("wb")
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.process = subprocess.Popen(
-            args,
+            dying_with_parent(args),
             cwd=self.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=preexec,
         )
 
     def log(self) -> str:

@@ -29,10 +29,11 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.client import PomeloClient, connect
+from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.etcdserver import EtcdServer
 from pomelo_twisted.testing.gamecopy import child_env
 
-from .game import REPO, _die_with_parent, copy_game, traceback_entries
+from .game import REPO, copy_game, traceback_entries
 from .test_cluster import CHAT_ECHO, ENTRY, JOIN, SEND, room_on
 from .test_example_game import Pushes
 
@@ -80,29 +81,29 @@ class EtcdCluster:
         """Start etcd, then one supervisor per host."""
         self.etcd.start()
         self.url = self.etcd.url.replace("http://", "etcd://") + "/game"
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
         for host in sorted(set(HOSTS.values())):
             log = (self.workdir / f"supervisor-{host}.log").open("wb")
             self._logs.append(log)
             self.processes[host] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pomelo_twisted.admin.cli",
-                    "start",
-                    "--app",
-                    str(self.game),
-                    "--host",
-                    host,
-                    "--discovery",
-                    self.url,
-                ],
+                dying_with_parent(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pomelo_twisted.admin.cli",
+                        "start",
+                        "--app",
+                        str(self.game),
+                        "--host",
+                        host,
+                        "--discovery",
+                        self.url,
+                    ]
+                ),
                 cwd=self.workdir,
                 env=child_env(REPO),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=preexec,
                 start_new_session=True,
             )
 

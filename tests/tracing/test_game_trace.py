@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.testing import GameConnection, GameHarness
 from pomelo_twisted.testing.tracing import memory_tracing, span_tree
-from pomelo_twisted.tracing import TracingService
+from pomelo_twisted.tracing import RequestTracing, RpcTracing, TracingService
 
 EXAMPLE_GAME = Path(__file__).resolve().parents[2] / "example_game"
 C1 = "connector-server-1"
@@ -151,10 +151,15 @@ class TracingOffTests(SynchronousTestCase):
     """Without a TracingSetup nothing of tracing is installed."""
 
     def test_no_hooks_without_tracing(self) -> None:
-        """No request or RPC hooks, no tracing component, on any server."""
+        """No tracing hook and no tracing component on any server (the example game's
+        metrics hooks are there: they are not tracing's)."""
         game = GameHarness(EXAMPLE_GAME)
         self.addCleanup(game.stop)
         for app in game.apps.values():
-            self.assertIsNone(app.instruments.requests)
-            self.assertIsNone(app.instruments.rpc)
+            hooks = [app.instruments.requests, app.instruments.rpc]
+            for hook in hooks:
+                chained = getattr(hook, "hooks", [hook])
+                self.assertFalse(
+                    any(isinstance(h, (RequestTracing, RpcTracing)) for h in chained), app
+                )
             self.assertNotIn("tracing", app.components)
