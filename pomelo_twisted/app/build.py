@@ -26,6 +26,7 @@ from ..cluster.monitor import MonitorComponent
 from ..discovery.component import DiscoveryComponent
 from ..discovery.interfaces import IServiceDiscovery, MembershipEvent
 from ..discovery.select import build_etcd_discovery, etcd_settings
+from ..drain.component import DrainComponent
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..globalchannels.service import GlobalChannelService
@@ -191,12 +192,16 @@ def build_cluster_server(
         found = build_etcd_discovery(app, etcd, stop_process=reactor.stop)
         app.load(DiscoveryComponent(app, found))
         forget_left_frontends(app, found)
+        app.load(DrainComponent(app, stop_process=reactor.stop))
     elif master is None:
         app.started.addCallback(lambda _: app.after_start())
+        app.load(DrainComponent(app, stop_process=reactor.stop))
     else:
         monitor = MonitorComponent(app, master, secret, stop_process=reactor.stop)
         app.load(monitor)
         forget_left_frontends(app, monitor.discovery)
+        announce = monitor.announce_leaving
+        app.load(DrainComponent(app, stop_process=reactor.stop, announce=announce))
     return app
 
 

@@ -249,15 +249,19 @@ def makeService(
     twistd = options.parent is not None
     if twistd:  # twistd begins logging after this
         filter_log_level(options["log-level"])
-    graceful_sigterm(reactor)
+    on_term = graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
     try:
-        return _compose(options, reactor, exit_process)
+        service = _compose(options, reactor, exit_process)
     except (ConfigError, usage.UsageError) as exc:
         if twistd:
             usage_exit(options, exc)
         raise usage.UsageError(str(exc)) from None
+    drain = getattr(service, "components", {}).get("drain")
+    if drain is not None:  # a cluster server: SIGTERM drains it first
+        on_term.drain = drain.drain
+    return service
 
 
 def _compose(

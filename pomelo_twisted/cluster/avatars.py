@@ -111,6 +111,15 @@ class ServerAvatar(pb.Avatar):
             return _packed(answer)
         return pack_plain(answer)
 
+    def perspective_leaving(self, payload: object) -> Deferred[bytes]:
+        """This server leaves on purpose (it drains): ``{"grace": seconds}``; the answer,
+        ``{"state": "draining"|"restarting"}``, comes once every other server knows."""
+        grace = _args(payload, "leaving").get("grace") if type(payload) is bytes else None
+        if not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_COMMAND_TIMEOUT:
+            raise pb.Error("leaving takes {'grace': seconds}")
+        d = self.control.leaving(self.server_id, float(grace))
+        return d.addCallback(lambda state: pack_plain({"state": state}))
+
     def logout(self) -> None:
         """The link dropped (or the server left)."""
         self.control.leave(self.server_id, self.mind)

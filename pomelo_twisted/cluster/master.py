@@ -48,6 +48,7 @@ from .avatars import ADMIN, avatar_for
 from .commands import AdminCommands, kill_pid
 from .interfaces import CommandRefused, IClusterControl, Member, ServerLink
 from .probe import rpc_port_answers
+from .rolling import RollingRestarts
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
@@ -60,7 +61,7 @@ ALIVE_TIMEOUT = 2.0
 
 
 @implementer(IClusterControl)
-class MasterService(AdminCommands, Service):
+class MasterService(RollingRestarts, AdminCommands, Service):
     """The master of one game's cluster (see the module docstring)."""
 
     def __init__(
@@ -113,6 +114,7 @@ class MasterService(AdminCommands, Service):
         self.from_config = set(self.declared)
         self.members: dict[str, Member] = {}
         self.removing: set[str] = set()
+        self.leaving_states: dict[str, str] = {}
         #: Servers asked to stop over their link: fired when the link drops.
         self.departures: dict[str, list[Deferred[None]]] = {}
         self.cluster_up = False
@@ -263,6 +265,7 @@ class MasterService(AdminCommands, Service):
         if self.stopping:
             raise CommandRefused("the cluster is stopping")
         self.declared[info.id] = info
+        self.leaving_states.pop(info.id, None)
         self.members[info.id] = Member(info, pid, link, self.reactor.seconds())
         log.info(
             "server {server} ({type}) is up, pid {pid}", server=info.id, type=info.type, pid=pid
@@ -333,11 +336,14 @@ class MasterService(AdminCommands, Service):
         if member is None or member.mind is not link:
             return
         del self.members[server_id]
+        leaving = server_id in self.leaving_states
+        if self.leaving_states.get(server_id) != "restarting":
+            self.leaving_states.pop(server_id, None)
         if server_id in self.removing:
             self.publish("removed", member.info)
             self.declared.pop(server_id, None)
         else:
-            deliberate = self.stopping or server_id in self.restarting
+            deliberate = self.stopping or server_id in self.restarting or leaving
             level = log.info if deliberate else log.warn
             level("server {server} is down", server=server_id)
             self.publish("down", member.info)

@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -64,11 +64,13 @@ class MonitorClient(pb.Referenceable):
     def __init__(self, monitor: MonitorComponent) -> None:
         self.monitor = monitor
 
-    def remote_membership(self, payload: object) -> None:
-        """A membership event: ``{"event": "up"|"down"|"removed", "server": {...}}``."""
+    def remote_membership(self, payload: object) -> Deferred[int] | None:
+        """A membership event: ``{"event": "up"|"down"|"removed"|"draining"|"restarting",
+        "server": {...}}`` (``settle``: seconds a leaving server's calls may take); for a
+        leaving server the answer comes once the calls to it have ended."""
         if type(payload) is not bytes:
             raise pb.Error("membership payload must be msgpack bytes")
-        self.monitor.membership(unpack_plain(payload))
+        return self.monitor.membership(unpack_plain(payload))
 
     def remote_after_start(self) -> Deferred[None]:
         """The cluster is up: run this server's ``after_start`` hooks."""
@@ -217,25 +219,59 @@ class MonitorComponent:
         self.connection.stop()
         self.app.clock.callLater(0, self.stop_process)
 
-    def membership(self, event: object) -> None:
-        """Apply one membership event published by the master."""
+    def membership(self, event: object) -> Deferred[int] | None:
+        """Apply one membership event published by the master; for a server leaving on
+        purpose, a Deferred fired once this server's calls to it have ended."""
         if not isinstance(event, dict):
-            return
+            return None
         info = _server_info(event.get("server"))
         if info is None or info.id == self.app.server_id:
-            return
+            return None
         kind = event.get("event")
-        if kind not in ("up", "down", "removed"):
+        settle = event.get("settle")
+        if kind not in ("up", "down", "removed", "draining", "restarting"):
             log.info(
                 "{server}: server {other} is {kind}",
                 server=self.app.server_id,
                 other=info.id,
                 kind=kind,
             )
-            return
+            return None
         membership = MembershipEvent(kind, info)
-        apply_event(self.app, membership)
+        if isinstance(settle, (int, float)):
+            settled = apply_event(self.app, membership, float(settle))
+        else:
+            settled = apply_event(self.app, membership)
         self.listeners.notify(membership)
+        return settled
+
+    def announce_leaving(self, grace: float) -> Deferred[str]:
+        """Tell the master this server leaves on purpose; fires with what the master
+        published (``draining``, or ``restarting`` when it restarts this server) once
+        every other server has answered it (their calls to this one ended, within
+        ``grace`` seconds), or with ``""`` when the master cannot be told."""
+        master = self.connection.avatar
+        if master is None:
+            return succeed("")
+        try:
+            d: Deferred[Any] = master.callRemote("leaving", pack_plain({"grace": grace}))
+        except pb.DeadReferenceError:
+            return succeed("")
+
+        def answered(payload: object) -> str:
+            reply = unpack_plain(payload) if type(payload) is bytes else None
+            state = reply.get("state") if isinstance(reply, dict) else None
+            return state if isinstance(state, str) else ""
+
+        def failed(failure: Failure) -> str:
+            log.info(
+                "{server}: could not tell the master it leaves: {why}",
+                server=self.app.server_id,
+                why=failure.getErrorMessage(),
+            )
+            return ""
+
+        return d.addCallbacks(answered, failed)
 
     def stats(self) -> dict[str, Any]:
         """What ``pomelo-twisted list`` shows about this server."""

@@ -80,6 +80,7 @@ from .pbauth import ADMIN, make_portal
 from .pbavatar import RpcAvatar
 from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
 from .pbguard import GuardedServerFactory, PortLimits
+from .pbhold import CallHolds
 from .pbpeer import Channel, PbCall, Peer
 from .pbping import PING_INTERVAL, PING_TIMEOUT
 from .pbwaiters import PeerWaiters
@@ -169,6 +170,9 @@ class PbRpcTransport:
         self.unknown_calls = 0
         #: Batches of calls sent (each one message of one or more calls).
         self.batches_sent = 0
+        #: Calls held for peers that restart on purpose (:mod:`pomelo_twisted.rpc.pbhold`).
+        self.holds = CallHolds(reactor, self.in_flight, self.when_peer_up, self.call)
+        self._held = self.holds.peers
 
     def __repr__(self) -> str:
         return f"<PbRpcTransport {self.name}: peers {sorted(self._peers)}>"
@@ -272,6 +276,7 @@ class PbRpcTransport:
     def remove_peer(self, server_id: str) -> Deferred[None]:
         """Forget a peer: close its connection; calls to it fail as unknown."""
         peer = self._peers.pop(server_id, None)
+        self.holds.release(server_id, back=False)
         if peer is None:
             return succeed(None)
         self.breakers.forget(server_id)
@@ -314,8 +319,15 @@ class PbRpcTransport:
         peer = self._peers.get(server_id)
         if peer is not None:
             peer.breaker.reset()
+        if self._held:  # a restarting peer's next incarnation: its held calls go now
+            self.holds.release(server_id)
         self._waiters.changed()
         self._waiters.peer_is(server_id, True)
+
+    def in_flight(self, server_id: str | None = None) -> int:
+        """Calls sent to ``server_id`` (every peer when None) and not answered yet."""
+        peers = self._peers.values() if server_id is None else [self._peers.get(server_id)]
+        return sum(len(p.channel.calls) for p in peers if p is not None and p.channel)
 
     def when_peer_up(self, server_id: str, timeout: float) -> Deferred[bool]:
         """Fires True once ``server_id``'s link is up (at once if it is), False after
@@ -344,6 +356,8 @@ class PbRpcTransport:
         """
         if server_id in self._serving:
             return self._local.call(server_id, service, method, tuple(args), timeout)
+        if self._held and server_id in self._held:
+            return self.holds.call(server_id, service, method, args, timeout)
         peer = self._peers.get(server_id)
         if peer is None:
             self.unknown_calls += 1
