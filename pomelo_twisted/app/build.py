@@ -189,10 +189,12 @@ def build_cluster_server(
     if etcd is not None:
         # The session directory (unique login) keeps its bindings in the same etcd.
         app.set("discovery", app.get("discovery") or etcd.url)
-        found = build_etcd_discovery(app, etcd, stop_process=reactor.stop)
+        # A stop command read from etcd drains the server first, as SIGTERM does.
+        drain = DrainComponent(app, stop_process=reactor.stop)
+        found = build_etcd_discovery(app, etcd, stop_process=drain.drain)
         app.load(DiscoveryComponent(app, found))
         forget_left_frontends(app, found)
-        app.load(DrainComponent(app, stop_process=reactor.stop))
+        app.load(drain)
     elif master is None:
         app.started.addCallback(lambda _: app.after_start())
         app.load(DrainComponent(app, stop_process=reactor.stop))
