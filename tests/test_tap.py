@@ -165,7 +165,7 @@ class MakeServiceTests(SynchronousTestCase):
         assert isinstance(service, Application)
         self.assertEqual((service.server_id, service.server_type), ("chat-server-1", "chat"))
         self.assertIsInstance(service.rpc_transport, PbRpcTransport)
-        self.assertEqual(list(service.components), ["rpc_server", "sessions", "monitor"])
+        self.assertEqual(list(service.components), ["rpc_server", "sessions", "monitor", "drain"])
 
     def test_etcd_discovery_replaces_the_monitor(self) -> None:
         """--discovery etcd://... builds a server registering in etcd, with no monitor."""
@@ -183,7 +183,7 @@ class MakeServiceTests(SynchronousTestCase):
             MemoryReactorClock(),
         )
         assert isinstance(service, Application)
-        self.assertEqual(list(service.components), ["rpc_server", "sessions", "discovery"])
+        self.assertEqual(list(service.components), ["rpc_server", "sessions", "discovery", "drain"])
         discovery = service.components["discovery"].discovery  # type: ignore[attr-defined]
         self.assertEqual(discovery.prefix, "/game")
 

@@ -102,7 +102,7 @@ async def _kill(
 async def _restart(
     reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
 ) -> int:
-    if args.rolling is not None:
+    if getattr(args, "rolling", None) is not None:
         rows = await ask(reactor, args, connect, lambda c: c.restart_rolling(args.rolling))
         for row in rows if isinstance(rows, list) else []:
             out.write(f"restarted {_field(row, 'id')} (pid {cell(_field(row, 'pid'))})\n")

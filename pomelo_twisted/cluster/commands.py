@@ -68,6 +68,8 @@ class AdminCommands:
     restarting: set[str]
     #: Servers leaving on purpose now: id -> ``draining`` or ``restarting``.
     leaving_states: dict[str, str]
+    #: The rolling restarts' restart of a started server (drained, spawned, registered).
+    restart_and_wait: Callable[[str], Deferred[int]]
     #: The server types the game declares (servers.json): ``add`` takes no other.
     server_types: frozenset[str]
     #: How an adopted server that does not leave is killed (by its registered pid).
@@ -83,9 +85,6 @@ class AdminCommands:
         raise NotImplementedError
 
     def stop_member(self, server_id: str) -> Deferred[None]:
-        raise NotImplementedError
-
-    def restart_and_wait(self, server_id: str) -> Deferred[int]:
         raise NotImplementedError
 
     def rows(self) -> list[dict[str, Any]]:

@@ -115,6 +115,7 @@ class MasterService(RollingRestarts, AdminCommands, Service):
         self.members: dict[str, Member] = {}
         self.removing: set[str] = set()
         self.leaving_states: dict[str, str] = {}
+        self.rejoin_waiters: dict[str, list[Deferred[int]]] = {}
         #: Servers asked to stop over their link: fired when the link drops.
         self.departures: dict[str, list[Deferred[None]]] = {}
         self.cluster_up = False
@@ -271,6 +272,7 @@ class MasterService(RollingRestarts, AdminCommands, Service):
             "server {server} ({type}) is up, pid {pid}", server=info.id, type=info.type, pid=pid
         )
         self.publish("up", info, exclude=info.id)
+        self.joined(info.id, pid)
         if self.cluster_up:
             self._call(info.id, "after_start")
         elif all(server_id in self.members for server_id in self.declared):

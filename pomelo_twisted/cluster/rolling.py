@@ -36,8 +36,6 @@ log = Logger()
 #: Seconds a restarted server may take to register again before a rolling restart
 #: gives up (the servers after it are left alone).
 REJOIN_TIMEOUT = 60.0
-#: Seconds between two looks at whether a restarted server registered again.
-REJOIN_POLL = 0.05
 
 
 class RollingRestarts:
@@ -54,15 +52,14 @@ class RollingRestarts:
     departures: dict[str, list[Deferred[None]]]
     #: Servers leaving on purpose now: id -> ``draining`` or ``restarting``.
     leaving_states: dict[str, str]
+    #: Restarts waiting for a server to register again, by id.
+    rejoin_waiters: dict[str, list[Deferred[int]]]
     rejoin_timeout: float = REJOIN_TIMEOUT
 
-    def _call(self, server_id: str, method: str, *args: object) -> Deferred[Any]:
-        raise NotImplementedError
-
-    def server_command(
-        self, server_id: str, name: str, args: dict[str, Any], timeout: float
-    ) -> Deferred[Any]:
-        raise NotImplementedError
+    #: The master's: call a member over its link (errors logged, not raised).
+    _call: Callable[..., Deferred[Any]]
+    #: The master's: relay an operator command to a member.
+    server_command: Callable[[str, str, dict[str, Any], float], Deferred[Any]]
 
     def leaving(self, server_id: str, grace: float) -> Deferred[str]:
         """Publish that ``server_id`` leaves; fires with the state once all answered."""
@@ -140,27 +137,30 @@ class RollingRestarts:
 
         return d.addBoth(done)
 
-    def _rejoined(self, pid: int, server_id: str) -> Deferred[int]:
-        until = self.reactor.seconds() + self.rejoin_timeout
+    def _rejoined(self, pid: int, server_id: str) -> Deferred[int] | int:
+        member = self.members.get(server_id)
+        if member is not None and member.pid == pid:
+            return self._serving(pid, server_id)
         d: Deferred[int] = Deferred()
+        self.rejoin_waiters.setdefault(server_id, []).append(d)
 
-        def look() -> None:
-            member = self.members.get(server_id)
-            if member is not None and member.pid == pid:
-                log.info("server {server} serves again (pid {pid})", server=server_id, pid=pid)
-                d.callback(pid)
-            elif self.stopping or self.reactor.seconds() >= until:
-                d.errback(
-                    CommandRefused(
-                        f"server {server_id} (pid {pid}) did not register again "
-                        f"within {self.rejoin_timeout:g}s"
-                    )
-                )
-            else:
-                self.reactor.callLater(REJOIN_POLL, look)
+        def too_late(_: object, timeout: float) -> None:
+            self.rejoin_waiters.get(server_id, []).remove(d)
+            raise CommandRefused(
+                f"server {server_id} (pid {pid}) did not register again within {timeout:g}s"
+            )
 
-        look()
-        return d
+        d.addTimeout(self.rejoin_timeout, self.reactor, onTimeoutCancel=too_late)
+        return d.addCallback(self._serving, server_id)
+
+    def _serving(self, pid: int, server_id: str) -> int:
+        log.info("server {server} serves again (pid {pid})", server=server_id, pid=pid)
+        return pid
+
+    def joined(self, server_id: str, pid: int) -> None:
+        """``server_id`` registered (the master says so): a restart waiting for it ends."""
+        for waiter in self.rejoin_waiters.pop(server_id, []):
+            waiter.callback(pid)
 
 
 def _one_by_one(
