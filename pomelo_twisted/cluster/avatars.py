@@ -114,7 +114,8 @@ class ServerAvatar(pb.Avatar):
     def perspective_leaving(self, payload: object) -> Deferred[bytes]:
         """This server leaves on purpose (it drains): ``{"grace": seconds}``; the answer,
         ``{"state": "draining"|"restarting"}``, comes once every other server knows."""
-        grace = _args(payload, "leaving").get("grace") if type(payload) is bytes else None
+        request = _args(payload, "leaving")
+        grace = request.get("grace") if isinstance(request, dict) else None
         if not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_COMMAND_TIMEOUT:
             raise pb.Error("leaving takes {'grace': seconds}")
         d = self.control.leaving(self.server_id, float(grace))
