@@ -96,6 +96,7 @@ class DrainComponent:
             in_flight=self.in_flight,
             kick_all=self.kick_all,
             hand_off=self.hand_off,
+            remaining=self.remaining,
         )
         #: The names of the states restored from a hand-off at start.
         self.restored: list[str] = []
@@ -191,6 +192,11 @@ class DrainComponent:
         requests = sum(agent.requests.admission.inflight for agent in self._agents())
         count = getattr(self.app.rpc_transport, "in_flight", None)
         return requests + (count() if count is not None else 0)
+
+    def remaining(self) -> int:
+        """Client connections still open, plus calls this server made not answered."""
+        count = getattr(self.app.rpc_transport, "in_flight", None)
+        return len(self._agents()) + (count() if count is not None else 0)
 
     def kick_all(self, reason: str) -> int:
         """Kick every client with ``reason``; how many."""

@@ -6,7 +6,8 @@
 3. let the requests and calls in flight finish, for at most the grace (seconds,
    counted from the start of the drain);
 4. kick every client still connected with :data:`KICK_RESTARTING` (a Pomelo kick
-   package with that reason);
+   package with that reason), and wait (at most :data:`KICK_WAIT` seconds) until their
+   connections are closed and the calls their close made (leaving rooms) are answered;
 5. hand the server's state to its next incarnation.
 
 Each step is a callable given to :class:`DrainSequence`, so each can be tested alone;
@@ -34,6 +35,8 @@ KICK_RESTARTING = "server restarting"
 DRAIN_GRACE = 5.0
 #: Seconds between two counts of the requests in flight.
 POLL = 0.01
+#: Seconds the kicked clients' connections (and the calls their close makes) may take.
+KICK_WAIT = 2.0
 
 
 class DrainSequence:
@@ -55,6 +58,8 @@ class DrainSequence:
         in_flight: Callable[[], int],
         kick_all: Callable[[str], int],
         hand_off: Callable[[], int],
+        remaining: Callable[[], int] = lambda: 0,
+        kick_wait: float = KICK_WAIT,
     ) -> None:
         self.clock = clock
         self.server_id = server_id
@@ -63,6 +68,8 @@ class DrainSequence:
         self._in_flight = in_flight
         self._kick_all = kick_all
         self._hand_off = hand_off
+        self._remaining = remaining
+        self.kick_wait = kick_wait
         self._result: Deferred[dict[str, Any]] | None = None
         self._report: dict[str, Any] = {}
         #: The step the drain is at: ``idle``, ``closing``, ``announcing``,
@@ -91,6 +98,7 @@ class DrainSequence:
         d.addCallback(self._announcing, grace)
         d.addCallback(self._finishing, until)
         d.addCallback(self._kicking, began)
+        d.addCallback(self._closing)
         d.addCallback(self._handing_off)
         d.addBoth(self._done)
         return self._observe()
@@ -123,10 +131,14 @@ class DrainSequence:
 
     def _finishing(self, _: object, until: float) -> Deferred[int]:
         self.step = "finishing"
+        return self._until_zero(self._in_flight, until)
+
+    def _until_zero(self, count: Callable[[], int], until: float) -> Deferred[int]:
+        """Fires with ``count()`` once it is 0, or at ``until`` (seconds of the clock)."""
         d: Deferred[int] = Deferred()
 
         def look() -> None:
-            left = self._in_flight()
+            left = count()
             if left == 0 or self.clock.seconds() >= until:
                 d.callback(left)
             else:
@@ -134,6 +146,11 @@ class DrainSequence:
 
         look()
         return d
+
+    def _closing(self, _: object) -> Deferred[None]:
+        self.step = "closing connections"
+        d = self._until_zero(self._remaining, self.clock.seconds() + self.kick_wait)
+        return d.addCallback(lambda _: None)
 
     def _kicking(self, left: int, began: float) -> None:
         self._report["left"] = left

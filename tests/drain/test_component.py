@@ -32,15 +32,22 @@ class FakeAgent:
         self.requests = type("Requests", (), {})()
         self.requests.admission = type("Admission", (), {"inflight": inflight})()
         self.kicked: list[str] = []
+        self.pool: dict[int, FakeAgent] = {}
 
     def kick(self, reason: str) -> None:
+        """Recorded; the connection closes at once (it leaves its pool)."""
         self.kicked.append(reason)
+        for sid, agent in list(self.pool.items()):
+            if agent is self:
+                del self.pool[sid]
 
 
 class FakeConnector:
     def __init__(self, agents: list[FakeAgent]) -> None:
         self.acceptor = type("Acceptor", (), {"port": FakePort()})()
         self.agents = type("Pool", (), {"agents": dict(enumerate(agents))})()
+        for agent in agents:
+            agent.pool = self.agents.agents
 
 
 class FakeTransport:
@@ -115,6 +122,16 @@ class ComponentTests(SynchronousTestCase):
         self.server.rpc_transport.flying = 0
         self.server.clock.advance(0.01)
         self.successResultOf(d)
+
+    def test_kicked_connections_are_waited_for(self) -> None:
+        """After the kick the drain waits for the connections to close (and the calls
+        their close makes), at most KICK_WAIT seconds."""
+        self.agents[0].requests.admission.inflight = 0
+        self.agents[1].kick = self.agents[1].kicked.append  # type: ignore[method-assign]
+        d = self.component.drain(1.0)
+        self.assertEqual(self.component.sequence.step, "closing connections")
+        self.server.clock.pump([0.01] * 201)
+        self.assertEqual(self.successResultOf(d)["kicked"], 2)
 
     def test_bad_grace_refused(self) -> None:
         """A grace that is not 0 or more seconds is refused with the value."""
