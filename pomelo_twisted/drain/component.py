@@ -9,7 +9,10 @@ with :meth:`DrainComponent.add_handoff`). At start it restores a fresh hand-off 
 
 Settings: ``drain_grace`` (seconds the requests in flight may take; default
 :data:`~pomelo_twisted.drain.sequence.DRAIN_GRACE`), ``handoff_max_age`` (seconds a
-hand-off file stays good; default :data:`~pomelo_twisted.drain.handoff.HANDOFF_MAX_AGE`).
+hand-off file stays good; default :data:`~pomelo_twisted.drain.handoff.HANDOFF_MAX_AGE`),
+``rpc_hold_limit`` (the longest this server holds its calls to a restarting peer; default
+:data:`~pomelo_twisted.rpc.pbhold.HOLD_LIMIT`). Each must be a number of seconds, ``> 0``
+(``drain_grace`` may be 0): a server started with another value fails naming it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..errors import ConfigError
 from ..interfaces import IComponent, IRpcTransport
+from ..rpc.pbhold import HOLD_LIMIT
 from ..servercommands import ServerCommandError, ServerCommands
 from .handoff import (
     HANDOFF_MAX_AGE,
@@ -119,11 +124,29 @@ class DrainComponent:
 
     # -- component --------------------------------------------------------------------
 
+    def _seconds(self, key: str, default: float, zero: bool = False) -> float:
+        value = self.app.get(key, default)
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not (seconds >= 0 if zero else seconds > 0):
+            bound = "0 or more" if zero else "more than 0"
+            raise ConfigError(
+                f"server {self.app.server_id}: {key} must be {bound} seconds, not {value!r}"
+            )
+        return seconds
+
     def start(self) -> None:
-        """Restore a fresh hand-off; serve the ``drain`` command."""
+        """Check the settings; restore a fresh hand-off; serve the ``drain`` command."""
+        self._seconds("drain_grace", DRAIN_GRACE, zero=True)
+        limit = self._seconds("rpc_hold_limit", HOLD_LIMIT)
+        holds = getattr(self.app.rpc_transport, "holds", None)
+        if holds is not None:
+            holds.limit = limit
         path = self.handoff_path
         if path is not None:
-            max_age = float(self.app.get("handoff_max_age", HANDOFF_MAX_AGE))
+            max_age = self._seconds("handoff_max_age", HANDOFF_MAX_AGE)
             now = self.app.clock.seconds()
             states = read_handoff(path, self.app.server_id, now, max_age)
             if states is not None:

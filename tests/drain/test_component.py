@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 
 from pomelo_twisted.channels.service import ChannelService
 from pomelo_twisted.drain.component import DrainComponent
+from pomelo_twisted.errors import ConfigError
 from pomelo_twisted.interfaces import IComponent
 from pomelo_twisted.servercommands import ServerCommandError, ServerCommands
 
@@ -178,3 +179,33 @@ class ComponentTests(SynchronousTestCase):
         path = self.component.handoff_path
         assert path is not None
         self.assertFalse(path.exists())
+
+
+class SettingsTests(SynchronousTestCase):
+    """The drain's settings are checked when the server starts."""
+
+    def server(self, **settings: Any) -> FakeServer:
+        server = FakeServer(Path(self.mktemp()), [])
+        server.settings.update(settings)
+        return server
+
+    def test_bad_settings_name_themselves(self) -> None:
+        """A negative grace, or a hold limit / max age that is not > 0, fails the start
+        with the setting's name and value."""
+        for key, value in (
+            ("drain_grace", -1),
+            ("rpc_hold_limit", 0),
+            ("handoff_max_age", "soon"),
+        ):
+            component = DrainComponent(self.server(**{key: value}), stop_process=lambda: None)
+            with self.assertRaises(ConfigError) as caught:
+                component.start()
+            self.assertIn(f"{key} must be", str(caught.exception))
+            self.assertIn(repr(value), str(caught.exception))
+
+    def test_hold_limit_configures_the_transport(self) -> None:
+        """rpc_hold_limit sets the limit of the transport's holds."""
+        server = self.server(rpc_hold_limit=7, drain_grace=0)
+        server.rpc_transport.holds = type("Holds", (), {"limit": 30.0})()  # type: ignore[attr-defined]
+        DrainComponent(server, stop_process=lambda: None).start()
+        self.assertEqual(server.rpc_transport.holds.limit, 7.0)  # type: ignore[attr-defined]
