@@ -63,13 +63,14 @@ def rolling(cluster: Cluster, bots: int, out: Path) -> list[Check]:
         for name, n in (report.get("counters") or {}).items():
             counters[name] = counters.get(name, 0) + n
     restarted = all(old[s] is not None and new[s] not in (None, old[s]) for s in old)
+    p99 = max(((r.get("latency_ms") or {}).get("p99") or 0) for r in got) if got else 0
     return [
         Check("rolling", "restart --rolling chat succeeded, new pids", code == 0 and restarted,
               f"exit {code} in {took:.1f} s; pids {old} -> {new}; {text.strip()[:200]}"),
         Check("rolling", "0 failed requests, 0 missing pushes (bots' report)",
               all(clean(r) for r in got) and errors == 0,
               f"{requests} requests, {errors} errors, {pushes} pushes received, "
-              f"checks {counters or 'all 0'}",
+              f"checks {counters or 'all 0'}, p99 {p99} ms",
               [bot_summary(r) for r in got]),
     ]  # fmt: skip
 
