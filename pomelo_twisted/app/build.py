@@ -192,6 +192,7 @@ def build_cluster_server(
         # A stop command read from etcd drains the server first, as SIGTERM does.
         drain = DrainComponent(app, stop_process=reactor.stop)
         found = build_etcd_discovery(app, etcd, stop_process=drain.drain)
+        drain.announce = found.announce_leaving  # its record says "draining"
         app.load(DiscoveryComponent(app, found))
         forget_left_frontends(app, found)
         app.load(drain)

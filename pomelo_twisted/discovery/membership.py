@@ -52,13 +52,17 @@ def apply_event(
         return None
     transport = server.rpc_transport
     settled: Deferred[int] | None = None
-    if event.kind in LEAVING and INetworkRpcTransport.providedBy(transport):
+    if event.kind in LEAVING:
         if event.kind == "draining":
             _stop_routing(server, info)
         holds = getattr(transport, "holds", None)
-        if event.kind == "restarting" and holds is not None:
-            if transport.peer_state(info.id) is not None:
-                settled = holds.hold(info.id, settle)
+        if (
+            event.kind == "restarting"
+            and holds is not None
+            and INetworkRpcTransport.providedBy(transport)
+            and transport.peer_state(info.id) is not None
+        ):
+            settled = holds.hold(info.id, settle)
         else:
             settled = _settled(server, info.id, settle)
     elif event.kind == "up":

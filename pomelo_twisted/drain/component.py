@@ -92,12 +92,15 @@ class DrainComponent:
     ) -> None:
         self.app = app
         self.stop_process = stop_process
+        #: Tells discovery this server leaves: ``announce(grace)`` fires with the state
+        #: published (the master's ``leaving``; etcd's record state), ``""`` for none.
+        self.announce = announce
         self.handoffs: list[IStateHandoff] = [ChannelsHandoff(app.channel_service)]
         self.sequence = DrainSequence(
             app.clock,
             app.server_id,
             close_listener=self.close_listener,
-            announce=announce,
+            announce=lambda grace: self.announce(grace),
             in_flight=self.in_flight,
             kick_all=self.kick_all,
             hand_off=self.hand_off,
