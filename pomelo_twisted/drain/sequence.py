@@ -37,6 +37,8 @@ DRAIN_GRACE = 5.0
 POLL = 0.01
 #: Seconds the kicked clients' connections (and the calls their close makes) may take.
 KICK_WAIT = 2.0
+#: Seconds beyond the grace that discovery may take to answer the announcement.
+ANNOUNCE_SLACK = 1.0
 
 
 class DrainSequence:
@@ -118,7 +120,19 @@ class DrainSequence:
 
     def _announcing(self, _: object, grace: float) -> Deferred[None]:
         self.step = "announcing"
-        d: Deferred[None] = self._announce(grace).addCallback(self._announced)
+        answer = self._announce(grace)
+
+        def unanswered(_result: object, _timeout: float) -> str:
+            log.info(
+                "{server}: discovery did not answer within {grace}s; draining anyway",
+                server=self.server_id,
+                grace=grace,
+            )
+            return ""
+
+        # A peer that never answers (stopped, hung) cannot keep this server from leaving.
+        answer.addTimeout(grace + ANNOUNCE_SLACK, self.clock, onTimeoutCancel=unanswered)
+        d: Deferred[None] = answer.addCallback(self._announced)
         return d
 
     def _announced(self, state: str) -> None:

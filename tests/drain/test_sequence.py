@@ -69,6 +69,16 @@ class SequenceTests(SynchronousTestCase):
         self.assertEqual((report["left"], report["state"]), (1, "draining"))
         self.assertEqual(self.kicks, ["server restarting"])
 
+    def test_unanswered_announcement_is_bounded(self) -> None:
+        """Discovery that never answers (a hung peer) delays the drain by the grace plus
+        one second at most; the drain goes on."""
+        d = self.sequence.run(2.0)
+        self.clock.advance(2.9)
+        self.assertEqual(self.sequence.step, "announcing")
+        self.clock.advance(0.1)
+        report = self.successResultOf(d)
+        self.assertEqual((report["state"], report["kicked"]), ("draining", 3))
+
     def test_runs_once(self) -> None:
         """A second drain (SIGTERM during a drain command) joins the first."""
         first = self.sequence.run(1.0)
