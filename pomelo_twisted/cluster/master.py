@@ -15,6 +15,8 @@ then:
   routed to it fail fast until it is back) and, when its entry says
   ``"auto-restart": true``, the supervisor restarts it with backoff;
 - on ``stop`` of one server, stops it for good and publishes ``removed``;
+- when a server drains (SIGTERM, ``drain``, ``restart``, ``restart --rolling``:
+  :mod:`pomelo_twisted.cluster.rolling`), publishes it ``draining`` or ``restarting``;
 - on its own stop (SIGTERM, ``pomelo-twisted stop``) stops the frontends
   first (no new requests), then the backends, then itself.
 

@@ -7,7 +7,9 @@ the :class:`MonitorClient` the server handed over at login:
 
 - ``membership(event)`` — a server is ``up`` (joined or came back: route to
   it, connect to it now), ``down`` (crashed: calls to it fail fast until it is
-  back) or ``removed`` (stopped on purpose: stop routing to it);
+  back) or ``removed`` (stopped on purpose: stop routing to it); ``draining`` or
+  ``restarting`` (it leaves on purpose: no new forwards, or calls held until it is back;
+  answered once this server's calls to it have ended, :mod:`pomelo_twisted.drain`);
 - ``after_start()`` — the whole cluster is up: run ``after_start`` hooks;
 - ``stop()`` — stop this server gracefully (the process exits 0);
 - ``stats()`` — uptime, client connections and peer states, for ``list``.
