@@ -50,7 +50,8 @@ class DrainClusterTests(ClusterCase):
         yield self.assertFailure(refused, Exception)
         server_log = cluster.log("connector-server-1")
         self.assertIn("no longer accepting clients", server_log)
-        self.assertNotRegex(server_log, r"\[(warn|error|critical)\]")
+        for name in ["master", *cluster.server_ids()]:
+            self.assertNotRegex(cluster.log(name), r"#(warn|error|critical)\]", name)
         self.assertEqual(cluster.tracebacks(), {})
 
     @inlineCallbacks
@@ -104,3 +105,24 @@ class DrainClusterTests(ClusterCase):
         self.assertEqual(len(re.findall(r"started server chat-server-1 ", cluster.log())), 2)
         self.assertIn("server chat-server-1 serves again", cluster.log())
         self.assertEqual(cluster.tracebacks(), {})
+        for name in ["master", *cluster.server_ids()]:
+            self.assertNotRegex(cluster.log(name), r"#(warn|error|critical)\]", name)
+
+    @inlineCallbacks
+    def test_rolling_restart_of_the_connectors(self) -> Any:
+        """restart --rolling connector: each connector in turn kicks its client with
+        "server restarting" and serves again (a new client enters through it); exit 0."""
+        cluster = yield self.started()
+        kicks: list[str] = []
+        for n, connector in enumerate(("connector-server-1", "connector-server-2")):
+            client = yield self.client(cluster, connector, f"carl-{n}", "room-c")
+            client.on_kick(kicks.append)
+        out, err, code = yield cluster.cli("restart", "--rolling", "connector")
+        self.assertEqual((code, err), (0, ""), out)
+        self.assertEqual(len(re.findall(r"restarted connector-server-\d \(pid \d+\)", out)), 2)
+        self.assertEqual(kicks, ["server restarting", "server restarting"])
+        for n, connector in enumerate(("connector-server-1", "connector-server-2")):
+            yield self.client(cluster, connector, f"dave-{n}", "room-c")
+        self.assertEqual(cluster.tracebacks(), {})
+        for name in ["master", *cluster.server_ids()]:
+            self.assertNotRegex(cluster.log(name), r"#(warn|error|critical)\]", name)
