@@ -106,13 +106,37 @@ class DrainComponent:
             hand_off=self.hand_off,
             remaining=self.remaining,
         )
-        #: The names of the states restored from a hand-off at start.
+        #: The names of the states restored from the previous incarnation's hand-off.
         self.restored: list[str] = []
+        #: The hand-off read at construction (before anything is served), by name.
+        self.taken: dict[str, Any] = self._take_over()
 
     def add_handoff(self, handoff: IStateHandoff) -> None:
-        """Hand ``handoff`` to the next incarnation too (add it before the server starts
-        to have it restored)."""
+        """Hand ``handoff`` to the next incarnation too; its part of the previous
+        incarnation's hand-off, if any, is restored now (add it from ``configure`` or an
+        ``init`` hook, before it is used)."""
         self.handoffs.append(handoff)
+        if handoff.name in self.taken:
+            self.restored += restore_states([handoff], self.taken)
+
+    def _take_over(self) -> dict[str, Any]:
+        """Read the previous incarnation's fresh hand-off and restore the channels now:
+        before the RPC port serves a single call (the component is built before the
+        server starts)."""
+        path = self.handoff_path
+        max_age = self._seconds("handoff_max_age", HANDOFF_MAX_AGE)
+        if path is None:
+            return {}
+        states = read_handoff(path, self.app.server_id, self.app.clock.seconds(), max_age)
+        if states is None:
+            return {}
+        self.restored = restore_states(self.handoffs, states)
+        log.info(
+            "{server}: took over {names} from its previous incarnation",
+            server=self.app.server_id,
+            names=", ".join(sorted(states)) or "nothing",
+        )
+        return states
 
     @property
     def grace(self) -> float:
@@ -141,24 +165,12 @@ class DrainComponent:
         return seconds
 
     def start(self) -> None:
-        """Check the settings; restore a fresh hand-off; serve the ``drain`` command."""
+        """Check the settings; serve the ``drain`` command."""
         self._seconds("drain_grace", DRAIN_GRACE, zero=True)
         limit = self._seconds("rpc_hold_limit", HOLD_LIMIT)
         holds = getattr(self.app.rpc_transport, "holds", None)
         if holds is not None:
             holds.limit = limit
-        path = self.handoff_path
-        if path is not None:
-            max_age = self._seconds("handoff_max_age", HANDOFF_MAX_AGE)
-            now = self.app.clock.seconds()
-            states = read_handoff(path, self.app.server_id, now, max_age)
-            if states is not None:
-                self.restored = restore_states(self.handoffs, states)
-                log.info(
-                    "{server}: took over {names} from its previous incarnation",
-                    server=self.app.server_id,
-                    names=", ".join(self.restored) or "nothing",
-                )
         self.app.commands.register(
             "drain",
             self._command,

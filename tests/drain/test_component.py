@@ -171,6 +171,33 @@ class ComponentTests(SynchronousTestCase):
         self.assertEqual(room.member("u1"), "connector-2")
         self.assertFalse(path.exists())
 
+    def test_a_game_state_added_later_is_restored_then(self) -> None:
+        """A game's own IStateHandoff, added after the component was built, gets its part
+        of the hand-off when added."""
+
+        class Scores:
+            name = "scores"
+
+            def __init__(self) -> None:
+                self.value: object = {"u1": 3}
+
+            def snapshot(self) -> object:
+                return self.value
+
+            def restore(self, state: object) -> None:
+                self.value = state
+
+        self.agents[0].requests.admission.inflight = 0
+        self.component.add_handoff(Scores())
+        self.successResultOf(self.component.drain(1.0))
+        nextone = DrainComponent(FakeServer(self.server.base_dir, []), stop_process=self.stop)
+        self.assertEqual(sorted(nextone.taken), ["channels", "scores"])
+        scores = Scores()
+        scores.value = None
+        nextone.add_handoff(scores)
+        self.assertEqual(scores.value, {"u1": 3})
+        self.assertEqual(nextone.restored, ["channels", "scores"])
+
     def test_nothing_to_hand_off_writes_nothing(self) -> None:
         """A server without channel members writes no file."""
         self.agents[0].requests.admission.inflight = 0
@@ -190,13 +217,15 @@ class SettingsTests(SynchronousTestCase):
         return server
 
     def test_bad_settings_name_themselves(self) -> None:
-        """A negative grace, or a hold limit / max age that is not > 0, fails the start
-        with the setting's name and value."""
-        for key, value in (
-            ("drain_grace", -1),
-            ("rpc_hold_limit", 0),
-            ("handoff_max_age", "soon"),
-        ):
+        """A negative grace, or a hold limit / max age that is not > 0, fails with the
+        setting's name and value (the max age when the component is built, before
+        the server starts; the others at start)."""
+        with self.assertRaises(ConfigError) as caught:
+            DrainComponent(self.server(handoff_max_age="soon"), stop_process=lambda: None)
+        self.assertIn(
+            "handoff_max_age must be more than 0 seconds, not 'soon'", str(caught.exception)
+        )
+        for key, value in (("drain_grace", -1), ("rpc_hold_limit", 0)):
             component = DrainComponent(self.server(**{key: value}), stop_process=lambda: None)
             with self.assertRaises(ConfigError) as caught:
                 component.start()
