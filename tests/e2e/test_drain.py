@@ -90,14 +90,12 @@ class DrainClusterTests(ClusterCase):
         self.assertEqual(
             results.count(False), 0, f"{results.count(False)} of {len(results)} failed"
         )
-        heard: list[Any] = []
-        bob.on("onChat", heard.append)
-        got = Deferred()
-        alice.on("onChat", lambda msg: got.called or got.callback(msg))
+        pushed = {name: Deferred() for name in ("alice", "bob")}
+        for name, client in (("alice", alice), ("bob", bob)):
+            client.on("onChat", lambda msg, d=pushed[name]: d.called or d.callback(msg))
         yield alice.request(SEND, {"rid": rid, "content": "still here?"})
-        yield got
-        yield deferLater(reactor, 0.2, lambda: None)
-        self.assertEqual([m["content"] for m in heard], ["still here?"])
+        heard = yield gatherResults(list(pushed.values())).addTimeout(10, reactor)
+        self.assertEqual([m["content"] for m in heard], ["still here?", "still here?"])
         self.assertIsNone(alice.close_reason)
         self.assertIsNone(bob.close_reason)
         chat_log = cluster.log("chat-server-1")
