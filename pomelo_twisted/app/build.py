@@ -203,8 +203,9 @@ def build_cluster_server(
         monitor = MonitorComponent(app, master, secret, stop_process=reactor.stop)
         app.load(monitor)
         forget_left_frontends(app, monitor.discovery)
-        announce = monitor.announce_leaving
-        app.load(DrainComponent(app, stop_process=reactor.stop, announce=announce))
+        drain = DrainComponent(app, stop_process=reactor.stop, announce=monitor.announce_leaving)
+        monitor.graceful_stop = drain.drain  # the master's stop drains, as SIGTERM does
+        app.load(drain)
     return app
 
 

@@ -118,7 +118,7 @@ class ServerAvatar(pb.Avatar):
         grace = request.get("grace") if isinstance(request, dict) else None
         if not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_COMMAND_TIMEOUT:
             raise pb.Error("leaving takes {'grace': seconds}")
-        d = self.control.leaving(self.server_id, float(grace))
+        d = self.control.leaving(self.server_id, float(grace), self.mind)
         return d.addCallback(lambda state: pack_plain({"state": state}))
 
     def logout(self) -> None:

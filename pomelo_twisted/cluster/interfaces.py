@@ -89,10 +89,11 @@ class IClusterControl(Interface):
         ``CommandRefused`` naming why: not registered, refused by the server, no answer
         within ``timeout`` seconds, link lost."""
 
-    def leaving(server_id: str, grace: float) -> Deferred[str]:
+    def leaving(server_id: str, grace: float, link: object = None) -> Deferred[str]:
         """``server_id`` leaves on purpose (it drains): publish it ``restarting`` (the
         master restarts it) or ``draining``; fires with that state once every other
-        server has answered (their calls to it ended), within ``grace`` seconds."""
+        server has answered (their calls to it ended), within ``grace`` seconds. Asked
+        over a ``link`` that is not the registered member's: nothing, ``""``."""
 
     def drain(server_id: str, grace: float | None) -> Deferred[dict[str, Any]]:
         """Drain ``server_id`` and stop it for good (it leaves the cluster); what it

@@ -80,8 +80,8 @@ class MonitorClient(pb.Referenceable):
         return d.addCallback(lambda _: None)
 
     def remote_stop(self) -> None:
-        """Stop this server gracefully, after answering."""
-        self.monitor.app.clock.callLater(0, self.monitor.stop_process)
+        """Stop this server gracefully (it drains first), after answering."""
+        self.monitor.app.clock.callLater(0, self.monitor.graceful_stop)
 
     def remote_stats(self) -> bytes:
         """Uptime, client connections and peer states, as msgpack bytes."""
@@ -136,6 +136,8 @@ class MonitorComponent:
         self.app = app
         self.master_endpoint = master_endpoint
         self.stop_process = stop_process
+        #: What the master's ``stop`` runs: the drain once one is set (build), else a stop.
+        self.graceful_stop: Callable[[], object] = stop_process
         self.pid = os.getpid() if pid is None else pid
         self.started_at = app.clock.seconds()
         self.registered = 0

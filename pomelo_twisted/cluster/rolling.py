@@ -61,9 +61,13 @@ class RollingRestarts:
     #: The master's: relay an operator command to a member.
     server_command: Callable[[str, str, dict[str, Any], float], Deferred[Any]]
 
-    def leaving(self, server_id: str, grace: float) -> Deferred[str]:
-        """Publish that ``server_id`` leaves; fires with the state once all answered."""
+    def leaving(self, server_id: str, grace: float, link: object = None) -> Deferred[str]:
+        """Publish that ``server_id`` leaves; fires with the state once all answered.
+        Asked over a ``link`` that is not the member's (a twin the master refused),
+        nothing is published and the answer is ``""``."""
         member = self.members.get(server_id)
+        if link is not None and (member is None or member.mind is not link):
+            return succeed("")
         info = member.info if member is not None else self.declared.get(server_id)
         state = "restarting" if server_id in self.restarting else "draining"
         if info is None:

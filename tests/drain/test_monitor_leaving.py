@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.cluster.monitor import MonitorClient
 from pomelo_twisted.discovery.interfaces import MembershipEvent
 from pomelo_twisted.gameconfig import GameConfig
 from tests.cluster.fakes import write_game
@@ -48,3 +49,14 @@ class MonitorLeavingTests(SynchronousTestCase):
         monitor = self.cluster.monitors["chat-1"]
         self.cluster.stop("chat-1")
         self.assertEqual(self.successResultOf(monitor.announce_leaving(1.0)), "")
+
+    def test_the_masters_stop_drains(self) -> None:
+        """The master's ``stop`` over the link runs the monitor's graceful stop (the
+        drain, in a cluster server), from the next turn."""
+        monitor = self.cluster.monitors["chat-1"]
+        stops: list[str] = []
+        monitor.graceful_stop = lambda: stops.append("drain")
+        MonitorClient(monitor).remote_stop()
+        self.assertEqual(stops, [])
+        self.cluster.settle()
+        self.assertEqual(stops, ["drain"])

@@ -8,9 +8,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel, capturedLogs
 from twisted.spread import pb
 
-from pomelo_twisted.cluster.avatars import AdminAvatar
+from pomelo_twisted.cluster.avatars import AdminAvatar, ServerAvatar
 from pomelo_twisted.cluster.interfaces import CommandRefused
 from pomelo_twisted.rpc.payload import pack_plain, unpack_plain
+from tests.cluster.fakes import FakeMind
 from tests.cluster.test_master import MasterCase
 
 
@@ -53,6 +54,14 @@ class LeavingTests(MasterCase):
         d = self.avatars["chat-1"].perspective_leaving(pack_plain({"grace": 1}))
         self.assertEqual(unpack_plain(self.successResultOf(d)), {"state": "restarting"})
         self.assertEqual(self.minds["chat-2"].events(), [("restarting", "chat-1")])
+
+    def test_a_refused_twin_announces_nothing(self) -> None:
+        """leaving over a link that is not the registered member's (a twin the master
+        refused, stopping) publishes nothing and answers an empty state."""
+        twin = ServerAvatar(self.master, "chat-1", FakeMind())
+        d = twin.perspective_leaving(pack_plain({"grace": 1}))
+        self.assertEqual(unpack_plain(self.successResultOf(d)), {"state": ""})
+        self.assertEqual(self.minds["connector-1"].events(), [])
 
     def test_bad_grace_refused(self) -> None:
         """leaving takes a grace of 0 or more seconds."""
