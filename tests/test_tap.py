@@ -168,7 +168,8 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual((service.server_id, service.server_type), ("chat-server-1", "chat"))
         self.assertIsInstance(service.rpc_transport, PbRpcTransport)
         self.assertEqual(
-            list(service.components), ["rpc_server", "sessions", "cron", "metrics", "monitor"]
+            list(service.components),
+            ["rpc_server", "sessions", "cron", "metrics", "monitor", "drain"],
         )
 
     def test_etcd_discovery_replaces_the_monitor(self) -> None:
@@ -188,7 +189,8 @@ class MakeServiceTests(SynchronousTestCase):
         )
         assert isinstance(service, Application)
         self.assertEqual(
-            list(service.components), ["rpc_server", "sessions", "cron", "metrics", "discovery"]
+            list(service.components),
+            ["rpc_server", "sessions", "cron", "metrics", "discovery", "drain"],
         )
         discovery = service.components["discovery"].discovery  # type: ignore[attr-defined]
         self.assertEqual(discovery.prefix, "/game")

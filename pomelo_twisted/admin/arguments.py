@@ -124,8 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     stop = command("stop", "stop these servers, or (no ids) the whole cluster")
     stop.add_argument("ids", nargs="*", metavar="ID", help="server ids")
     command("kill", "SIGKILL every server; the master stops too")
-    restart = command("restart", "stop a server and start it again")
-    restart.add_argument("id", metavar="ID", help="server id")
+    restart = command("restart", "drain a server and start it again (or --rolling TYPE)")
+    restart.add_argument("id", metavar="ID", nargs="?", help="server id")
+    restart.add_argument(
+        "--rolling",
+        metavar="TYPE",
+        help="restart every server of TYPE one by one, each serving before the next",
+    )
+    drain = command("drain", "stop taking clients, finish what is in flight, kick, stop")
+    drain.add_argument("id", metavar="ID", help="server id")
+    drain.add_argument(
+        "--grace", type=float, help="seconds in-flight requests may take (default: drain_grace)"
+    )
     add = command("add", "start a new server, e.g. add type=chat id=chat-server-3 port=4252")
     add.add_argument(
         "entry", nargs="+", metavar="key=value", help="type, id, host, port, auto-restart..."
@@ -206,6 +216,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(str(exc))
     if args.command == "reload":
         args.name, args.values = "reload", {}
+    if args.command == "restart" and (args.id is None) == (args.rolling is None):
+        parser.error("restart takes a server ID or --rolling TYPE (one of them)")
+    if args.command == "drain" and args.grace is not None and not args.grace >= 0:
+        parser.error(f"--grace must be 0 or more seconds, not {args.grace}")
     return args
 
 

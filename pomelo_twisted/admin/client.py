@@ -174,6 +174,14 @@ class AdminClient:
         """Stop a server the master started and start it again (``{"pid": ...}``)."""
         return self._call("restart", server_id)
 
+    def restart_rolling(self, server_type: str) -> Deferred[Rows]:
+        """Restart every server of ``server_type`` one by one (rows of id and pid)."""
+        return self._call("restart_rolling", server_type)
+
+    def drain(self, server_id: str, grace: float | None = None) -> Deferred[dict[str, Any]]:
+        """Drain ``server_id`` and stop it for good; its drain report."""
+        return self._call("drain", pack_plain({"server": server_id, "grace": grace}))
+
     def add(self, entry: dict[str, Any]) -> Deferred[dict[str, Any]]:
         """Start a new server from its entry (type, id, host, port...)."""
         return self._call("add", pack_plain(dict(entry)))

@@ -103,8 +103,24 @@ async def _kill(
 async def _restart(
     reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
 ) -> int:
+    if getattr(args, "rolling", None) is not None:
+        rows = await ask(reactor, args, connect, lambda c: c.restart_rolling(args.rolling))
+        for row in rows if isinstance(rows, list) else []:
+            out.write(f"restarted {_field(row, 'id')} (pid {cell(_field(row, 'pid'))})\n")
+        return 0
     answer = await ask(reactor, args, connect, lambda client: client.restart(args.id))
     out.write(f"restarted {args.id} (pid {cell(_field(answer, 'pid'))})\n")
+    return 0
+
+
+async def _drain(
+    reactor: IServerReactor, args: argparse.Namespace, out: TextIO, connect: Connector
+) -> int:
+    answer = await ask(reactor, args, connect, lambda client: client.drain(args.id, args.grace))
+    out.write(
+        f"drained {args.id}: {cell(_field(answer, 'kicked'))} clients kicked, "
+        f"{cell(_field(answer, 'left'))} requests left after {cell(_field(answer, 'waited'))}s\n"
+    )
     return 0
 
 
@@ -204,6 +220,7 @@ COMMANDS: dict[str, Command] = {
     "stop": _stop,
     "kill": _kill,
     "restart": _restart,
+    "drain": _drain,
     "add": _add,
     "command": _command,
     "cron": _cron,
@@ -243,12 +260,20 @@ async def _dispatch(
         return await COMMANDS[args.command](reactor, args, out, connect)
 
     config, etcd = settings
+    command = args.command
+    if getattr(args, "rolling", None) is not None:
+        raise AdminError(
+            "restart --rolling needs the master; with etcd discovery restart each server "
+            "in turn with: pomelo-twisted restart ID (it drains first)"
+        )
+    if command == "drain":  # with etcd a server told to stop drains first
+        command = "stop"
     store = store_factory(reactor, etcd)
-    ids = [args.id] if args.command == "restart" else list(getattr(args, "ids", []))
+    ids = [args.id] if args.command in ("restart", "drain") else list(getattr(args, "ids", []))
     try:
         entry = getattr(args, "entry", None)
         return await etcd_command(
-            reactor, store, etcd.key_prefix, config, args.command, ids, out, STOP_TIMEOUT, entry
+            reactor, store, etcd.key_prefix, config, command, ids, out, STOP_TIMEOUT, entry
         )
     finally:
         if isinstance(store, EtcdKeyValueStore):

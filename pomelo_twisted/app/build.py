@@ -28,6 +28,7 @@ from ..cron import build_crons, register_cron_commands
 from ..discovery.component import DiscoveryComponent
 from ..discovery.interfaces import IServiceDiscovery, MembershipEvent
 from ..discovery.select import build_etcd_discovery, etcd_settings
+from ..drain.component import DrainComponent
 from ..errors import ConfigError
 from ..gameconfig import GameConfig, ServerInfo
 from ..globalchannels.service import GlobalChannelService
@@ -217,15 +218,23 @@ def build_cluster_server(
     if etcd is not None:
         # The session directory (unique login) keeps its bindings in the same etcd.
         app.set("discovery", app.get("discovery") or etcd.url)
-        found = build_etcd_discovery(app, etcd, stop_process=reactor.stop)
+        # A stop command read from etcd drains the server first, as SIGTERM does.
+        drain = DrainComponent(app, stop_process=reactor.stop)
+        found = build_etcd_discovery(app, etcd, stop_process=drain.drain)
+        drain.announce = found.announce_leaving  # its record says "draining"
         app.load(DiscoveryComponent(app, found))
         forget_left_frontends(app, found)
+        app.load(drain)
     elif master is None:
         app.started.addCallback(lambda _: app.after_start())
+        app.load(DrainComponent(app, stop_process=reactor.stop))
     else:
         monitor = MonitorComponent(app, master, secret, stop_process=reactor.stop)
         app.load(monitor)
         forget_left_frontends(app, monitor.discovery)
+        drain = DrainComponent(app, stop_process=reactor.stop, announce=monitor.announce_leaving)
+        monitor.graceful_stop = drain.drain  # the master's stop drains, as SIGTERM does
+        app.load(drain)
     return app
 
 

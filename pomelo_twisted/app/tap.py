@@ -248,15 +248,20 @@ def makeService(
     twistd = options.parent is not None
     if twistd:  # twistd begins logging after this
         options["log-setup"].install(globalLogBeginner)
-    graceful_sigterm(reactor)
+    on_term = graceful_sigterm(reactor)
     if not options["no-gc-freeze"]:
         freeze_heap_when_running(reactor)
     try:
-        return _compose(options, reactor, exit_process, os.environ if environ is None else environ)
+        environment = os.environ if environ is None else environ
+        service = _compose(options, reactor, exit_process, environment)
     except (ConfigError, usage.UsageError) as exc:
         if twistd:
             usage_exit(options, exc)
         raise usage.UsageError(str(exc)) from None
+    drain = getattr(service, "components", {}).get("drain")
+    if drain is not None:  # a cluster server: SIGTERM drains it first
+        on_term.drain = drain.drain
+    return service
 
 
 def _compose(

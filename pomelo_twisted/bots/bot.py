@@ -106,7 +106,7 @@ class Bot:
         self._inbox: dict[str, deque[Any]] = {}
         self._waiters: dict[str, deque[Deferred[Any]]] = {}
         client.on_any_push(self._pushed)
-        client.on_kick(lambda _reason: stats.record_kick())
+        client.on_kick(stats.record_kick)
 
     @property
     def index(self) -> int:

@@ -70,6 +70,7 @@ def summarize(stats: Stats, duration: float) -> dict[str, Any]:
             "finished": stats.bots_finished,
             "connection_failures": stats.connection_failures,
             "kicks": stats.kicks,
+            "kick_reasons": dict(sorted(stats.kick_reasons.items())),
         },
         "requests": requests,
         "errors": errors,
@@ -183,6 +184,7 @@ def format_report(summary: Mapping[str, Any]) -> str:
     lines += _counts_section("notifies sent", summary["notifies"])
     lines += _counts_section("scenario errors", summary["scenario_errors"])
     lines += _counts_section("scenario counters", summary.get("counters", {}))
+    lines += _counts_section("kicks by reason", bots.get("kick_reasons", {}))
     lines += [
         "",
         f"connection failures {_count(bots['connection_failures'])}",

@@ -17,7 +17,7 @@ from pomelo_twisted.bots.histogram import Histogram
 __all__ = ["RouteStats", "Stats"]
 
 _COUNTERS = ("kicks", "connection_failures", "bots_started", "bots_connected", "bots_finished")
-_TABLES = ("notifies", "pushes", "scenario_errors", "counters")
+_TABLES = ("notifies", "pushes", "scenario_errors", "counters", "kick_reasons")
 _STATS_KEYS = frozenset({"routes", *_COUNTERS, *_TABLES})
 _ROUTE_KEYS = frozenset({"requests", "errors", "latency"})
 
@@ -91,6 +91,8 @@ class Stats:
         self.scenario_errors: dict[str, int] = {}
         #: The scenarios' own counters (``bot.count(name)``), summed over bots.
         self.counters: dict[str, int] = {}
+        #: The kicks by the reason the server gave (e.g. "server restarting").
+        self.kick_reasons: dict[str, int] = {}
 
     # -- recording --------------------------------------------------------------------
 
@@ -117,9 +119,11 @@ class Stats:
         """A bot received a push on ``route``."""
         self.pushes[route] = self.pushes.get(route, 0) + 1
 
-    def record_kick(self) -> None:
-        """The server kicked a bot."""
+    def record_kick(self, reason: str | None = None) -> None:
+        """The server kicked a bot (with ``reason``, counted in ``kick_reasons``)."""
         self.kicks += 1
+        if reason is not None:
+            self.kick_reasons[reason] = self.kick_reasons.get(reason, 0) + 1
 
     def record_connection_failure(self) -> None:
         """A bot could not connect (or handshake)."""
@@ -188,6 +192,7 @@ class Stats:
         _add_table(self.pushes, other.pushes)
         _add_table(self.scenario_errors, other.scenario_errors)
         _add_table(self.counters, other.counters)
+        _add_table(self.kick_reasons, other.kick_reasons)
         self.kicks += other.kicks
         self.connection_failures += other.connection_failures
         self.bots_started += other.bots_started
@@ -213,11 +218,14 @@ class Stats:
             "bots_finished": self.bots_finished,
             "scenario_errors": dict(sorted(self.scenario_errors.items())),
             "counters": dict(sorted(self.counters.items())),
+            "kick_reasons": dict(sorted(self.kick_reasons.items())),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stats:
         """Read :meth:`to_dict`'s form back, checking it; ``ValueError`` names the problem."""
+        if isinstance(data, Mapping) and "kick_reasons" not in data:  # before kick reasons
+            data = {**data, "kick_reasons": {}}
         _check_keys(data, _STATS_KEYS, "stats")
         stats = cls()
         routes = data["routes"]

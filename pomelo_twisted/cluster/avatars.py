@@ -111,6 +111,16 @@ class ServerAvatar(pb.Avatar):
             return _packed(answer)
         return pack_plain(answer)
 
+    def perspective_leaving(self, payload: object) -> Deferred[bytes]:
+        """This server leaves on purpose (it drains): ``{"grace": seconds}``; the answer,
+        ``{"state": "draining"|"restarting"}``, comes once every other server knows."""
+        request = _args(payload, "leaving")
+        grace = request.get("grace") if isinstance(request, dict) else None
+        if not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_COMMAND_TIMEOUT:
+            raise pb.Error("leaving takes {'grace': seconds}")
+        d = self.control.leaving(self.server_id, float(grace), self.mind)
+        return d.addCallback(lambda state: pack_plain({"state": state}))
+
     def logout(self) -> None:
         """The link dropped (or the server left)."""
         self.control.leave(self.server_id, self.mind)
@@ -162,6 +172,24 @@ class AdminAvatar(pb.Avatar):
             raise pb.Error(f"server {server_id!r} was not started by this master")
         d = _command(self.control.restart, server_id)
         return d.addCallback(lambda pid: pack_plain({"restarted": server_id, "pid": pid}))
+
+    def perspective_restart_rolling(self, server_type: object) -> Deferred[bytes]:
+        """Restart every server of a type one by one; a row (id, pid) per server."""
+        if not isinstance(server_type, str):
+            raise pb.Error("restart_rolling takes a server type")
+        return _packed(_command(self.control.restart_rolling, server_type))
+
+    def perspective_drain(self, payload: object) -> Deferred[bytes]:
+        """Drain a server and stop it for good: ``{"server": id, "grace": s|None}``."""
+        request = _args(payload, "drain")
+        server = request.get("server") if isinstance(request, dict) else None
+        grace = request.get("grace") if isinstance(request, dict) else None
+        if type(server) is not str or not (grace is None or isinstance(grace, (int, float))):
+            raise pb.Error("drain takes {'server': id, 'grace': seconds or None}")
+        limit = None if grace is None else float(grace)
+        if limit is not None and not 0 <= limit <= MAX_COMMAND_TIMEOUT:
+            raise pb.Error(f"drain grace must be in [0, {MAX_COMMAND_TIMEOUT:g}] seconds")
+        return _packed(_command(self.control.drain, server, limit))
 
     def perspective_command(self, payload: object) -> Deferred[bytes]:
         """Run an operator command on one server: ``{"server", "name", "args",

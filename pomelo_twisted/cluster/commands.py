@@ -66,6 +66,10 @@ class AdminCommands:
     adopted: set[str]
     #: Servers being restarted on purpose: their link's drop is no news (logged at info).
     restarting: set[str]
+    #: Servers leaving on purpose now: id -> ``draining`` or ``restarting``.
+    leaving_states: dict[str, str]
+    #: The rolling restarts' restart of a started server (drained, spawned, registered).
+    restart_and_wait: Callable[[str], Deferred[int]]
     #: The server types the game declares (servers.json): ``add`` takes no other.
     server_types: frozenset[str]
     #: How an adopted server that does not leave is killed (by its registered pid).
@@ -106,7 +110,7 @@ class AdminCommands:
             pid = self.supervisor.pid(info.id)
             row: dict[str, Any] = {"id": info.id, "type": info.type, "state": "down", "pid": pid}
             if member is not None:
-                row.update(state="up", pid=member.pid)
+                row.update(state=self.leaving_states.get(info.id, "up"), pid=member.pid)
             elif pid is not None:
                 row["state"] = "starting"
             row.update(host=info.host, port=info.port, clientPort=info.client_port)
@@ -134,18 +138,17 @@ class AdminCommands:
         if self.stopping:
             raise CommandRefused("the cluster is stopping")
         if self.supervisor.spec(server_id) is not None:
-            self.restarting.add(server_id)
-            d = self.supervisor.restart(server_id)
-        else:
-            member = self.members.get(server_id)
-            info = self.declared.get(server_id)
-            if member is None or info is None:
-                raise CommandRefused(
-                    f"server {server_id!r} was not started by this master and is not registered"
-                )
-            self.restarting.add(server_id)
-            self.adopted.discard(server_id)  # its loss must not respawn it a second time
-            d = self._restart_adopted(member, info)
+            # SIGTERM drains it (calls to it are held), then it is spawned again.
+            return self.restart_and_wait(server_id)
+        member = self.members.get(server_id)
+        info = self.declared.get(server_id)
+        if member is None or info is None:
+            raise CommandRefused(
+                f"server {server_id!r} was not started by this master and is not registered"
+            )
+        self.restarting.add(server_id)
+        self.adopted.discard(server_id)  # its loss must not respawn it a second time
+        d = self._restart_adopted(member, info)
 
         def done(result: Any) -> Any:
             self.restarting.discard(server_id)

@@ -109,3 +109,17 @@ class IClusterControl(IClusterView):
         """Run operator command ``name`` on a registered server; its answer.
         ``CommandRefused`` naming why: not registered, refused by the server, no answer
         within ``timeout`` seconds, link lost."""
+
+    def leaving(server_id: str, grace: float, link: object = None) -> Deferred[str]:
+        """``server_id`` leaves on purpose (it drains): publish it ``restarting`` (the
+        master restarts it) or ``draining``; fires with that state once every other
+        server has answered (their calls to it ended), within ``grace`` seconds. Asked
+        over a ``link`` that is not the registered member's: nothing, ``""``."""
+
+    def drain(server_id: str, grace: float | None) -> Deferred[dict[str, Any]]:
+        """Drain ``server_id`` and stop it for good (it leaves the cluster); what it
+        reported. ``grace`` (None: its own setting) bounds the requests in flight."""
+
+    def restart_rolling(server_type: str) -> Deferred[list[dict[str, Any]]]:
+        """Restart every server of ``server_type`` one by one, each drained, spawned again
+        and serving before the next; one row per server (id, pid)."""

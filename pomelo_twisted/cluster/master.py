@@ -15,6 +15,8 @@ then:
   routed to it fail fast until it is back) and, when its entry says
   ``"auto-restart": true``, the supervisor restarts it with backoff;
 - on ``stop`` of one server, stops it for good and publishes ``removed``;
+- when a server drains (SIGTERM, ``drain``, ``restart``, ``restart --rolling``:
+  :mod:`pomelo_twisted.cluster.rolling`), publishes it ``draining`` or ``restarting``;
 - on its own stop (SIGTERM, ``pomelo-twisted stop``) stops the frontends
   first (no new requests), then the backends, then itself.
 
@@ -49,6 +51,7 @@ from .avatars import ADMIN, avatar_for
 from .commands import AdminCommands, kill_pid
 from .interfaces import CommandRefused, IClusterControl, Member, ServerLink
 from .probe import rpc_port_answers
+from .rolling import RollingRestarts
 from .spawn import TWISTD, server_command
 from .supervisor import ProcessSpec, Supervisor
 
@@ -61,7 +64,7 @@ ALIVE_TIMEOUT = 2.0
 
 
 @implementer(IClusterControl)
-class MasterService(AdminCommands, Service):
+class MasterService(RollingRestarts, AdminCommands, Service):
     """The master of one game's cluster (see the module docstring)."""
 
     def __init__(
@@ -114,6 +117,8 @@ class MasterService(AdminCommands, Service):
         self.from_config = set(self.declared)
         self.members: dict[str, Member] = {}
         self.removing: set[str] = set()
+        self.leaving_states: dict[str, str] = {}
+        self.rejoin_waiters: dict[str, list[Deferred[int]]] = {}
         #: Servers asked to stop over their link: fired when the link drops.
         self.departures: dict[str, list[Deferred[None]]] = {}
         self.cluster_up = False
@@ -267,11 +272,13 @@ class MasterService(AdminCommands, Service):
         if self.stopping:
             raise CommandRefused("the cluster is stopping")
         self.declared[info.id] = info
+        self.leaving_states.pop(info.id, None)
         self.members[info.id] = Member(info, pid, link, self.reactor.seconds())
         log.info(
             "server {server} ({type}) is up, pid {pid}", server=info.id, type=info.type, pid=pid
         )
         self.publish("up", info, exclude=info.id)
+        self.joined(info.id, pid)
         if self.cluster_up:
             self._call(info.id, "after_start")
         elif all(server_id in self.members for server_id in self.declared):
@@ -337,11 +344,14 @@ class MasterService(AdminCommands, Service):
         if member is None or member.mind is not link:
             return
         del self.members[server_id]
+        leaving = server_id in self.leaving_states
+        if self.leaving_states.get(server_id) != "restarting":
+            self.leaving_states.pop(server_id, None)
         if server_id in self.removing:
             self.publish("removed", member.info)
             self.declared.pop(server_id, None)
         else:
-            deliberate = self.stopping or server_id in self.restarting
+            deliberate = self.stopping or server_id in self.restarting or leaving
             level = log.info if deliberate else log.warn
             level("server {server} is down", server=server_id)
             self.publish("down", member.info)

@@ -7,7 +7,9 @@ the :class:`MonitorClient` the server handed over at login:
 
 - ``membership(event)`` — a server is ``up`` (joined or came back: route to
   it, connect to it now), ``down`` (crashed: calls to it fail fast until it is
-  back) or ``removed`` (stopped on purpose: stop routing to it);
+  back) or ``removed`` (stopped on purpose: stop routing to it); ``draining`` or
+  ``restarting`` (it leaves on purpose: no new forwards, or calls held until it is back;
+  answered once this server's calls to it have ended, :mod:`pomelo_twisted.drain`);
 - ``after_start()`` — the whole cluster is up: run ``after_start`` hooks;
 - ``stop()`` — stop this server gracefully (the process exits 0);
 - ``stats()`` — uptime, client connections and peer states, for ``list``.
@@ -27,7 +29,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
@@ -65,11 +67,13 @@ class MonitorClient(pb.Referenceable):
     def __init__(self, monitor: MonitorComponent) -> None:
         self.monitor = monitor
 
-    def remote_membership(self, payload: object) -> None:
-        """A membership event: ``{"event": "up"|"down"|"removed", "server": {...}}``."""
+    def remote_membership(self, payload: object) -> Deferred[int] | None:
+        """A membership event: ``{"event": "up"|"down"|"removed"|"draining"|"restarting",
+        "server": {...}}`` (``settle``: seconds a leaving server's calls may take); for a
+        leaving server the answer comes once the calls to it have ended."""
         if type(payload) is not bytes:
             raise pb.Error("membership payload must be msgpack bytes")
-        self.monitor.membership(unpack_plain(payload))
+        return self.monitor.membership(unpack_plain(payload))
 
     def remote_after_start(self) -> Deferred[None]:
         """The cluster is up: run this server's ``after_start`` hooks."""
@@ -77,8 +81,8 @@ class MonitorClient(pb.Referenceable):
         return d.addCallback(lambda _: None)
 
     def remote_stop(self) -> None:
-        """Stop this server gracefully, after answering."""
-        self.monitor.app.clock.callLater(0, self.monitor.stop_process)
+        """Stop this server gracefully (it drains first), after answering."""
+        self.monitor.app.clock.callLater(0, self.monitor.graceful_stop)
 
     def remote_stats(self) -> bytes:
         """Uptime, client connections and peer states, as msgpack bytes."""
@@ -133,6 +137,8 @@ class MonitorComponent:
         self.app = app
         self.master_endpoint = master_endpoint
         self.stop_process = stop_process
+        #: What the master's ``stop`` runs: the drain once one is set (build), else a stop.
+        self.graceful_stop: Callable[[], object] = stop_process
         self.pid = os.getpid() if pid is None else pid
         self.started_at = app.clock.seconds()
         self.registered = 0
@@ -226,25 +232,59 @@ class MonitorComponent:
         self.connection.stop()
         self.app.clock.callLater(0, self.stop_process)
 
-    def membership(self, event: object) -> None:
-        """Apply one membership event published by the master."""
+    def membership(self, event: object) -> Deferred[int] | None:
+        """Apply one membership event published by the master; for a server leaving on
+        purpose, a Deferred fired once this server's calls to it have ended."""
         if not isinstance(event, dict):
-            return
+            return None
         info = _server_info(event.get("server"))
         if info is None or info.id == self.app.server_id:
-            return
+            return None
         kind = event.get("event")
-        if kind not in ("up", "down", "removed"):
+        settle = event.get("settle")
+        if kind not in ("up", "down", "removed", "draining", "restarting"):
             log.info(
                 "{server}: server {other} is {kind}",
                 server=self.app.server_id,
                 other=info.id,
                 kind=kind,
             )
-            return
+            return None
         membership = MembershipEvent(kind, info)
-        apply_event(self.app, membership)
+        if isinstance(settle, (int, float)):
+            settled = apply_event(self.app, membership, float(settle))
+        else:
+            settled = apply_event(self.app, membership)
         self.listeners.notify(membership)
+        return settled
+
+    def announce_leaving(self, grace: float) -> Deferred[str]:
+        """Tell the master this server leaves on purpose; fires with what the master
+        published (``draining``, or ``restarting`` when it restarts this server) once
+        every other server has answered it (their calls to this one ended, within
+        ``grace`` seconds), or with ``""`` when the master cannot be told."""
+        master = self.connection.avatar
+        if master is None:
+            return succeed("")
+        try:
+            d: Deferred[Any] = master.callRemote("leaving", pack_plain({"grace": grace}))
+        except pb.DeadReferenceError:
+            return succeed("")
+
+        def answered(payload: object) -> str:
+            reply = unpack_plain(payload) if type(payload) is bytes else None
+            state = reply.get("state") if isinstance(reply, dict) else None
+            return state if isinstance(state, str) else ""
+
+        def failed(failure: Failure) -> str:
+            log.info(
+                "{server}: could not tell the master it leaves: {why}",
+                server=self.app.server_id,
+                why=failure.getErrorMessage(),
+            )
+            return ""
+
+        return d.addCallbacks(answered, failed)
 
     def stats(self) -> dict[str, Any]:
         """What ``pomelo-twisted list`` shows about this server."""

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -131,6 +131,8 @@ class EtcdDiscovery:
         #: Registrations done (1 after the first; each re-registration adds one).
         self.registrations = 0
         self.stopped = False
+        #: ``draining`` once this server drains (its record says so; peers stop forwarding).
+        self.state: str | None = None
         self._published: ServerRecord | None = None
         self._retry: IDelayedCall | None = None
         self.keeper = LeaseKeeper(
@@ -197,14 +199,29 @@ class EtcdDiscovery:
         return self.listeners.subscribe(listener)
 
     def record(self) -> ServerRecord:
-        """This server's record now."""
+        """This server's record now (``stats["state"]`` is ``draining`` while it drains)."""
+        stats = server_stats(self.app)
+        if self.state is not None:
+            stats["state"] = self.state
         return ServerRecord(
             server=self.app.server.to_dict(),
             pid=self.pid,
             host=self.host,
             started=self.started_at,
-            stats=server_stats(self.app),
+            stats=stats,
         )
+
+    def announce_leaving(self, grace: float) -> Deferred[str]:
+        """This server drains: its record says ``draining`` (peers stop forwarding to it
+        when their watch sees it); fires ``draining`` once the put is done. etcd has no
+        acknowledgement from the peers: the drain's grace covers their calls in flight."""
+        self.state = "draining"
+        lease = self.lease
+        if lease is None or self.stopped:
+            return succeed("draining")
+        record = self.record()
+        d = self.store.put(self._key(), msgspec.json.encode(record), lease)
+        return d.addCallbacks(lambda _: "draining", lambda _: "draining")
 
     # -- registration -----------------------------------------------------------------------
 
@@ -334,9 +351,12 @@ class EtcdDiscovery:
             leaving.cancel()
         previous = self.records.get(server_id)
         self.records[server_id] = record
+        draining = record.stats.get("state") == "draining"
         if previous is not None and previous.server == record.server and previous.pid == record.pid:
+            if draining and previous.stats.get("state") != "draining":
+                self._emit(MembershipEvent("draining", record.info()))
             return  # a stats update
-        self._emit(MembershipEvent("up", record.info()))
+        self._emit(MembershipEvent("draining" if draining else "up", record.info()))
 
     def _removed(self, server_id: str) -> None:
         """``server_id``'s key is gone: removed ``removal_grace`` seconds from now, unless it

@@ -37,12 +37,14 @@ __all__ = [
     "ServerRecord",
 ]
 
-EventKind = Literal["up", "down", "removed"]
+EventKind = Literal["up", "down", "removed", "draining", "restarting"]
 
 
 @dataclass(frozen=True, slots=True)
 class MembershipEvent:
-    """A server is ``up``, ``down`` or ``removed``."""
+    """A server is ``up``, ``down`` or ``removed``; or it is leaving on purpose:
+    ``draining`` (about to stop: no new forwards to it) or ``restarting`` (drained to be
+    spawned again: calls to it are held until it is back)."""
 
     kind: EventKind
     server: ServerInfo

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..gameconfig import ServerInfo
@@ -20,16 +20,22 @@ from ..metrics.listener import MetricsComponent
 from ..rpc.breaker import CLOSED, BreakerBoard
 from .interfaces import DiscoveredServer, MembershipEvent
 
-__all__ = ["JOIN_WAIT", "apply_event", "observe", "server_stats"]
+__all__ = ["JOIN_WAIT", "LEAVING", "SETTLE", "apply_event", "observe", "server_stats"]
 
 log = Logger()
 
 #: Seconds a joining server's link may take before it is routed to anyway (its calls
 #: then fail fast until the link is up, as for any server that is down).
 JOIN_WAIT = 5.0
+#: Seconds a server told that a peer leaves waits at most for its calls to it to end.
+SETTLE = 10.0
+#: The events of a server leaving on purpose.
+LEAVING = frozenset({"draining", "restarting"})
 
 
-def apply_event(server: DiscoveredServer, event: MembershipEvent) -> None:
+def apply_event(
+    server: DiscoveredServer, event: MembershipEvent, settle: float = SETTLE
+) -> Deferred[int] | None:
     """Apply ``event`` to ``server`` (events about itself are ignored) and log one line.
 
     A server that *joins* (``up``, and not one this server routes to already) is
@@ -37,12 +43,30 @@ def apply_event(server: DiscoveredServer, event: MembershipEvent) -> None:
     :data:`JOIN_WAIT` seconds): requests are not sent to a server that cannot take them
     yet. A server this server knows (back after a crash, a new address) is routed to at
     once, as before.
+
+    For ``draining`` and ``restarting`` the answer is a Deferred of the calls to that
+    server still in flight, fired once there are none (or after ``settle`` seconds): the
+    leaving server waits for every server's answer before it counts what it serves.
     """
     info = event.server
     if info.id == server.server_id:
-        return
+        return None
     transport = server.rpc_transport
-    if event.kind == "up":
+    settled: Deferred[int] | None = None
+    if event.kind in LEAVING:
+        if event.kind == "draining":
+            _stop_routing(server, info)
+        holds = getattr(transport, "holds", None)
+        if (
+            event.kind == "restarting"
+            and holds is not None
+            and INetworkRpcTransport.providedBy(transport)
+            and transport.peer_state(info.id) is not None
+        ):
+            settled = holds.hold(info.id, settle)
+        else:
+            settled = _settled(server, info.id, settle)
+    elif event.kind == "up":
         known = any(s.id == info.id for s in server.all_servers())
         if not known and INetworkRpcTransport.providedBy(transport):
             joining = transport.peer_state(info.id) is not None
@@ -65,6 +89,41 @@ def apply_event(server: DiscoveredServer, event: MembershipEvent) -> None:
         other=info.id,
         kind=event.kind,
     )
+    return settled
+
+
+def _stop_routing(server: DiscoveredServer, info: ServerInfo) -> None:
+    """No new forwards to ``info``: out of the list routing reads; its connection stays
+    (its pushes and the calls in flight still need it) until it is ``removed``."""
+    routed = server.servers_of(info.type)
+    for known in list(routed):
+        if known.id == info.id:
+            routed.remove(known)
+
+
+def _settled(server: DiscoveredServer, server_id: str, settle: float) -> Deferred[int]:
+    """Fires with the calls to ``server_id`` in flight once there are none, or after
+    ``settle`` seconds (a transport that cannot count them: 0 at once)."""
+    count = getattr(server.rpc_transport, "in_flight", None)
+    if count is None:
+        return succeed(0)
+    clock = server.clock
+    until = clock.seconds() + settle
+    d: Deferred[int] = Deferred()
+
+    def look() -> None:
+        left = count(server_id)
+        if left == 0 or clock.seconds() >= until:
+            d.callback(left)
+        else:
+            clock.callLater(SETTLE_POLL, look)
+
+    look()
+    return d
+
+
+#: Seconds between two looks at the calls in flight to a leaving server.
+SETTLE_POLL = 0.01
 
 
 def _join(up: bool, server: DiscoveredServer, info: ServerInfo, transport: Any) -> None:

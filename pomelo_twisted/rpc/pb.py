@@ -80,7 +80,8 @@ from .pbauth import ADMIN, make_portal
 from .pbavatar import RpcAvatar
 from .pbconnection import LoginBroker, NoDelayBroker, PersistentLogin
 from .pbguard import GuardedServerFactory, PortLimits
-from .pbpeer import Channel, PbCall, Peer
+from .pbhold import CallHolds
+from .pbpeer import Channel, PbCall, Peer, not_sent
 from .pbping import PING_INTERVAL, PING_TIMEOUT
 from .pbwaiters import PeerWaiters
 from .remotes import ServeRemote
@@ -173,6 +174,9 @@ class PbRpcTransport:
         self.unknown_calls = 0
         #: Batches of calls sent (each one message of one or more calls).
         self.batches_sent = 0
+        #: Calls held for peers that restart on purpose (:mod:`pomelo_twisted.rpc.pbhold`).
+        self.holds = CallHolds(reactor, self.in_flight, self.when_peer_up, self.call)
+        self._held = self.holds.peers
 
     def __repr__(self) -> str:
         return f"<PbRpcTransport {self.name}: peers {sorted(self._peers)}>"
@@ -277,6 +281,7 @@ class PbRpcTransport:
     def remove_peer(self, server_id: str) -> Deferred[None]:
         """Forget a peer: close its connection; calls to it fail as unknown."""
         peer = self._peers.pop(server_id, None)
+        self.holds.release(server_id, back=False)
         if peer is None:
             return succeed(None)
         self.breakers.forget(server_id)
@@ -320,8 +325,15 @@ class PbRpcTransport:
         if peer is not None:
             peer.breaker.reset()
             self._agree_wire_version(peer)
+        if self._held:  # a restarting peer's next incarnation: its held calls go now
+            self.holds.release(server_id)
         self._waiters.changed()
         self._waiters.peer_is(server_id, True)
+
+    def in_flight(self, server_id: str | None = None) -> int:
+        """Calls sent to ``server_id`` (every peer when None) and not answered yet."""
+        peers = self._peers.values() if server_id is None else [self._peers.get(server_id)]
+        return sum(len(p.channel.calls) for p in peers if p is not None and p.channel)
 
     def when_peer_up(self, server_id: str, timeout: float) -> Deferred[bool]:
         """Fires True once ``server_id``'s link is up (at once if it is), False after
@@ -350,6 +362,8 @@ class PbRpcTransport:
         """
         if server_id in self._serving:
             return self._local.call(server_id, service, method, tuple(args), timeout)
+        if self._held and server_id in self._held:
+            return self.holds.call(server_id, service, method, args, timeout)
         peer = self._peers.get(server_id)
         if peer is None:
             self.unknown_calls += 1
@@ -360,9 +374,9 @@ class PbRpcTransport:
         counters.calls += 1
         breaker = peer.breaker
         if not breaker.allow():
-            counters.failures += 1
             label = call_label(server_id, service, method)
-            return fail(CircuitOpen(f"{label}: the circuit breaker is open ({breaker.peer})"))
+            is_open = CircuitOpen(f"{label}: the circuit breaker is open ({breaker.peer})")
+            return not_sent(counters, None, is_open)
         connection = peer.connection
         broker = connection.broker
         if (
@@ -371,16 +385,13 @@ class PbRpcTransport:
             or broker.disconnected
             or not connection.answering
         ):
-            counters.failures += 1
-            breaker.failure()
             why = connection.last_error or "not connected yet"
             label = call_label(server_id, service, method)
-            return fail(PeerUnavailable(f"{label}: the server is down ({why})"))
+            down = PeerUnavailable(f"{label}: the server is down ({why})")
+            return not_sent(counters, breaker.failure, down)
         if not timeout > 0:
-            counters.failures += 1
-            breaker.abandoned()
-            label = call_label(server_id, service, method)
-            return fail(RpcError(f"{label}: timeout must be positive, not {timeout!r}"))
+            why = f"{call_label(server_id, service, method)}: timeout must be positive"
+            return not_sent(counters, breaker.abandoned, RpcError(f"{why}, not {timeout!r}"))
         deadline = DEADLINE.get()
         if deadline is not None:  # made for a call being served: cut to its deadline
             left = deadline - self._clock.seconds()
@@ -402,16 +413,12 @@ class PbRpcTransport:
             else:
                 item = pack_plain([call_id, server_id, service, method, args, timeout, context])
         except ValueError as exc:
-            counters.failures += 1
-            breaker.abandoned()
-            label = call_label(server_id, service, method)
-            return ended(fail(RpcError(f"{label}: arguments are not plain data ({exc})")), end)
+            why = f"{call_label(server_id, service, method)}: arguments are not plain data"
+            return ended(not_sent(counters, breaker.abandoned, RpcError(f"{why} ({exc})")), end)
         if len(item) > MAX_BATCH:
-            counters.failures += 1
-            breaker.abandoned()
-            label = call_label(server_id, service, method)
+            why = f"{call_label(server_id, service, method)}: the arguments are too large"
             size = f"{len(item)} bytes, at most {MAX_BATCH}"
-            return ended(fail(RpcError(f"{label}: the arguments are too large ({size})")), end)
+            return ended(not_sent(counters, breaker.abandoned, RpcError(f"{why} ({size})")), end)
         channel = peer.channel
         if channel is None or channel.broker is not broker:
             channel = self._open(peer, broker)

@@ -9,9 +9,10 @@ connection a failure).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 
 from ..errors import HandlerError, RpcError, RpcTimeout
 from ..gameconfig import ServerInfo
@@ -22,7 +23,7 @@ from .metrics import RpcCounters
 from .payload import ERROR, HANDLER_ERROR, OK, TIMEOUT
 from .pbconnection import LoginBroker, PersistentLogin
 
-__all__ = ["Channel", "PbCall", "Peer"]
+__all__ = ["Channel", "PbCall", "Peer", "not_sent"]
 
 
 class Peer:
@@ -106,3 +107,14 @@ class PbCall(RpcCall):
                 self.deferred.errback(RpcTimeout(f"{self} timed out: {answer[2]}"))
         else:
             self.fail(RpcError(f"{self}: the peer sent a malformed answer"))
+
+
+def not_sent(
+    counters: RpcCounters, breaker_step: Callable[[], object] | None, error: Exception
+) -> Deferred[Any]:
+    """A call refused before it was sent: counted as a failure, ``breaker_step`` (the
+    peer breaker's ``failure`` or ``abandoned``, if any) taken, failed with ``error``."""
+    counters.failures += 1
+    if breaker_step is not None:
+        breaker_step()
+    return fail(error)

@@ -72,7 +72,16 @@ class FakeClient:
     def __getattr__(self, method: str) -> Any:
         """list, stop, kill, restart, add, command: record the call, answer the canned
         result."""
-        if method not in ("list", "stop", "kill", "restart", "add", "command"):
+        if method not in (
+            "list",
+            "stop",
+            "kill",
+            "restart",
+            "add",
+            "command",
+            "restart_rolling",
+            "drain",
+        ):
             raise AttributeError(method)
         return lambda *args: self._answer(method, *args)
 
@@ -419,6 +428,42 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.finish(FakeConnect(client), "restart", id="chat-server-1"), 0)
         self.assertEqual(client.calls, [("restart", ("chat-server-1",))])
         self.assertEqual(self.out.getvalue(), "restarted chat-server-1 (pid 4242)\n")
+
+    def test_restart_rolling(self) -> None:
+        """restart --rolling TYPE prints one line per restarted server."""
+        rows = [{"id": "chat-server-1", "pid": 5}, {"id": "chat-server-2", "pid": 6}]
+        client = FakeClient(restart_rolling=rows)
+        code = self.finish(FakeConnect(client), "restart", id=None, rolling="chat")
+        self.assertEqual(code, 0)
+        self.assertEqual(client.calls, [("restart_rolling", ("chat",))])
+        self.assertEqual(
+            self.out.getvalue(),
+            "restarted chat-server-1 (pid 5)\nrestarted chat-server-2 (pid 6)\n",
+        )
+
+    def test_drain(self) -> None:
+        """drain sends the id and grace and prints the server's report."""
+        report = {"kicked": 3, "left": 0, "waited": 0.25, "state": "draining"}
+        client = FakeClient(drain=report)
+        code = self.finish(FakeConnect(client), "drain", id="connector-server-1", grace=2.0)
+        self.assertEqual(code, 0)
+        self.assertEqual(client.calls, [("drain", ("connector-server-1", 2.0))])
+        self.assertEqual(
+            self.out.getvalue(),
+            "drained connector-server-1: 3 clients kicked, 0 requests left after 0.25s\n",
+        )
+
+    def test_restart_and_drain_arguments(self) -> None:
+        """restart takes an ID or --rolling TYPE (exactly one); drain's grace is >= 0."""
+        self.assertEqual(parse_args(["restart", "--rolling", "chat"]).rolling, "chat")
+        self.assertEqual(parse_args(["drain", "c-1", "--grace", "3"]).grace, 3.0)
+        for argv in (
+            ["restart"],
+            ["restart", "c-1", "--rolling", "chat"],
+            ["drain", "c-1", "--grace", "-1"],
+        ):
+            with self.assertRaises(SystemExit):
+                parse_args(argv)
 
     def test_add(self) -> None:
         """add sends the parsed entry and prints the new server's pid."""

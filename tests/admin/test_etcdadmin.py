@@ -180,6 +180,31 @@ class ExecuteTests(EtcdAdminCase):
         self.assertIn("chat-1", self.out.getvalue())
 
 
+class EtcdDrainTests(EtcdAdminCase):
+    """drain and restart --rolling with etcd discovery."""
+
+    def run_command(self, **options: Any) -> tuple[int, str]:
+        args = Namespace(app=str(self.base), env="development", discovery=URL, **options)
+        err = io.StringIO()
+        status = self.successResultOf(
+            execute(self.reactor, args, self.out, err, store_factory=lambda *_: self.store)
+        )
+        return status, err.getvalue()
+
+    def test_drain_writes_stop(self) -> None:
+        """drain ID writes ``stop`` (which drains the server) and waits until it left."""
+        self.obey()
+        self.assertEqual(self.run_command(command="drain", id="chat-1", grace=None), (0, ""))
+        self.assertEqual(self.out.getvalue(), "stopped: chat-1\n")
+
+    def test_rolling_needs_the_master(self) -> None:
+        """restart --rolling is refused in one line saying what to do instead."""
+        status, err = self.run_command(command="restart", id=None, rolling="chat")
+        self.assertEqual(status, 1)
+        self.assertIn("restart --rolling needs the master", err)
+        self.assertEqual(len(err.strip().splitlines()), 1)
+
+
 class StartArgumentsTests(SynchronousTestCase):
     """start --host and --discovery reach twistd."""
 

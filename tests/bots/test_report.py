@@ -56,7 +56,14 @@ class SummarizeTests(SynchronousTestCase):
         self.assertEqual(summary["duration"], 5.0)
         self.assertEqual(
             summary["bots"],
-            {"started": 5, "connected": 4, "finished": 3, "connection_failures": 2, "kicks": 1},
+            {
+                "started": 5,
+                "connected": 4,
+                "finished": 3,
+                "connection_failures": 2,
+                "kicks": 1,
+                "kick_reasons": {},
+            },
         )
         self.assertEqual((summary["requests"], summary["errors"]), (25, 2))
         self.assertEqual(summary["error_rate"], 8.0)

@@ -96,6 +96,22 @@ class RecordingTests(SynchronousTestCase):
         stats.record_bot_disconnected()
         self.assertEqual(stats.bots_connected, 1)
 
+    def test_kick_reasons(self) -> None:
+        """A kick with a reason counts under it; merged and read back exactly."""
+        stats = Stats()
+        stats.record_kick("server restarting")
+        stats.record_kick("server restarting")
+        stats.record_kick()
+        self.assertEqual((stats.kicks, stats.kick_reasons), (3, {"server restarting": 2}))
+        other = Stats()
+        other.record_kick("another login")
+        stats.merge(other)
+        self.assertEqual(stats.kick_reasons, {"another login": 1, "server restarting": 2})
+        self.assertEqual(Stats.from_dict(stats.to_dict()), stats)
+        older = stats.to_dict()
+        del older["kick_reasons"]
+        self.assertEqual(Stats.from_dict(older).kick_reasons, {})
+
     def test_totals(self) -> None:
         """totals() sums requests and errors of every route."""
         self.assertEqual(sample_stats().totals(), (5, 2))

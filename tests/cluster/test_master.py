@@ -839,7 +839,8 @@ class AdminTests(MasterCase):
         self.assertEqual(len(self.reactor.spawned), 4)
 
     def test_restart(self) -> None:
-        """restart stops a started server and spawns it again; the answer has the new pid."""
+        """restart stops a started server (SIGTERM: it drains) and spawns it again; the
+        answer, once the new process has registered, has the new pid."""
         old = self.reactor.process("chat-1")
         d = self.admin.perspective_restart("chat-1")
         self.assertEqual(old.signals, ["TERM"])
@@ -847,6 +848,8 @@ class AdminTests(MasterCase):
         old.exit(0)
         new = self.reactor.process("chat-1")
         self.assertNotEqual(new.pid, old.pid)
+        self.assertNoResult(d)
+        self.register("chat-1", pid=new.pid)
         self.assertEqual(
             unpack_plain(self.successResultOf(d)), {"restarted": "chat-1", "pid": new.pid}
         )
