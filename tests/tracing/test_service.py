@@ -63,7 +63,7 @@ class EntryPointTests(SynchronousTestCase):
         self.addCleanup(service.components["tracing"].provider.shutdown)  # type: ignore[union-attr]
         self.assertEqual(
             list(service.components),
-            ["tracing", "rpc_server", "sessions", "cron", "metrics", "monitor"],
+            ["tracing", "rpc_server", "sessions", "cron", "metrics", "monitor", "drain"],
         )
         transport = service.rpc_transport
         assert isinstance(transport, PbRpcTransport)
