@@ -179,7 +179,9 @@ class Cluster:
         env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """``pomelo-twisted bot bench/chatbot.py:SCENARIO`` on one connector (uids and rooms
-        ``prefix``-ed; ``env`` adds e.g. ``POMELO_BOT_ROOMS``)."""
+        ``prefix``-ed; ``env`` adds e.g. ``POMELO_BOT_ROOMS``). The bots run in the
+        cluster's folder: a relative ``report`` is made absolute here."""
+        report = report.resolve()
         out = report.with_suffix(".out").open("wb")
         self._files.append(out)
         args = [

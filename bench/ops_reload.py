@@ -1,7 +1,7 @@
 """Hot reload under load: 200 chat bots see no error while both chat servers reload a
 changed handler, and the new reply appears.
 
-``python bench/ops_reload.py [--bots 100] [--duration 30] [--out ops-reload-out] [--keep]``
+``python bench/ops_reload.py [--bots 100] [--duration 30] [--out DIR] [--keep]``
 copies the example game onto free ports and starts it (master, 2 connectors, 2 chat
 servers); runs ``--bots`` chat bots on each connector (``bench/chatbot.py``
 PrefixedChatBot: enter, join, send, every push checked for order, gaps and missing
@@ -113,7 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", type=int, default=100, help="chat bots per connector (100)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (30)")
-    parser.add_argument("--out", type=Path, default=Path("ops-reload-out"), help="reports")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "ops-reload",
+        help="reports (default bench/results/ops-reload)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the cluster's folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
