@@ -38,6 +38,7 @@ from .interfaces import (
     CallEnd,
     IAgent,
     IConnectionHandler,
+    IHandlerHooks,
     IHookedTransport,
     IRequestHooks,
     IRpcHooks,
@@ -47,6 +48,7 @@ from .protocol import ClientHandshake
 from .results import is_later, settle
 
 __all__ = [
+    "HandlerHookChain",
     "Instruments",
     "ObservedHandler",
     "RequestHookChain",
@@ -149,16 +151,54 @@ class RpcHookChain:
         return self._chain("serve_started", peer, service, method, context)
 
 
+@implementer(IHandlerHooks)
+class HandlerHookChain:
+    """Handler hooks called in order; each gets the context the one before returned."""
+
+    def __init__(self, hooks: list[IHandlerHooks]) -> None:
+        self.hooks = hooks
+
+    def handler_started(
+        self, route: str, session: object, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        ends: list[RequestEnd] = []
+        for hook in self.hooks:
+            try:
+                context, end = hook.handler_started(route, session, notify, context)
+            except Exception:
+                _failed_hook("handler start")
+                continue
+            if end is not None:
+                ends.append(end)
+        if len(ends) <= 1:
+            return context, ends[0] if ends else None
+
+        def ended(outcome: object) -> None:
+            for end in reversed(ends):
+                _ended(outcome, end)
+
+        return context, ended
+
+
 class Instruments:
-    """One server's hooks: ``requests`` (None when no request hook was added) and
-    ``rpc`` (set as the ``hooks`` of its transport when that calls hooks)."""
+    """One server's hooks: ``requests`` (None when no request hook was added), ``rpc``
+    (set as the ``hooks`` of its transport when that calls hooks) and ``handlers``
+    (around the handlers of forwarded requests, a backend's)."""
 
     def __init__(self, transport: object) -> None:
         self._transport = transport
         self._request_hooks: list[IRequestHooks] = []
         self._rpc_hooks: list[IRpcHooks] = []
+        self._handler_hooks: list[IHandlerHooks] = []
         self.requests: IRequestHooks | None = None
         self.rpc: IRpcHooks | None = None
+        self.handlers: IHandlerHooks | None = None
+
+    def add_handler_hooks(self, hooks: IHandlerHooks) -> None:
+        """Call ``hooks`` around the handler of every forwarded request (add before start)."""
+        self._handler_hooks.append(hooks)
+        chain = self._handler_hooks
+        self.handlers = chain[0] if len(chain) == 1 else HandlerHookChain(list(chain))
 
     def add_request_hooks(self, hooks: IRequestHooks) -> None:
         """Call ``hooks`` around every client request (frontends; add before start)."""

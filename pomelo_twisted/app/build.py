@@ -105,7 +105,7 @@ def build_application(
     if tracing is not None:  # its service first: it stops last, flushing every span
         traced = install_tracing(tracing, server, reactor, app.instruments)
         app.load(traced.service)
-        receiver.hooks = traced.handlers
+        app.instruments.add_handler_hooks(traced.handlers)
     app.load(RpcServerComponent(app))
     app.load(app.sessions)  # cluster-wide sessions: before the connector takes clients
     if server.frontend:
@@ -152,6 +152,7 @@ def build_application(
         install_request_log(app.instruments, server, reactor, random.Random(), access, forward)
     apply_rpc_settings(app, list(servers))
     install_metrics(app)  # metricsPort or the "metrics" setting (after configure set it)
+    receiver.hooks = app.instruments.handlers  # tracing's and metrics' (None: no cost)
     return app
 
 

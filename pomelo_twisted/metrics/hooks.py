@@ -24,11 +24,11 @@ from zope.interface import implementer
 
 from ..callcontext import CallContext
 from ..errors import RpcTimeout
-from ..interfaces import CallEnd, IAgent, IRequestHooks, IRpcHooks, RequestEnd
+from ..interfaces import CallEnd, IAgent, IHandlerHooks, IRequestHooks, IRpcHooks, RequestEnd
 from .outcomes import ERROR, OK, TIMEOUT, request_outcome
 from .series import Latency, Outcomes, counter_family, histogram_family
 
-__all__ = ["OTHER", "UNKNOWN_ROUTE", "RequestMetrics", "RpcMetrics", "Timer"]
+__all__ = ["OTHER", "UNKNOWN_ROUTE", "HandledMetrics", "RequestMetrics", "RpcMetrics", "Timer"]
 
 Timer = Callable[[], float]
 """A clock for durations, in seconds (``time.perf_counter``; a test's ``Clock.seconds``)."""
@@ -53,6 +53,22 @@ class _RouteSeries:
 @implementer(IRequestHooks)
 class RequestMetrics(Collector):
     """Client requests and notifies of a frontend, by route and outcome."""
+
+    #: The names and help of the request, notify and latency families.
+    families = (
+        (
+            "pomelo_client_requests",
+            "Client requests answered, by route and outcome (ok or the error code).",
+        ),
+        (
+            "pomelo_client_notifies",
+            "Client notifies handled, by route and outcome (ok or the error code).",
+        ),
+        (
+            "pomelo_client_request_duration_seconds",
+            "Seconds from a client request's arrival to its answer, by route.",
+        ),
+    )
 
     def __init__(
         self,
@@ -101,24 +117,54 @@ class RequestMetrics(Collector):
         """The request, notify and latency families."""
         routes = sorted(self.routes.items())
         server = self.server
+        (requests, requests_help), (notifies, notifies_help), (latency, latency_help) = (
+            self.families
+        )
         yield counter_family(
-            "pomelo_client_requests",
-            "Client requests answered, by route and outcome (ok or the error code).",
+            requests,
+            requests_help,
             ["route"],
             (((*server, route), s.requests) for route, s in routes),
         )
         yield counter_family(
-            "pomelo_client_notifies",
-            "Client notifies handled, by route and outcome (ok or the error code).",
+            notifies,
+            notifies_help,
             ["route"],
             (((*server, route), s.notifies) for route, s in routes if s.notifies),
         )
         yield histogram_family(
-            "pomelo_client_request_duration_seconds",
-            "Seconds from a client request's arrival to its answer, by route.",
+            latency,
+            latency_help,
             ["route"],
             (((*server, route), s.latency) for route, s in routes if s.requests),
         )
+
+
+@implementer(IHandlerHooks)
+class HandledMetrics(RequestMetrics):
+    """The requests and notifies a backend's handlers serve for frontends (forwarded),
+    by route and outcome, and the time its handlers take."""
+
+    families = (
+        (
+            "pomelo_handled_requests",
+            "Forwarded requests handled here, by route and outcome (ok or the error code).",
+        ),
+        (
+            "pomelo_handled_notifies",
+            "Forwarded notifies handled here, by route and outcome (ok or the error code).",
+        ),
+        (
+            "pomelo_handled_request_duration_seconds",
+            "Seconds the handling of a forwarded request takes here, by route.",
+        ),
+    )
+
+    def handler_started(
+        self, route: str, session: object, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        """Time the handler; its end counts it (the context is left as it is)."""
+        return context, partial(self._ended, route, notify, self.timer())
 
 
 class _CallSeries:

@@ -2,7 +2,8 @@
 
 :func:`metrics_summary` reads the request and RPC metrics into the keys that
 :func:`pomelo_twisted.discovery.membership.server_stats` adds:
-``requests`` (client requests answered so far), ``routes`` (by route: ``count``,
+``requests`` (client requests answered so far; a backend's: the forwarded requests its
+handlers served), ``routes`` (by route: ``count``,
 ``p50`` and ``p99`` seconds, interpolated within the latency buckets as Prometheus'
 ``histogram_quantile`` does) and ``rpc`` (``calls`` made, ``errors``, ``timeouts``).
 """
@@ -53,8 +54,9 @@ def _routes(requests: RequestMetrics) -> dict[str, dict[str, float | int]]:
 
 
 def metrics_summary(requests: RequestMetrics | None, rpc: RpcMetrics) -> dict[str, Any]:
-    """``requests``, ``routes`` and ``rpc`` (see the module docstring); a backend
-    (``requests`` None) has 0 requests and no routes."""
+    """``requests``, ``routes`` and ``rpc`` (see the module docstring): a frontend's
+    client requests, a backend's forwarded requests its handlers served (``requests``
+    None: 0 requests and no routes)."""
     return {
         "requests": 0
         if requests is None

@@ -27,7 +27,7 @@ from ..instruments import Instruments
 from ..interfaces import INetworkRpcTransport, IRpcTransport, IServerReactor
 from ..session.service import SessionService
 from .collectors import FrameworkCollector
-from .hooks import RequestMetrics, RpcMetrics, Timer
+from .hooks import HandledMetrics, RequestMetrics, RpcMetrics, Timer
 from .listener import MetricsComponent
 from .runtime import GcPauses, ReactorLag
 from .settings import MetricsSettings
@@ -99,10 +99,14 @@ def install_metrics(
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    requests: RequestMetrics | None = None
-    if info.frontend:
+    requests: RequestMetrics
+    if info.frontend:  # client requests; a backend's: the forwarded ones its handlers serve
         requests = RequestMetrics(registry, server, timer, settings.buckets, settings.max_labels)
         app.instruments.add_request_hooks(requests)
+    else:
+        handled = HandledMetrics(registry, server, timer, settings.buckets, settings.max_labels)
+        app.instruments.add_handler_hooks(handled)
+        requests = handled
     rpc = RpcMetrics(registry, server, timer, settings.buckets, settings.max_labels)
     if INetworkRpcTransport.providedBy(app.rpc_transport):
         app.instruments.add_rpc_hooks(rpc)

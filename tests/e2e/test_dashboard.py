@@ -257,7 +257,8 @@ class DashboardBrowserTests(ClusterCase):
         return text
 
     def screenshot(self, page: Page, cluster: ClusterProcess, path: Path) -> None:
-        """The page with chat bots on both connectors, connections shown."""
+        """The page with chat bots on both connectors: connections, rates, and the routes
+        of connector-server-1 with their p50/p99."""
         bots = [
             subprocess.Popen(
                 [
@@ -287,6 +288,10 @@ class DashboardBrowserTests(ClusterCase):
             for connector in ("connector-server-1", "connector-server-2"):
                 cell = page.locator(f'tr[data-server="{connector}"] [data-field="connections"]')
                 expect(cell).to_have_text("12", timeout=WAIT_MS)
+            page.get_by_role("button", name="chat-server-1", exact=True).click()  # fold it
+            page.get_by_role("button", name="connector-server-1", exact=True).click()
+            routes = page.locator('tr[data-routes-of="connector-server-1"]')
+            expect(routes).to_contain_text("chat.chatHandler.send", timeout=WAIT_MS)
             path.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(path), full_page=True)
         finally:

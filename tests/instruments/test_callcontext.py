@@ -22,6 +22,7 @@ from pomelo_twisted.callcontext import (
 from pomelo_twisted.errors import RpcError
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.instruments import (
+    HandlerHookChain,
     Instruments,
     ObservedHandler,
     RequestHookChain,
@@ -30,6 +31,7 @@ from pomelo_twisted.instruments import (
 from pomelo_twisted.interfaces import (
     CallEnd,
     IConnectionHandler,
+    IHandlerHooks,
     IHookedTransport,
     IRequestHooks,
     IRpcHooks,
@@ -419,3 +421,38 @@ class ObservedHandlerTests(SynchronousTestCase):
         handler.request(AGENT, "x.y.z", b"")
         self.assertEqual(len(first.ends), 1)
         self.assertEqual(len(second.ends), 1)
+
+
+@implementer(IHandlerHooks)
+class RecordingHandlerHooks:
+    """Adds ``tag`` to the context of each handler and records its end."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.ends: list[tuple[str, object]] = []
+
+    def handler_started(
+        self, route: str, session: object, notify: bool, context: CallContext | None
+    ) -> tuple[CallContext | None, RequestEnd | None]:
+        return {**(context or {}), self.tag: route}, lambda body: self.ends.append((route, body))
+
+
+class HandlerHookTests(SynchronousTestCase):
+    """Instruments chains the hooks around a backend's handlers."""
+
+    def test_one_then_a_chain(self) -> None:
+        """One hook is used as it is; two are chained, contexts passed on, both ended."""
+        instruments = Instruments(object())
+        first, second = RecordingHandlerHooks("a"), RecordingHandlerHooks("b")
+        instruments.add_handler_hooks(first)
+        self.assertIs(instruments.handlers, first)
+        instruments.add_handler_hooks(second)
+        chain = instruments.handlers
+        assert isinstance(chain, HandlerHookChain)
+        verifyObject(IHandlerHooks, chain)
+        context, end = chain.handler_started("c.h.m", None, False, {"rid": "1"})
+        self.assertEqual(context, {"rid": "1", "a": "c.h.m", "b": "c.h.m"})
+        assert end is not None
+        end({"code": 200})
+        self.assertEqual(first.ends, [("c.h.m", {"code": 200})])
+        self.assertEqual(second.ends, [("c.h.m", {"code": 200})])

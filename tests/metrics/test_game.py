@@ -125,6 +125,20 @@ class GameMetricsTests(SynchronousTestCase):
         self.assertNotIn(("pomelo_connections_open", ()), samples)
         self.assertFalse(any(name.startswith("pomelo_client_") for name, _ in samples))
 
+    def test_backends_count_the_requests_their_handlers_serve(self) -> None:
+        """A forwarded request counts on the backend that handled it, by route and
+        outcome, and its stats summary has it."""
+        conn = self.login("alice")
+        self.assertEqual(conn.call(JOIN, {"rid": "r1"})["code"], 200)
+        self.assertEqual(conn.call(JOIN, {})["code"], 500)
+        total = "pomelo_handled_requests_total"
+        chats = ("chat-server-1", "chat-server-2")
+        ok = sum(value(self.samples(c), total, route=JOIN, outcome="ok") or 0 for c in chats)
+        failed = sum(value(self.samples(c), total, route=JOIN, outcome="500") or 0 for c in chats)
+        self.assertEqual((ok, failed), (1.0, 1.0))
+        counts = [server_stats(self.game.app(c))["requests"] for c in chats]
+        self.assertEqual(sum(counts), 2)
+
     def test_server_stats_carry_the_summary(self) -> None:
         """server_stats adds requests, routes and rpc to the stats."""
         conn = self.login("alice")
