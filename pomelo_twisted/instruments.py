@@ -26,6 +26,7 @@ it after those added before (:class:`RequestHookChain`, :class:`RpcHookChain`).
 
 from __future__ import annotations
 
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -45,7 +46,7 @@ from .interfaces import (
     RequestEnd,
 )
 from .protocol import ClientHandshake
-from .results import is_later, settle
+from .results import settle
 
 __all__ = [
     "HandlerHookChain",
@@ -241,16 +242,18 @@ class ObservedHandler:
         return self._observed(agent, route, body, True)
 
     def _observed(self, agent: IAgent, route: str, body: bytes, notify: bool) -> object:
+        current = CALL_CONTEXT.get()
         try:
-            context, end = self.hooks.request_started(agent, route, notify, CALL_CONTEXT.get())
+            context, end = self.hooks.request_started(agent, route, notify, current)
         except Exception:
             _failed_hook("request start")
-            context, end = CALL_CONTEXT.get(), None
+            context, end = current, None
         handle = self.inner.notify if notify else self.inner.request
-        token = CALL_CONTEXT.set(context)
+        # The hot path (metrics alone): the context is unchanged, nothing to set.
+        token = None if context is current else CALL_CONTEXT.set(context)
         try:
             result = handle(agent, route, body)
-            if is_later(result):  # a coroutine starts here, within the context
+            if isinstance(result, _SETTLED):  # a coroutine starts here, within the context
                 result = settle(result)
         except Exception:
             if end is None:
@@ -259,13 +262,21 @@ class ObservedHandler:
             _ended(failure, end)
             failure.raiseException()
         finally:
-            CALL_CONTEXT.reset(token)
+            if token is not None:
+                CALL_CONTEXT.reset(token)
         if end is None:
             return result
         if isinstance(result, Deferred):
             return result.addBoth(_passed, end)
-        _ended(result, end)
+        try:
+            end(result)
+        except Exception:
+            _failed_hook("request end")
         return result
+
+
+#: Results that ``settle`` turns into a Deferred (a Deferred stays as it is).
+_SETTLED = (CoroutineType, Failure)
 
 
 def _ended(outcome: object, end: RequestEnd) -> None:
