@@ -276,19 +276,23 @@ class ForwardReceiver:
         self, hooks: IHandlerHooks, route: str, msg: object, session: object, notify: bool
     ) -> Any:
         """The dispatcher's answer, with ``hooks`` around it (and within their context)."""
-        context = CALL_CONTEXT.get()
+        context = current = CALL_CONTEXT.get()
         end: RequestEnd | None = None
         try:
-            context, end = hooks.handler_started(route, session, notify, context)
+            context, end = hooks.handler_started(route, session, notify, current)
         except Exception:
             log.failure("a handler hook failed; skipped for this request")
-        token = CALL_CONTEXT.set(context)
-        try:
+        if context is current:  # metrics alone leave it as it is: nothing to set
             result = self.dispatcher.call(route, msg, session, notify)
-        finally:
-            CALL_CONTEXT.reset(token)
+        else:
+            token = CALL_CONTEXT.set(context)
+            try:
+                result = self.dispatcher.call(route, msg, session, notify)
+            finally:
+                CALL_CONTEXT.reset(token)
         if end is not None:
-            if isinstance(result, Deferred):
+            # (a dict, the usual answer, skips the slower isinstance of an ABC)
+            if type(result) is not dict and isinstance(result, Deferred):
                 result.addBoth(_handled, end)
             else:
                 _handled(result, end)
