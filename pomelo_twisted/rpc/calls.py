@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.python.failure import Failure
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import RpcTimeout
+from ..instruments import end_call
+from ..interfaces import CallEnd
 from .metrics import RpcCounters
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "RpcCall", "call_label", "expired"]
@@ -49,6 +52,7 @@ class RpcCall:
         "deadlines",
         "deferred",
         "done",
+        "end",
         "method",
         "server_id",
         "service",
@@ -71,6 +75,9 @@ class RpcCall:
         self.counters = counters
         self.deadlines = deadlines
         self.done = False
+        #: The hooks' end of the call (:mod:`pomelo_twisted.instruments`), told the
+        #: outcome before the caller is, or None.
+        self.end: CallEnd | None = None
         self.deferred: Deferred[Any] = Deferred(self._cancelled)
         self.deadline: DeadlineHandle = deadlines.add(timeout, self, 0)
 
@@ -90,22 +97,37 @@ class RpcCall:
     def _ended(self) -> None:
         """The call ended: a transport forgets what it keeps of it."""
 
+    def ended_with(self, failure: Failure | None) -> None:
+        """Tell the hooks' end (if any) the outcome, once."""
+        end = self.end
+        if end is not None:
+            self.end = None
+            end_call(failure, end)
+
     def resolve(self, result: object) -> None:
         """The result came: the caller gets it (unless the call ended already)."""
         if self.finish():
+            if self.end is not None:
+                self.ended_with(None)
             self.deferred.callback(result)
 
     def fail(self, error: Exception) -> None:
         """The call failed with ``error`` (unless it ended already)."""
         if self.finish():
             self.counters.failures += 1
+            if self.end is not None:
+                self.ended_with(Failure(error))
             self.deferred.errback(error)
 
     def deadline_passed(self, kind: int, now: float) -> None:
         """The deadline came first: ``RpcTimeout``."""
         if self.finish():
             self.counters.timeouts += 1
-            self.deferred.errback(RpcTimeout(f"{self} timed out after {self.timeout:g} seconds"))
+            error = RpcTimeout(f"{self} timed out after {self.timeout:g} seconds")
+            if self.end is not None:
+                self.ended_with(Failure(error))
+            self.deferred.errback(error)
 
     def _cancelled(self, _: Deferred[Any]) -> None:
-        self.finish()
+        if self.finish() and self.end is not None:
+            self.ended_with(Failure(CancelledError()))

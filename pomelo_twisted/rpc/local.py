@@ -204,10 +204,11 @@ class LocalRpcTransport:
         if self.hooks is not None:
             context, end = started(self.hooks, server_id, service, method, context)
         call.context = context
+        call.end = end  # told the outcome by the call itself: no Deferred callback
         self._queue.append(call)
         if self._hop is None:
             self._hop = self._clock.callLater(0, self._deliver_queued)
-        return ended(call.deferred, end)
+        return call.deferred
 
     def _forget(self, call: _LocalCall) -> None:
         """``call`` ended (answered, failed, expired, cancelled): drop its delivery if it

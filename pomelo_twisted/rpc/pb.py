@@ -66,7 +66,6 @@ from ..callcontext import CALL_CONTEXT
 from ..deadlines import DeadlineScheduler
 from ..errors import CircuitOpen, PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
-from ..instruments import end_call
 from ..interfaces import IHookedTransport, INetworkRpcTransport, IRpcHooks, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
@@ -428,8 +427,7 @@ class PbRpcTransport:
         call.breaker = breaker
         channel.calls[call_id] = call
         call.ticket = channel.batcher.add(item)
-        if end is not None:
-            return call.deferred.addBoth(end_call, end)
+        call.end = end  # told the outcome by the call itself: no Deferred callback
         return call.deferred
 
     def _open(self, peer: Peer, broker: LoginBroker) -> Channel:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.python.failure import Failure
 
 from ..errors import HandlerError, RpcError, RpcTimeout
 from ..gameconfig import ServerInfo
@@ -81,7 +82,8 @@ class PbCall(RpcCall):
     def _cancelled(self, _: Deferred[Any]) -> None:
         if not self.done:
             self.breaker.abandoned()
-        self.finish()
+        if self.finish() and self.end is not None:
+            self.ended_with(Failure(CancelledError()))
 
     def _ended(self) -> None:
         channel = self.channel
@@ -96,6 +98,8 @@ class PbCall(RpcCall):
         kind, size = answer[1], len(answer)
         if kind == OK and size == 3:
             if self.finish():
+                if self.end is not None:
+                    self.ended_with(None)
                 self.deferred.callback(answer[2])
         elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
             self.fail(HandlerError(answer[2], str(answer[3])))
@@ -104,7 +108,10 @@ class PbCall(RpcCall):
         elif kind == TIMEOUT and size == 3:
             if self.finish():
                 self.counters.timeouts += 1
-                self.deferred.errback(RpcTimeout(f"{self} timed out: {answer[2]}"))
+                error = RpcTimeout(f"{self} timed out: {answer[2]}")
+                if self.end is not None:
+                    self.ended_with(Failure(error))
+                self.deferred.errback(error)
         else:
             self.fail(RpcError(f"{self}: the peer sent a malformed answer"))
 
