@@ -26,8 +26,9 @@ it after those added before (:class:`RequestHookChain`, :class:`RpcHookChain`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import CoroutineType
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -74,6 +75,41 @@ def end_call(result: Any, end: CallEnd) -> Any:
     return result
 
 
+H = TypeVar("H")
+End = Callable[[Any], None]
+
+
+def _chained(
+    hooks: list[H],
+    start: Callable[[H, CallContext | None], tuple[CallContext | None, End | None]],
+    context: CallContext | None,
+    what: str,
+) -> tuple[CallContext | None, End | None]:
+    """``start`` each hook in order, each with the context the one before returned; the
+    last context, and one end calling theirs innermost first (a hook that raises is
+    logged and skipped)."""
+    ends: list[End] = []
+    for hook in hooks:
+        try:
+            context, end = start(hook, context)
+        except Exception:
+            _failed_hook(f"{what} start")
+            continue
+        if end is not None:
+            ends.append(end)
+    if len(ends) <= 1:
+        return context, ends[0] if ends else None
+
+    def ended(outcome: object) -> None:
+        for end in reversed(ends):  # the innermost first
+            try:
+                end(outcome)
+            except Exception:
+                _failed_hook(f"{what} end")
+
+    return context, ended
+
+
 @implementer(IRequestHooks)
 class RequestHookChain:
     """Request hooks called in order; each gets the context the one before returned."""
@@ -84,28 +120,12 @@ class RequestHookChain:
     def request_started(
         self, agent: IAgent, route: str, notify: bool, context: CallContext | None
     ) -> tuple[CallContext | None, RequestEnd | None]:
-        ends: list[RequestEnd] = []
-        for hook in self.hooks:
-            try:
-                context, end = hook.request_started(agent, route, notify, context)
-            except Exception:
-                _failed_hook("request start")
-                continue
-            if end is not None:
-                ends.append(end)
-        if not ends:
-            return context, None
-        if len(ends) == 1:
-            return context, ends[0]
-
-        def ended(outcome: object) -> None:
-            for end in reversed(ends):  # the innermost first
-                try:
-                    end(outcome)
-                except Exception:
-                    _failed_hook("request end")
-
-        return context, ended
+        return _chained(
+            self.hooks,
+            lambda hook, ctx: hook.request_started(agent, route, notify, ctx),
+            context,
+            "request",
+        )
 
 
 @implementer(IRpcHooks)
@@ -115,41 +135,25 @@ class RpcHookChain:
     def __init__(self, hooks: list[IRpcHooks]) -> None:
         self.hooks = hooks
 
-    def _chain(
-        self, which: str, a: str, service: str, method: str, context: CallContext | None
-    ) -> tuple[CallContext | None, CallEnd | None]:
-        ends: list[CallEnd] = []
-        for hook in self.hooks:
-            try:
-                context, end = getattr(hook, which)(a, service, method, context)
-            except Exception:
-                _failed_hook(which)
-                continue
-            if end is not None:
-                ends.append(end)
-        if not ends:
-            return context, None
-        if len(ends) == 1:
-            return context, ends[0]
-
-        def ended(failure: Failure | None) -> None:
-            for end in reversed(ends):
-                try:
-                    end(failure)
-                except Exception:
-                    _failed_hook("call end")
-
-        return context, ended
-
     def call_started(
         self, server_id: str, service: str, method: str, context: CallContext | None
     ) -> tuple[CallContext | None, CallEnd | None]:
-        return self._chain("call_started", server_id, service, method, context)
+        return _chained(
+            self.hooks,
+            lambda hook, ctx: hook.call_started(server_id, service, method, ctx),
+            context,
+            "call",
+        )
 
     def serve_started(
         self, peer: str, service: str, method: str, context: CallContext | None
     ) -> tuple[CallContext | None, CallEnd | None]:
-        return self._chain("serve_started", peer, service, method, context)
+        return _chained(
+            self.hooks,
+            lambda hook, ctx: hook.serve_started(peer, service, method, ctx),
+            context,
+            "serve",
+        )
 
 
 @implementer(IHandlerHooks)
@@ -162,23 +166,12 @@ class HandlerHookChain:
     def handler_started(
         self, route: str, session: object, notify: bool, context: CallContext | None
     ) -> tuple[CallContext | None, RequestEnd | None]:
-        ends: list[RequestEnd] = []
-        for hook in self.hooks:
-            try:
-                context, end = hook.handler_started(route, session, notify, context)
-            except Exception:
-                _failed_hook("handler start")
-                continue
-            if end is not None:
-                ends.append(end)
-        if len(ends) <= 1:
-            return context, ends[0] if ends else None
-
-        def ended(outcome: object) -> None:
-            for end in reversed(ends):
-                _ended(outcome, end)
-
-        return context, ended
+        return _chained(
+            self.hooks,
+            lambda hook, ctx: hook.handler_started(route, session, notify, ctx),
+            context,
+            "handler",
+        )
 
 
 class Instruments:

@@ -51,8 +51,26 @@ class _RouteSeries:
         self.notifies = Outcomes()
 
 
+class _Recorder(Collector):
+    """What both kinds of recorder keep; registered in ``registry`` as a collector."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        server: tuple[str, str],
+        timer: Timer,
+        buckets: Sequence[float],
+        max_labels: int,
+    ) -> None:
+        self.server = server
+        self.timer = timer
+        self.buckets = tuple(buckets)
+        self.max_labels = max_labels
+        registry.register(self)
+
+
 @implementer(IRequestHooks)
-class RequestMetrics(Collector):
+class RequestMetrics(_Recorder):
     """Client requests and notifies of a frontend, by route and outcome."""
 
     #: The names and help of the request, notify and latency families.
@@ -79,12 +97,8 @@ class RequestMetrics(Collector):
         buckets: Sequence[float],
         max_labels: int,
     ) -> None:
-        self.server = server
-        self.timer = timer
-        self.buckets = tuple(buckets)
-        self.max_labels = max_labels
         self.routes: dict[str, _RouteSeries] = {}
-        registry.register(self)
+        super().__init__(registry, server, timer, buckets, max_labels)
 
     def request_started(
         self, agent: IAgent, route: str, notify: bool, context: CallContext | None
@@ -198,7 +212,7 @@ _Key = tuple[str, str, str]
 
 
 @implementer(IRpcHooks)
-class RpcMetrics(Collector):
+class RpcMetrics(_Recorder):
     """The RPCs a server makes (``pomelo_rpc_calls_total``) and serves
     (``pomelo_rpc_served_total``), by peer, remote and outcome, with their latency."""
 
@@ -210,13 +224,9 @@ class RpcMetrics(Collector):
         buckets: Sequence[float],
         max_labels: int,
     ) -> None:
-        self.server = server
-        self.timer = timer
-        self.buckets = tuple(buckets)
-        self.max_labels = max_labels
         self.calls: dict[_Key, _CallSeries] = {}
         self.serves: dict[_Key, _CallSeries] = {}
-        registry.register(self)
+        super().__init__(registry, server, timer, buckets, max_labels)
 
     def call_started(
         self, server_id: str, service: str, method: str, context: CallContext | None
