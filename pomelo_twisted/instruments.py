@@ -56,6 +56,10 @@ __all__ = [
     "RequestHookChain",
     "RpcHookChain",
     "end_call",
+    "end_request",
+    "ended",
+    "start_call",
+    "start_serve",
 ]
 
 log = Logger()
@@ -73,6 +77,33 @@ def end_call(result: Any, end: CallEnd) -> Any:
     except Exception:
         _failed_hook("call end")
     return result
+
+
+def start_call(
+    hooks: IRpcHooks, server_id: str, service: str, method: str, context: CallContext | None
+) -> tuple[CallContext | None, CallEnd | None]:
+    """``hooks.call_started(...)``; a hook that raises is logged and skipped."""
+    try:
+        return hooks.call_started(server_id, service, method, context)
+    except Exception:
+        _failed_hook("call start")
+        return context, None
+
+
+def start_serve(
+    hooks: IRpcHooks, peer: str, service: str, method: str, context: CallContext | None
+) -> tuple[CallContext | None, CallEnd | None]:
+    """``hooks.serve_started(...)``; a hook that raises is logged and skipped."""
+    try:
+        return hooks.serve_started(peer, service, method, context)
+    except Exception:
+        _failed_hook("serve start")
+        return context, None
+
+
+def ended(d: Deferred[Any], end: CallEnd | None) -> Deferred[Any]:
+    """``d``, whose outcome ``end`` sees first (when there is one)."""
+    return d if end is None else d.addBoth(end_call, end)
 
 
 H = TypeVar("H")
@@ -190,23 +221,23 @@ class Instruments:
 
     def add_handler_hooks(self, hooks: IHandlerHooks) -> None:
         """Call ``hooks`` around the handler of every forwarded request (add before start)."""
-        self._handler_hooks.append(hooks)
-        chain = self._handler_hooks
-        self.handlers = chain[0] if len(chain) == 1 else HandlerHookChain(list(chain))
+        self.handlers = _added(self._handler_hooks, hooks, HandlerHookChain)
 
     def add_request_hooks(self, hooks: IRequestHooks) -> None:
         """Call ``hooks`` around every client request (frontends; add before start)."""
-        self._request_hooks.append(hooks)
-        chain = self._request_hooks
-        self.requests = chain[0] if len(chain) == 1 else RequestHookChain(list(chain))
+        self.requests = _added(self._request_hooks, hooks, RequestHookChain)
 
     def add_rpc_hooks(self, hooks: IRpcHooks) -> None:
         """Call ``hooks`` around every call this server makes and serves."""
-        self._rpc_hooks.append(hooks)
-        chain = self._rpc_hooks
-        self.rpc = chain[0] if len(chain) == 1 else RpcHookChain(list(chain))
+        self.rpc = _added(self._rpc_hooks, hooks, RpcHookChain)
         if IHookedTransport.providedBy(self._transport):
             self._transport.hooks = self.rpc
+
+
+def _added(hooks: list[H], new: H, chain: Callable[[list[H]], H]) -> H:
+    """``new`` appended to ``hooks``; what to call: the one hook, or a chain of them all."""
+    hooks.append(new)
+    return hooks[0] if len(hooks) == 1 else chain(list(hooks))
 
 
 @implementer(IConnectionHandler)
@@ -252,7 +283,7 @@ class ObservedHandler:
             if end is None:
                 raise
             failure = Failure()
-            _ended(failure, end)
+            end_request(failure, end)
             failure.raiseException()
         finally:
             if token is not None:
@@ -260,25 +291,19 @@ class ObservedHandler:
         if end is None:
             return result
         if isinstance(result, Deferred):
-            return result.addBoth(_passed, end)
-        try:
-            end(result)
-        except Exception:
-            _failed_hook("request end")
-        return result
+            return result.addBoth(end_request, end)
+        return end_request(result, end)
 
 
 #: Results that ``settle`` turns into a Deferred (a Deferred stays as it is).
 _SETTLED = (CoroutineType, Failure)
 
 
-def _ended(outcome: object, end: RequestEnd) -> None:
+def end_request(outcome: object, end: RequestEnd, what: str = "request") -> object:
+    """``outcome`` as it is, after ``end`` saw it (also a Deferred callback): the end of a
+    request or of a handler; an end that raises is logged and skipped."""
     try:
         end(outcome)
     except Exception:
-        _failed_hook("request end")
-
-
-def _passed(outcome: object, end: RequestEnd) -> object:
-    _ended(outcome, end)
+        _failed_hook(f"{what} end")
     return outcome

@@ -55,6 +55,7 @@ from ..errors import (
 )
 from ..gameconfig import ServerInfo
 from ..handlers.dispatch import Dispatcher
+from ..instruments import end_request
 from ..interfaces import IHandlerHooks, ISerializer, RequestEnd
 from ..responses import EncodedBody
 from ..rpc import Router
@@ -293,19 +294,10 @@ class ForwardReceiver:
         if end is not None:
             # (a dict, the usual answer, skips the slower isinstance of an ABC)
             if type(result) is not dict and isinstance(result, Deferred):
-                result.addBoth(_handled, end)
+                result.addBoth(end_request, end, "handler")
             else:
-                _handled(result, end)
+                end_request(result, end, "handler")
         return result
-
-
-def _handled(body: object, end: RequestEnd) -> object:
-    """``body`` as it is, after the handler hook's ``end`` saw it."""
-    try:
-        end(body)
-    except Exception:
-        log.failure("a handler hook's end failed")
-    return body
 
 
 def _nothing(_: object) -> None:

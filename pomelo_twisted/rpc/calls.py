@@ -119,14 +119,17 @@ class RpcCall:
                 self.ended_with(Failure(error))
             self.deferred.errback(error)
 
-    def deadline_passed(self, kind: int, now: float) -> None:
-        """The deadline came first: ``RpcTimeout``."""
+    def timed_out(self, error: RpcTimeout) -> None:
+        """The call timed out (here, or its budget was spent at the callee)."""
         if self.finish():
             self.counters.timeouts += 1
-            error = RpcTimeout(f"{self} timed out after {self.timeout:g} seconds")
             if self.end is not None:
                 self.ended_with(Failure(error))
             self.deferred.errback(error)
+
+    def deadline_passed(self, kind: int, now: float) -> None:
+        """The deadline came first: ``RpcTimeout``."""
+        self.timed_out(RpcTimeout(f"{self} timed out after {self.timeout:g} seconds"))
 
     def _cancelled(self, _: Deferred[Any]) -> None:
         if self.finish() and self.end is not None:

@@ -38,15 +38,15 @@ from ..budget import budget_of, within_deadline
 from ..callcontext import CALL_CONTEXT, CallContext
 from ..deadlines import DeadlineScheduler
 from ..errors import ConfigError, HandlerError, PeerUnavailable, PomeloError, RpcError
-from ..instruments import end_call
-from ..interfaces import CallEnd, IHookedTransport, IRpcHooks, IRpcTransport
+from ..instruments import end_call, start_call, start_serve
+from ..interfaces import IHookedTransport, IRpcHooks, IRpcTransport
 from ..results import call_settled
 from .calls import RpcCall, call_label, expired
 from .metrics import RpcCounters
 from .payload import copy_plain
 from .remotes import RemoteDispatcher, ServeRemote
 
-__all__ = ["LocalRpcTransport", "ended", "entry_point", "started"]
+__all__ = ["LocalRpcTransport", "entry_point"]
 
 log = Logger()
 
@@ -78,22 +78,6 @@ class _LocalCall(RpcCall):
     def _ended(self) -> None:
         self.args = None
         self.transport._forget(self)
-
-
-def started(
-    hooks: IRpcHooks, server_id: str, service: str, method: str, context: CallContext | None
-) -> tuple[CallContext | None, CallEnd | None]:
-    """``hooks.call_started(...)``; a hook that raises is logged and skipped."""
-    try:
-        return hooks.call_started(server_id, service, method, context)
-    except Exception:
-        log.failure("an rpc call hook failed; skipped for this call")
-        return context, None
-
-
-def ended(d: Deferred[Any], end: CallEnd | None) -> Deferred[Any]:
-    """``d``, whose outcome ``end`` sees first (when there is one)."""
-    return d if end is None else d.addBoth(end_call, end)
 
 
 @implementer(IRpcTransport, IHookedTransport)
@@ -202,7 +186,7 @@ class LocalRpcTransport:
         context = CALL_CONTEXT.get()
         end = None
         if self.hooks is not None:
-            context, end = started(self.hooks, server_id, service, method, context)
+            context, end = start_call(self.hooks, server_id, service, method, context)
         call.context = context
         call.end = end  # told the outcome by the call itself: no Deferred callback
         self._queue.append(call)
@@ -237,10 +221,7 @@ class LocalRpcTransport:
             return
         context, end = call.context, None
         if self.hooks is not None:
-            try:
-                context, end = self.hooks.serve_started("local", call.service, call.method, context)
-            except Exception:
-                log.failure("an rpc serve hook failed; skipped for this call")
+            context, end = start_serve(self.hooks, "local", call.service, call.method, context)
         # The remote runs within the call's deadline (its own calls are cut to it) and
         # its call context.
         token = CALL_CONTEXT.set(context)

@@ -66,12 +66,13 @@ from ..callcontext import CALL_CONTEXT
 from ..deadlines import DeadlineScheduler
 from ..errors import CircuitOpen, PeerUnavailable, RpcError
 from ..gameconfig import ServerInfo
+from ..instruments import ended, start_call
 from ..interfaces import IHookedTransport, INetworkRpcTransport, IRpcHooks, IServerReactor
 from ..tlsconfig import ClusterTLS
 from .batcher import TurnBatcher
 from .breaker import BreakerBoard, BreakerSettings
 from .calls import call_label, expired
-from .local import LocalRpcTransport, ended, entry_point, started
+from .local import LocalRpcTransport, entry_point
 from .logagg import RepeatedWarning
 from .metrics import RpcCounters
 from .payload import MAX_BATCH, pack_plain, unpack_plain
@@ -403,7 +404,7 @@ class PbRpcTransport:
         context = CALL_CONTEXT.get()
         end = None
         if self._hooks is not None:
-            context, end = started(self._hooks, server_id, service, method, context)
+            context, end = start_call(self._hooks, server_id, service, method, context)
         try:
             if type(args) not in (tuple, list):
                 args = list(args)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred, fail
 
 from ..errors import HandlerError, RpcError, RpcTimeout
 from ..gameconfig import ServerInfo
@@ -82,8 +81,7 @@ class PbCall(RpcCall):
     def _cancelled(self, _: Deferred[Any]) -> None:
         if not self.done:
             self.breaker.abandoned()
-        if self.finish() and self.end is not None:
-            self.ended_with(Failure(CancelledError()))
+        super()._cancelled(_)
 
     def _ended(self) -> None:
         channel = self.channel
@@ -97,21 +95,13 @@ class PbCall(RpcCall):
         self.breaker.success()
         kind, size = answer[1], len(answer)
         if kind == OK and size == 3:
-            if self.finish():
-                if self.end is not None:
-                    self.ended_with(None)
-                self.deferred.callback(answer[2])
+            self.resolve(answer[2])
         elif kind == HANDLER_ERROR and size == 4 and type(answer[2]) is int:
             self.fail(HandlerError(answer[2], str(answer[3])))
         elif kind == ERROR and size == 3:
             self.fail(RpcError(f"{self} failed: {answer[2]}"))
         elif kind == TIMEOUT and size == 3:
-            if self.finish():
-                self.counters.timeouts += 1
-                error = RpcTimeout(f"{self} timed out: {answer[2]}")
-                if self.end is not None:
-                    self.ended_with(Failure(error))
-                self.deferred.errback(error)
+            self.timed_out(RpcTimeout(f"{self} timed out: {answer[2]}"))
         else:
             self.fail(RpcError(f"{self}: the peer sent a malformed answer"))
 

@@ -29,7 +29,7 @@ from ..budget import DEADLINE
 from ..callcontext import CALL_CONTEXT, checked_context
 from ..errors import ConfigError, HandlerError, PomeloError, RpcError
 from ..handlers.registry import LIFECYCLE_HOOKS, public_methods
-from ..instruments import end_call
+from ..instruments import end_call, start_serve
 from ..interfaces import IRpcHooks
 from ..results import call_settled, is_later, settle
 from .logagg import RepeatedWarning
@@ -287,10 +287,7 @@ class CallRunner:
         end = None
         hooks = self._hooks()
         if hooks is not None:
-            try:
-                context, end = hooks.serve_started(self.peer, service, method, context)
-            except Exception:
-                log.failure("an rpc serve hook failed; skipped for this call")
+            context, end = start_serve(hooks, self.peer, service, method, context)
         token = None
         if budget is not None:
             if not budget > 0:  # spent (or NaN) on arrival: the remote does not start
