@@ -27,13 +27,16 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.gamecopy import child_env
 
 from .game import REPO, copy_game, traceback_entries
 
-__all__ = ["ClusterProcess"]
+__all__ = ["ENTRY", "ClusterCase", "ClusterProcess"]
 
+#: The example game's login route.
+ENTRY = "connector.entryHandler.entry"
 START_TIMEOUT = 30.0
 STARTED = "cluster started:"
 
@@ -202,3 +205,13 @@ class ClusterCase(TestCase):
         cluster.start()
         yield cluster.wait_started()
         return cluster
+
+    @inlineCallbacks
+    def client(self, cluster: ClusterProcess, connector: str, uid: str, rid: str) -> Any:
+        """A client of ``connector`` logged in as ``uid`` in room ``rid`` (closed at cleanup)."""
+        port = cluster.client_port(connector)
+        client: PomeloClient = yield connect(reactor, f"tcp:127.0.0.1:{port}", timeout=5.0)
+        self.addCleanup(client.close)
+        reply = yield client.request(ENTRY, {"uid": uid, "rid": rid})
+        self.assertEqual(reply, {"code": 200, "uid": uid})
+        return client

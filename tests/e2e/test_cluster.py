@@ -11,14 +11,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import LoopingCall, deferLater
 
-from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.gameconfig import ServerInfo
 from pomelo_twisted.rpc import default_route
 
-from .cluster import ClusterCase, ClusterProcess
+from .cluster import ClusterCase
 from .test_example_game import Pushes
 
-ENTRY = "connector.entryHandler.entry"
 JOIN = "chat.chatHandler.join"
 SEND = "chat.chatHandler.send"
 CHAT_ECHO = "chat.chatHandler.echo"
@@ -36,15 +34,6 @@ def room_on(server_id: str) -> str:
 
 class ClusterTests(ClusterCase):
     """``pomelo-twisted start``, clients on both connectors, ``list`` and ``stop``."""
-
-    @inlineCallbacks
-    def client(self, cluster: ClusterProcess, connector: str, uid: str, rid: str) -> Any:
-        port = cluster.client_port(connector)
-        client: PomeloClient = yield connect(reactor, f"tcp:127.0.0.1:{port}", timeout=5.0)
-        self.addCleanup(client.close)
-        reply = yield client.request(ENTRY, {"uid": uid, "rid": rid})
-        self.assertEqual(reply, {"code": 200, "uid": uid})
-        return client
 
     @inlineCallbacks
     def test_cluster_serves_both_connectors_and_stops_in_order(self) -> Any:

@@ -15,8 +15,8 @@ from twisted.trial.unittest import TestCase
 from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.rpc.pbconnection import OneShotLogin
 
-from .cluster import ClusterProcess
-from .test_cluster import CHAT_ECHO, ENTRY, JOIN, room_on
+from .cluster import ENTRY, ClusterProcess
+from .test_cluster import CHAT_ECHO, JOIN, room_on
 
 SECRET = b"development-only-cluster-secret"
 

@@ -9,23 +9,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import LoopingCall, deferLater
 
-from pomelo_twisted.client import PomeloClient, connect
+from pomelo_twisted.client import connect
 
-from .cluster import ClusterCase, ClusterProcess
-from .test_cluster import CHAT_ECHO, ENTRY, JOIN, SEND, room_on
+from .cluster import ClusterCase
+from .test_cluster import CHAT_ECHO, JOIN, SEND, room_on
 
 
 class DrainClusterTests(ClusterCase):
     """``pomelo-twisted drain`` and ``restart`` of a running example cluster."""
-
-    @inlineCallbacks
-    def client(self, cluster: ClusterProcess, connector: str, uid: str, rid: str) -> Any:
-        port = cluster.client_port(connector)
-        client: PomeloClient = yield connect(reactor, f"tcp:127.0.0.1:{port}", timeout=5.0)
-        self.addCleanup(client.close)
-        reply = yield client.request(ENTRY, {"uid": uid, "rid": rid})
-        self.assertEqual(reply, {"code": 200, "uid": uid})
-        return client
 
     @inlineCallbacks
     def test_drain_of_a_connector_kicks_with_the_reason(self) -> Any:

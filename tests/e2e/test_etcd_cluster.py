@@ -33,8 +33,9 @@ from pomelo_twisted.testing.children import dying_with_parent
 from pomelo_twisted.testing.etcdserver import EtcdServer
 from pomelo_twisted.testing.gamecopy import child_env
 
+from .cluster import ENTRY
 from .game import REPO, copy_game, traceback_entries
-from .test_cluster import CHAT_ECHO, ENTRY, JOIN, SEND, room_on
+from .test_cluster import CHAT_ECHO, JOIN, SEND, room_on
 from .test_example_game import Pushes
 
 HOSTS = {

@@ -20,8 +20,8 @@ from bench.soak import merge_reports, slope_per_minute, summarize_series
 from pomelo_twisted.client import PomeloClient, connect
 from pomelo_twisted.rpc import default_route
 
-from .cluster import ClusterCase, ClusterProcess
-from .test_cluster import CHAT_ECHO, CHATS, ENTRY, room_on
+from .cluster import ENTRY, ClusterCase, ClusterProcess
+from .test_cluster import CHAT_ECHO, CHATS, room_on
 
 ABOVE_INFO = re.compile(r"#(warn|error|critical)\]")
 STOP_SECONDS = 6.0

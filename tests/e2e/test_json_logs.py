@@ -11,8 +11,8 @@ from twisted.internet.defer import inlineCallbacks
 
 from pomelo_twisted.client import PomeloClient, connect
 
-from .cluster import ClusterCase, ClusterProcess
-from .test_cluster import CHAT_ECHO, ENTRY
+from .cluster import ENTRY, ClusterCase, ClusterProcess
+from .test_cluster import CHAT_ECHO
 
 JSON_START = ("--log-format", "json", "--log-level", "info,pomelo_twisted.access=debug")
 

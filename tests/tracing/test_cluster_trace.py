@@ -22,8 +22,8 @@ from twisted.web.server import Request, Site
 
 from pomelo_twisted.client import PomeloClient, connect
 
-from ..e2e.cluster import ClusterCase
-from ..e2e.test_cluster import ENTRY, JOIN, SEND, room_on
+from ..e2e.cluster import ENTRY, ClusterCase
+from ..e2e.test_cluster import JOIN, SEND, room_on
 
 LOUD = re.compile(r"#(warn|error|critical)\]")
 """A log line above info."""
