@@ -167,6 +167,23 @@ class IConnectionHandler(Interface):
         """The connection closed for ``reason`` (one of ``CloseReason``'s causes)."""
 
 
+class IHandshakeNegotiator(Interface):
+    """One thing a client's handshake decides about its connection: the body serializer,
+    protobuf routes, a client dialect (libpitaya, pypomelo), a session resume.
+
+    A listener runs its negotiators in order on each accepted handshake, after the game's
+    ``handshake`` hook and before the reply is sent; each reads ``handshake`` and changes
+    ``offer`` (a :class:`pomelo_twisted.agent.negotiation.ConnectionOffer`: what the
+    connection will be and the extra ``sys`` fields of the reply). It may raise
+    ``HandshakeRejected`` to refuse the client with that code and reason.
+    """
+
+    name = Attribute("what it negotiates, for logs and docs (e.g. 'serializer')")
+
+    def negotiate(agent: IAgent, handshake: ClientHandshake, offer: object) -> None:
+        """Read ``handshake``; change ``offer`` (a ``ConnectionOffer``)."""
+
+
 class IAcceptor(Interface):
     """A client listener (a Service): where clients connect and the agents it holds."""
 

@@ -8,7 +8,7 @@ hybrid acceptors build on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -20,7 +20,13 @@ from zope.interface import implementer
 from ..agent import Agent, AgentConfig, CloseReason, ConnectionMetrics
 from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
-from ..interfaces import IAgentLink, IConnectionHandler, ISerializer, ISlicedLink
+from ..interfaces import (
+    IAgentLink,
+    IConnectionHandler,
+    IHandshakeNegotiator,
+    ISerializer,
+    ISlicedLink,
+)
 from ..protocol import RouteDictionary
 from ..serializers import JsonSerializer
 
@@ -54,6 +60,7 @@ class AgentPool:
         config: AgentConfig | None = None,
         dictionary: RouteDictionary | None = None,
         metrics: ConnectionMetrics | None = None,
+        negotiators: Sequence[IHandshakeNegotiator] = (),
     ) -> None:
         self.handler = handler
         self.clock = clock
@@ -66,6 +73,10 @@ class AgentPool:
         """The handshake and idle timeouts of every connection, under one DelayedCall."""
         self.push_format = (self.serializer, dictionary if self.config.use_dict else None)
         """Shared by the agents: a push is encoded once for all of them."""
+        self.negotiators = tuple(negotiators)
+        """What a client's handshake decides about its connection, in order."""
+        self.push_formats: dict[Hashable, Hashable] = {}
+        """The push formats handshakes negotiated apart from the default, one object each."""
         self._next_sid = 1
         self._drain_waiters: list[Deferred[None]] = []
         self.connections = 0
@@ -119,6 +130,8 @@ class AgentPool:
             metrics=self.metrics,
             deadlines=self.deadlines,
             push_format=self.push_format,
+            negotiators=self.negotiators,
+            push_formats=self.push_formats,
         )
         self.agents[sid] = agent
         agent.start(accepted_at)

@@ -12,6 +12,7 @@ send methods (which check the protocol state) and goes out through its
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from contextlib import suppress
 
 from twisted.internet.defer import Deferred
@@ -22,7 +23,13 @@ from zope.interface import implementer
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import HandshakeRejected
-from ..interfaces import IAgent, IAgentLink, IConnectionHandler, ISerializer
+from ..interfaces import (
+    IAgent,
+    IAgentLink,
+    IConnectionHandler,
+    IHandshakeNegotiator,
+    ISerializer,
+)
 from ..protocol import (
     CODE_BAD_HANDSHAKE,
     BadHandshake,
@@ -44,6 +51,7 @@ from ..results import settle
 from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
+from .negotiation import ConnectionOffer, PushEncoder, intern_push_format
 from .reading import KICK_BACKLOG, SlicedReader
 from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
@@ -80,7 +88,11 @@ class Agent(SlicedReader):
         "handshake",
         "link",
         "metrics",
+        "negotiators",
+        "offer",
+        "push_encoder",
         "push_format",
+        "push_formats",
         "requests",
         "send_queue",
         "serializer",
@@ -101,6 +113,8 @@ class Agent(SlicedReader):
         metrics: ConnectionMetrics | None = None,
         deadlines: DeadlineScheduler | None = None,
         push_format: object = None,
+        negotiators: Sequence[IHandshakeNegotiator] = (),
+        push_formats: dict[Hashable, Hashable] | None = None,
     ) -> None:
         self.link = link
         self.handler = handler
@@ -117,6 +131,14 @@ class Agent(SlicedReader):
         self.push_format = (
             push_format if push_format is not None else (serializer, connection.dictionary)
         )
+        self.negotiators = negotiators
+        """What the client's handshake decides, in order (:mod:`.negotiation`)."""
+        self.push_formats = push_formats if push_formats is not None else {}
+        """The listener's push formats, one object each (agents compare them by identity)."""
+        self.offer: ConnectionOffer | None = None
+        """What the handshake negotiated, once answered."""
+        self.push_encoder: PushEncoder | None = None
+        """Encodes push bodies instead of the serializer when set (e.g. protobuf)."""
         self.send_queue = SendQueue(link, config.max_pending_bytes, self._overflowed)
         self.handshake: ClientHandshake | None = None
         self.session: object = None
@@ -252,15 +274,19 @@ class Agent(SlicedReader):
 
     def push(self, route: str, msg: object) -> bool:
         """Push ``msg`` on ``route``; False when the connection is not working."""
+        encoder = self.push_encoder
+        body = self.serializer.encode(msg) if encoder is None else encoder(route, msg)
         try:
-            package = self.connection.send_push(route, self.serializer.encode(msg))
+            package = self.connection.send_push(route, body)
         except LocalProtocolError:
             return False
         return self.send_queue.write(package)
 
     def prepare_push(self, route: str, msg: object) -> bytes:
         """A push package encoded once for every agent of the same ``push_format``."""
-        return self.connection.prepare_push(route, self.serializer.encode(msg))
+        encoder = self.push_encoder
+        body = self.serializer.encode(msg) if encoder is None else encoder(route, msg)
+        return self.connection.prepare_push(route, body)
 
     def push_prepared(self, package: bytes) -> bool:
         """Write a package from ``prepare_push``; False when the connection is not working."""
@@ -306,21 +332,51 @@ class Agent(SlicedReader):
             return
         config = self.config
         dictionary = self.connection.dictionary
+        offer = ConnectionOffer(
+            self.serializer, self.handler, config.use_dict and dictionary is not None
+        )
+        handshake = self.handshake
+        assert handshake is not None
+        try:
+            for negotiator in self.negotiators:
+                negotiator.negotiate(self, handshake, offer)
+        except Exception:
+            self._handshake_failed(Failure())
+            return
         response = HandshakeResponse(
             code=200,
             heartbeat=config.heartbeat,
             dictionary=dictionary,
-            use_dict=config.use_dict and dictionary is not None,
-            serializer=self.serializer.name,
+            use_dict=offer.use_dict,
+            serializer=offer.serializer.name,
             user=user,
             legacy_route_maps=config.legacy_route_maps,
+            compress_pushes=offer.compress_pushes,
+            extra_sys=offer.sys,
         )
+        push_dictionary = self.connection.push_dictionary
         try:
             data = self.connection.send(response)
         except (TypeError, ValueError):
             self._handshake_failed(Failure())
             return
+        self._apply(offer, push_dictionary)
         self.send_queue.write(data)
+
+    def _apply(self, offer: ConnectionOffer, push_dictionary: object) -> None:
+        """The connection becomes what its handshake negotiated (sent in the reply);
+        ``push_dictionary`` is the one of its push format until now."""
+        self.offer = offer
+        changed = offer.serializer is not self.serializer
+        if changed:
+            self.serializer = self.requests.serializer = offer.serializer
+        if offer.handler is not self.handler:
+            self.handler = self.requests.handler = offer.handler
+        self.push_encoder = offer.push_encoder
+        pushes = self.connection.push_dictionary
+        if changed or pushes is not push_dictionary or offer.push_variant is not None:
+            key = (offer.serializer.name, pushes, offer.push_variant)
+            self.push_format = intern_push_format(self.push_formats, key)
 
     def _handshake_failed(self, failure: Failure) -> None:
         if self._closing:

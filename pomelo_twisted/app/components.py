@@ -19,6 +19,7 @@ from ..interfaces import IComponent, IConnectionHandler, INetworkRpcTransport
 from ..serializers import get_serializer
 from .frontend import FrontendHandler
 from .lifecycle import IReadyService
+from .negotiators import negotiators_of
 
 if TYPE_CHECKING:
     from .application import Application
@@ -115,6 +116,7 @@ class ConnectorComponent(MultiService):
             serializer = get_serializer(app.get("serializer", "json"))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: {exc}") from None
+        negotiators = negotiators_of(app)
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
         handler: IConnectionHandler = FrontendHandler(app)
@@ -127,6 +129,7 @@ class ConnectorComponent(MultiService):
             serializer=serializer,
             config=config,
             dictionary=app.dictionary,
+            negotiators=negotiators,
         )
         return AcceptorService(app.reactor, endpoint, self.agents, kind=kind)
 

@@ -85,6 +85,7 @@ def connect(
     client_type: str = "python-twisted",
     version: str = "0.1.0",
     max_packet_size: int = DEFAULT_CLIENT_MAX_PACKET_SIZE,
+    serializer: str | None = None,
 ) -> Deferred[PomeloClient]:
     """Connect to a Pomelo server; fires with a :class:`PomeloClient` once handshake + ack are done.
 
@@ -95,6 +96,8 @@ def connect(
     :class:`HandshakeRejected`. ``user`` is sent as the handshake's ``user`` data,
     ``client_type`` / ``version`` as ``sys.type`` / ``sys.version``.
     ``request_timeout`` is the default timeout of :meth:`PomeloClient.request`.
+    ``serializer`` (e.g. ``"msgpack"``) asks the server for that body serializer in the
+    handshake; the client uses whichever the server answers with.
     Cancelling the Deferred abandons the attempt and closes the connection.
 
     From ``async def`` code::
@@ -117,6 +120,7 @@ def connect(
             client_type=client_type,
             version=version,
             max_packet_size=max_packet_size,
+            serializer=serializer,
         )
 
     endpoint, factory = endpoint_for(reactor, target, make_client, tls_options, timeout)

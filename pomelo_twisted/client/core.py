@@ -89,8 +89,10 @@ class PomeloClient:
         client_type: str = "python-twisted",
         version: str = "0.1.0",
         max_packet_size: int = DEFAULT_CLIENT_MAX_PACKET_SIZE,
+        serializer: str | None = None,
     ) -> None:
         self._clock = clock
+        self._wanted_serializer = serializer
         self._conn = ClientConnection(min(max_packet_size, MAX_BODY_LENGTH))
         self._user = user
         self._handshake_timeout = handshake_timeout
@@ -181,7 +183,9 @@ class PomeloClient:
         """Send the client handshake (the transport can now carry packages)."""
         if self._close_reason is not None:
             return
-        sys = {"type": self._client_type, "version": self._version, "rsa": {}}
+        sys: dict[str, Any] = {"type": self._client_type, "version": self._version, "rsa": {}}
+        if self._wanted_serializer is not None:
+            sys["serializer"] = self._wanted_serializer
         self._write(self._conn.send(ClientHandshake(sys=sys, user=self._user)))
 
     def connection_made(self, adapter: TransportAdapter) -> None:

@@ -238,6 +238,7 @@ class ServerConnection(_Connection):
         "_dictionary",
         "_handshake_pending",
         "_violation_answered",
+        "push_dictionary",
     )
 
     def __init__(
@@ -247,6 +248,8 @@ class ServerConnection(_Connection):
     ) -> None:
         super().__init__(max_packet_size, decode_request_fast)
         self.dictionary = dictionary
+        self.push_dictionary: RouteDictionary | None = dictionary
+        """The dictionary push routes are compressed with (None: pushes carry strings)."""
         self._handshake_pending = False
         self._client_dict_version: str | None = None
         self._violation_answered = False
@@ -255,7 +258,7 @@ class ServerConnection(_Connection):
 
     @property
     def dictionary(self) -> RouteDictionary | None:
-        """The route dictionary: client route codes are resolved, pushes compressed with it."""
+        """The route dictionary client route codes are resolved with."""
         return self._dictionary
 
     @dictionary.setter
@@ -317,15 +320,15 @@ class ServerConnection(_Connection):
         """``send(Push(route, body))`` without building the event."""
         if self.state is not ConnectionState.WORKING:
             raise LocalProtocolError(f"cannot send Push in state {self.state.value}")
-        return encode_push(route, body, self.dictionary)
+        return encode_push(route, body, self.push_dictionary)
 
     def prepare_push(self, route: str, body: bytes) -> bytes:
         """A push package for :meth:`send_prepared`, encoded once for a broadcast.
 
-        The bytes depend only on the route dictionary: they serve every connection
-        whose ``dictionary`` is this one's. Preparing sends nothing, in any state.
+        The bytes depend only on the push dictionary: they serve every connection
+        whose ``push_dictionary`` is this one's. Preparing sends nothing, in any state.
         """
-        return encode_push(route, body, self.dictionary)
+        return encode_push(route, body, self.push_dictionary)
 
     def send_prepared(self, package: bytes) -> bytes:
         """``package`` (from :meth:`prepare_push` of a connection sharing this one's
@@ -380,6 +383,7 @@ class ServerConnection(_Connection):
             self._handshake_pending = False
             # Compress pushes only with a dictionary the client was told to use.
             self.dictionary = event.dictionary if event.use_dict else None
+            self.push_dictionary = self.dictionary if event.compress_pushes else None
             self.state = S.WAITING_ACK if event.code == CODE_OK else S.CLOSED
             return encode_package(PackageType.HANDSHAKE, body)
         raise LocalProtocolError(f"a server does not send {type(event).__name__}")

@@ -5,6 +5,7 @@ Bodies are raw bytes; serializers live above the protocol layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,12 @@ class HandshakeResponse:
     user: Any = None
     message: str | None = None
     legacy_route_maps: bool = True
+    compress_pushes: bool = True
+    """With ``use_dict``: whether pushes travel with compressed routes too (a client that
+    cannot read a compressed push, e.g. pypomelo, still sends codes)."""
+    extra_sys: Mapping[str, Any] | None = None
+    """More ``sys`` fields of a 200 reply, decided by the handshake negotiators (the
+    protos, a resume token, ...); written after the standard ones."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,8 @@ def encode_handshake_response(
             sys["codeToRoute"] = dictionary.code_to_route()
     if response.serializer is not None:
         sys["serializer"] = response.serializer
+    if response.extra_sys:
+        sys.update(response.extra_sys)
     reply = {"code": CODE_OK, "sys": sys}
     if response.user is not None:
         reply["user"] = response.user

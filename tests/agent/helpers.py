@@ -10,6 +10,7 @@ the handshake, reads the reply and acknowledges it. Nothing touches sockets or r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from twisted.internet.task import Clock
@@ -17,6 +18,7 @@ from twisted.internet.testing import StringTransportWithDisconnection
 
 from pomelo_twisted.acceptors import AgentPool, PomeloTCPProtocol, TCPFactory
 from pomelo_twisted.agent import Agent, AgentConfig
+from pomelo_twisted.interfaces import IHandshakeNegotiator
 from pomelo_twisted.protocol import (
     ClientConnection,
     ClientHandshake,
@@ -51,11 +53,19 @@ def kick_package(reason: str) -> bytes:
     return encode_package(PackageType.KICK, body)
 
 
-def make_agents(config: AgentConfig | None = None, clock: Clock | None = None) -> AgentPool:
+def make_agents(
+    config: AgentConfig | None = None,
+    clock: Clock | None = None,
+    negotiators: Sequence[IHandshakeNegotiator] = (),
+) -> AgentPool:
     """An agent pool serving :class:`EchoHandler` on ``clock`` with the echo dictionary."""
     clock = clock if clock is not None else Clock()
     return AgentPool(
-        EchoHandler(clock), clock, config=config or AgentConfig(), dictionary=echo_dictionary()
+        EchoHandler(clock),
+        clock,
+        config=config or AgentConfig(),
+        dictionary=echo_dictionary(),
+        negotiators=negotiators,
     )
 
 
@@ -132,10 +142,12 @@ def connect(
     ack: bool = True,
     user: object = None,
     dict_version: str | None = None,
+    sys: dict[str, Any] | None = None,
 ) -> Connection:
     """Connect, handshake and (unless ``ack`` is false) acknowledge; the transport is cleared.
 
-    After the ack the server's first heartbeat has been read and cleared too.
+    After the ack the server's first heartbeat has been read and cleared too. ``sys``
+    adds fields to the handshake's ``sys`` object.
     """
     if agents is None:
         agents = make_agents(config)
@@ -145,7 +157,7 @@ def connect(
     assert isinstance(clock, Clock)
     assert isinstance(handler, EchoHandler)
     conn = Connection(protocol, transport, ClientConnection(), clock, handler, agents)
-    conn.send(ClientHandshake(sys=dict(SYS), user=user, dict_version=dict_version))
+    conn.send(ClientHandshake(sys={**SYS, **(sys or {})}, user=user, dict_version=dict_version))
     (reply,) = conn.events()
     assert isinstance(reply, HandshakeResponse) and reply.code == 200, reply
     if ack:
