@@ -146,6 +146,7 @@ def parse_handshake_response(body: bytes) -> HandshakeResponse:
         serializer=serializer if isinstance(serializer, str) else None,
         user=obj.get("user"),
         message=message if isinstance(message, str) else None,
+        extra_sys=sys,  # every field, for what the client negotiated (resume, protos...)
     )
 
 
