@@ -9,8 +9,8 @@ connection then has a new session and the client logs in again. Stock clients ne
 send ``sys.resume`` and get nothing of this.
 
 Application settings (a frontend's): ``resume`` (default true), ``resume_window``
-(seconds a dropped session waits, default 60), ``resume_max_pushes`` (default 512) and
-``resume_max_bytes`` (default 1 MiB) bound each session's push buffer,
+(seconds a dropped session waits, default 60), ``resume_max_pushes`` (default 256) and
+``resume_max_bytes`` (default 256 KiB) bound each session's push buffer,
 ``resume_secret`` (the token key; default: random per process, which suffices since
 only this process can resume its sessions).
 """
@@ -46,8 +46,8 @@ class ResumeSettings:
 
     enabled: bool = True
     window: float = 60.0
-    max_pushes: int = 512
-    max_bytes: int = 1 << 20
+    max_pushes: int = 256
+    max_bytes: int = 256 << 10
     secret: str | None = None
 
 
