@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.resume import RESUME_ROUTE, ParkedAgent, ResumeTokens
 from pomelo_twisted.resume.handler import ResumableConnection
+from pomelo_twisted.session.interfaces import IBindingClaims
+from pomelo_twisted.session.service import ANOTHER_LOGIN
 
 from .support import FRONTEND, Client, Frontend
 
@@ -280,3 +284,55 @@ class ResumeTests(SynchronousTestCase):
         self.frontend.clock.advance(60)
         self.assertEqual(self.closes, ["client closed"])
         self.assertEqual(len(self.frontend.registry), 0)
+
+
+@implementer(IBindingClaims)
+class RecordingDirectory:
+    """Cluster-wide bindings in small: every claim granted, every hook recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def claim(self, uid: str, sid: int) -> Deferred[None]:
+        self.calls.append(("claim", uid, sid))
+        return succeed(None)
+
+    def bound(self, uid: str, sid: int) -> None:
+        self.calls.append(("bound", uid, sid))
+
+    def released(self, uid: str, sid: int) -> None:
+        self.calls.append(("released", uid, sid))
+
+
+class ClusterBindingTests(SynchronousTestCase):
+    """With cluster-wide bindings (etcd), a parked session keeps its binding."""
+
+    def setUp(self) -> None:
+        self.frontend = Frontend()
+        self.directory = RecordingDirectory()
+        verifyObject(IBindingClaims, self.directory)
+        self.frontend.sessions.directory = self.directory
+        self.frontend.sessions.cluster_unique = True
+        self.client = logged_in(self.frontend)
+        self.session = self.frontend.sessions.get_by_uid("alice")[0]
+
+    def test_parked_session_keeps_its_binding(self) -> None:
+        """Parking releases nothing: the uid stays bound to this frontend's session."""
+        self.client.drop()
+        self.assertNotIn("released", [call[0] for call in self.directory.calls])
+
+    def test_login_elsewhere_kicks_the_parked_session(self) -> None:
+        """Another connector's login kicks the uid here: the parked session closes and
+        its binding goes; its token is then refused."""
+        self.client.drop()
+        self.frontend.sessions.kick("alice", ANOTHER_LOGIN)
+        self.assertIn(("released", "alice", self.session.id), self.directory.calls)
+        self.assertIsNone(self.frontend.sessions.get(self.session.id))
+        again = self.frontend.connect({"token": token_of(self.client), "received": 1})
+        self.assertIn("is gone", again.resume["refused"])
+
+    def test_expiry_releases_the_binding(self) -> None:
+        """At the window's end the binding is released with the session."""
+        self.client.drop()
+        self.frontend.clock.advance(60)
+        self.assertEqual(self.directory.calls[-1], ("released", "alice", self.session.id))
