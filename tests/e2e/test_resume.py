@@ -54,17 +54,26 @@ class Network(ProxyFactory):
 
 
 class ResumeClusterTests(ClusterCase):
-    """Alice's session survives two connection drops while Bob chats."""
+    """Alice's session survives connection drops while Bob chats."""
+
+    def test_chat_survives_drops_from_either_side(self) -> Any:
+        """Over TCP, every message sent while Alice reconnects reaches her once, in
+        order; the room kept her (Bob's join lists her; her pushes never stopped)."""
+        return self.chat_through_drops("tcp:127.0.0.1:{port}", (True, False))
+
+    def test_websocket_session_resumes(self) -> Any:
+        """The same over WebSocket (the hybrid port), one drop."""
+        return self.chat_through_drops("ws://127.0.0.1:{port}/", (False,))
 
     @inlineCallbacks
-    def test_chat_survives_drops_from_either_side(self) -> Any:
-        """Every message sent while Alice reconnects reaches her once, in order; the room
-        kept her (Bob's join lists her; her pushes were never cut off)."""
+    def chat_through_drops(self, target: str, drops: tuple[bool, ...]) -> Any:
+        """Alice on ``target`` (through the proxy) while Bob chats; her connection is
+        killed once per item of ``drops`` (True: the server's socket first)."""
         cluster = yield self.started()
         network = Network("127.0.0.1", cluster.client_port("connector-server-1"))
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(network)
         self.addCleanup(port.stopListening)
-        address = f"tcp:127.0.0.1:{port.getHost().port}"
+        address = target.format(port=port.getHost().port)
         alice: ResumingClient = yield connect_resumable(
             reactor, address, Random(5), initial_delay=0.05, max_delay=0.5, timeout=5.0
         )
@@ -82,11 +91,13 @@ class ResumeClusterTests(ClusterCase):
         yield bob.request(JOIN, {"rid": ROOM})
 
         sent = 0
-        for server_side_first in (True, False):
+        for server_side_first in drops:
             for _ in range(5):
                 sent += 1
                 yield bob.request(SEND, {"rid": ROOM, "content": str(sent)})
             network.kill(server_side_first)
+            members = yield bob.request(JOIN, {"rid": ROOM})
+            self.assertIn("alice", members["members"])  # parked, not gone
             for _ in range(10):  # while Alice is away: on the dead socket or parked
                 sent += 1
                 yield bob.request(SEND, {"rid": ROOM, "content": str(sent)})
@@ -97,8 +108,8 @@ class ResumeClusterTests(ClusterCase):
         yield self.wait_for(lambda: len(got) >= sent)
 
         self.assertEqual(got, list(range(1, sent + 1)))
-        self.assertEqual((len(resumed), failed), (2, []))
-        self.assertEqual(len(network.connections), 3)
+        self.assertEqual((len(resumed), failed), (len(drops), []))
+        self.assertEqual(len(network.connections), len(drops) + 1)
         members = yield bob.request(JOIN, {"rid": ROOM})
         self.assertIn("alice", members["members"])
         reply = yield alice.request(ENTRY, {"uid": "alice", "rid": ROOM})
