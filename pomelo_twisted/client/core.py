@@ -97,7 +97,8 @@ class PomeloClient:
         self.pushes_received = 0
         """Pushes received on this connection (a resume tells the server how many)."""
         self.handshake_sys: Mapping[str, Any] = MappingProxyType({})
-        """The ``sys`` object of the server's handshake reply."""
+        """The fields of the handshake reply's ``sys`` the client does not read itself
+        (what the handshake negotiated: ``resume``...)."""
         self._wanted_serializer = serializer
         self._conn = ClientConnection(min(max_packet_size, MAX_BODY_LENGTH))
         self._user = user

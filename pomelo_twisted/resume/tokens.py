@@ -19,7 +19,14 @@ import json
 from dataclasses import dataclass
 from random import Random
 
-__all__ = ["MAX_TOKEN_LENGTH", "RESUME_ROUTE", "ResumeClaims", "ResumeRefused", "ResumeTokens"]
+__all__ = [
+    "FORGED",
+    "MAX_TOKEN_LENGTH",
+    "RESUME_ROUTE",
+    "ResumeClaims",
+    "ResumeRefused",
+    "ResumeTokens",
+]
 
 RESUME_ROUTE = "sys.resume"
 """The reserved push route of a fresh token (after a bind or unbind), sent only to
@@ -27,6 +34,12 @@ clients that asked for resume."""
 
 MAX_TOKEN_LENGTH = 1024
 """Longer tokens are refused before any decoding."""
+
+FORGED = (
+    "resume token not signed by this frontend process (forged, altered, or issued before "
+    "it restarted)"
+)
+"""The refusal of a token whose signature does not verify."""
 
 _VERSION = 1
 
@@ -84,7 +97,7 @@ class ResumeTokens:
 
     def open(self, token: object) -> ResumeClaims:
         """The claims of ``token``; :class:`ResumeRefused` naming what is wrong (malformed,
-        another frontend's, forged or altered)."""
+        another frontend's, or not signed here: :data:`FORGED`)."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise ResumeRefused("malformed resume token")
         payload, dot, signature = token.partition(".")
@@ -110,5 +123,5 @@ class ResumeTokens:
                 frontend_id,
             )
         if not hmac.compare_digest(signature, self._sign(payload)):
-            raise ResumeRefused("forged or altered resume token")
+            raise ResumeRefused(FORGED)
         return ResumeClaims(frontend_id, sid, uid, nonce)

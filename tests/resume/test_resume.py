@@ -10,6 +10,7 @@ from zope.interface.verify import verifyObject
 from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.resume import RESUME_ROUTE, ParkedAgent, ResumeTokens
 from pomelo_twisted.resume.handler import ResumableConnection
+from pomelo_twisted.resume.tokens import FORGED
 from pomelo_twisted.session.interfaces import IBindingClaims
 from pomelo_twisted.session.service import ANOTHER_LOGIN
 
@@ -154,7 +155,7 @@ class ResumeTests(SynchronousTestCase):
         self.client.drop()
         forged = ResumeTokens(FRONTEND, b"x" * 32).issue(self.session.id, "alice", "00")
         again = self.frontend.connect({"token": forged, "received": 1})
-        self.assertEqual(again.resume["refused"], "forged or altered resume token")
+        self.assertEqual(again.resume["refused"], FORGED)
         self.assertIsNot(again.agent.session, self.session)
         payload, _, signature = token_of(self.client).partition(".")
         altered = (
