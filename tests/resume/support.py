@@ -68,7 +68,13 @@ class SessionHandler:
 class Client:
     """One client connection: the sans-I/O client connection over a StringTransport."""
 
-    def __init__(self, frontend: Frontend, resume: dict[str, Any] | None, ack: bool) -> None:
+    def __init__(
+        self,
+        frontend: Frontend,
+        resume: dict[str, Any] | None,
+        ack: bool,
+        sys: dict[str, Any] | None = None,
+    ) -> None:
         self.frontend = frontend
         protocol = TCPFactory(frontend.agents).buildProtocol(None)  # type: ignore[arg-type]
         assert isinstance(protocol, PomeloTCPProtocol)
@@ -78,10 +84,10 @@ class Client:
         protocol.makeConnection(self.transport)
         self.conn = ClientConnection()
         self.pushes: list[tuple[str, Any]] = []
-        sys = dict(SYS)
+        fields = {**SYS, **(sys or {})}
         if resume is not None:
-            sys["resume"] = resume
-        self.send(ClientHandshake(sys=sys))
+            fields["resume"] = resume
+        self.send(ClientHandshake(sys=fields))
         (reply,) = self.events()
         assert isinstance(reply, HandshakeResponse) and reply.code == 200, reply
         self.sys: dict[str, Any] = dict(reply.extra_sys or {})
@@ -161,8 +167,16 @@ class Frontend:
     def registry(self) -> Any:
         return self.negotiator.registry
 
-    def connect(self, resume: dict[str, Any] | None = None, *, ack: bool = True) -> Client:
-        return Client(self, resume, ack)
+    def connect(
+        self,
+        resume: dict[str, Any] | None = None,
+        *,
+        ack: bool = True,
+        sys: dict[str, Any] | None = None,
+    ) -> Client:
+        """A client connection asking ``resume`` (None: a stock client), with more
+        handshake ``sys`` fields; acknowledged unless ``ack`` is false."""
+        return Client(self, resume, ack, sys)
 
     def chat(self, *numbers: int, uid: str = "alice") -> None:
         """Push ``onChat {"n": n}`` to ``uid`` for each number (the channel's path)."""

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.agent.negotiation import SerializerNegotiator
 from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.resume import RESUME_ROUTE, ParkedAgent, ResumeTokens
 from pomelo_twisted.resume.handler import ResumableConnection
@@ -207,6 +208,18 @@ class ResumeTests(SynchronousTestCase):
         self.client.drop()
         again = self.frontend.connect({"token": token_of(self.client), "received": 5})
         self.assertIn("says it received 5", again.resume["refused"])
+
+    def test_other_push_format_is_refused(self) -> None:
+        """A resume asking another serializer than the session's pushes is refused:
+        the buffered packages could not be read."""
+        self.frontend.agents.negotiators = (SerializerNegotiator(), self.frontend.negotiator)
+        self.client.drop()
+        token = token_of(self.client)
+        again = self.frontend.connect(
+            {"token": token, "received": received(self.client)}, sys={"serializer": "msgpack"}
+        )
+        self.assertIn("push format", again.resume["refused"])
+        self.assertIsNot(again.agent.session, self.session)
 
     def test_kick_while_parked_closes(self) -> None:
         """A kick of a parked session (another login...) closes it with the reason."""
