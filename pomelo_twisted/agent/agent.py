@@ -51,7 +51,7 @@ from ..results import settle
 from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
-from .negotiation import ConnectionOffer, PushEncoder, intern_push_format
+from .negotiation import ConnectionOffer, PushEncoder, PushRecorder, intern_push_format
 from .reading import KICK_BACKLOG, SlicedReader
 from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
@@ -93,6 +93,7 @@ class Agent(SlicedReader):
         "push_encoder",
         "push_format",
         "push_formats",
+        "push_log",
         "requests",
         "send_queue",
         "serializer",
@@ -139,6 +140,8 @@ class Agent(SlicedReader):
         """What the handshake negotiated, once answered."""
         self.push_encoder: PushEncoder | None = None
         """Encodes push bodies instead of the serializer when set (e.g. protobuf)."""
+        self.push_log: PushRecorder | None = None
+        """Records every push written (a resumable session's, :mod:`pomelo_twisted.resume`)."""
         self.send_queue = SendQueue(link, config.max_pending_bytes, self._overflowed)
         self.handshake: ClientHandshake | None = None
         self.session: object = None
@@ -280,6 +283,8 @@ class Agent(SlicedReader):
             package = self.connection.send_push(route, body)
         except LocalProtocolError:
             return False
+        if self.push_log is not None:
+            self.push_log.record(package)
         return self.send_queue.write(package)
 
     def prepare_push(self, route: str, msg: object) -> bytes:
@@ -294,6 +299,8 @@ class Agent(SlicedReader):
             package = self.connection.send_prepared(package)
         except LocalProtocolError:
             return False
+        if self.push_log is not None:
+            self.push_log.record(package)
         # The queue's fast path inlined: this runs once per member of a broadcast.
         queue = self.send_queue
         if queue.paused:

@@ -15,7 +15,7 @@ Python client does for msgpack); stock clients keep JSON on the same port.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zope.interface import implementer
 
@@ -25,10 +25,22 @@ from ..serializers import get_serializer
 if TYPE_CHECKING:
     from ..protocol import ClientHandshake
 
-__all__ = ["ConnectionOffer", "PushEncoder", "SerializerNegotiator", "intern_push_format"]
+__all__ = [
+    "ConnectionOffer",
+    "PushEncoder",
+    "PushRecorder",
+    "SerializerNegotiator",
+    "intern_push_format",
+]
 
 PushEncoder = Callable[[str, object], bytes]
 """``encoder(route, msg) -> body bytes`` of a push (e.g. protobuf for routes with a proto)."""
+
+
+class PushRecorder(Protocol):
+    """What records the pushes written to a connection (a resumable session's log)."""
+
+    def record(self, package: bytes) -> None: ...
 
 
 class ConnectionOffer:

@@ -15,7 +15,13 @@ from ..acceptors import KINDS, AcceptorService, AgentPool
 from ..agent import AgentConfig
 from ..errors import ConfigError
 from ..instruments import ObservedHandler
-from ..interfaces import IComponent, IConnectionHandler, INetworkRpcTransport
+from ..interfaces import (
+    IComponent,
+    IConnectionHandler,
+    IHandshakeNegotiator,
+    INetworkRpcTransport,
+)
+from ..resume import ResumeNegotiator
 from ..serializers import get_serializer
 from .frontend import FrontendHandler
 from .lifecycle import IReadyService
@@ -98,6 +104,7 @@ class ConnectorComponent(MultiService):
         self.setName("connector")
         self.app = app
         self.agents: AgentPool | None = None
+        self.negotiators: list[IHandshakeNegotiator] = []
         self.acceptor: AcceptorService | None = None
         self._unusable: Failure | None = None
 
@@ -116,7 +123,7 @@ class ConnectorComponent(MultiService):
             serializer = get_serializer(app.get("serializer", "json"))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: {exc}") from None
-        negotiators = negotiators_of(app)
+        negotiators = self.negotiators = negotiators_of(app)
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
         handler: IConnectionHandler = FrontendHandler(app)
@@ -155,6 +162,17 @@ class ConnectorComponent(MultiService):
         """Listen for clients (unless privilegedStartService did already)."""
         self._build()
         super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        """Close every connection (the acceptor), then the sessions parked for resume."""
+
+        def close_parked(result: object) -> object:
+            for negotiator in self.negotiators:
+                if isinstance(negotiator, ResumeNegotiator):
+                    negotiator.registry.close_all()
+            return result
+
+        return super().stopService().addBoth(close_parked)
 
     def when_ready(self) -> Deferred[None]:
         """Fires once the client port is bound (fails when it is taken or misconfigured)."""

@@ -6,16 +6,19 @@ what a client dialect implies, then per-route body codecs, then a session resume
 may refuse the client.
 
 Application settings: ``serializers`` (the body serializers a client may ask for with
-``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only).
+``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only);
+``resume`` and the ``resume_*`` settings (:mod:`pomelo_twisted.resume.negotiator`).
 """
 
 from __future__ import annotations
 
+from random import SystemRandom
 from typing import TYPE_CHECKING
 
 from ..agent.negotiation import SerializerNegotiator
 from ..errors import ConfigError
 from ..interfaces import IHandshakeNegotiator
+from ..resume import ResumeNegotiator, resume_settings
 
 if TYPE_CHECKING:
     from .application import Application
@@ -36,4 +39,10 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
             negotiators.append(SerializerNegotiator(allowed))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: serializers: {exc}") from None
+    resume = resume_settings(app.server_id, app.get)
+    if resume.enabled and app.session_service is not None:
+        # Tokens and nonces must be unguessable: the system's random source.
+        negotiators.append(
+            ResumeNegotiator.for_sessions(app.session_service, app.clock, SystemRandom(), resume)
+        )
     return negotiators

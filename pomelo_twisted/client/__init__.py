@@ -2,8 +2,9 @@
 
 :func:`connect` opens a session over TCP (any Twisted client endpoint string, which
 includes ``tls:``), ``ws://`` or ``wss://`` and fires with a :class:`PomeloClient` once the
-handshake is done. The client is transport-agnostic: the same core runs over TCP,
-WebSocket or an in-memory transport. Every Deferred it returns can be awaited::
+handshake is done (:func:`connect_resumable`: a :class:`ResumingClient` that reconnects
+and resumes its session after a drop). The client is transport-agnostic: the same core
+runs over TCP, WebSocket or an in-memory transport. Every Deferred it returns can be awaited::
 
     from twisted.internet import defer, task
 
@@ -37,6 +38,7 @@ from .errors import (
     HandshakeTimeout,
     RequestTimeout,
 )
+from .reconnect import ResumingClient, connect_resumable
 from .timers import MAX_REQUEST_ID
 from .transports import (
     PomeloClientFactory,
@@ -59,7 +61,9 @@ __all__ = [
     "PomeloWebSocketClientFactory",
     "PomeloWebSocketClientProtocol",
     "RequestTimeout",
+    "ResumingClient",
     "TransportAdapter",
     "connect",
+    "connect_resumable",
     "endpoint_for",
 ]

@@ -86,6 +86,7 @@ def connect(
     version: str = "0.1.0",
     max_packet_size: int = DEFAULT_CLIENT_MAX_PACKET_SIZE,
     serializer: str | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> Deferred[PomeloClient]:
     """Connect to a Pomelo server; fires with a :class:`PomeloClient` once handshake + ack are done.
 
@@ -97,7 +98,8 @@ def connect(
     ``client_type`` / ``version`` as ``sys.type`` / ``sys.version``.
     ``request_timeout`` is the default timeout of :meth:`PomeloClient.request`.
     ``serializer`` (e.g. ``"msgpack"``) asks the server for that body serializer in the
-    handshake; the client uses whichever the server answers with.
+    handshake; the client uses whichever the server answers with. ``resume`` is sent as
+    ``sys.resume`` (see :mod:`pomelo_twisted.client.reconnect`, which uses it).
     Cancelling the Deferred abandons the attempt and closes the connection.
 
     From ``async def`` code::
@@ -121,6 +123,7 @@ def connect(
             version=version,
             max_packet_size=max_packet_size,
             serializer=serializer,
+            resume=resume,
         )
 
     endpoint, factory = endpoint_for(reactor, target, make_client, tls_options, timeout)

@@ -90,8 +90,15 @@ class PomeloClient:
         version: str = "0.1.0",
         max_packet_size: int = DEFAULT_CLIENT_MAX_PACKET_SIZE,
         serializer: str | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         self._clock = clock
+        self._resume = resume
+        self.pushes_received = 0
+        """Pushes received on this connection (a resume tells the server how many)."""
+        self.handshake_sys: Mapping[str, Any] = MappingProxyType({})
+        """The fields of the handshake reply's ``sys`` the client does not read itself
+        (what the handshake negotiated: ``resume``...)."""
         self._wanted_serializer = serializer
         self._conn = ClientConnection(min(max_packet_size, MAX_BODY_LENGTH))
         self._user = user
@@ -186,6 +193,8 @@ class PomeloClient:
         sys: dict[str, Any] = {"type": self._client_type, "version": self._version, "rsa": {}}
         if self._wanted_serializer is not None:
             sys["serializer"] = self._wanted_serializer
+        if self._resume is not None:
+            sys["resume"] = dict(self._resume)
         self._write(self._conn.send(ClientHandshake(sys=sys, user=self._user)))
 
     def connection_made(self, adapter: TransportAdapter) -> None:
@@ -312,6 +321,7 @@ class PomeloClient:
         if dictionary is not None:
             self._dictionary = MappingProxyType(dictionary.route_to_code())
         self._handshake_user = event.user
+        self.handshake_sys = MappingProxyType(dict(event.extra_sys or {}))
         self._write(self._conn.send(HandshakeAck()))
         self._cancel_timer(self._handshake_timer)
         self._handshake_timer = None
@@ -335,6 +345,7 @@ class PomeloClient:
         pending.deferred.callback(body)
 
     def _on_push(self, event: Push) -> None:
+        self.pushes_received += 1
         callbacks = self._push_callbacks.get(event.route)
         if not callbacks and not self._any_push_callbacks:
             self.log.debug("push on {route} with no callback", route=event.route)

@@ -109,6 +109,13 @@ def encode_handshake_response(
     return _dumps(reply)
 
 
+_STANDARD_SYS = frozenset(
+    ("heartbeat", "dict", "routeToCode", "codeToRoute", "dictVersion", "useDict", "serializer")
+)
+"""The ``sys`` fields of a reply parsed into their own attributes; the others are
+``extra_sys`` (what the client negotiated: a resume token, protos...)."""
+
+
 def parse_handshake_response(body: bytes) -> HandshakeResponse:
     """Parse a server handshake reply (pinus, pomelo 2.x or ours)."""
     obj = _loads_object(body, "handshake response")
@@ -146,6 +153,7 @@ def parse_handshake_response(body: bytes) -> HandshakeResponse:
         serializer=serializer if isinstance(serializer, str) else None,
         user=obj.get("user"),
         message=message if isinstance(message, str) else None,
+        extra_sys={k: v for k, v in sys.items() if k not in _STANDARD_SYS} or None,
     )
 
 
