@@ -32,9 +32,12 @@ from .connect import connect
 from .core import AnyPushCallback, PomeloClient, PushCallback, ReasonCallback
 from .errors import ConnectionClosed
 
-__all__ = ["RESUME_ROUTE", "ClientOpener", "ResumingClient", "connect_resumable"]
+__all__ = ["RESUME_END_ROUTE", "RESUME_ROUTE", "ClientOpener", "ResumingClient", "connect_resumable"]
 
 RESUME_ROUTE = "sys.resume"
+RESUME_END_ROUTE = "sys.resume.end"
+"""The notify :meth:`ResumingClient.close` sends first: the server then closes the session
+with the connection instead of parking it for a resume that will not come."""
 """The reserved push route of a fresh resume token (not passed to push callbacks)."""
 
 ClientOpener = Callable[[dict[str, Any]], Deferred[PomeloClient]]
@@ -125,6 +128,8 @@ class ResumingClient:
             d: Deferred[str] = Deferred()
             d.callback("closed by client")
             return d
+        if client.connected:  # leaving on purpose: the server closes the session now
+            client.notify(RESUME_END_ROUTE, {})
         return client.close()
 
     # -- API of the session ----------------------------------------------------

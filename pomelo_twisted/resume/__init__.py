@@ -18,9 +18,10 @@ exactly once and in order. Backends see no leave and no join.
 from .negotiator import ResumeNegotiator, ResumeSettings, resume_settings
 from .parked import ParkedAgent, ResumableSessions, ResumeState
 from .pushlog import PushLog
-from .tokens import RESUME_ROUTE, ResumeClaims, ResumeRefused, ResumeTokens
+from .tokens import RESUME_END_ROUTE, RESUME_ROUTE, ResumeClaims, ResumeRefused, ResumeTokens
 
 __all__ = [
+    "RESUME_END_ROUTE",
     "RESUME_ROUTE",
     "ParkedAgent",
     "PushLog",

@@ -16,6 +16,7 @@ from ..interfaces import IAgent, IConnectionHandler
 from ..protocol import ClientHandshake
 from ..session.session import Session
 from .parked import ResumableSessions, ResumeState
+from .tokens import RESUME_END_ROUTE
 
 __all__ = ["ResumableConnection"]
 
@@ -68,7 +69,12 @@ class ResumableConnection:
         return self.inner.request(agent, route, body)
 
     def notify(self, agent: IAgent, route: str, body: bytes) -> object:
-        """Handled by ``inner``."""
+        """Handled by ``inner``, but for the client's ``sys.resume.end`` (it is leaving:
+        the session closes with the connection instead of being parked)."""
+        if route == RESUME_END_ROUTE:
+            if self.state is not None:
+                self.state.ending = True
+            return None
         return self.inner.notify(agent, route, body)
 
     def disconnected(self, agent: IAgent, reason: str) -> None:

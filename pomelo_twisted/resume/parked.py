@@ -114,6 +114,7 @@ class ResumeState:
     __slots__ = (
         "agent",
         "closed",
+        "ending",
         "inner",
         "log",
         "nonce",
@@ -147,6 +148,8 @@ class ResumeState:
         """Why its connection dropped (what the session closes with if not resumed)."""
         self.timer: IDelayedCall | None = None
         self.closed = False
+        self.ending = False
+        """The client said it is leaving (``sys.resume.end``): a drop closes, not parks."""
 
 
 class ResumableSessions:
@@ -214,7 +217,11 @@ class ResumableSessions:
             return  # a connection replaced by a resume: the session is elsewhere now
         session = state.session
         cause = reason.split(":", 1)[0]
-        if cause not in PARKING_REASONS or self.sessions.get(session.id) is not session:
+        if (
+            state.ending
+            or cause not in PARKING_REASONS
+            or self.sessions.get(session.id) is not session
+        ):
             self.finish(state, reason, agent)
             return
         self.park(state, agent, reason)

@@ -22,6 +22,7 @@ from random import Random
 __all__ = [
     "FORGED",
     "MAX_TOKEN_LENGTH",
+    "RESUME_END_ROUTE",
     "RESUME_ROUTE",
     "ResumeClaims",
     "ResumeRefused",
@@ -31,6 +32,10 @@ __all__ = [
 RESUME_ROUTE = "sys.resume"
 """The reserved push route of a fresh token (after a bind or unbind), sent only to
 clients that asked for resume."""
+
+RESUME_END_ROUTE = "sys.resume.end"
+"""The reserved notify route of a client leaving on purpose: its session is not parked
+when the connection then closes (no one comes back for it), it closes at once."""
 
 MAX_TOKEN_LENGTH = 1024
 """Longer tokens are refused before any decoding."""

@@ -179,3 +179,15 @@ class ResumingClientTests(SynchronousTestCase):
         self.assertEqual(self.client.close_reason, "closed by client")
         self.network.advance(60.0)
         self.assertEqual(len(self.network.opened), 1)
+
+    def test_close_ends_the_session_on_the_server_at_once(self) -> None:
+        """close() says the client is leaving: the server closes the session, parks nothing."""
+        self.client.close()
+        self.network.flush()
+        self.assertEqual(self.frontend.registry.parked, [])
+        self.assertEqual(self.frontend.sessions.get_by_uid("alice"), [])
+
+    def test_a_drop_still_parks(self) -> None:
+        """Without close(), the same connection closing parks the session for the window."""
+        self.network.drop()
+        self.assertEqual(len(self.frontend.registry.parked), 1)

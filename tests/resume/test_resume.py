@@ -9,7 +9,9 @@ from zope.interface.verify import verifyObject
 
 from pomelo_twisted.agent.negotiation import SerializerNegotiator
 from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
-from pomelo_twisted.resume import RESUME_ROUTE, ParkedAgent, ResumeTokens
+from pomelo_twisted.client import reconnect as client_routes
+from pomelo_twisted.protocol import Notify
+from pomelo_twisted.resume import RESUME_END_ROUTE, RESUME_ROUTE, ParkedAgent, ResumeTokens
 from pomelo_twisted.resume.handler import ResumableConnection
 from pomelo_twisted.resume.tokens import FORGED
 from pomelo_twisted.session.interfaces import IBindingClaims
@@ -220,6 +222,19 @@ class ResumeTests(SynchronousTestCase):
         )
         self.assertIn("push format", again.resume["refused"])
         self.assertIsNot(again.agent.session, self.session)
+
+    def test_client_leaving_on_purpose_is_not_parked(self) -> None:
+        """``sys.resume.end`` then a close: the session closes at once, nothing parked."""
+        self.client.send(Notify(RESUME_END_ROUTE, b"{}"))
+        self.client.drop()
+        self.assertEqual(self.frontend.registry.parked, [])
+        self.assertIsNone(self.frontend.sessions.get(self.session.id))
+        self.assertEqual(self.frontend.clock.getDelayedCalls(), [])
+
+    def test_client_and_server_agree_on_the_end_route(self) -> None:
+        """The client's reserved routes are the server's."""
+        self.assertEqual(client_routes.RESUME_END_ROUTE, RESUME_END_ROUTE)
+        self.assertEqual(client_routes.RESUME_ROUTE, RESUME_ROUTE)
 
     def test_kick_while_parked_closes(self) -> None:
         """A kick of a parked session (another login...) closes it with the reason."""
