@@ -32,7 +32,13 @@ from .connect import connect
 from .core import AnyPushCallback, PomeloClient, PushCallback, ReasonCallback
 from .errors import ConnectionClosed
 
-__all__ = ["RESUME_END_ROUTE", "RESUME_ROUTE", "ClientOpener", "ResumingClient", "connect_resumable"]
+__all__ = [
+    "RESUME_END_ROUTE",
+    "RESUME_ROUTE",
+    "ClientOpener",
+    "ResumingClient",
+    "connect_resumable",
+]
 
 RESUME_ROUTE = "sys.resume"
 RESUME_END_ROUTE = "sys.resume.end"

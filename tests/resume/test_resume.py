@@ -8,8 +8,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.agent.negotiation import SerializerNegotiator
-from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.client import reconnect as client_routes
+from pomelo_twisted.interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.protocol import Notify
 from pomelo_twisted.resume import RESUME_END_ROUTE, RESUME_ROUTE, ParkedAgent, ResumeTokens
 from pomelo_twisted.resume.handler import ResumableConnection
