@@ -123,9 +123,11 @@ class RequestRunner:
                 agent=self.agent,
                 error=exc,
             )
-            package = self.connection.send_response(
-                msg_id, serializer.encode(error_response(CODE_INTERNAL, INTERNAL_ERROR))
-            )
+            fallback = error_response(CODE_INTERNAL, INTERNAL_ERROR)
+            if self.response_encoder is not None:
+                package = self.response_encoder(self.connection, msg_id, fallback)
+            else:
+                package = self.connection.send_response(msg_id, serializer.encode(fallback))
         self.send_queue.write(package)
 
     def notify(self, event: Notify) -> None:
