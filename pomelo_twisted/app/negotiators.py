@@ -6,7 +6,9 @@ what a client dialect implies, then per-route body codecs, then a session resume
 may refuse the client.
 
 Application settings: ``serializers`` (the body serializers a client may ask for with
-``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only).
+``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only);
+``protobuf`` (default true: pomelo-protobuf for the clients that ask, when the game has
+``config/serverProtos.json`` or ``config/clientProtos.json``; false turns it off).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING
 from ..agent.negotiation import SerializerNegotiator
 from ..errors import ConfigError
 from ..interfaces import IHandshakeNegotiator
+from ..protobuf import load_protos
+from ..protobuf.negotiator import ProtobufNegotiator
 
 if TYPE_CHECKING:
     from .application import Application
@@ -36,4 +40,9 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
             negotiators.append(SerializerNegotiator(allowed))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: serializers: {exc}") from None
+    base_dir = app.base_dir
+    if base_dir is not None and app.get("protobuf", True):
+        protos = load_protos(base_dir)
+        if protos is not None:
+            negotiators.append(ProtobufNegotiator(protos))
     return negotiators

@@ -13,9 +13,9 @@ from .schema import MessageSchema, ProtosError, compile_protos, parse_protos, pr
 
 __all__ = [
     "MessageSchema",
-    "Protos",
     "ProtobufCodec",
     "ProtobufError",
+    "Protos",
     "ProtosError",
     "compile_protos",
     "load_protos",

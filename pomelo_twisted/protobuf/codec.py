@@ -133,11 +133,11 @@ def _encode_scalar(out: bytearray, kind: int, value: object) -> None:
             raise ProtobufError(f"{number} is out of sInt32's range (-2**63..2**63-1)")
         out += encode_varint(zigzag)
     elif kind == FLOAT:
-        number = _number(value)
+        real = _number(value)
         try:
-            out += _F32.pack(number)
+            out += _F32.pack(real)
         except OverflowError:  # Float32Array rounds it to an infinity
-            out += _F32.pack(math.copysign(math.inf, number))
+            out += _F32.pack(math.copysign(math.inf, real))
     else:  # DOUBLE
         out += _F64.pack(_number(value))
 

@@ -120,9 +120,14 @@ class ProtobufHandler:
         return self._encode(result, agent, route)
 
     def notify(self, agent: IAgent, route: str, body: bytes) -> object:
-        """Decode a protobuf notify body before the inner handler sees it."""
+        """Decode a protobuf notify body before the inner handler sees it (one that does
+        not decode is dropped, logged at info: the client's fault, not ours)."""
         if route in self.client:
-            body = self._transcode(agent, route, body)
+            try:
+                body = self._transcode(agent, route, body)
+            except BadRequest as exc:
+                log.info("{agent}: notify dropped: {error}", agent=agent, error=exc.msg)
+                return None
         return self.inner.notify(agent, route, body)
 
     def _encode(self, result: object, agent: IAgent, route: str) -> EncodedBody:
@@ -140,9 +145,7 @@ class ProtobufHandler:
         try:
             return EncodedBody(self.server.encode(route, result))
         except ProtobufError as exc:
-            log.error(
-                "answer does not fit its server proto: {error}", route=route, error=str(exc)
-            )
+            log.error("answer does not fit its server proto: {error}", route=route, error=str(exc))
             return EncodedBody(_answer_error(self.server, route, None))
 
     def _failed(self, failure: Failure, agent: IAgent, route: str) -> EncodedBody:
@@ -191,9 +194,7 @@ class ProtobufNegotiator:
     def _push_encoder(self, serializer: ISerializer) -> PushEncoder:
         encoder = self._encoders.get(serializer.name)
         if encoder is None:
-            encoder = self._encoders[serializer.name] = _PushEncoder(
-                self.protos.server, serializer
-            )
+            encoder = self._encoders[serializer.name] = _PushEncoder(self.protos.server, serializer)
         return encoder
 
     def negotiate(self, agent: IAgent, handshake: ClientHandshake, offer: object) -> None:

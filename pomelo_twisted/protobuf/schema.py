@@ -36,6 +36,8 @@ __all__ = [
     "ProtosError",
     "compile_protos",
     "encode_varint",
+    "js_json",
+    "js_key_order",
     "parse_protos",
     "protos_version",
 ]
@@ -134,14 +136,15 @@ def parse_protos(protos: object, source: str = "protos") -> dict[str, Any]:
     return {route: _parse_message(protos[route], f"{source}: {route}") for route in protos}
 
 
-def _js_json(value: object) -> str:
+def js_json(value: object) -> str:
+    """``value`` as JavaScript's ``JSON.stringify`` writes it (keys as ordered, no spaces)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def protos_version(client: Mapping[str, Any], server: Mapping[str, Any]) -> str:
     """The protos version pomelo computes: base64 of the MD5 of the parsed client protos'
     JSON followed by the parsed server protos' (stable across a cluster's servers)."""
-    text = _js_json(client) + _js_json(server)
+    text = js_json(client) + js_json(server)
     digest = hashlib.md5(text.encode("utf-8", "surrogatepass"), usedforsecurity=False)
     return base64.b64encode(digest.digest()).decode("ascii")
 
