@@ -12,12 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from pomelo_twisted.agent.negotiation import SerializerNegotiator
+from pomelo_twisted.app.components import ConnectorComponent
 from pomelo_twisted.interfaces import IConnectionHandler, IHandshakeNegotiator
 from pomelo_twisted.protobuf import Protos
 from pomelo_twisted.protobuf.negotiator import ProtobufHandler, ProtobufNegotiator
 from pomelo_twisted.protocol import Notify, Push, Request, Response
-from pomelo_twisted.testing import EchoHandler
+from pomelo_twisted.testing import EchoHandler, GameHarness
 from tests.agent.helpers import SYS, Connection, connect, make_agents, raw_handshake
+from tests.app.helpers import EXAMPLE_GAME
 
 ECHO = "connector.entryHandler.echo"
 PUSH = "connector.entryHandler.push"
@@ -244,3 +246,34 @@ class SerializerTests(SynchronousTestCase):
         first, second = answers(conn)[0]
         self.assertEqual(first.body, b"\x0a\x01m")
         self.assertEqual(msgpack.unpackb(second.body), {"k": 1})
+
+
+class PreparedPushTests(SynchronousTestCase):
+    """A broadcast's once-per-format package is protobuf for protobuf clients."""
+
+    def test_prepare_push(self) -> None:
+        """prepare_push of a protobuf client carries the protobuf body; JSON's the JSON."""
+        agents, _ = protobuf_agents()
+        proto = connect(agents=agents, sys={"protoVersion": 0})
+        stock = connect(agents=agents)
+        self.assertTrue(proto.agent.prepare_push("onPush", {"text": "b"}).endswith(b"\x0a\x01b"))
+        self.assertTrue(stock.agent.prepare_push("onPush", {"text": "b"}).endswith(b'{"text":"b"}'))
+
+
+class GameWiringTests(SynchronousTestCase):
+    """negotiators_of adds the negotiator for a game with protos, after the serializer's."""
+
+    def negotiators(self, **settings: Any) -> list[str]:
+        game = GameHarness(EXAMPLE_GAME, settings=settings)
+        self.addCleanup(game.stop)
+        connector = game.app("connector-server-1").components["connector"]
+        assert isinstance(connector, ConnectorComponent) and connector.agents is not None
+        return [n.name for n in connector.agents.negotiators]
+
+    def test_example_game_has_protobuf(self) -> None:
+        """The example game's connectors offer protobuf, after the serializer choice."""
+        self.assertEqual(self.negotiators(), ["serializer", "protobuf"])
+
+    def test_setting_turns_it_off(self) -> None:
+        """``protobuf: false`` leaves it out."""
+        self.assertEqual(self.negotiators(protobuf=False), ["serializer"])
