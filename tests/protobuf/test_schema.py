@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -198,3 +200,20 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(protos.server.routes, {"onChat"})
         body = protos.server.encode("onChat", {"rid": "r", "from": "u", "content": "hi"})
         self.assertEqual(body, b"\x0a\x01r\x12\x01u\x1a\x02hi")
+
+
+class SansIOTests(SynchronousTestCase):
+    """The codec modules never load Twisted."""
+
+    def test_no_twisted(self) -> None:
+        """Importing the package, schema, codec and protos in a fresh interpreter loads
+        no twisted module (the negotiator module is the only one that may)."""
+        code = (
+            "import sys, pomelo_twisted.protobuf.codec, pomelo_twisted.protobuf.schema, "
+            "pomelo_twisted.protobuf.protos; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'twisted'))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, check=True, text=True
+        ).stdout
+        self.assertEqual(out.strip(), "[]")
