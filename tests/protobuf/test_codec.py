@@ -149,6 +149,8 @@ class DecodeTests(SynchronousTestCase):
     def test_wire_type_is_not_checked(self) -> None:
         """As in pomelo-protobuf, the declared type decides, not the tag's wire type."""
         self.assertEqual(CODEC.decode("s", bytes.fromhex("0e 05")), {"u": 5})
+        # The browser build tags integers with wire type 2 (its TYPES[type] || 2).
+        self.assertEqual(CODEC.decode("s", bytes.fromhex("0a ac 02 12 03")), {"u": 300, "s": -2})
 
     def test_cesu8_pairs_are_joined(self) -> None:
         """An astral character sent as two 3-byte surrogates (the browser build) is one

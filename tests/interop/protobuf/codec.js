@@ -3,9 +3,12 @@
 //   {"op": "init", "protos": {...raw protos...}}        -> {"parsed": ..., "ok": true}
 //   {"op": "encode", "route": r, "msg": {...}}          -> {"hex": "..."} (null when npm refuses)
 //   {"op": "decode", "route": r, "hex": "..."}          -> {"msg": {...}} or {"error": "..."}
+// With "build": "browser", encode and decode use the package's browser build
+// (lib/client/protobuf.js, what pomelo's web client bundles) instead of the Node one.
 'use strict';
 const readline = require('readline');
 const protobuf = require('pomelo-protobuf');
+const browser = require('pomelo-protobuf/lib/client/protobuf');
 
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('line', (line) => {
@@ -16,12 +19,16 @@ lines.on('line', (line) => {
     if (req.op === 'init') {
       const parsed = protobuf.parse(req.protos);
       protobuf.init({ encoderProtos: parsed, decoderProtos: parsed });
+      browser.init({ encoderProtos: parsed, decoderProtos: parsed });
       answer = { ok: true, parsed };
     } else if (req.op === 'encode') {
-      const bytes = protobuf.encode(req.route, req.msg);
-      answer = { hex: bytes ? bytes.toString('hex') : null };
+      const codec = req.build === 'browser' ? browser : protobuf;
+      const bytes = codec.encode(req.route, req.msg);
+      answer = { hex: bytes ? Buffer.from(bytes).toString('hex') : null };
     } else if (req.op === 'decode') {
-      answer = { msg: protobuf.decode(req.route, Buffer.from(req.hex, 'hex')) };
+      const codec = req.build === 'browser' ? browser : protobuf;
+      const data = Buffer.from(req.hex, 'hex');
+      answer = { msg: codec.decode(req.route, req.build === 'browser' ? new Uint8Array(data) : data) };
     } else {
       answer = { error: 'unknown op ' + req.op };
     }
