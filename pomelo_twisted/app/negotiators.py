@@ -8,7 +8,8 @@ may refuse the client.
 Application settings: ``serializers`` (the body serializers a client may ask for with
 ``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only);
 ``protobuf`` (default true: pomelo-protobuf for the clients that ask, when the game has
-``config/serverProtos.json`` or ``config/clientProtos.json``; false turns it off).
+``config/serverProtos.json`` or ``config/clientProtos.json``; false turns it off);
+``protobuf_max_depth`` (how deep protobuf messages may nest in a body; default 64).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..agent.negotiation import SerializerNegotiator
 from ..errors import ConfigError
 from ..interfaces import IHandshakeNegotiator
-from ..protobuf import load_protos
+from ..protobuf import MAX_DEPTH, load_protos
 from ..protobuf.negotiator import ProtobufNegotiator
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
             raise ConfigError(f"{app.server_id}: serializers: {exc}") from None
     base_dir = app.base_dir
     if base_dir is not None and app.get("protobuf", True):
-        protos = load_protos(base_dir)
+        protos = load_protos(base_dir, app.get("protobuf_max_depth", MAX_DEPTH))
         if protos is not None:
             negotiators.append(ProtobufNegotiator(protos))
     return negotiators

@@ -7,11 +7,12 @@ sans-I/O), :mod:`.protos` loads a game's files, :mod:`.negotiator` turns it on f
 clients that ask in their handshake (see docs/clients.md, "Protobuf (pomelo-protobuf)").
 """
 
-from .codec import ProtobufCodec, ProtobufError
+from .codec import MAX_DEPTH, ProtobufCodec, ProtobufError
 from .protos import Protos, load_protos
 from .schema import MessageSchema, ProtosError, compile_protos, parse_protos, protos_version
 
 __all__ = [
+    "MAX_DEPTH",
     "MessageSchema",
     "ProtobufCodec",
     "ProtobufError",

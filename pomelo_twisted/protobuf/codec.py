@@ -42,9 +42,13 @@ from .schema import (
     js_key_order,
 )
 
-__all__ = ["MAX_VARINT", "ProtobufCodec", "ProtobufError"]
+__all__ = ["MAX_DEPTH", "MAX_VARINT", "ProtobufCodec", "ProtobufError"]
 
 MAX_VARINT = (1 << 64) - 1
+MAX_DEPTH = 64
+"""How deep messages may nest in one body, by default (a recursive proto would otherwise
+let a small body nest until the stack runs out)."""
+_TOO_DEEP = "nests too deep"
 _F32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -142,7 +146,9 @@ def _encode_scalar(out: bytearray, kind: int, value: object) -> None:
         out += _F64.pack(_number(value))
 
 
-def _encode_message(out: bytearray, schema: MessageSchema, obj: object) -> None:
+def _encode_message(out: bytearray, schema: MessageSchema, obj: object, depth: int) -> None:
+    if depth < 1:
+        raise ProtobufError(_TOO_DEEP)
     if not isinstance(obj, Mapping):
         raise ProtobufError(f"expects an object, not {_describe(obj)}")
     for name in schema.required:
@@ -163,7 +169,7 @@ def _encode_message(out: bytearray, schema: MessageSchema, obj: object) -> None:
                 out += field.head
                 if kind == MESSAGE:
                     assert field.message is not None
-                    _encode_nested(out, field.message, value)
+                    _encode_nested(out, field.message, value, depth)
                 else:
                     _encode_scalar(out, kind, value)
                 continue
@@ -180,7 +186,7 @@ def _encode_message(out: bytearray, schema: MessageSchema, obj: object) -> None:
                 assert field.message is not None
                 for item in value:
                     out += field.head
-                    _encode_nested(out, field.message, item)
+                    _encode_nested(out, field.message, item, depth)
             else:
                 for item in value:
                     out += field.head
@@ -189,9 +195,9 @@ def _encode_message(out: bytearray, schema: MessageSchema, obj: object) -> None:
             raise exc.within(name) from None
 
 
-def _encode_nested(out: bytearray, schema: MessageSchema, obj: object) -> None:
+def _encode_nested(out: bytearray, schema: MessageSchema, obj: object, depth: int) -> None:
     inner = bytearray()
-    _encode_message(inner, schema, obj)
+    _encode_message(inner, schema, obj, depth - 1)
     out += encode_varint(len(inner))
     out += inner
 
@@ -256,8 +262,10 @@ _CESU = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 
 
 def _decode_message(
-    data: bytes, pos: int, end: int, schema: MessageSchema
+    data: bytes, pos: int, end: int, schema: MessageSchema, depth: int
 ) -> tuple[dict[str, Any], int]:
+    if depth < 1:
+        raise ProtobufError(_TOO_DEEP)
     msg: dict[str, Any] = {}
     by_tag = schema.by_tag
     while pos < end:
@@ -274,7 +282,7 @@ def _decode_message(
                 stop = pos + size
                 if stop > end:
                     raise ProtobufError(f"truncated: a message of {size} bytes has {end - pos}")
-                value, pos = _decode_message(data, pos, stop, field.message)
+                value, pos = _decode_message(data, pos, stop, field.message, depth - 1)
                 if field.repeated:
                     msg.setdefault(name, []).append(value)
                 else:
@@ -302,12 +310,21 @@ def _decode_message(
 
 class ProtobufCodec:
     """Encode and decode the bodies of the routes of compiled protos
-    (:func:`~pomelo_twisted.protobuf.schema.compile_protos`)."""
+    (:func:`~pomelo_twisted.protobuf.schema.compile_protos`); messages nest at most
+    ``max_depth`` deep in a body."""
 
-    __slots__ = ("_routes",)
+    __slots__ = ("_routes", "max_depth")
 
-    def __init__(self, routes: Mapping[str, MessageSchema]) -> None:
+    def __init__(self, routes: Mapping[str, MessageSchema], max_depth: int = MAX_DEPTH) -> None:
+        if type(max_depth) is not int or max_depth < 1:
+            raise ValueError(f"max_depth must be an integer of at least 1, not {max_depth!r}")
         self._routes = dict(routes)
+        self.max_depth = max_depth
+
+    def _fail(self, exc: ProtobufError, route: str) -> ProtobufError:
+        if exc.reason == _TOO_DEEP:
+            exc.reason = f"messages nest deeper than {self.max_depth}"
+        return exc.on(route)
 
     def __contains__(self, route: object) -> bool:
         return route in self._routes
@@ -326,9 +343,9 @@ class ProtobufCodec:
         fit (``KeyError`` when the route has no proto)."""
         out = bytearray()
         try:
-            _encode_message(out, self._routes[route], {} if obj is None else obj)
+            _encode_message(out, self._routes[route], {} if obj is None else obj, self.max_depth)
         except ProtobufError as exc:
-            raise exc.on(route) from None
+            raise self._fail(exc, route) from None
         return bytes(out)
 
     def decode(self, route: str, data: bytes) -> dict[str, Any]:
@@ -336,7 +353,7 @@ class ProtobufCodec:
         it is malformed (``KeyError`` when the route has no proto)."""
         schema = self._routes[route]
         try:
-            msg, _ = _decode_message(data, 0, len(data), schema)
+            msg, _ = _decode_message(data, 0, len(data), schema, self.max_depth)
         except ProtobufError as exc:
-            raise exc.on(route) from None
+            raise self._fail(exc, route) from None
         return msg

@@ -257,3 +257,54 @@ class RoundTripTests(SynchronousTestCase):
         for route in ("s", "r", "n", "req"):
             with contextlib.suppress(ProtobufError):
                 CODEC.decode(route, data)
+
+
+class DepthTests(SynchronousTestCase):
+    """A recursive proto cannot make a body nest past ``max_depth``."""
+
+    PROTOS = {"message T": {"optional T t": 1, "optional uInt32 n": 2}, "r": {"optional T t": 1}}
+
+    def test_decode_limit(self) -> None:
+        """max_depth messages decode; one more is an error naming the limit."""
+        codec = Protos(self.PROTOS, {}, max_depth=4).server
+        ok = {"t": {"t": {"t": {"n": 1}}}}
+        self.assertEqual(codec.decode("r", codec.encode("r", ok)), ok)
+        deep = Protos(self.PROTOS, {}).server.encode("r", {"t": {"t": {"t": {"t": {}}}}})
+        with self.assertRaisesRegex(
+            ProtobufError, r"field 't\.t\.t\.t': messages nest deeper than 4"
+        ):
+            codec.decode("r", deep)
+
+    def test_encode_limit(self) -> None:
+        """Encoding a value nested past the limit is an error, not a RecursionError."""
+        codec = Protos(self.PROTOS, {}, max_depth=3).server
+        with self.assertRaisesRegex(ProtobufError, "messages nest deeper than 3"):
+            codec.encode("r", {"t": {"t": {"t": {}}}})
+        value: dict[str, Any] = {}
+        for _ in range(5000):
+            value = {"t": value}
+        with self.assertRaisesRegex(ProtobufError, "messages nest deeper than 64"):
+            Protos(self.PROTOS, {}).server.encode("r", value)
+
+    def test_hostile_body(self) -> None:
+        """A 3,000-level body is refused at the default depth, without a crash."""
+        body = b""
+        for _ in range(3000):
+            body = b"\x0a" + _varint(len(body)) + body
+        with self.assertRaisesRegex(ProtobufError, "messages nest deeper than 64"):
+            Protos(self.PROTOS, {}).server.decode("r", body)
+
+    def test_bad_limit(self) -> None:
+        """max_depth must be a positive integer."""
+        for bad in (0, "3", True):
+            with self.subTest(bad=bad), self.assertRaisesRegex(ValueError, "max_depth"):
+                Protos(self.PROTOS, {}, max_depth=bad)  # type: ignore[arg-type]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
