@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -166,8 +168,10 @@ class LoadTests(SynchronousTestCase):
     """``load_protos`` reads a game's two files."""
 
     def _game(self, **files: str) -> Path:
-        base = Path(self.mktemp())
-        (base / "config").mkdir(parents=True)
+        # Not self.mktemp(): under pytest it would create folders in the repository.
+        base = Path(tempfile.mkdtemp(prefix="pomelo-protos-"))
+        self.addCleanup(shutil.rmtree, base, True)
+        (base / "config").mkdir()
         for name, text in files.items():
             (base / "config" / f"{name}.json").write_text(text)
         return base
