@@ -9,8 +9,11 @@ Application settings: ``serializers`` (the body serializers a client may ask for
 ``sys.serializer``; default ``["json", "msgpack"]``; ``[]`` for the listener's only);
 ``dialects`` (the client dialects served their way, :mod:`pomelo_twisted.dialects`;
 default ``["pitaya", "pypomelo"]``; the connector setting ``compress_bodies`` turns on
-compressed bodies for pitaya's clients); ``resume`` and the ``resume_*`` settings
-(:mod:`pomelo_twisted.resume.negotiator`).
+compressed bodies for pitaya's clients); ``protobuf`` (default true: pomelo-protobuf for
+the clients that ask, when the game has ``config/serverProtos.json`` or
+``config/clientProtos.json``; false turns it off); ``protobuf_max_depth`` (how deep
+protobuf messages may nest in a body; default 64); ``resume`` and the ``resume_*``
+settings (:mod:`pomelo_twisted.resume.negotiator`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from ..agent.negotiation import SerializerNegotiator
 from ..dialects import PitayaNegotiator, PypomeloNegotiator
 from ..errors import ConfigError
 from ..interfaces import IHandshakeNegotiator
+from ..protobuf import MAX_DEPTH, load_protos
+from ..protobuf.negotiator import ProtobufNegotiator
 from ..resume import ResumeNegotiator, resume_settings
 
 if TYPE_CHECKING:
@@ -46,6 +51,11 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: serializers: {exc}") from None
     negotiators.extend(_dialects_of(app))
+    base_dir = app.base_dir
+    if base_dir is not None and app.get("protobuf", True):
+        protos = load_protos(base_dir, app.get("protobuf_max_depth", MAX_DEPTH))
+        if protos is not None:
+            negotiators.append(ProtobufNegotiator(protos))
     resume = resume_settings(app.server_id, app.get)
     if resume.enabled and app.session_service is not None:
         # Tokens and nonces must be unguessable: the system's random source.
