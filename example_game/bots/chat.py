@@ -2,9 +2,10 @@
 
 ``pomelo-twisted bot example_game/bots/chat.py --target tcp:127.0.0.1:3010 --bots 200``
 
-Every bot checks what it receives: its own messages must come back (the sender is
-a member), and the messages of each other member must arrive in order with no gap
-(``chat_gaps``, ``own_missing``, ``foreign_room`` count what did not; all must be 0).
+Every bot checks what it receives (messages are ``"<seq> hello from <uid>"``): its own
+messages must come back (the sender is a member), and the messages of each other member
+must arrive in order with no gap (``chat_gaps``, ``own_missing``, ``foreign_room`` count
+what did not; all must be 0).
 
 The game allows one login per uid in the whole cluster, and a bot's uid is
 ``chat-<index>-<a draw of its seeded random>``: to fill rooms spanning both connectors,
@@ -23,6 +24,18 @@ ENTRY = "connector.entryHandler.entry"
 JOIN = "chat.chatHandler.join"
 SEND = "chat.chatHandler.send"
 PUSH = "onChat"
+
+
+def sequence_of(content: object) -> int | None:
+    """The sequence number a bot's message starts with (``"<seq> hello from <uid>"``).
+
+    The content is a string, as a chat client's is: the example game's protos declare
+    ``onChat.content`` a string, so protobuf clients in the room get the bots' messages.
+    """
+    if not isinstance(content, str):
+        return None
+    head = content.split(" ", 1)[0]
+    return int(head) if head.isdigit() and len(head) <= 12 else None
 
 
 class ChatBot:
@@ -45,10 +58,10 @@ class ChatBot:
             self.bot.count("foreign_room")
             return
         sender, content = body.get("from"), body.get("content")
-        if not isinstance(content, dict) or not isinstance(sender, str):
+        seq = sequence_of(content)
+        if seq is None or not isinstance(sender, str):
             self.bot.count("malformed_pushes")
             return
-        seq = content.get("seq")
         last = self.last_seen.get(sender)
         if isinstance(seq, int) and last is not None and seq != last + 1:
             self.bot.count("chat_gaps", abs(seq - last - 1) or 1)
@@ -68,7 +81,7 @@ class ChatBot:
             self.sent += 1
             arrived: Deferred[None] = Deferred()
             self.own[self.sent] = arrived
-            message = {"seq": self.sent, "text": f"hello from {self.uid}"}
+            message = f"{self.sent} hello from {self.uid}"
             await bot.request(SEND, {"rid": self.rid, "content": message})
             if self.sent in self.own:  # not pushed back before the answer: wait (bounded)
                 timer = self.context.clock.callLater(5.0, self.missing, self.sent)
