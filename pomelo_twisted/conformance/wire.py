@@ -31,7 +31,15 @@ from ..interfaces import IServerReactor
 from ..protocol import Package, PackageDecoder, ProtocolError
 from ..protocol.packet import MAX_BODY_LENGTH
 
-__all__ = ["Closed", "Dialer", "StepTimeout", "Wire", "dial", "transport_of"]
+__all__ = [
+    "Closed",
+    "Dialer",
+    "StepTimeout",
+    "Wire",
+    "dial",
+    "stream_protocol",
+    "transport_of",
+]
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,11 @@ class _WebSocketFactory(WebSocketClientFactory):
         proto = _WebSocketProtocol()
         proto.factory, proto.wire, proto.opened = self, self.wire, self.opened
         return proto
+
+
+def stream_protocol(wire: Wire) -> Protocol:
+    """A stream protocol feeding ``wire`` (for a transport of one's own, e.g. in memory)."""
+    return _StreamProtocol(wire)
 
 
 Dialer = Callable[[], Deferred[Wire]]
