@@ -126,7 +126,7 @@ async def run(
     for name in ("route", "body", "missing_route"):
         if getattr(args, name, None) is not None:
             variables[name] = getattr(args, name)
-    runner = TranscriptRunner(reactor, connect, variables, args.timeout)
+    runner = TranscriptRunner(reactor, connect, variables, args.timeout, transport_of(target))
     out.write(f"conformance of {target} ({transport_of(target)}), vectors {vectors.folder}\n")
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     for session, reason in select(vectors.sessions, args):

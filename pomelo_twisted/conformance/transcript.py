@@ -68,27 +68,34 @@ class Unreachable(Exception):
 
 
 class TranscriptRunner:
-    """Runs sessions over connections from ``dial``; ``variables`` fill ``${NAME}``."""
+    """Runs sessions over connections from ``dial`` (of ``transport``: ``tcp`` or ``ws``);
+    ``variables`` fill ``${NAME}``; each step waits at most ``timeout`` seconds."""
 
     def __init__(
-        self, clock: IReactorTime, dial: Dialer, variables: dict[str, Any], timeout: float
+        self,
+        clock: IReactorTime,
+        dial: Dialer,
+        variables: dict[str, Any],
+        timeout: float,
+        transport: str = "tcp",
     ) -> None:
         self.clock = clock
         self.dial = dial
         self.base = dict(variables)
         self.timeout = timeout
+        self.transport = transport
 
     async def run(self, session: Session) -> Outcome:
         """Run ``session`` on new connections; always closes them. Raises
         :class:`Unreachable` when a connection cannot be opened."""
+        if self.transport not in session.transports:
+            return Outcome("SKIP", f"{'/'.join(session.transports)} only")
         variables = dict(self.base)
         wire: Wire | None = None
         step_no, step = 0, session.steps[0]
         checked = not session.requires
         try:
             wire = await self._open()
-            if wire.transport not in session.transports:
-                return Outcome("SKIP", f"{'/'.join(session.transports)} only")
             for index, current in enumerate(session.steps, 1):
                 step_no, step = index, current
                 if "reconnect" in step:

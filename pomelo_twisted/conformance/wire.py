@@ -79,6 +79,7 @@ class Wire:
             packages: list[Package | Closed] = list(self._decoder.feed(data))
         except ProtocolError as exc:
             packages = [Closed(f"the server sent an invalid package: {exc}")]
+            self.closed = True
             self.drop()
         self._items.extend(packages)
         self._deliver()
