@@ -2,7 +2,7 @@
 
 Steps: ``send`` (raw ``hex``; a ``package`` with a ``json``/``text`` body or a data
 ``message``; several ``packages`` in one write; ``split: "bytes"`` writes one byte at a
-time), ``expect`` (a ``package`` whose body matches a pattern, or ``close``) and
+time), ``expect`` (a ``package`` whose body matches a pattern, exact ``hex``, or ``close``) and
 ``reconnect``. While waiting for a package, heartbeats and pushes the step does not
 expect are passed over: a server may send them between any two packages.
 """
@@ -193,6 +193,14 @@ class TranscriptRunner:
                     raise _Fail(f"the connection is still open after {self.timeout:g}s") from None
                 if isinstance(item, Closed):
                     return
+        if "hex" in spec:  # exactly these bytes (a package with nothing that varies)
+            item = await wire.next(self.timeout)
+            if isinstance(item, Closed):
+                raise _Fail(f"the connection closed instead: {item.reason}")
+            got = encode_package(item.type, item.body).hex()
+            if got != spec["hex"]:
+                raise _Fail(f"got {got}, expected {spec['hex']}")
+            return
         wanted = PACKAGE_TYPES[spec["package"]]
         message_spec = spec.get("message", {})
         while True:
@@ -284,5 +292,7 @@ def _describe(step: dict[str, Any]) -> str:
     spec = step["expect"]
     if spec.get("close"):
         return "expect the close"
+    if "hex" in spec:
+        return f"expect {spec['hex']}"
     message = spec.get("message", {})
     return f"expect {message.get('type') or spec['package']}"

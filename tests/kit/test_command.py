@@ -52,7 +52,7 @@ class CommandAgainstExampleGameTests(SynchronousTestCase):
         self.assertIn("PASS  unknown-route-404 [ours]", lines)
         self.assertIn("SKIP  two-packages-one-ws-message [ours]: ws only", lines)
         self.assertIn("SKIP  resume [ours]: the server's handshake has no sys.resume", lines)
-        self.assertRegex(lines[-1], r"^24 checks: \d+ passed, 0 failed, \d+ skipped$")
+        self.assertRegex(lines[-1], r"^25 checks: \d+ passed, 0 failed, \d+ skipped$")
 
     def test_failure_is_reported_and_exits_1(self) -> None:
         """A check the server fails is one FAIL line naming the step and the difference."""
