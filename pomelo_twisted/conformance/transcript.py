@@ -3,8 +3,9 @@
 Steps: ``send`` (raw ``hex``; a ``package`` with a ``json``/``text`` body or a data
 ``message``; several ``packages`` in one write; ``split: "bytes"`` writes one byte at a
 time), ``expect`` (a ``package`` whose body matches a pattern, exact ``hex``, or ``close``) and
-``reconnect``. While waiting for a package, heartbeats and pushes the step does not
-expect are passed over: a server may send them between any two packages.
+``reconnect``; an ``expect`` of ``all`` takes several packages in any order. While waiting,
+heartbeats and pushes the step does not expect are passed over: a server may send them
+between any two packages.
 """
 
 from __future__ import annotations
@@ -193,40 +194,52 @@ class TranscriptRunner:
                     raise _Fail(f"the connection is still open after {self.timeout:g}s") from None
                 if isinstance(item, Closed):
                     return
+        pending = list(spec["all"]) if "all" in spec else [spec]
+        passed_over = ""
+        while pending:
+            try:
+                package = await self._next(wire)
+            except StepTimeout as exc:
+                raise StepTimeout(f"{exc}{passed_over}") from None
+            problems = []
+            for index, wanted in enumerate(pending):
+                try:
+                    self._check_package(package, wanted, variables)
+                except _Fail as exc:
+                    problems.append(str(exc))
+                else:
+                    del pending[index]
+                    break
+            else:
+                if package.type == PackageType.HEARTBEAT or _is_push(package):
+                    if _is_push(package):
+                        passed_over = f" (a push was passed over: {problems[0]})"
+                    continue  # may come between any two packages
+                raise _Fail(problems[0] if len(problems) == 1 else "; ".join(problems))
+
+    async def _next(self, wire: Wire) -> Package:
+        item = await wire.next(self.timeout)
+        if isinstance(item, Closed):
+            raise _Fail(f"the connection closed instead: {item.reason}")
+        return item
+
+    def _check_package(
+        self, package: Package, spec: dict[str, Any], variables: dict[str, Any]
+    ) -> None:
         if "hex" in spec:  # exactly these bytes (a package with nothing that varies)
-            item = await wire.next(self.timeout)
-            if isinstance(item, Closed):
-                raise _Fail(f"the connection closed instead: {item.reason}")
-            got = encode_package(item.type, item.body).hex()
+            got = encode_package(package.type, package.body).hex()
             if got != spec["hex"]:
                 raise _Fail(f"got {got}, expected {spec['hex']}")
             return
-        wanted = PACKAGE_TYPES[spec["package"]]
-        message_spec = spec.get("message", {})
-        while True:
-            item = await wire.next(self.timeout)
-            if isinstance(item, Closed):
-                raise _Fail(f"the connection closed instead: {item.reason}")
-            if item.type != wanted:
-                if item.type == PackageType.HEARTBEAT:
-                    continue
-                if (
-                    item.type == PackageType.DATA
-                    and _is_push(item)
-                    and message_spec.get("type") != "push"
-                ):
-                    continue
-                raise _Fail(f"got a {_NAMES[item.type]} package{_show_body(item)}")
-            if wanted == PackageType.DATA:
-                message = _decode(item)
-                if message.type == MessageType.PUSH and message_spec.get("type") != "push":
-                    continue
-                self._check_message(item.body, message, message_spec, variables)
-            elif "json" in spec:
-                problem = match(spec["json"], _json(item.body), variables)
-                if problem is not None:
-                    raise _Fail(problem)
-            return
+        if package.type != PACKAGE_TYPES[spec["package"]]:
+            raise _Fail(f"got a {_NAMES[package.type]} package{_show_body(package)}")
+        if package.type == PackageType.DATA:
+            message = _decode(package)
+            self._check_message(package.body, message, spec.get("message", {}), variables)
+        elif "json" in spec:
+            problem = match(spec["json"], _json(package.body), variables)
+            if problem is not None:
+                raise _Fail(problem)
 
     def _check_message(
         self, raw: bytes, message: Message, spec: dict[str, Any], variables: dict[str, Any]
@@ -241,8 +254,12 @@ class TranscriptRunner:
                 raise _Fail(f"id bytes {got}, expected {sent.hex(' ')} (as sent)")
         elif "id" in spec and message.id != spec["id"]:
             raise _Fail(f"response id {message.id}, expected {spec['id']}")
-        if "route" in spec and message.route != substitute(spec["route"], variables):
-            raise _Fail(f"route {message.route!r}, expected {spec['route']!r}")
+        route = message.route
+        if message.route_code:  # a compressed route: its name from the handshake's dict
+            codes = {code: name for name, code in (variables.get("dict") or {}).items()}
+            route = codes.get(message.route_code, f"code {message.route_code}")
+        if "route" in spec and route != substitute(spec["route"], variables):
+            raise _Fail(f"route {route!r}, expected {spec['route']!r}")
         if "error" in spec and bool(raw[0] & _ERROR) != spec["error"]:
             raise _Fail(f"error flag 0x20 {'missing' if spec['error'] else 'set'}")
         body = message.body
@@ -289,7 +306,12 @@ def _describe(step: dict[str, Any]) -> str:
         spec = step["send"]
         what = spec.get("package") or ("raw bytes" if "hex" in spec else "packages")
         return f"send {what}"
-    spec = step["expect"]
+    return _describe_expect(step["expect"])
+
+
+def _describe_expect(spec: dict[str, Any]) -> str:
+    if "all" in spec:
+        return " and ".join(_describe_expect(part) for part in spec["all"])
     if spec.get("close"):
         return "expect the close"
     if "hex" in spec:

@@ -50,9 +50,10 @@ class CommandAgainstExampleGameTests(SynchronousTestCase):
         self.assertEqual([line for line in lines if line.startswith("FAIL")], [])
         self.assertIn("PASS  request-byte-by-byte [reference]", lines)
         self.assertIn("PASS  unknown-route-404 [ours]", lines)
+        self.assertIn("PASS  chat-push [reference]", lines)
         self.assertIn("SKIP  two-packages-one-ws-message [ours]: ws only", lines)
         self.assertIn("SKIP  resume [ours]: the server's handshake has no sys.resume", lines)
-        self.assertRegex(lines[-1], r"^25 checks: \d+ passed, 0 failed, \d+ skipped$")
+        self.assertRegex(lines[-1], r"^26 checks: \d+ passed, 0 failed, \d+ skipped$")
 
     def test_failure_is_reported_and_exits_1(self) -> None:
         """A check the server fails is one FAIL line naming the step and the difference."""
