@@ -128,8 +128,12 @@ async def run(
             variables[name] = getattr(args, name)
     runner = TranscriptRunner(reactor, connect, variables, args.timeout, transport_of(target))
     out.write(f"conformance of {target} ({transport_of(target)}), vectors {vectors.folder}\n")
+    chosen = select(vectors.sessions, args)
+    if not chosen:
+        out.write(f"error: no check is named {' or '.join(args.only)}\n")
+        return 1
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-    for session, reason in select(vectors.sessions, args):
+    for session, reason in chosen:
         if reason is not None:
             outcome = Outcome("SKIP", reason)
         else:

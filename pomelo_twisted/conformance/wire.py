@@ -166,9 +166,10 @@ class _WebSocketProtocol(WebSocketClientProtocol):
     def onClose(self, was_clean: bool, code: int | None, reason: str | None) -> None:
         if not self.opened.called:
             self.opened.errback(ConnectionError(f"the WebSocket upgrade failed: {reason}"))
-        self.wire.lost(
-            f"websocket closed (code {code})" if was_clean else f"websocket lost: {reason}"
-        )
+        if not was_clean:
+            self.wire.lost(f"websocket lost: {reason}")
+        else:
+            self.wire.lost("websocket closed" + (f" (code {code})" if code is not None else ""))
 
     def send(self, data: bytes) -> None:
         self.sendMessage(data, isBinary=True)

@@ -162,6 +162,15 @@ class CommandErrorTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), 1)
         self.assertIn("no vector folder at /nonexistent: pass --vectors DIR", out.getvalue())
 
+    def test_only_naming_no_check(self) -> None:
+        """--only that matches no check is an error line, not an empty success."""
+        out = io.StringIO()
+        d = Deferred.fromCoroutine(
+            run(MemoryReactorClock(), _args("--only", "nosuch*"), out)  # type: ignore[arg-type]
+        )
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertEqual(out.getvalue().splitlines()[-1], "error: no check is named nosuch*")
+
     def test_arguments(self) -> None:
         """The command needs no game folder; IPv6 endpoint strings and JSON bodies parse."""
         args = parse_args(["conformance", "tcp:\\:\\:1:3010", "--body", '{"uid": 7}'])

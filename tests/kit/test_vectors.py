@@ -217,3 +217,13 @@ class KitTests(SynchronousTestCase):
             self.assertIn(word, readme)
         for kind in kind_names():
             self.assertIn(f"`${kind}`", readme)
+
+
+class ProtocolDocTests(SynchronousTestCase):
+    """docs/protocol.md."""
+
+    def test_every_check_is_listed(self) -> None:
+        """The doc's table of checks lists every session of sessions.json with its origin."""
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+        for session in VECTORS.sessions:
+            self.assertIn(f"| `{session.name}` | {session.origin} |", doc)
