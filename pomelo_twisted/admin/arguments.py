@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import repl
+from .. import conformance, repl
 from ..bots import cli as bots_cli
 from ..loglevels import LOG_FORMATS, parse_log_levels
 
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("ids", nargs="*", metavar="ID", help="also for these ids (to `add` later)")
     bots_cli.add_parser(commands)
     repl.add_parser(commands)
+    conformance.add_parser(commands)
     return parser
 
 
@@ -241,10 +242,10 @@ def cron_values(action: str, items: Sequence[str]) -> dict[str, Any]:
 def folder_error(args: argparse.Namespace) -> str | None:
     """What is wrong with the game folder a command names (``--app``), or None.
 
-    ``bot`` and ``repl`` need no game folder.
+    ``bot``, ``repl`` and ``conformance`` need no game folder.
     """
     app = getattr(args, "app", None)
-    if app is None or args.command in ("bot", "repl"):
+    if app is None or args.command in ("bot", "repl", "conformance"):
         return None
     folder = Path(app).expanduser()
     if (folder / "config").is_dir():

@@ -1,6 +1,7 @@
 """The admin commands that talk to a running cluster: ``list``, ``stop``, ``kill``,
 ``restart``, ``add``, ``command``, and the server commands with verbs of their own:
-``cron`` and ``reload``.
+``cron`` and ``reload``; and ``conformance ENDPOINT``, which checks any Pomelo server
+against the protocol vectors (:mod:`pomelo_twisted.conformance`).
 
 Each logs in to the master as ``admin`` (:mod:`.client`), makes its call and closes; with
 etcd discovery ``list``, ``stop`` and ``restart`` go through etcd instead
@@ -21,6 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from .. import conformance
 from ..discovery.select import EtcdSettings, etcd_settings, etcd_store
 from ..errors import ConfigError
 from ..gameconfig import GameConfig
@@ -255,6 +257,8 @@ async def _dispatch(
     connect: Connector,
     store_factory: StoreFactory,
 ) -> int:
+    if args.command == "conformance":  # a client of any server: no game folder, no master
+        return await conformance.run(reactor, args, out)
     settings = etcd_of(args)
     if settings is None:
         return await COMMANDS[args.command](reactor, args, out, connect)
