@@ -1,0 +1,221 @@
+"""Per-user ordering: the requests and notifies of one connection are handed to the
+handler one after the other, in arrival order, end to end.
+
+A request or notify whose result comes later (a Deferred: a forwarded request waiting
+for its backend, a local handler waiting for a database) holds the connection's order
+until it is answered; what the client sends meanwhile waits in a queue and is handed
+over, in order, once it is. So a "buy" forwarded to one backend is answered before a
+"sell" sent after it is even handed to another (pitaya #312's race cannot happen). A
+request answered at once costs one check: no queue, no Deferred, no timer.
+
+- **Timeout**: a held request that is not answered within ``order_timeout`` seconds is
+  answered 504 (``"request timed out"``, through
+  :func:`~pomelo_twisted.responses.failure_response`) and releases the queue; its late
+  answer is dropped and counted (``ConnectionMetrics.late_answers``). A held notify
+  releases the queue the same way (nothing to answer).
+- **Concurrent routes** (``AgentConfig.concurrent_routes``, filled from handler methods
+  marked :func:`~pomelo_twisted.handlers.concurrent`) opt out: they are handed over at
+  once, even while another is held, and never hold the queue themselves.
+- **Bounds**: a queued request still counts against ``max_inflight`` (the runner counts
+  it when it queues it) and spent its rate-limit token on arrival; queued notifies are
+  bounded by ``max_inflight`` too (one more is dropped and counted).
+- **Close**: closing the connection drops the queue (nothing queued is handed over).
+
+``ordered: false`` in a frontend's connector settings turns it off: every request is
+handed over as it arrives and answers may overtake each other.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..deadlines import DeadlineHandle, DeadlineScheduler
+from ..errors import RequestTimeout
+from ..protocol import Notify, Request
+from ..responses import TIMED_OUT, failure_response
+from .config import AgentConfig
+from .metrics import ConnectionMetrics
+
+__all__ = ["DROPPED_NOTIFY", "RequestOrder", "order_of"]
+
+DROPPED_NOTIFY = "notify over the ordering queue bound"
+
+log = Logger()
+
+
+class _Runner(Protocol):
+    """What the order hands events back to (the :class:`.RequestRunner`)."""
+
+    def run_request(self, event: Request, queued: bool) -> None: ...
+    def run_notify(self, event: Notify) -> None: ...
+    def answer(self, msg_id: int, body: object) -> None: ...
+
+
+class RequestOrder:
+    """The order of one connection's requests and notifies (see the module)."""
+
+    __slots__ = (
+        "_closed",
+        "_current",
+        "_deadline",
+        "_deadlines",
+        "_draining",
+        "_held",
+        "_issued",
+        "_queue",
+        "busy",
+        "concurrent",
+        "max_queued",
+        "metrics",
+        "runner",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        runner: _Runner,
+        deadlines: DeadlineScheduler,
+        metrics: ConnectionMetrics,
+        *,
+        timeout: float,
+        concurrent: frozenset[str],
+        max_queued: int,
+    ) -> None:
+        self.runner = runner
+        self.metrics = metrics
+        self.timeout = timeout
+        self.concurrent = concurrent
+        """Routes that neither wait nor hold the queue."""
+        self.max_queued = max_queued
+        self.busy = False
+        """Whether a request or notify holds the order (what arrives now is queued)."""
+        self._deadlines = deadlines
+        self._deadline: DeadlineHandle | None = None
+        self._queue: deque[Request | Notify] = deque()
+        self._current = 0
+        """The token of the held one (0: none); a settled one with another token is late."""
+        self._held: tuple[int, str] = (0, "")
+        """The message id (0: a notify) and route of the held one."""
+        self._issued = 0
+        self._draining = False
+        self._closed = False
+
+    def __len__(self) -> int:
+        """Requests and notifies queued (the held one not included)."""
+        return len(self._queue)
+
+    def hold(self, event: Request | Notify) -> bool:
+        """Queue ``event`` behind the held one (called while ``busy``); False when it is
+        not to wait (a concurrent route) or is dropped (a notify over the bound: then
+        True as well, counted)."""
+        if event.route in self.concurrent:
+            return False
+        queue = self._queue
+        if isinstance(event, Notify) and len(queue) >= self.max_queued:
+            self.metrics.dropped[DROPPED_NOTIFY] += 1
+            return True
+        queue.append(event)
+        return True
+
+    def follows(self, route: str) -> bool:
+        """Whether a request or notify of ``route`` whose result comes later holds the order."""
+        return route not in self.concurrent
+
+    def wait(self, result: Deferred[Any], msg_id: int, route: str) -> None:
+        """Hold the order until ``result`` settles; for a request (``msg_id`` not 0) answer
+        it then, or with 504 at the timeout."""
+        self._issued += 1
+        token = self._current = self._issued
+        self._held = (msg_id, route)
+        self.busy = True
+        self._deadline = self._deadlines.add(self.timeout, self, token)
+        result.addBoth(self._settled, token, msg_id, route)
+
+    def _settled(self, result: object, token: int, msg_id: int, route: str) -> None:
+        if token != self._current:  # timed out already, or the connection closed
+            if self._closed:
+                if msg_id:  # as the runner counts an answer the closed connection refuses
+                    self.metrics.responses_dropped += 1
+                return None
+            if msg_id:
+                self.metrics.late_answers += 1
+                if isinstance(result, Failure):
+                    log.debug(
+                        "late failure of request {route} dropped: {error}",
+                        route=route,
+                        error=result.getErrorMessage(),
+                    )
+            return None
+        self._release()
+        if msg_id:
+            self.runner.answer(
+                msg_id, failure_response(result, route) if isinstance(result, Failure) else result
+            )
+        self._next()
+        return None
+
+    def deadline_passed(self, kind: int, now: float) -> None:
+        """The held request or notify of token ``kind`` passed ``order_timeout``."""
+        if kind != self._current:
+            return
+        self._deadline = None
+        self._current = 0
+        self.busy = False
+        self.metrics.ordering_timeouts += 1
+        msg_id, route = self._held
+        if msg_id:
+            self.runner.answer(msg_id, failure_response(Failure(RequestTimeout(TIMED_OUT)), route))
+        self._next()
+
+    def _release(self) -> None:
+        self._current = 0
+        self.busy = False
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadlines.cancel(deadline)
+            self._deadline = None
+
+    def _next(self) -> None:
+        """Hand over what waits, in order, until one holds the order again."""
+        if self._draining:  # settled at once, inside the loop below: it goes on
+            return
+        self._draining = True
+        queue = self._queue
+        runner = self.runner
+        try:
+            while queue and not self.busy:
+                event = queue.popleft()
+                if isinstance(event, Request):
+                    runner.run_request(event, True)
+                else:
+                    runner.run_notify(event)
+        finally:
+            self._draining = False
+
+    def close(self) -> None:
+        """The connection closed: drop the queue (nothing queued is handed over), forget
+        the held one (its answer has no one to go to) and stop its timer."""
+        self._closed = True
+        self._release()
+        self._queue.clear()
+
+
+def order_of(
+    runner: _Runner, deadlines: DeadlineScheduler, config: AgentConfig, metrics: ConnectionMetrics
+) -> RequestOrder | None:
+    """The order of a connection's requests under ``config`` (None: ``ordered`` is off)."""
+    if not config.ordered:
+        return None
+    return RequestOrder(
+        runner,
+        deadlines,
+        metrics,
+        timeout=config.order_timeout,
+        concurrent=config.concurrent_routes,
+        max_queued=config.max_inflight,
+    )
