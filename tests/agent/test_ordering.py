@@ -265,7 +265,9 @@ class BoundsTests(SynchronousTestCase):
         conn.request(1, FORWARDED, {"n": 1})
         conn.request(2, ECHO, {"n": 2})
         conn.request(3, ECHO, {"n": 3})
-        self.assertEqual(conn.responses(), [(3, {"code": 503, "msg": "too many requests in flight"})])
+        self.assertEqual(
+            conn.responses(), [(3, {"code": 503, "msg": "too many requests in flight"})]
+        )
         handler.answer(0)
         self.assertEqual(conn.responses(), [(1, {"n": 1}), (2, {"n": 2})])
         self.assertEqual(conn.agent.requests.admission.inflight, 0)
@@ -349,7 +351,7 @@ class Shop:
         return msg
 
 
-GAME_HANDLER = '''
+GAME_HANDLER = """
 from pomelo_twisted.handlers import concurrent
 
 class RoomHandler:
@@ -362,7 +364,7 @@ class RoomHandler:
 
     def move(self, msg, session):
         return msg
-'''
+"""
 
 
 class ConcurrentDeclarationTests(SynchronousTestCase):

@@ -19,7 +19,7 @@ RELEASE = "chat.gateHandler.release"
 # A handler file added to the copy (the example game stays as it is): ``hold`` is
 # declared concurrent and answers once ``release`` (a plain route) is called by the
 # same player on the same chat server (the example routes a room to one chat server).
-GATE_HANDLER = '''
+GATE_HANDLER = """
 from twisted.internet.defer import Deferred
 
 from pomelo_twisted.handlers import concurrent
@@ -42,7 +42,7 @@ class GateHandler:
             return {"code": 500, "msg": "nothing held"}
         d.callback({"code": 200, "released": True})
         return {"code": 200}
-'''
+"""
 
 
 class OrderingClusterTests(ClusterCase):
