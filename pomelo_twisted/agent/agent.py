@@ -163,7 +163,7 @@ class Agent(SlicedReader):
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         self._deadline: DeadlineHandle | None = None
         self._close_timer: IDelayedCall | None = None
-        self.requests.order = order_of(self.requests, self._deadlines, config, metrics)
+        self.requests.order = order_of(self.requests, clock, self._deadlines, config, metrics)
 
     def __repr__(self) -> str:
         return f"<Agent sid={self.sid} peer={self.link.peer} state={self.state.value}>"

@@ -19,6 +19,9 @@ request answered at once costs one check: no queue, no Deferred, no timer.
 - **Bounds**: a queued request still counts against ``max_inflight`` (the runner counts
   it when it queues it) and spent its rate-limit token on arrival; queued notifies are
   bounded by ``max_inflight`` too (one more is dropped and counted).
+- **Turns**: at most ``slice_events`` queued ones are handed over in one reactor turn (as
+  the slice reader bounds a read, :mod:`.reading`); the rest go on in the next turn, and
+  what arrives meanwhile queues behind them.
 - **Close**: closing the connection drops the queue (nothing queued is handed over).
 
 ``ordered: false`` in a frontend's connector settings turns it off: every request is
@@ -31,6 +34,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -68,32 +72,40 @@ class RequestOrder:
         "_held",
         "_issued",
         "_queue",
+        "_resume",
         "busy",
+        "clock",
         "concurrent",
         "max_queued",
         "metrics",
         "runner",
+        "slice_events",
         "timeout",
     )
 
     def __init__(
         self,
         runner: _Runner,
+        clock: IReactorTime,
         deadlines: DeadlineScheduler,
         metrics: ConnectionMetrics,
         *,
         timeout: float,
         concurrent: frozenset[str],
         max_queued: int,
+        slice_events: int,
     ) -> None:
         self.runner = runner
+        self.clock = clock
+        self.slice_events = slice_events
         self.metrics = metrics
         self.timeout = timeout
         self.concurrent = concurrent
         """Routes that neither wait nor hold the queue."""
         self.max_queued = max_queued
         self.busy = False
-        """Whether a request or notify holds the order (what arrives now is queued)."""
+        """Whether what arrives now is queued: one holds the order, or queued ones wait
+        for the next turn."""
         self._deadlines = deadlines
         self._deadline: DeadlineHandle | None = None
         self._queue: deque[Request | Notify] = deque()
@@ -103,6 +115,7 @@ class RequestOrder:
         """The message id (0: a notify) and route of the held one."""
         self._issued = 0
         self._draining = False
+        self._resume: IDelayedCall | None = None
         self._closed = False
 
     def __len__(self) -> int:
@@ -181,14 +194,21 @@ class RequestOrder:
             self._deadline = None
 
     def _next(self) -> None:
-        """Hand over what waits, in order, until one holds the order again."""
+        """Hand over what waits, in order, until one holds the order again (at most
+        ``slice_events`` in this turn: the rest go on in the next)."""
         if self._draining:  # settled at once, inside the loop below: it goes on
             return
         self._draining = True
         queue = self._queue
         runner = self.runner
+        handed = 0
         try:
             while queue and not self.busy:
+                if handed == self.slice_events:
+                    self.busy = True
+                    self._resume = self.clock.callLater(0, self._resumed)
+                    return
+                handed += 1
                 event = queue.popleft()
                 if isinstance(event, Request):
                     runner.run_request(event, True)
@@ -197,25 +217,40 @@ class RequestOrder:
         finally:
             self._draining = False
 
+    def _resumed(self) -> None:
+        self._resume = None
+        self.busy = False
+        self._next()
+
     def close(self) -> None:
         """The connection closed: drop the queue (nothing queued is handed over), forget
         the held one (its answer has no one to go to) and stop its timer."""
         self._closed = True
         self._release()
         self._queue.clear()
+        resume = self._resume
+        if resume is not None:
+            resume.cancel()
+            self._resume = None
 
 
 def order_of(
-    runner: _Runner, deadlines: DeadlineScheduler, config: AgentConfig, metrics: ConnectionMetrics
+    runner: _Runner,
+    clock: IReactorTime,
+    deadlines: DeadlineScheduler,
+    config: AgentConfig,
+    metrics: ConnectionMetrics,
 ) -> RequestOrder | None:
     """The order of a connection's requests under ``config`` (None: ``ordered`` is off)."""
     if not config.ordered:
         return None
     return RequestOrder(
         runner,
+        clock,
         deadlines,
         metrics,
         timeout=config.order_timeout,
         concurrent=config.concurrent_routes,
         max_queued=config.max_inflight,
+        slice_events=config.slice_events,
     )

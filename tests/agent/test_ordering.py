@@ -309,6 +309,37 @@ class BoundsTests(SynchronousTestCase):
         self.assertFalse(conn.open)
 
 
+class TurnTests(SynchronousTestCase):
+    """A long queue is handed over a slice per reactor turn, like a long read."""
+
+    def test_queue_handed_over_in_slices(self) -> None:
+        """At most ``slice_events`` queued requests run per turn; one arriving meanwhile
+        waits behind the rest."""
+        conn, handler = ordered(AgentConfig(heartbeat=None, slice_events=2))
+        conn.request(1, FORWARDED, {"n": 1})
+        for msg_id in range(2, 7):
+            conn.request(msg_id, ECHO, {"n": msg_id})
+        handler.answer(0)
+        self.assertEqual([i for i, _ in conn.responses()], [1, 2, 3])
+        self.assertEqual(len(conn.clock.getDelayedCalls()), 1)  # the next turn
+        conn.request(7, ECHO, {"n": 7})
+        self.assertEqual(conn.responses(), [])
+        conn.clock.advance(0)  # (a Clock runs the turns it schedules at once)
+        self.assertEqual([i for i, _ in conn.responses()], [4, 5, 6, 7])
+        self.assertEqual(conn.clock.getDelayedCalls(), [])
+
+    def test_close_cancels_the_next_turn(self) -> None:
+        """Closing while queued ones wait for the next turn hands none of them over."""
+        conn, handler = ordered(AgentConfig(heartbeat=None, slice_events=1))
+        conn.request(1, FORWARDED, {"n": 1})
+        conn.request(2, ECHO, {"n": 2})
+        conn.request(3, ECHO, {"n": 3})
+        handler.answer(0)
+        conn.transport.loseConnection()
+        self.assertEqual(conn.clock.getDelayedCalls(), [])
+        self.assertEqual(handler.seen, [FORWARDED, ECHO])
+
+
 class ConfigTests(SynchronousTestCase):
     """The ordering settings."""
 
