@@ -38,7 +38,8 @@ class SerializerPerClientTests(ClusterCase):
         """A msgpack client (TCP) and a JSON client (WebSocket) of one connector port both
         complete entry/join/send and each gets the other's onChat push in its own
         serializer, through the forward hop and the chat server's channel push; a third
-        client on the other connector (JSON) gets the same pushes."""
+        client on the other connector (JSON) gets the same pushes. Error answers come in
+        each client's serializer too."""
         cluster = yield self.started()
         rid = room_on("chat-server-2")
         packed = yield self.client(cluster, "connector-server-1", "mia", rid, serializer="msgpack")
@@ -79,6 +80,11 @@ class SerializerPerClientTests(ClusterCase):
                 pushed.bodies,
                 [{"rid": rid, "from": uid, "content": content} for _, uid, content in sent],
             )
+        # Errors too: the backend's (a handler error) and the frontend's (no such route).
+        for client in (packed, plain):
+            self.assertEqual((yield client.request(JOIN, {})), {"code": 500, "msg": "rid required"})
+            missing = yield client.request("chat.chatHandler.nothing", {})
+            self.assertEqual(missing["code"], 404)
         self.assertTrue(raw["mia"] and raw["joe"])
         for body in raw["joe"]:
             json.loads(body)  # every body the JSON client got is JSON
