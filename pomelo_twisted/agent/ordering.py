@@ -118,7 +118,8 @@ class RequestOrder:
         self._resume: IDelayedCall | None = None
         self._closed = False
 
-    def __len__(self) -> int:
+    @property
+    def queued(self) -> int:
         """Requests and notifies queued (the held one not included)."""
         return len(self._queue)
 
@@ -181,6 +182,11 @@ class RequestOrder:
         self.busy = False
         self.metrics.ordering_timeouts += 1
         msg_id, route = self._held
+        log.info(
+            "{route} held its connection's order over {timeout}s: the next goes on",
+            route=route,
+            timeout=self.timeout,
+        )
         if msg_id:
             self.runner.answer(msg_id, failure_response(Failure(RequestTimeout(TIMED_OUT)), route))
         self._next()

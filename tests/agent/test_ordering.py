@@ -91,6 +91,9 @@ class OrderTests(SynchronousTestCase):
         conn.request(2, FORWARDED, {"n": 2})
         self.assertEqual(handler.seen, [ECHO])
         self.assertEqual(conn.responses(), [])
+        order = conn.agent.requests.order
+        assert order is not None
+        self.assertEqual(order.queued, 1)
         conn.clock.advance(0.5)
         self.assertEqual(conn.responses(), [(1, {"delayMs": 500, "n": 1})])
         self.assertEqual(handler.seen, [ECHO, FORWARDED])
