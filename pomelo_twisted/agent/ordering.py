@@ -40,6 +40,7 @@ from twisted.python.failure import Failure
 
 from ..deadlines import DeadlineHandle, DeadlineScheduler
 from ..errors import RequestTimeout
+from ..interfaces import IAgent
 from ..protocol import Notify, Request
 from ..responses import TIMED_OUT, failure_response
 from .config import AgentConfig
@@ -54,6 +55,8 @@ log = Logger()
 
 class _Runner(Protocol):
     """What the order hands events back to (the :class:`.RequestRunner`)."""
+
+    agent: IAgent
 
     def run_request(self, event: Request, queued: bool) -> None: ...
     def run_notify(self, event: Notify) -> None: ...
@@ -183,7 +186,8 @@ class RequestOrder:
         self.metrics.ordering_timeouts += 1
         msg_id, route = self._held
         log.info(
-            "{route} held its connection's order over {timeout}s: the next goes on",
+            "{agent}: {route} held the order over {timeout}s: the next goes on",
+            agent=self.runner.agent,
             route=route,
             timeout=self.timeout,
         )

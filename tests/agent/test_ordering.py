@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AgentPool
@@ -169,6 +171,9 @@ class TimeoutTests(SynchronousTestCase):
     def test_stuck_request_times_out_and_releases(self) -> None:
         """Past ``order_timeout`` the stuck request is answered 504 and the next one runs;
         its late answer is dropped and counted."""
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         conn, handler = ordered(AgentConfig(heartbeat=None, order_timeout=2.0))
         conn.request(1, FORWARDED, {"n": 1})
         conn.request(2, ECHO, {"n": 2})
@@ -179,6 +184,9 @@ class TimeoutTests(SynchronousTestCase):
             conn.responses(), [(1, {"code": 504, "msg": "request timed out"}), (2, {"n": 2})]
         )
         self.assertEqual(conn.agents.metrics.ordering_timeouts, 1)
+        held = [formatEvent(e) for e in logged if "held the order" in formatEvent(e)]
+        self.assertEqual(len(held), 1)
+        self.assertIn(FORWARDED, held[0])
         handler.answer(0)
         self.assertEqual(conn.written(), b"")
         self.assertEqual(conn.agents.metrics.late_answers, 1)
