@@ -73,6 +73,7 @@ class RequestOrder:
         "_deadlines",
         "_draining",
         "_held",
+        "_held_since",
         "_issued",
         "_queue",
         "_resume",
@@ -116,6 +117,8 @@ class RequestOrder:
         """The token of the held one (0: none); a settled one with another token is late."""
         self._held: tuple[int, str] = (0, "")
         """The message id (0: a notify) and route of the held one."""
+        self._held_since = 0.0
+        """When the held one was handed over (clock time)."""
         self._issued = 0
         self._draining = False
         self._resume: IDelayedCall | None = None
@@ -150,7 +153,11 @@ class RequestOrder:
         token = self._current = self._issued
         self._held = (msg_id, route)
         self.busy = True
-        self._deadline = self._deadlines.add(self.timeout, self, token)
+        self._held_since = now = self.clock.seconds()
+        # One deadline per connection, re-armed lazily when it passes (as the agent's idle
+        # deadline is): a stream of quick answers adds and cancels nothing.
+        if self._deadline is None:
+            self._deadline = self._deadlines.add_at(now + self.timeout, self, 0)
         result.addBoth(self._settled, token, msg_id, route)
 
     def _settled(self, result: object, token: int, msg_id: int, route: str) -> None:
@@ -177,10 +184,15 @@ class RequestOrder:
         return None
 
     def deadline_passed(self, kind: int, now: float) -> None:
-        """The held request or notify of token ``kind`` passed ``order_timeout``."""
-        if kind != self._current:
-            return
+        """The connection's order deadline came: the held one, if it has held the order
+        for ``order_timeout``, is timed out; else the deadline moves to its due time."""
         self._deadline = None
+        if self._current == 0:  # nothing held: the next wait arms it again
+            return
+        due = self._held_since + self.timeout
+        if due > now:
+            self._deadline = self._deadlines.add_at(due, self, 0)
+            return
         self._current = 0
         self.busy = False
         self.metrics.ordering_timeouts += 1
@@ -198,10 +210,6 @@ class RequestOrder:
     def _release(self) -> None:
         self._current = 0
         self.busy = False
-        deadline = self._deadline
-        if deadline is not None:
-            self._deadlines.cancel(deadline)
-            self._deadline = None
 
     def _next(self) -> None:
         """Hand over what waits, in order, until one holds the order again (at most
@@ -238,6 +246,10 @@ class RequestOrder:
         self._closed = True
         self._release()
         self._queue.clear()
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadlines.cancel(deadline)
+            self._deadline = None
         resume = self._resume
         if resume is not None:
             resume.cancel()

@@ -128,15 +128,20 @@ class OrderTests(SynchronousTestCase):
         )
 
     def test_immediate_answers_leave_no_timer(self) -> None:
-        """A request answered at once starts no timer; a held one's timer is gone once answered."""
+        """A request answered at once starts no timer; a held one arms the connection's
+        one order deadline, which goes when it passes with nothing held."""
         conn, handler = ordered()
         conn.request(1, ECHO, {"n": 1})
         self.assertEqual(conn.clock.getDelayedCalls(), [])
         conn.request(2, FORWARDED, {"n": 2})
-        self.assertEqual(len(conn.clock.getDelayedCalls()), 1)
         handler.answer(0)
+        conn.request(3, FORWARDED, {"n": 3})
+        handler.answer(1)
+        self.assertEqual(len(conn.clock.getDelayedCalls()), 1)
+        conn.clock.advance(10)
         self.assertEqual(conn.clock.getDelayedCalls(), [])
-        self.assertEqual(conn.responses(), [(1, {"n": 1}), (2, {"n": 2})])
+        self.assertEqual(conn.responses(), [(1, {"n": 1}), (2, {"n": 2}), (3, {"n": 3})])
+        self.assertEqual(conn.agents.metrics.ordering_timeouts, 0)
 
     def test_failure_of_held_request_answered_and_releases(self) -> None:
         """A held request that fails is answered through failure_response; the next goes on."""
@@ -191,6 +196,22 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(conn.written(), b"")
         self.assertEqual(conn.agents.metrics.late_answers, 1)
         self.assertEqual(conn.agent.requests.admission.inflight, 0)
+
+    def test_timeout_counts_from_when_the_request_was_handed_over(self) -> None:
+        """The deadline armed for an earlier request moves on for a later one: a request
+        held from t=5 times out at t=15, not at t=10."""
+        conn, handler = ordered(AgentConfig(heartbeat=None, order_timeout=10.0))
+        conn.request(1, FORWARDED, {"n": 1})
+        conn.clock.advance(1)
+        handler.answer(0)
+        conn.clock.advance(4)
+        conn.request(2, FORWARDED, {"n": 2})
+        conn.clock.advance(5)  # t=10: the first deadline, re-armed for t=15
+        self.assertEqual(conn.responses(), [(1, {"n": 1})])
+        conn.clock.advance(4.9)
+        self.assertEqual(conn.responses(), [])
+        conn.clock.advance(0.1)
+        self.assertEqual(conn.responses(), [(2, {"code": 504, "msg": "request timed out"})])
 
     def test_late_answer_does_not_release_the_next_held(self) -> None:
         """The late answer of a timed-out request neither answers nor releases the one
@@ -332,12 +353,15 @@ class TurnTests(SynchronousTestCase):
             conn.request(msg_id, ECHO, {"n": msg_id})
         handler.answer(0)
         self.assertEqual([i for i, _ in conn.responses()], [1, 2, 3])
-        self.assertEqual(len(conn.clock.getDelayedCalls()), 1)  # the next turn
+        order = conn.agent.requests.order
+        assert order is not None
+        self.assertEqual(order.queued, 3)  # for the next turn
         conn.request(7, ECHO, {"n": 7})
         self.assertEqual(conn.responses(), [])
+        self.assertEqual(order.queued, 4)
         conn.clock.advance(0)  # (a Clock runs the turns it schedules at once)
         self.assertEqual([i for i, _ in conn.responses()], [4, 5, 6, 7])
-        self.assertEqual(conn.clock.getDelayedCalls(), [])
+        self.assertEqual(order.queued, 0)
 
     def test_close_cancels_the_next_turn(self) -> None:
         """Closing while queued ones wait for the next turn hands none of them over."""
