@@ -9,12 +9,14 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AgentPool
 from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.agent.ordering import DROPPED_NOTIFY
+from pomelo_twisted.app.components import ConnectorComponent
 from pomelo_twisted.handlers import HandlerRegistry, concurrent
 from pomelo_twisted.handlers.concurrency import (
     concurrent_methods,
@@ -26,6 +28,7 @@ from pomelo_twisted.protocol import Notify
 from pomelo_twisted.responses import EncodedBody
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
+from ..app.test_lifecycle import frontend_app
 from .helpers import Connection, connect
 
 ECHO = "connector.entryHandler.echo"
@@ -459,3 +462,20 @@ class ConcurrentDeclarationTests(SynchronousTestCase):
             {"area.roomHandler.look", "connector.shop.prices"},
         )
         self.assertEqual(concurrent_routes(registry, None, ["area"]), {"connector.shop.prices"})
+
+
+class ConnectorWiringTests(SynchronousTestCase):
+    """A frontend's agents get the routes marked concurrent and the connector settings."""
+
+    def test_marked_and_configured_routes_reach_the_agents(self) -> None:
+        """The connector's config holds the registered handlers' marked routes and those of
+        its ``concurrent_routes`` setting; ``ordered: false`` reaches it too."""
+        app = frontend_app(MemoryReactorClock())
+        app.register_handler(Shop(), "shop")
+        app.set("connector", {"concurrent_routes": [PEEK], "ordered": False})
+        connector = app.load(ConnectorComponent(app))
+        app.privilegedStartService()
+        assert connector.agents is not None
+        config = connector.agents.config
+        self.assertEqual(config.concurrent_routes, {PEEK, "connector.shop.prices"})
+        self.assertFalse(config.ordered)
