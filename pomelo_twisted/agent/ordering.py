@@ -130,9 +130,9 @@ class RequestOrder:
         return len(self._queue)
 
     def hold(self, event: Request | Notify) -> bool:
-        """Queue ``event`` behind the held one (called while ``busy``); False when it is
-        not to wait (a concurrent route) or is dropped (a notify over the bound: then
-        True as well, counted)."""
+        """Called while ``busy``: True when ``event`` is queued behind what holds the order
+        (or dropped: a notify over the bound, counted); False when it is not to wait (a
+        concurrent route: the runner hands it over now)."""
         if event.route in self.concurrent:
             return False
         queue = self._queue
