@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -15,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.acceptors import AgentPool
 from pomelo_twisted.agent import AgentConfig
+from pomelo_twisted.agent.negotiation import SerializerNegotiator
 from pomelo_twisted.agent.ordering import DROPPED_NOTIFY
 from pomelo_twisted.app.components import ConnectorComponent
 from pomelo_twisted.handlers import HandlerRegistry, concurrent
@@ -24,7 +26,7 @@ from pomelo_twisted.handlers.concurrency import (
     concurrent_routes_of_game,
 )
 from pomelo_twisted.interfaces import IAgent
-from pomelo_twisted.protocol import Notify
+from pomelo_twisted.protocol import Notify, Request, Response
 from pomelo_twisted.responses import EncodedBody
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
@@ -54,7 +56,7 @@ class BackendHandler(EchoHandler):
         self.seen.append(route)
         if route.startswith("chat."):
             d: Deferred[object] = Deferred()
-            self.backend.append((route, json.loads(body), d))
+            self.backend.append((route, agent.serializer.decode(body), d))
             return d
         if route == KICK_NOW:
             agent.kick("bye")
@@ -65,7 +67,7 @@ class BackendHandler(EchoHandler):
         self.seen.append(route)
         if route.startswith("chat."):
             d: Deferred[object] = Deferred()
-            self.backend.append((route, json.loads(body), d))
+            self.backend.append((route, agent.serializer.decode(body), d))
             return d
         return super().notify(agent, route, body)
 
@@ -75,14 +77,22 @@ class BackendHandler(EchoHandler):
         d.callback(EncodedBody(json.dumps(msg if body is None else body).encode()))
 
 
-def ordered(config: AgentConfig | None = None) -> tuple[Connection, BackendHandler]:
-    """A connection (ordered unless ``config`` says not) to a :class:`BackendHandler`."""
+def ordered(
+    config: AgentConfig | None = None, serializer: str | None = None
+) -> tuple[Connection, BackendHandler]:
+    """A connection (ordered unless ``config`` says not; asking for ``serializer``) to a
+    :class:`BackendHandler`."""
     clock = Clock()
     handler = BackendHandler(clock)
     agents = AgentPool(
-        handler, clock, config=config or AgentConfig(heartbeat=None), dictionary=echo_dictionary()
+        handler,
+        clock,
+        config=config or AgentConfig(heartbeat=None),
+        dictionary=echo_dictionary(),
+        negotiators=[SerializerNegotiator()],
     )
-    return connect(agents=agents), handler
+    sys = {"serializer": serializer} if serializer is not None else None
+    return connect(agents=agents, sys=sys), handler
 
 
 class OrderTests(SynchronousTestCase):
@@ -229,6 +239,17 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(conn.responses(), [])
         handler.answer(1)
         self.assertEqual(conn.responses(), [(2, {"n": 2}), (3, {"n": 3})])
+
+    def test_timeout_answer_in_the_connection_serializer(self) -> None:
+        """A msgpack client's timed-out request is answered 504 in msgpack, then the next."""
+        conn, _ = ordered(AgentConfig(heartbeat=None, order_timeout=1.0), "msgpack")
+        for msg_id, route in ((1, FORWARDED), (2, ECHO)):
+            conn.send(Request(msg_id, route, msgpack.packb({"n": msg_id})))
+        conn.clock.advance(1.0)
+        answers = [
+            (e.id, msgpack.unpackb(e.body)) for e in conn.events() if isinstance(e, Response)
+        ]
+        self.assertEqual(answers, [(1, {"code": 504, "msg": "request timed out"}), (2, {"n": 2})])
 
     def test_stuck_notify_times_out(self) -> None:
         """A notify whose result never comes releases the queue at the timeout, answering
