@@ -4,6 +4,8 @@ order, each once the previous one is answered (pomelo_twisted.agent.ordering).""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -471,7 +473,8 @@ class ConcurrentDeclarationTests(SynchronousTestCase):
 
     def test_routes_of_registry_and_game(self) -> None:
         """The routes of registered handlers and of every server type's handler files."""
-        base = Path(self.mktemp())
+        base = Path(tempfile.mkdtemp(prefix="pomelo-concurrent-"))
+        self.addCleanup(shutil.rmtree, base)
         folder = base / "servers" / "area" / "handler"
         folder.mkdir(parents=True)
         (folder / "roomHandler.py").write_text(GAME_HANDLER)
