@@ -52,6 +52,7 @@ from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .negotiation import ConnectionOffer, PushEncoder, PushRecorder, intern_push_format
+from .ordering import order_of
 from .reading import KICK_BACKLOG, SlicedReader
 from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
@@ -167,6 +168,7 @@ class Agent(SlicedReader):
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         self._deadline: DeadlineHandle | None = None
         self._close_timer: IDelayedCall | None = None
+        self.requests.order = order_of(self.requests, clock, self._deadlines, config, metrics)
 
     def __repr__(self) -> str:
         return f"<Agent sid={self.sid} peer={self.link.peer} state={self.state.value}>"
@@ -264,6 +266,7 @@ class Agent(SlicedReader):
         self.connection.close()
         self._cancel_timers()
         self.send_queue.clear()
+        self.requests.close()
         # Counted, not logged: closing thousands at once must format nothing each.
         self.metrics.closed[self.close_reason.split(":", 1)[0]] += 1
         if self._connected:
@@ -460,6 +463,7 @@ class Agent(SlicedReader):
         self.close_reason = reason
         self.connection.close()
         self._cancel_timers()
+        self.requests.close()
         # Nothing queued behind a paused transport goes out after a kick or a close.
         self.send_queue.clear()
         if abort:

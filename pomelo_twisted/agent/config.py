@@ -59,6 +59,13 @@ class AgentConfig:
       violation (the client is kicked, the reason naming this limit).
     - ``compress_bodies``: zlib-compress response and push bodies with flag 0x10, when
       that makes them smaller, for the clients that read it (pitaya's: libpitaya).
+    - ``ordered``: hand a connection's requests and notifies to the handler one after
+      the other, in arrival order, each once the previous one is answered (forwarded ones
+      included; :mod:`.ordering`); ``false``: as they come, answers may overtake.
+    - ``order_timeout``: a request (or notify) holding the order longer is answered 504
+      and the next is handed over; its late answer is dropped and counted.
+    - ``concurrent_routes``: routes that neither wait in the order nor hold it (besides
+      the handler methods marked ``@concurrent``, which the frontend adds).
     """
 
     heartbeat: float | None = 30.0
@@ -85,6 +92,9 @@ class AgentConfig:
     upgrade_timeout: float = 10.0
     max_inflated_body: int = DEFAULT_MAX_PACKET_SIZE
     compress_bodies: bool = False
+    ordered: bool = True
+    order_timeout: float = 10.0
+    concurrent_routes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,6 +111,7 @@ class AgentConfig:
             "upgrade_timeout",
             "refusal_window",
             "slice_seconds",
+            "order_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -126,6 +137,11 @@ class AgentConfig:
             raise ValueError(f"max_packet_size must be at most {MAX_BODY_LENGTH}")
         if self.request_rate is not None and self.request_rate <= 0:
             raise ValueError("request_rate must be positive or None")
+        routes = self.concurrent_routes
+        if isinstance(routes, str) or not all(isinstance(r, str) and r for r in routes):
+            raise ValueError("concurrent_routes must be a list of route names")
+        if not isinstance(routes, frozenset):  # a list from a settings file
+            object.__setattr__(self, "concurrent_routes", frozenset(routes))
 
     @property
     def effective_heartbeat_timeout(self) -> float | None:

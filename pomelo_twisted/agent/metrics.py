@@ -28,7 +28,9 @@ class ConnectionMetrics:
         "closed",
         "connections_opened",
         "dropped",
+        "late_answers",
         "notifies",
+        "ordering_timeouts",
         "rate_limited",
         "refused",
         "requests",
@@ -41,6 +43,10 @@ class ConnectionMetrics:
         self.notifies = 0
         self.rate_limited = 0
         self.responses_dropped = 0
+        self.ordering_timeouts = 0
+        """Requests and notifies that held the order past ``order_timeout`` (:mod:`.ordering`)."""
+        self.late_answers = 0
+        """Answers that came after their request was answered 504 by the order: dropped."""
         self.closed: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -60,6 +66,8 @@ class ConnectionMetrics:
             "notifies": self.notifies,
             "rate_limited": self.rate_limited,
             "responses_dropped": self.responses_dropped,
+            "ordering_timeouts": self.ordering_timeouts,
+            "late_answers": self.late_answers,
             "closed": dict(self.closed),
             "dropped": dict(self.dropped),
             "refused": dict(self.refused),

@@ -1,7 +1,8 @@
 """The requests and notifies of one connection: handed to the connection handler with
 their raw bodies, every request answered exactly once.
 
-A request is refused by the :class:`.Admission` rules (429, 503) or handed over; its
+A request is refused by the :class:`.Admission` rules (429, 503) or handed over (in
+arrival order, one after the other, when the connection keeps order: :mod:`.ordering`); its
 result is a body (serialized here), an ``EncodedBody`` (written as it is), or a Deferred
 or coroutine of either, and a failure is answered through ``failure_response``. Answers
 come from the connection's ``send_response`` (which refuses them once the connection
@@ -24,6 +25,7 @@ from ..results import is_later, settle
 from .admission import Admission
 from .metrics import ConnectionMetrics
 from .negotiation import ResponseEncoder
+from .ordering import RequestOrder
 from .sendqueue import SendQueue
 
 __all__ = ["KICK_RATE_LIMITED", "RequestRunner"]
@@ -42,6 +44,7 @@ class RequestRunner:
         "connection",
         "handler",
         "metrics",
+        "order",
         "response_encoder",
         "send_queue",
         "serializer",
@@ -66,6 +69,8 @@ class RequestRunner:
         self.metrics = metrics
         self.response_encoder: ResponseEncoder | None = None
         """Encodes every answer instead of the serializer when set (a client dialect)."""
+        self.order: RequestOrder | None = None
+        """The connection's per-user order (None: requests are handed over as they come)."""
 
     def request(self, event: Request) -> None:
         """Answer ``event`` exactly once: refused, at once, or when its result comes."""
@@ -77,6 +82,19 @@ class RequestRunner:
             if self.admission.persistent:
                 self.agent.kick(KICK_RATE_LIMITED)
             return
+        order = self.order
+        if order is not None and order.busy and order.hold(event):
+            self.admission.inflight += 1  # a queued request counts against max_inflight
+            return
+        self.run_request(event, False)
+
+    def run_request(self, event: Request, queued: bool) -> None:
+        """Hand ``event`` to the handler and answer it (``queued``: it waited in the order,
+        counted in flight meanwhile)."""
+        msg_id = event.id
+        admission = self.admission
+        if queued:
+            admission.inflight -= 1
         try:
             result = self.handler.request(self.agent, event.route, event.body)
         except Exception:
@@ -84,8 +102,12 @@ class RequestRunner:
             return
         if is_later(result):
             answer: Deferred[Any] = settle(result)
-            admission = self.admission
             admission.inflight += 1
+            order = self.order
+            if order is not None and order.follows(event.route):
+                answer.addBoth(admission.answered)
+                order.wait(answer, msg_id, event.route)  # answers it, in order
+                return
             answer.addCallbacks(
                 self._respond_later,
                 self._respond_failure,
@@ -95,6 +117,15 @@ class RequestRunner:
             answer.addBoth(admission.answered)
         else:  # a plain body (the common case): answered at once, without a Deferred
             self._respond(msg_id, result)
+
+    def answer(self, msg_id: int, body: object) -> None:
+        """Answer request ``msg_id`` with ``body`` (the order's way to answer)."""
+        self._respond(msg_id, body)
+
+    def close(self) -> None:
+        """The connection closed: what waits in the order is dropped."""
+        if self.order is not None:
+            self.order.close()
 
     def _respond_later(self, body: object, msg_id: int) -> None:
         self._respond(msg_id, body)
@@ -137,6 +168,13 @@ class RequestRunner:
             if self.admission.persistent:
                 self.agent.kick(KICK_RATE_LIMITED)
             return
+        order = self.order
+        if order is not None and order.busy and order.hold(event):
+            return
+        self.run_notify(event)
+
+    def run_notify(self, event: Notify) -> None:
+        """Hand ``event`` to the handler (it may hold the order until its result comes)."""
         try:
             result = self.handler.notify(self.agent, event.route, event.body)
         except Exception:
@@ -148,7 +186,10 @@ class RequestRunner:
             )
             return
         if is_later(result):
-            settle(result).addErrback(self._notify_failed, event.route)
+            done = settle(result).addErrback(self._notify_failed, event.route)
+            order = self.order
+            if order is not None and order.follows(event.route):
+                order.wait(done, 0, event.route)
 
     def _notify_failed(self, failure: Failure, route: str) -> None:
         log.failure(

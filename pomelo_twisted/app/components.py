@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
@@ -14,6 +15,7 @@ from zope.interface import implementer
 from ..acceptors import KINDS, AcceptorService, AgentPool
 from ..agent import AgentConfig
 from ..errors import ConfigError
+from ..handlers.concurrency import concurrent_routes
 from ..instruments import ObservedHandler
 from ..interfaces import (
     IComponent,
@@ -123,6 +125,9 @@ class ConnectorComponent(MultiService):
             serializer = get_serializer(app.get("serializer", "json"))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: {exc}") from None
+        # The routes marked @concurrent skip the per-user order (pomelo_twisted.agent.ordering).
+        marked = concurrent_routes(app.handlers, app.base_dir, list(app.servers))
+        config = replace(config, concurrent_routes=config.concurrent_routes | marked)
         negotiators = self.negotiators = negotiators_of(app)
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))

@@ -3,7 +3,8 @@
 Routes are told apart by their method (the last part of ``type.handler.method``):
 
 - ``*.*.echo``: answers the body unchanged; a numeric ``delayMs`` (≤ 10000)
-  delays the answer on the clock, so responses can overtake each other;
+  delays the answer on the clock (responses overtake each other on a connection
+  that keeps no order: ``ordered: false``);
 - ``*.*.push``: pushes the body back on ``onPush``, then answers ``{"code": 200}``;
 - ``*.*.kick``: answers ``{"code": 200, "kicking": true}``, then kicks with the
   body's ``reason`` on the next turn;

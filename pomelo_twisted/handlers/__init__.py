@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .concurrency import concurrent
 from .context import RequestContext, parse_route
 from .discovery import discover, discover_classes, discover_routes
 from .dispatch import Dispatcher, HandlerTimeout
@@ -22,6 +23,7 @@ __all__ = [
     "RequestContext",
     "RouteNotFound",
     "class_public_methods",
+    "concurrent",
     "default_name",
     "discover",
     "discover_classes",

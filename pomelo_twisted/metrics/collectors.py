@@ -114,6 +114,18 @@ class FrameworkCollector(Collector):
         )
         family.add_metric(server, counts.responses_dropped)
         yield family
+        family = self._counter(
+            "pomelo_ordering_timeouts",
+            "Requests and notifies that held their connection's order past order_timeout.",
+        )
+        family.add_metric(server, counts.ordering_timeouts)
+        yield family
+        family = self._counter(
+            "pomelo_late_answers",
+            "Answers dropped because their request had been answered 504 by the order.",
+        )
+        family.add_metric(server, counts.late_answers)
+        yield family
         family = self._gauge(
             "pomelo_send_queue_bytes",
             "Bytes waiting in the send queues of client connections.",

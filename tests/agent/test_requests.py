@@ -139,8 +139,9 @@ class ResponseTests(SynchronousTestCase):
         )
 
     def test_deferred_responses_out_of_order(self) -> None:
-        """Delayed responses arrive in completion order, each with its request's id."""
-        conn = connect()
+        """Unordered (``ordered=False``), delayed responses arrive in completion order,
+        each with its request's id."""
+        conn = connect(AgentConfig(ordered=False))
         conn.request(1, ECHO, {"delayMs": 300})
         conn.request(2, ECHO, {"delayMs": 100})
         conn.request(3, ECHO, {"delayMs": 200})
@@ -216,8 +217,9 @@ class InflightTests(SynchronousTestCase):
     """``max_inflight``: requests of one connection being handled at once."""
 
     def test_over_max_inflight_answers_503(self) -> None:
-        """With two slow requests pending a third is answered 503; once done, requests work."""
-        conn = connect(AgentConfig(max_inflight=2, heartbeat=None))
+        """With two slow requests pending a third is answered 503; once done, requests work
+        (unordered; queued requests count too: tests/agent/test_ordering.py)."""
+        conn = connect(AgentConfig(max_inflight=2, heartbeat=None, ordered=False))
         conn.request(1, ECHO, {"delayMs": 100})
         conn.request(2, ECHO, {"delayMs": 100})
         conn.request(3, ECHO)

@@ -124,8 +124,9 @@ class ExampleGameMixin:
         self.assertEqual(reply, UTF8_BODY)  # type: ignore[attr-defined]
 
     @inlineCallbacks
-    def test_echo_delays_complete_in_reverse(self) -> Any:
-        """Echoes delayed 300/200/100 ms are in flight together and complete in reverse."""
+    def test_echo_delays_complete_in_arrival_order(self) -> Any:
+        """Echoes delayed 300/200/100 ms sent together complete in the order sent (the
+        connector keeps each player's order)."""
         client = yield self.client()
         completed: list[int] = []
 
@@ -139,7 +140,7 @@ class ExampleGameMixin:
         ]
         replies = yield DeferredList(requests, fireOnOneErrback=True, consumeErrors=True)
         self.assertEqual([reply for _ok, reply in replies], bodies)  # type: ignore[attr-defined]
-        self.assertEqual(completed, [2, 1, 0])  # type: ignore[attr-defined]
+        self.assertEqual(completed, [0, 1, 2])  # type: ignore[attr-defined]
 
     @inlineCallbacks
     def test_kick_reason_reaches_client(self) -> Any:

@@ -35,22 +35,26 @@ from pomelo_twisted.acceptors import (
     PomeloTCPProtocol,
     PomeloWebSocketProtocol,
 )
-from pomelo_twisted.agent import CloseReason
+from pomelo_twisted.agent import AgentConfig, CloseReason
 from pomelo_twisted.client import ClientError, PomeloClient, connect
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 ECHO = "connector.entryHandler.echo"
 PUSH = "connector.entryHandler.push"
 LOOPBACK = "tcp:0:interface=127.0.0.1"
+UNORDERED = AgentConfig(ordered=False)
+"""Answers may overtake each other (the in-flight tests check that they do)."""
 TIMEOUT = 5.0
 
 
 class LoopbackServer:
     """An echo AcceptorService on loopback that knows when its connections are all gone."""
 
-    def __init__(self, endpoint: str = LOOPBACK, kind: Any = "hybrid") -> None:
+    def __init__(
+        self, endpoint: str = LOOPBACK, kind: Any = "hybrid", config: AgentConfig | None = None
+    ) -> None:
         self.handler = EchoHandler(reactor)
-        self.agents = AgentPool(self.handler, reactor, dictionary=echo_dictionary())
+        self.agents = AgentPool(self.handler, reactor, dictionary=echo_dictionary(), config=config)
         self.service = AcceptorService(reactor, endpoint, self.agents, kind=kind)
         self.port = 0
         self._open = 0
@@ -183,8 +187,10 @@ class LoopbackTestCase(TestCase):
     """Starts servers and connects clients that are all cleaned up after the test."""
 
     @inlineCallbacks
-    def serve(self, endpoint: str = LOOPBACK, kind: Any = "hybrid") -> Any:
-        server = LoopbackServer(endpoint, kind)
+    def serve(
+        self, endpoint: str = LOOPBACK, kind: Any = "hybrid", config: AgentConfig | None = None
+    ) -> Any:
+        server = LoopbackServer(endpoint, kind, config)
         yield server.start()
         self.addCleanup(server.stop)
         return server
@@ -251,15 +257,17 @@ class HybridTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_200_in_flight_tcp(self) -> Any:
-        """200 concurrent requests on one TCP connection all get their own response."""
-        server = yield self.serve()
+        """200 concurrent requests on one TCP connection (unordered) all get their own
+        response."""
+        server = yield self.serve(config=UNORDERED)
         client = yield self.client(f"tcp:127.0.0.1:{server.port}")
         yield self.many_in_flight(client)
 
     @inlineCallbacks
     def test_200_in_flight_websocket(self) -> Any:
-        """200 concurrent requests on one WebSocket connection all get their own response."""
-        server = yield self.serve()
+        """200 concurrent requests on one WebSocket connection (unordered) all get their own
+        response."""
+        server = yield self.serve(config=UNORDERED)
         client = yield self.client(f"ws://127.0.0.1:{server.port}/")
         yield self.many_in_flight(client)
 

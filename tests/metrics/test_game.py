@@ -98,6 +98,8 @@ class GameMetricsTests(SynchronousTestCase):
         )
         self.assertEqual(value(samples, "pomelo_slow_consumer_closes_total"), 0.0)
         self.assertEqual(value(samples, "pomelo_send_queue_bytes"), 0.0)
+        self.assertEqual(value(samples, "pomelo_ordering_timeouts_total"), 0.0)
+        self.assertEqual(value(samples, "pomelo_late_answers_total"), 0.0)
 
     def test_pushes_and_bytes(self) -> None:
         """A chat message pushed to two members counts two pushes and their bytes."""

@@ -143,8 +143,9 @@ class MemoryTests(SynchronousTestCase):
         self.assertTrue(conn.client.connected)
 
     def test_out_of_order(self) -> None:
-        """Delayed responses overtake each other as the clock advances, each with its body."""
-        conn = self.connect()
+        """Unordered, delayed responses overtake each other as the clock advances, each
+        with its body."""
+        conn = self.connect(config=AgentConfig(ordered=False))
         order: list[str] = []
         slow = conn.request(ECHO, {"delayMs": 30, "name": "slow"})
         medium = conn.request(ECHO, {"delayMs": 10, "name": "medium"})
@@ -160,8 +161,9 @@ class MemoryTests(SynchronousTestCase):
         self.assertEqual(conn.client.pending_requests, 0)
 
     def test_200_in_flight(self) -> None:
-        """200 requests in flight at once each get their own body back, in delay order."""
-        conn = self.connect()
+        """200 requests in flight at once (unordered) each get their own body back, in
+        delay order."""
+        conn = self.connect(config=AgentConfig(ordered=False))
         rng = random.Random(1234)
         delays = [rng.randint(1, 50) for _ in range(200)]
         arrived: list[int] = []
@@ -239,7 +241,7 @@ class MemoryTests(SynchronousTestCase):
 
     def test_no_response_yet(self) -> None:
         """``call`` raises NoResponseYet for a delayed response the clock did not reach."""
-        conn = self.connect()
+        conn = self.connect(config=AgentConfig(ordered=False))
         with self.assertRaises(NoResponseYet):
             conn.call(ECHO, {"delayMs": 100})
         late = conn.request(ECHO, {"delayMs": 100})

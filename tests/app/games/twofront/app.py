@@ -1,4 +1,5 @@
-"""Fixture wiring: a serial filter (1 s turn limit) on every connector."""
+"""Fixture wiring: a serial filter (1 s turn limit) on every connector (which keeps no
+order of its own: ``ordered: false``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ def configure(app):
     def add_serial(app):
         serial = SerialFilter(app.clock, timeout=1.0)
         app.set("serial_filter", serial)
+        # The connector's own per-user order off: the filter's queue is what is tested.
+        app.set("connector", {**app.get("connector", {}), "ordered": False})
         app.filter(serial, "connector")
 
     app.configure(None, "connector", add_serial)
