@@ -1,0 +1,57 @@
+"""What the real-client tests share: the example game in one process, client programs run
+as child processes, and the game's log checked for tracebacks afterwards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from pomelo_twisted.testing.gamecopy import child_env
+
+from ..e2e.game import REPO, GameProcess, log_problems
+
+__all__ = ["HERE", "REPO", "RealClientCase", "run_program"]
+
+HERE = Path(__file__).resolve().parent
+
+
+@inlineCallbacks
+def run_program(executable: str, *args: str) -> Any:
+    """Run a client program to its end without blocking the reactor; fires with
+    (stdout, stderr, exit code), both outputs decoded."""
+    out, err, code = yield getProcessOutputAndValue(
+        executable, list(args), env=child_env(REPO), path=str(REPO), reactor=reactor
+    )
+    return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
+
+
+class RealClientCase(TestCase):
+    """A trial TestCase with the example game (dictionary on) running in one process."""
+
+    timeout = 120
+
+    @inlineCallbacks
+    def started_game(self) -> Any:
+        """A ready :class:`GameProcess` of a fresh copy of the example game; at cleanup
+        it is stopped and its log must hold no traceback."""
+        game = GameProcess()
+        self.addCleanup(game.stop)
+        self.addCleanup(self.assert_clean_log, game)
+        game.start()
+        yield game.wait_ready()
+        return game
+
+    def assert_clean_log(self, game: GameProcess) -> None:
+        """No traceback in the game's log (the real clients made it fail nowhere)."""
+        self.assertEqual(log_problems(game.log(), 0), [], game.log())
+
+
+def python() -> str:
+    """This interpreter (its environment has pypomelo and Tornado 5 from the test extras)."""
+    return sys.executable

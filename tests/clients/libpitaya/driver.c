@@ -1,0 +1,245 @@
+/*
+ * A chat session through libpitaya's C core, unmodified (pitaya's client behind its Unity
+ * and mobile SDKs), against a Pomelo-protocol server.
+ *
+ *   pitaya_driver HOST PORT UID RID
+ *
+ * Connects over TCP (libpitaya's own handshake: sys.platform, libVersion, ...), then
+ *   connector.entryHandler.entry {uid, rid}
+ *   chat.chatHandler.join        {rid}
+ *   chat.chatHandler.send        {rid, content}  (a content long and repetitive enough
+ *                                                 that libpitaya zlib-compresses the body
+ *                                                 and sets flag 0x10)
+ * waits for the onChat push of its own message, then sends
+ *   connector.entryHandler.entry {}              (refused by the game: "uid required")
+ * and expects libpitaya's error callback with PC_RC_SERVER_ERROR (the server must flag
+ * the answer with pitaya's error bit 0x20 for libpitaya to see an error).
+ *
+ * Each step prints one line "STEP <name> <detail>" on stdout; the exit code is 0 when
+ * every step passed, 1 otherwise (the line "FAIL <step> <why>" says which). Every wait is
+ * bounded (WAIT_SECONDS); libpitaya runs its own libuv thread, the driver waits on a
+ * condition variable.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pitaya.h>
+#include <pc_assert.h>
+
+#define WAIT_SECONDS 15
+#define REQUEST_TIMEOUT 10
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+
+/* What the libpitaya thread reported; guarded by lock. */
+static int connected = 0;
+static int closed = 0;
+static char closed_why[256];
+static int answered = 0;          /* the current request's outcome: 1 success, -1 error */
+static char answer[4096];
+static int error_code = 0;
+static int pushed = 0;
+static char push_route[256];
+static char push_body[4096];
+
+static void copy_buf(char *dest, size_t size, const pc_buf_t *buf)
+{
+    size_t len = 0;
+    if (buf && buf->base && buf->len > 0) {
+        len = (size_t)buf->len < size - 1 ? (size_t)buf->len : size - 1;
+        memcpy(dest, buf->base, len);
+    }
+    dest[len] = '\0';
+}
+
+static void on_event(pc_client_t *client, int ev_type, void *ex_data, const char *arg1,
+                     const char *arg2)
+{
+    (void)client; (void)ex_data; (void)arg2;
+    pthread_mutex_lock(&lock);
+    if (ev_type == PC_EV_CONNECTED) {
+        connected = 1;
+    } else if (ev_type != PC_EV_USER_DEFINED_PUSH) {
+        closed = 1;
+        snprintf(closed_why, sizeof closed_why, "%s %s", pc_client_ev_str(ev_type),
+                 arg1 ? arg1 : "");
+    }
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+static void on_push(pc_client_t *client, const char *route, const pc_buf_t *payload)
+{
+    (void)client;
+    pthread_mutex_lock(&lock);
+    pushed += 1;
+    snprintf(push_route, sizeof push_route, "%s", route ? route : "");
+    copy_buf(push_body, sizeof push_body, payload);
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+static void on_success(const pc_request_t *req, const pc_buf_t *resp)
+{
+    (void)req;
+    pthread_mutex_lock(&lock);
+    answered = 1;
+    copy_buf(answer, sizeof answer, resp);
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+static void on_error(const pc_request_t *req, const pc_error_t *error)
+{
+    (void)req;
+    pthread_mutex_lock(&lock);
+    answered = -1;
+    error_code = error->code;
+    copy_buf(answer, sizeof answer, &error->payload);
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+static void fail(const char *step, const char *fmt, ...)
+{
+    va_list args;
+    printf("FAIL %s ", step);
+    va_start(args, fmt);
+    vprintf(fmt, args);
+    va_end(args);
+    printf("\n");
+    fflush(stdout);
+    exit(1);
+}
+
+/* libpitaya's assertions are no-ops on glibc unless a handler is installed; its Unity SDK
+ * installs one (pc_unity_lib_init's custom_assert), so does this driver: a failed
+ * assertion (e.g. "useDict" without route maps held) fails the run. */
+static void on_assert(const char *e, const char *file, int line)
+{
+    fail("assert", "%s (%s:%d)", e, file, line);
+}
+
+/* Wait (lock held) until *flag != 0, the connection closes, or WAIT_SECONDS pass. */
+static int wait_for(volatile int *flag)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_SECONDS;
+    while (*flag == 0 && !closed) {
+        if (pthread_cond_timedwait(&changed, &lock, &deadline) == ETIMEDOUT) break;
+    }
+    return *flag;
+}
+
+/* One request; waits for its outcome (1 success, -1 error) with the body in `answer`. */
+static int request(const char *step, pc_client_t *client, const char *route, const char *body)
+{
+    int rc, outcome;
+    pthread_mutex_lock(&lock);
+    answered = 0;
+    pthread_mutex_unlock(&lock);
+    rc = pc_string_request_with_timeout(client, route, body, NULL, REQUEST_TIMEOUT,
+                                        on_success, on_error);
+    if (rc != PC_RC_OK) fail(step, "request %s: %s", route, pc_client_rc_str(rc));
+    pthread_mutex_lock(&lock);
+    outcome = wait_for(&answered);
+    pthread_mutex_unlock(&lock);
+    if (outcome == 0) fail(step, "no answer to %s (%s)", route, closed ? closed_why : "timeout");
+    return outcome;
+}
+
+int main(int argc, char **argv)
+{
+    pc_lib_client_info_t info = {"linux", "1", "0.1.0"};
+    pc_client_config_t config = PC_CLIENT_CONFIG_DEFAULT;
+    pc_client_init_result_t init;
+    pc_client_t *client;
+    char body[1024];
+    char content[512];
+    const char *host, *uid, *rid;
+    int port, rc, i;
+
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s HOST PORT UID RID\n", argv[0]);
+        return 2;
+    }
+    host = argv[1];
+    port = atoi(argv[2]);
+    uid = argv[3];
+    rid = argv[4];
+
+    update_assert(on_assert);
+    pc_lib_set_default_log_level(PC_LOG_WARN);
+    pc_lib_init(NULL, NULL, NULL, NULL, info);
+    config.enable_reconn = 0;
+    config.conn_timeout = WAIT_SECONDS;
+    init = pc_client_init(NULL, &config);
+    if (init.rc != PC_RC_OK) fail("init", "%s", pc_client_rc_str(init.rc));
+    client = init.client;
+    pc_client_add_ev_handler(client, on_event, NULL, NULL);
+    pc_client_set_push_handler(client, on_push);
+    printf("STEP version libpitaya %s\n", pc_lib_version_str());
+
+    rc = pc_client_connect(client, host, port, NULL);
+    if (rc != PC_RC_OK) fail("connect", "%s", pc_client_rc_str(rc));
+    pthread_mutex_lock(&lock);
+    if (!wait_for(&connected)) {
+        pthread_mutex_unlock(&lock);
+        fail("connect", "not connected (%s)", closed ? closed_why : "timeout");
+    }
+    pthread_mutex_unlock(&lock);
+    printf("STEP connected serializer=%s\n", pc_client_serializer(client));
+    fflush(stdout);
+
+    snprintf(body, sizeof body, "{\"uid\":\"%s\",\"rid\":\"%s\"}", uid, rid);
+    if (request("entry", client, "connector.entryHandler.entry", body) != 1)
+        fail("entry", "error %d %s", error_code, answer);
+    printf("STEP entry %s\n", answer);
+    fflush(stdout);
+
+    snprintf(body, sizeof body, "{\"rid\":\"%s\"}", rid);
+    if (request("join", client, "chat.chatHandler.join", body) != 1)
+        fail("join", "error %d %s", error_code, answer);
+    printf("STEP join %s\n", answer);
+    fflush(stdout);
+
+    content[0] = '\0';
+    for (i = 0; i < 20; i++) strcat(content, "hello pitaya ");
+    snprintf(body, sizeof body, "{\"rid\":\"%s\",\"content\":\"%s\"}", rid, content);
+    if (request("send", client, "chat.chatHandler.send", body) != 1)
+        fail("send", "error %d %s", error_code, answer);
+    printf("STEP send %s\n", answer);
+    fflush(stdout);
+
+    pthread_mutex_lock(&lock);
+    if (!wait_for(&pushed)) {
+        pthread_mutex_unlock(&lock);
+        fail("push", "no onChat push (%s)", closed ? closed_why : "timeout");
+    }
+    pthread_mutex_unlock(&lock);
+    if (strcmp(push_route, "onChat") != 0 || strstr(push_body, content) == NULL)
+        fail("push", "unexpected push %s %s", push_route, push_body);
+    printf("STEP push %s %s\n", push_route, push_body);
+    fflush(stdout);
+
+    if (request("error", client, "connector.entryHandler.entry", "{}") != -1)
+        fail("error", "the refused entry was answered as a success: %s", answer);
+    if (error_code != PC_RC_SERVER_ERROR)
+        fail("error", "error code %d (%s), expected PC_RC_SERVER_ERROR: %s", error_code,
+             pc_client_rc_str(error_code), answer);
+    printf("STEP error %s %s\n", pc_client_rc_str(error_code), answer);
+    fflush(stdout);
+
+    pc_client_disconnect(client);
+    pc_client_cleanup(client);
+    pc_lib_cleanup();
+    printf("STEP done\n");
+    return 0;
+}

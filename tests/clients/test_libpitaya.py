@@ -1,0 +1,56 @@
+"""libpitaya's C core (pitaya's client behind its Unity and mobile SDKs), built from its
+source by ``make libpitaya``, through a chat session against the example game with the
+route dictionary on: libpitaya's own handshake, entry/join, a zlib-compressed ``send``
+body (flag 0x10), the ``onChat`` push, and a refused request seen as a server error (flag
+0x20). The driver is ``libpitaya/driver.c``; the test skips when it was not built."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+
+from .harness import REPO, RealClientCase, run_program
+
+#: Where ``make libpitaya`` writes the driver; POMELO_LIBPITAYA_DRIVER names another.
+DRIVER = Path(os.environ.get("POMELO_LIBPITAYA_DRIVER", REPO / "build/libpitaya/pitaya_driver"))
+STEP = re.compile(r"^STEP (\w+) ?(.*)$", re.MULTILINE)
+
+
+class LibpitayaTests(RealClientCase):
+    """The driver program, run against a fresh copy of the example game."""
+
+    def setUp(self) -> None:
+        if not os.access(DRIVER, os.X_OK):
+            raise self.skipTest(
+                f"libpitaya is not built ({DRIVER} missing): `make libpitaya` builds it "
+                "(needs cc, libuv1-dev, libssl-dev, zlib1g-dev and git or LIBPITAYA_SRC)"
+            )
+
+    @inlineCallbacks
+    def test_chat_session(self) -> Any:
+        """Every step of the driver passes: connected (JSON), entry, join, a compressed send,
+        the onChat push with the sent content, then entry without uid fails as
+        PC_RC_SERVER_ERROR carrying the game's message."""
+        game = yield self.started_game()
+        out, err, code = yield run_program(
+            str(DRIVER), "127.0.0.1", str(game.port), "pitaya-1", "room-pitaya"
+        )
+        report = f"libpitaya driver:\n{out}\nstderr:\n{err}"
+        self.assertEqual(code, 0, report)
+        steps = dict(STEP.findall(out))
+        self.assertEqual(
+            list(steps),
+            ["version", "connected", "entry", "join", "send", "push", "error", "done"],
+            report,
+        )
+        self.assertEqual(steps["connected"], "serializer=json", report)
+        self.assertEqual(steps["entry"], '{"code":200,"uid":"pitaya-1"}', report)
+        self.assertIn('"members":["pitaya-1"]', steps["join"], report)
+        self.assertEqual(steps["send"], '{"code":200}', report)
+        self.assertTrue(steps["push"].startswith("onChat {"), report)
+        self.assertTrue(steps["error"].startswith("PC_RC_SERVER_ERROR "), report)
+        self.assertIn("uid required", steps["error"], report)
