@@ -124,7 +124,9 @@ class Agent(SlicedReader):
         self.config = config = config or AgentConfig()
         self.metrics = metrics = metrics if metrics is not None else ConnectionMetrics()
         self.connection = connection = ServerConnection(
-            dictionary if config.use_dict else None, config.max_packet_size
+            dictionary if config.use_dict else None,
+            config.max_packet_size,
+            config.max_inflated_body,
         )
         # The handshake keeps the connection's dictionary: pushes encode the same way for
         # its whole life, and for every agent of the listener (which shares this object).
@@ -373,6 +375,8 @@ class Agent(SlicedReader):
         if offer.handler is not self.handler:
             self.handler = self.requests.handler = offer.handler
         self.push_encoder = offer.push_encoder
+        self.requests.response_encoder = offer.response_encoder
+        self.connection.deflate_pushes = offer.deflate_pushes
         pushes = self.connection.push_dictionary
         if changed or pushes is not push_dictionary or offer.push_variant is not None:
             key = (offer.serializer.name, pushes, offer.push_variant)

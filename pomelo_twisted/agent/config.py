@@ -54,6 +54,11 @@ class AgentConfig:
       a drop), counted in the metrics, not logged above debug.
     - ``legacy_route_maps``: also send ``routeToCode``/``codeToRoute`` in the
       handshake (pomelo 2.x clients such as pypomelo read only those).
+    - ``max_inflated_body``: the most bytes a compressed request or notify body (flag
+      0x10, pitaya's clients) may inflate to; a body inflating past it is a protocol
+      violation (the client is kicked, the reason naming this limit).
+    - ``compress_bodies``: zlib-compress response and push bodies with flag 0x10, when
+      that makes them smaller, for the clients that read it (pitaya's: libpitaya).
     """
 
     heartbeat: float | None = 30.0
@@ -78,6 +83,8 @@ class AgentConfig:
     max_upgrade_bytes: int = 16 * 1024
     max_upgrade_headers: int = 100
     upgrade_timeout: float = 10.0
+    max_inflated_body: int = DEFAULT_MAX_PACKET_SIZE
+    compress_bodies: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -109,6 +116,7 @@ class AgentConfig:
             "slice_bytes",
             "max_connections",
             "max_connections_per_ip",
+            "max_inflated_body",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -20,15 +20,27 @@ from typing import TYPE_CHECKING, Any
 from zope.interface import implementer
 
 from ..interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator, ISerializer
+from ..protocol import ServerConnection
 from ..serializers import get_serializer
 
 if TYPE_CHECKING:
     from ..protocol import ClientHandshake
 
-__all__ = ["ConnectionOffer", "PushEncoder", "SerializerNegotiator", "intern_push_format"]
+__all__ = [
+    "ConnectionOffer",
+    "PushEncoder",
+    "ResponseEncoder",
+    "SerializerNegotiator",
+    "intern_push_format",
+]
 
 PushEncoder = Callable[[str, object], bytes]
 """``encoder(route, msg) -> body bytes`` of a push (e.g. protobuf for routes with a proto)."""
+
+ResponseEncoder = Callable[[ServerConnection, int, object], bytes]
+"""``encoder(connection, msg_id, body) -> package bytes`` of an answer (a body, an
+``EncodedBody`` or None), sent through ``connection``'s checked send methods (which raise
+``LocalProtocolError`` once it is closed): a client dialect's responses (pitaya's flags)."""
 
 
 class ConnectionOffer:
@@ -39,6 +51,9 @@ class ConnectionOffer:
     - ``compress_pushes``: with ``use_dict``, pushes travel with route codes too;
     - ``handler``: the connection handler its requests go to (a negotiator may wrap it);
     - ``push_encoder``: when set, encodes push bodies instead of ``serializer``;
+    - ``response_encoder``: when set, encodes every answer (:data:`ResponseEncoder`);
+    - ``deflate_pushes``: push bodies go zlib-compressed with flag 0x10 when smaller
+      (set ``push_variant`` too: the bytes differ);
     - ``push_variant``: anything else that changes a push's bytes (hashable, e.g.
       ``("protobuf", version)``): connections that differ in it never share a broadcast's
       package;
@@ -48,10 +63,12 @@ class ConnectionOffer:
 
     __slots__ = (
         "compress_pushes",
+        "deflate_pushes",
         "features",
         "handler",
         "push_encoder",
         "push_variant",
+        "response_encoder",
         "serializer",
         "sys",
         "use_dict",
@@ -66,6 +83,8 @@ class ConnectionOffer:
         self.compress_pushes = True
         self.push_encoder: PushEncoder | None = None
         self.push_variant: Hashable = None
+        self.response_encoder: ResponseEncoder | None = None
+        self.deflate_pushes = False
         self.sys: dict[str, Any] = {}
         self.features: list[str] = []
 

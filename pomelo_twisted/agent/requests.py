@@ -23,6 +23,7 @@ from ..responses import CODE_INTERNAL, CODE_NOT_FOUND, EncodedBody, failure_resp
 from ..results import is_later, settle
 from .admission import Admission
 from .metrics import ConnectionMetrics
+from .negotiation import ResponseEncoder
 from .sendqueue import SendQueue
 
 __all__ = ["KICK_RATE_LIMITED", "RequestRunner"]
@@ -41,6 +42,7 @@ class RequestRunner:
         "connection",
         "handler",
         "metrics",
+        "response_encoder",
         "send_queue",
         "serializer",
     )
@@ -62,6 +64,8 @@ class RequestRunner:
         self.send_queue = send_queue
         self.admission = admission
         self.metrics = metrics
+        self.response_encoder: ResponseEncoder | None = None
+        """Encodes every answer instead of the serializer when set (a client dialect)."""
 
     def request(self, event: Request) -> None:
         """Answer ``event`` exactly once: refused, at once, or when its result comes."""
@@ -101,7 +105,9 @@ class RequestRunner:
     def _respond(self, msg_id: int, body: object) -> None:
         serializer = self.serializer
         try:
-            if isinstance(body, EncodedBody):  # already in the connection's serializer
+            if self.response_encoder is not None:  # a client dialect (pitaya's flags)
+                package = self.response_encoder(self.connection, msg_id, body)
+            elif isinstance(body, EncodedBody):  # already in the connection's serializer
                 package = self.connection.send_response(msg_id, body)
             else:
                 package = self.connection.send_response(
@@ -117,9 +123,11 @@ class RequestRunner:
                 agent=self.agent,
                 error=exc,
             )
-            package = self.connection.send_response(
-                msg_id, serializer.encode(error_response(CODE_INTERNAL, INTERNAL_ERROR))
-            )
+            fallback = error_response(CODE_INTERNAL, INTERNAL_ERROR)
+            if self.response_encoder is not None:
+                package = self.response_encoder(self.connection, msg_id, fallback)
+            else:
+                package = self.connection.send_response(msg_id, serializer.encode(fallback))
         self.send_queue.write(package)
 
     def notify(self, event: Notify) -> None:

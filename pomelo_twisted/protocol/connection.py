@@ -49,7 +49,9 @@ from .handshake import (
 from .message import (
     MessageType,
     decode_message,
+    deflate_body,
     encode_message,
+    inflate_body,
 )
 from .packet import (
     DEFAULT_MAX_PACKET_SIZE,
@@ -107,14 +109,23 @@ def _violation(reason: str) -> Action:
     return fail
 
 
-def encode_push(route: str, body: bytes, dictionary: RouteDictionary | None = None) -> bytes:
-    """One data package holding a push, its route compressed when ``dictionary`` has it.
+def encode_push(
+    route: str, body: bytes, dictionary: RouteDictionary | None = None, deflate: bool = False
+) -> bytes:
+    """One data package holding a push, its route compressed when ``dictionary`` has it,
+    its body zlib-compressed with flag 0x10 when ``deflate`` and that is smaller.
 
     The bytes do not depend on the connection, so a broadcast encodes once.
     """
     code = dictionary.code_of(route) if dictionary is not None else 0
+    compressed = deflate_body(body) if deflate else None
+    if compressed is not None:
+        body = compressed
     return encode_package(
-        PackageType.DATA, encode_message(MessageType.PUSH, 0, route, body, route_code=code)
+        PackageType.DATA,
+        encode_message(
+            MessageType.PUSH, 0, route, body, route_code=code, gzip=compressed is not None
+        ),
     )
 
 
@@ -238,6 +249,8 @@ class ServerConnection(_Connection):
         "_dictionary",
         "_handshake_pending",
         "_violation_answered",
+        "deflate_pushes",
+        "max_inflated_body",
         "push_dictionary",
     )
 
@@ -245,11 +258,17 @@ class ServerConnection(_Connection):
         self,
         dictionary: RouteDictionary | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        max_inflated_body: int = DEFAULT_MAX_PACKET_SIZE,
     ) -> None:
         super().__init__(max_packet_size, decode_request_fast)
         self.dictionary = dictionary
         self.push_dictionary: RouteDictionary | None = dictionary
         """The dictionary push routes are compressed with (None: pushes carry strings)."""
+        self.max_inflated_body = max_inflated_body
+        """The most bytes a compressed request or notify body (flag 0x10) may inflate to;
+        more is a protocol violation."""
+        self.deflate_pushes = False
+        """Push bodies go zlib-compressed with flag 0x10 when smaller (pitaya's clients)."""
         self._handshake_pending = False
         self._client_dict_version: str | None = None
         self._violation_answered = False
@@ -289,6 +308,7 @@ class ServerConnection(_Connection):
     def _on_data(self, package: Package) -> list[Event]:
         msg = decode_message(package.body)
         route = msg.route
+        body = inflate_body(msg.body, self.max_inflated_body) if msg.gzip else msg.body
         if msg.route_code:
             resolved = self.dictionary.route_of(msg.route_code) if self.dictionary else None
             if resolved is None:
@@ -298,10 +318,10 @@ class ServerConnection(_Connection):
             route = resolved
         if msg.type is MessageType.REQUEST:
             if msg.id == 0:
-                return [Notify(route, msg.body)]
-            return [Request(msg.id, route, msg.body)]
+                return [Notify(route, body)]
+            return [Request(msg.id, route, body)]
         if msg.type is MessageType.NOTIFY:
-            return [Notify(route, msg.body)]
+            return [Notify(route, body)]
         raise RemoteProtocolError(f"client sent a {msg.type.name.lower()} message")
 
     # -- sending ------------------------------------------------------------
@@ -316,19 +336,33 @@ class ServerConnection(_Connection):
             raise LocalProtocolError(f"cannot send Response in state {self.state.value}")
         return encode_response(msg_id, body)
 
+    def send_response_flagged(
+        self, msg_id: int, body: bytes, *, compressed: bool = False, error: bool = False
+    ) -> bytes:
+        """A response with flag 0x10 (``body`` is compressed) and/or 0x20 (an error):
+        pitaya's clients, checked as :meth:`send_response`."""
+        if self.state is not ConnectionState.WORKING:
+            raise LocalProtocolError(f"cannot send Response in state {self.state.value}")
+        message = encode_message(
+            MessageType.RESPONSE, msg_id, "", body, gzip=compressed, error=error
+        )
+        return encode_package(PackageType.DATA, message)
+
     def send_push(self, route: str, body: bytes) -> bytes:
         """``send(Push(route, body))`` without building the event."""
         if self.state is not ConnectionState.WORKING:
             raise LocalProtocolError(f"cannot send Push in state {self.state.value}")
+        if self.deflate_pushes:
+            return encode_push(route, body, self.push_dictionary, True)
         return encode_push(route, body, self.push_dictionary)
 
     def prepare_push(self, route: str, body: bytes) -> bytes:
         """A push package for :meth:`send_prepared`, encoded once for a broadcast.
 
-        The bytes depend only on the push dictionary: they serve every connection
-        whose ``push_dictionary`` is this one's. Preparing sends nothing, in any state.
+        The bytes depend only on the push dictionary and ``deflate_pushes``: they serve
+        every connection of the same push format. Preparing sends nothing, in any state.
         """
-        return encode_push(route, body, self.push_dictionary)
+        return encode_push(route, body, self.push_dictionary, self.deflate_pushes)
 
     def send_prepared(self, package: bytes) -> bytes:
         """``package`` (from :meth:`prepare_push` of a connection sharing this one's

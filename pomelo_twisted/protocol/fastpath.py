@@ -33,14 +33,17 @@ _set_notify_body = Notify.__dict__["body"].__set__
 def decode_request_fast(body: bytes, routes: dict[int, str] | None) -> Request | Notify | None:
     """A client's request or notify straight from the body of a data package: the
     server's hot path, for the usual shapes (a varint id of up to four bytes, a route
-    as a code in ``routes``, the dictionary's code -> route map, or as UTF-8). None
-    for anything else, which :func:`decode_message` then decodes (or refuses) in
-    full. The events are built without the frozen dataclass ``__init__``."""
+    as a code in ``routes``, the dictionary's code -> route map, or as UTF-8, flags
+    0x10 and 0x20 clear, a canonical id). None for anything else, which
+    :func:`decode_message` then decodes (or refuses) in full. The events are built
+    without the frozen dataclass ``__init__``."""
     size = len(body)
     if size < 2:
         return None
     flag = body[0]
-    msg_type = (flag >> 1) & 0x07
+    # Unmasked: a flag with bit 4 or 5 (a compressed body, pitaya's clients) matches
+    # neither type and goes to decode_message, at no cost to the usual shapes.
+    msg_type = flag >> 1
     offset = 1
     msg_id = 0
     if msg_type == _REQUEST:
@@ -62,6 +65,8 @@ def decode_request_fast(body: bytes, routes: dict[int, str] | None) -> Request |
                 if byte < 0x80:
                     break
                 shift += 7
+            if byte == 0:  # a trailing zero group: decode_message keeps the id's bytes
+                return None
     elif msg_type != _NOTIFY:
         return None
     if flag & 0x01:

@@ -18,6 +18,7 @@ from pomelo_twisted.protocol.message import (
     MAX_ROUTE_BYTES,
     MAX_ROUTE_CODE,
     encode_varint,
+    mark_id_length,
 )
 
 from .test_helpers import assert_message_decodes, assert_message_refused, expected_message
@@ -77,9 +78,12 @@ class VarintTests(SynchronousTestCase):
         assert_message_refused(self, bytes.fromhex("0481818181818101") + b"{}")
 
     def test_non_minimal_varint_accepted(self) -> None:
-        """A padded varint within 5 bytes (81 80 00 = 1) decodes to its value."""
+        """A padded varint within 5 bytes (81 80 00 = 1) decodes to its value, marked
+        with its byte count (the answer goes back in those bytes)."""
         assert_message_decodes(
-            self, bytes.fromhex("04818000") + b"{}", Message(MessageType.RESPONSE, 1, "", b"{}")
+            self,
+            bytes.fromhex("04818000") + b"{}",
+            Message(MessageType.RESPONSE, mark_id_length(1, 3), "", b"{}"),
         )
 
     def test_truncated_id_refused(self) -> None:
@@ -183,14 +187,16 @@ class FlagTests(SynchronousTestCase):
         assert_message_refused(self, b"", trailing_rescues=True)
 
     def test_unused_bits_ignored(self) -> None:
-        """Bits 5-7 of the flag are ignored when read."""
+        """Bits 6-7 of the flag are ignored when read; bit 5 is pitaya's error flag."""
         assert_message_decodes(
             self,
             bytes.fromhex("e40101") + b"{}",
-            Message(MessageType.RESPONSE, 1, "", b"\x01{}"),
+            Message(MessageType.RESPONSE, 1, "", b"\x01{}", error=True),
         )
         assert_message_decodes(
-            self, bytes.fromhex("e30007"), Message(MessageType.NOTIFY, 0, "", b"", route_code=7)
+            self,
+            bytes.fromhex("e30007"),
+            Message(MessageType.NOTIFY, 0, "", b"", route_code=7, error=True),
         )
 
     def test_gzip_flag_round_trip(self) -> None:

@@ -7,6 +7,8 @@ through the package decoder and the connections under the three feeding modes of
 
 from __future__ import annotations
 
+import zlib
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.protocol import (
@@ -21,6 +23,7 @@ from pomelo_twisted.protocol import (
     Notify,
     Package,
     PackageType,
+    ProtocolViolation,
     Push,
     Request,
     Response,
@@ -351,11 +354,15 @@ class DecodeMessageVectorTests(SynchronousTestCase):
         )
 
     def test_v15_request_gzip_flag(self) -> None:
-        """Vector 15: the gzip flag is reported and otherwise ignored (body as sent)."""
+        """Vector 15: the gzip flag is reported by the message codec (body as sent); a
+        server inflates a 0x10 body and refuses one that is not zlib or gzip."""
         assert_message_decodes(
             self, V15, Message(MessageType.REQUEST, 5, "a.b.c", b"{}", gzip=True)
         )
-        assert_decodes(self, working_server, wrap(V15), [Request(5, "a.b.c", b"{}")])
+        zlib_v15 = encode_message(MessageType.REQUEST, 5, "a.b.c", zlib.compress(b"{}"), gzip=True)
+        assert_decodes(self, working_server, wrap(zlib_v15), [Request(5, "a.b.c", b"{}")])
+        (event,) = working_server().feed(wrap(V15))
+        self.assertIsInstance(event, ProtocolViolation)
 
     def test_v16_request_multibyte_route(self) -> None:
         """Vector 16: a route of 6 UTF-8 bytes decodes to 'é.b.c'."""
