@@ -83,11 +83,7 @@ class BrowserClientTests(RealClientCase):
         """After entry, 300 echo requests sent without waiting (ids 2..301: 128 and 256
         among them) are all answered, each with the body it sent."""
         game = yield self.started_game()
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Site(PageFiles())
-        )
-        self.addCleanup(port.stopListening)
-        url = f"http://127.0.0.1:{port.getHost().port}/index.html"
+        url = yield self.serve_page()
         result, errors = yield deferToThread(self.burst, url, game.port)
         self.assertEqual(errors, [])
         self.assertFalse(result["closed"], "the game closed the WebSocket")
@@ -100,9 +96,54 @@ class BrowserClientTests(RealClientCase):
         )
         self.assertEqual(len(answers), BURST)
 
+    @inlineCallbacks
+    def test_chat_session_with_push(self) -> Any:
+        """Entry, join and send are answered and the ``onChat`` push of its own message
+        arrives (its route dictionary-compressed, resolved by the client's dictionary)."""
+        game = yield self.started_game()
+        url = yield self.serve_page()
+        result, errors = yield deferToThread(
+            self.run_page,
+            url,
+            """([host, port, waitMs]) => Promise.race([
+                window.chat(host, port, 'browser-2', 'room-js'),
+                new Promise((_, reject) => setTimeout(
+                    () => reject(new Error('no onChat push')), waitMs))])""",
+            ["127.0.0.1", game.port, WAIT_MS],
+        )
+        self.assertEqual(errors, [])
+        self.assertEqual(result["entry"], {"code": 200, "uid": "browser-2"})
+        self.assertEqual(result["join"], {"code": 200, "rid": "room-js", "members": ["browser-2"]})
+        self.assertEqual(result["send"], {"code": 200})
+        self.assertEqual(
+            result["push"],
+            {"rid": "room-js", "from": "browser-2", "content": "hello from build.js"},
+        )
+
+    @inlineCallbacks
+    def serve_page(self) -> Any:
+        """Serve PAGE on a free loopback port until cleanup; fires with the page's URL."""
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Site(PageFiles())
+        )
+        self.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}/index.html"
+
     def burst(self, url: str, game_port: int) -> tuple[dict[str, Any], list[str]]:
-        """Drive the page (in a thread): its ``burst`` bounded by WAIT_MS; (the result,
-        the page's script errors)."""
+        """The page's ``burst`` bounded by WAIT_MS (in a thread): (its result, the page's
+        script errors)."""
+        return self.run_page(
+            url,
+            """([host, port, count, waitMs]) => Promise.race([
+                window.burst(host, port, count),
+                new Promise(resolve => setTimeout(() => resolve(
+                    {answers: window.burstAnswers || [], closed: false}), waitMs))])""",
+            ["127.0.0.1", game_port, BURST, WAIT_MS],
+        )
+
+    def run_page(self, url: str, script: str, args: list[Any]) -> tuple[Any, list[str]]:
+        """Open ``url`` in headless Chromium and evaluate ``script`` (a function of
+        ``args`` returning a promise) in a thread: (its result, the page's script errors)."""
         errors: list[str] = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -112,13 +153,7 @@ class BrowserClientTests(RealClientCase):
                 page = browser.new_page()
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 page.goto(url)
-                result = page.evaluate(
-                    """([host, port, count, waitMs]) => Promise.race([
-                        window.burst(host, port, count),
-                        new Promise(resolve => setTimeout(() => resolve(
-                            {answers: window.burstAnswers || [], closed: false}), waitMs))])""",
-                    ["127.0.0.1", game_port, BURST, WAIT_MS],
-                )
+                result = page.evaluate(script, args)
             finally:
                 browser.close()
         return result, errors

@@ -2,7 +2,12 @@
  * A chat session through libpitaya's C core, unmodified (pitaya's client behind its Unity
  * and mobile SDKs), against a Pomelo-protocol server.
  *
- *   pitaya_driver HOST PORT UID RID
+ *   pitaya_driver HOST PORT UID RID [CACHE]
+ *
+ * CACHE, when given, is a JSON file libpitaya reads through its local storage callback at
+ * start, as the Unity SDK does with what an earlier session stored: {"r2c": {route: code},
+ * "c2r": {code: route}} is a route dictionary the client already holds. What libpitaya
+ * writes back after the handshake is reported in the "connected" step (cache=...).
  *
  * Connects over TCP (libpitaya's own handshake: sys.platform, libVersion, ...), then
  *   connector.entryHandler.entry {uid, rid}
@@ -14,6 +19,8 @@
  *   connector.entryHandler.entry {}              (refused by the game: "uid required")
  * and expects libpitaya's error callback with PC_RC_SERVER_ERROR (the server must flag
  * the answer with pitaya's error bit 0x20 for libpitaya to see an error).
+ *
+ * PITAYA_DEBUG=1 in the environment turns libpitaya's debug log on.
  *
  * Each step prints one line "STEP <name> <detail>" on stdout; the exit code is 0 when
  * every step passed, 1 otherwise (the line "FAIL <step> <why>" says which). Every wait is
@@ -47,6 +54,34 @@ static int error_code = 0;
 static int pushed = 0;
 static char push_route[256];
 static char push_body[4096];
+static const char *cache_path = NULL;
+static char cache_written[4096] = "unchanged";
+
+/* libpitaya's local storage: READ the CACHE file (length first, then the bytes, NUL
+ * included), WRITE is remembered (libpitaya's thread; read by main after "connected"). */
+static int local_storage(pc_local_storage_op_t op, char *data, size_t *len, void *ex_data)
+{
+    FILE *file;
+    long size;
+    (void)ex_data;
+    if (op == PC_LOCAL_STORAGE_OP_WRITE) {
+        pthread_mutex_lock(&lock);
+        snprintf(cache_written, sizeof cache_written, "%.*s", (int)*len, data);
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
+    if (cache_path == NULL || (file = fopen(cache_path, "rb")) == NULL) return -1;
+    fseek(file, 0, SEEK_END);
+    size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    if (data != NULL && fread(data, 1, (size_t)size, file) != (size_t)size) {
+        fclose(file);
+        return -1;
+    }
+    fclose(file);
+    *len = (size_t)size + 1;
+    return 0;
+}
 
 static void copy_buf(char *dest, size_t size, const pc_buf_t *buf)
 {
@@ -166,20 +201,23 @@ int main(int argc, char **argv)
     const char *host, *uid, *rid;
     int port, rc, i;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s HOST PORT UID RID\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s HOST PORT UID RID [CACHE]\n", argv[0]);
         return 2;
     }
     host = argv[1];
     port = atoi(argv[2]);
     uid = argv[3];
     rid = argv[4];
+    if (argc == 6) cache_path = argv[5];
 
     update_assert(on_assert);
-    pc_lib_set_default_log_level(PC_LOG_WARN);
+    /* PITAYA_DEBUG=1 in the environment: libpitaya's own debug log on stderr */
+    pc_lib_set_default_log_level(getenv("PITAYA_DEBUG") ? PC_LOG_DEBUG : PC_LOG_WARN);
     pc_lib_init(NULL, NULL, NULL, NULL, info);
     config.enable_reconn = 0;
     config.conn_timeout = WAIT_SECONDS;
+    if (cache_path != NULL) config.local_storage_cb = local_storage;
     init = pc_client_init(NULL, &config);
     if (init.rc != PC_RC_OK) fail("init", "%s", pc_client_rc_str(init.rc));
     client = init.client;
@@ -194,8 +232,9 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&lock);
         fail("connect", "not connected (%s)", closed ? closed_why : "timeout");
     }
+    printf("STEP connected serializer=%s cache=%s\n", pc_client_serializer(client),
+           cache_written);
     pthread_mutex_unlock(&lock);
-    printf("STEP connected serializer=%s\n", pc_client_serializer(client));
     fflush(stdout);
 
     snprintf(body, sizeof body, "{\"uid\":\"%s\",\"rid\":\"%s\"}", uid, rid);
