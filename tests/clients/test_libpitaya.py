@@ -62,9 +62,37 @@ class LibpitayaTests(RealClientCase):
             encoding="utf-8",
         )
         out, err, code = yield run_program(
-            str(DRIVER), "127.0.0.1", str(game.port), "pitaya-2", "room-cached", str(cache)
+            str(DRIVER),
+            "127.0.0.1",
+            str(game.port),
+            "pitaya-2",
+            "room-cached",
+            "--cache",
+            str(cache),
         )
         self.check_session(out, err, code, "pitaya-2")
+
+    @inlineCallbacks
+    def test_body_inflating_past_the_cap_is_kicked(self) -> Any:
+        """An echo body of 1 MB, which libpitaya itself compresses (0x10) to about 1 KB,
+        inflates past the game's 64 KiB cap: libpitaya is kicked (PC_EV_KICKED_BY_SERVER,
+        no answer), and the game logs the limit by name."""
+        game = yield self.started_game()
+        out, err, code = yield run_program(
+            str(DRIVER),
+            "127.0.0.1",
+            str(game.port),
+            "pitaya-3",
+            "room-big",
+            "--inflating",
+            str(1_000_000),
+        )
+        report = f"libpitaya driver:\n{out}\nstderr:\n{err}"
+        self.assertEqual(code, 0, report)
+        steps = dict(STEP.findall(out))
+        self.assertEqual(list(steps), ["version", "connected", "entry", "inflating", "done"])
+        self.assertEqual(steps["inflating"], "PC_EV_KICKED_BY_SERVER success=0", report)
+        self.assertIn("max_inflated_body", game.log())
 
     def check_session(self, out: str, err: str, code: int, uid: str) -> None:
         """The driver's steps all passed, with the answers of the example game."""

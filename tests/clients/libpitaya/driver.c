@@ -2,9 +2,9 @@
  * A chat session through libpitaya's C core, unmodified (pitaya's client behind its Unity
  * and mobile SDKs), against a Pomelo-protocol server.
  *
- *   pitaya_driver HOST PORT UID RID [CACHE]
+ *   pitaya_driver HOST PORT UID RID [--cache FILE] [--inflating BYTES]
  *
- * CACHE, when given, is a JSON file libpitaya reads through its local storage callback at
+ * --cache FILE is a JSON file libpitaya reads through its local storage callback at
  * start, as the Unity SDK does with what an earlier session stored: {"r2c": {route: code},
  * "c2r": {code: route}} is a route dictionary the client already holds. What libpitaya
  * writes back after the handshake is reported in the "connected" step (cache=...).
@@ -19,6 +19,10 @@
  *   connector.entryHandler.entry {}              (refused by the game: "uid required")
  * and expects libpitaya's error callback with PC_RC_SERVER_ERROR (the server must flag
  * the answer with pitaya's error bit 0x20 for libpitaya to see an error).
+ *
+ * With --inflating BYTES it sends, after entry, one echo request whose body is BYTES long
+ * and compresses to a small fraction (libpitaya compresses it itself); the server must
+ * kick it (its inflate cap), the "inflating" step reports how the connection ended.
  *
  * PITAYA_DEBUG=1 in the environment turns libpitaya's debug log on.
  *
@@ -102,8 +106,8 @@ static void on_event(pc_client_t *client, int ev_type, void *ex_data, const char
         connected = 1;
     } else if (ev_type != PC_EV_USER_DEFINED_PUSH) {
         closed = 1;
-        snprintf(closed_why, sizeof closed_why, "%s %s", pc_client_ev_str(ev_type),
-                 arg1 ? arg1 : "");
+        snprintf(closed_why, sizeof closed_why, "%s%s%s", pc_client_ev_str(ev_type),
+                 arg1 && *arg1 ? " " : "", arg1 ? arg1 : "");
     }
     pthread_cond_broadcast(&changed);
     pthread_mutex_unlock(&lock);
@@ -190,26 +194,14 @@ static int request(const char *step, pc_client_t *client, const char *route, con
     return outcome;
 }
 
-int main(int argc, char **argv)
+/* Connect (with libpitaya's handshake) and wait for PC_EV_CONNECTED. */
+static pc_client_t *connected_client(const char *host, int port)
 {
     pc_lib_client_info_t info = {"linux", "1", "0.1.0"};
     pc_client_config_t config = PC_CLIENT_CONFIG_DEFAULT;
     pc_client_init_result_t init;
     pc_client_t *client;
-    char body[1024];
-    char content[512];
-    const char *host, *uid, *rid;
-    int port, rc, i;
-
-    if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s HOST PORT UID RID [CACHE]\n", argv[0]);
-        return 2;
-    }
-    host = argv[1];
-    port = atoi(argv[2]);
-    uid = argv[3];
-    rid = argv[4];
-    if (argc == 6) cache_path = argv[5];
+    int rc;
 
     update_assert(on_assert);
     /* PITAYA_DEBUG=1 in the environment: libpitaya's own debug log on stderr */
@@ -236,12 +228,26 @@ int main(int argc, char **argv)
            cache_written);
     pthread_mutex_unlock(&lock);
     fflush(stdout);
+    return client;
+}
 
+static void enter(pc_client_t *client, const char *uid, const char *rid)
+{
+    char body[1024];
     snprintf(body, sizeof body, "{\"uid\":\"%s\",\"rid\":\"%s\"}", uid, rid);
     if (request("entry", client, "connector.entryHandler.entry", body) != 1)
         fail("entry", "error %d %s", error_code, answer);
     printf("STEP entry %s\n", answer);
     fflush(stdout);
+}
+
+/* join, a compressed send, its onChat push, and a refused request seen as an error. */
+static void chat(pc_client_t *client, const char *uid, const char *rid)
+{
+    char body[1024];
+    char content[512];
+    int i;
+    (void)uid;
 
     snprintf(body, sizeof body, "{\"rid\":\"%s\"}", rid);
     if (request("join", client, "chat.chatHandler.join", body) != 1)
@@ -275,8 +281,63 @@ int main(int argc, char **argv)
              pc_client_rc_str(error_code), answer);
     printf("STEP error %s %s\n", pc_client_rc_str(error_code), answer);
     fflush(stdout);
+}
 
-    pc_client_disconnect(client);
+/* An echo request whose JSON body is `size` bytes of one letter: libpitaya compresses it
+ * (0x10) to a small fraction; the server must refuse what inflates past its cap with a
+ * kick. Passes when the connection ends with PC_EV_KICKED_BY_SERVER. */
+static void inflating(pc_client_t *client, long size)
+{
+    char *body = malloc((size_t)size + 1);
+    int rc, got_kicked;
+    if (body == NULL) fail("inflating", "out of memory");
+    memset(body, 'a', (size_t)size);
+    memcpy(body, "{\"pad\":\"", 8);
+    memcpy(body + size - 2, "\"}", 2);
+    body[size] = '\0';
+    pthread_mutex_lock(&lock);
+    answered = 0;
+    pthread_mutex_unlock(&lock);
+    rc = pc_string_request_with_timeout(client, "connector.entryHandler.echo", body, NULL,
+                                        REQUEST_TIMEOUT, on_success, on_error);
+    free(body);
+    if (rc != PC_RC_OK) fail("inflating", "request: %s", pc_client_rc_str(rc));
+    pthread_mutex_lock(&lock);
+    wait_for(&closed);
+    got_kicked = closed && strncmp(closed_why, "PC_EV_KICKED_BY_SERVER", 22) == 0;
+    printf("STEP inflating %s success=%d\n", closed ? closed_why : "still open", answered == 1);
+    pthread_mutex_unlock(&lock);
+    fflush(stdout);
+    if (!got_kicked) fail("inflating", "not kicked");
+}
+
+int main(int argc, char **argv)
+{
+    pc_client_t *client;
+    long inflate_size = 0;
+    int arg = 5;
+
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s HOST PORT UID RID [--cache FILE] [--inflating BYTES]\n",
+                argv[0]);
+        return 2;
+    }
+    for (; arg + 1 < argc; arg += 2) {
+        if (strcmp(argv[arg], "--cache") == 0) cache_path = argv[arg + 1];
+        else if (strcmp(argv[arg], "--inflating") == 0) inflate_size = atol(argv[arg + 1]);
+        else break;
+    }
+    if (arg != argc || (inflate_size != 0 && inflate_size < 16)) {
+        fprintf(stderr, "%s: bad options\n", argv[0]);
+        return 2;
+    }
+
+    client = connected_client(argv[1], atoi(argv[2]));
+    enter(client, argv[3], argv[4]);
+    if (inflate_size) inflating(client, inflate_size);
+    else chat(client, argv[3], argv[4]);
+
+    if (!closed) pc_client_disconnect(client);
     pc_client_cleanup(client);
     pc_lib_cleanup();
     printf("STEP done\n");
