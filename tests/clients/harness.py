@@ -19,6 +19,17 @@ from ..e2e.game import REPO, GameProcess, log_problems
 __all__ = ["HERE", "REPO", "RealClientCase", "run_program"]
 
 HERE = Path(__file__).resolve().parent
+#: Appended to the game copy's app.py: its configure, then connector settings over the
+#: game's (the command line's connection limits use the same key).
+OVERRIDE = """
+
+_configure_of_the_game = configure
+
+
+def configure(app):
+    _configure_of_the_game(app)
+    app.set("connector_overrides", {{**app.get("connector_overrides", {{}}), **{settings}}})
+"""
 
 
 @inlineCallbacks
@@ -37,10 +48,14 @@ class RealClientCase(TestCase):
     timeout = 120
 
     @inlineCallbacks
-    def started_game(self) -> Any:
-        """A ready :class:`GameProcess` of a fresh copy of the example game; at cleanup
-        it is stopped and its log must hold no traceback."""
+    def started_game(self, connector: dict[str, Any] | None = None) -> Any:
+        """A ready :class:`GameProcess` of a fresh copy of the example game, with the
+        ``connector`` settings (if any) over the game's own; at cleanup it is stopped and
+        its log must hold no traceback."""
         game = GameProcess()
+        if connector:
+            with (game.game / "app.py").open("a", encoding="utf-8") as app_py:
+                app_py.write(OVERRIDE.format(settings=repr(connector)))
         self.addCleanup(game.stop)
         self.addCleanup(self.assert_clean_log, game)
         game.start()

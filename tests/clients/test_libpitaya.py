@@ -46,6 +46,17 @@ class LibpitayaTests(RealClientCase):
         self.check_session(out, err, code, "pitaya-1")
 
     @inlineCallbacks
+    def test_chat_session_with_compressed_answers_and_pushes(self) -> Any:
+        """With the connector setting ``compress_bodies``, answers and pushes come
+        zlib-compressed (0x10) when smaller, and libpitaya inflates them: the same session
+        passes (the onChat push of a 260-byte repetitive content is compressed)."""
+        game = yield self.started_game(connector={"compress_bodies": True})
+        out, err, code = yield run_program(
+            str(DRIVER), "127.0.0.1", str(game.port), "pitaya-4", "room-deflated"
+        )
+        self.check_session(out, err, code, "pitaya-4")
+
+    @inlineCallbacks
     def test_chat_session_holding_a_cached_dictionary(self) -> Any:
         """A libpitaya that starts with the game's route dictionary in its local storage
         (what its Unity SDK keeps between sessions) completes the same session."""
