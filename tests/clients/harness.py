@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from pomelo_twisted.client import connect
 from pomelo_twisted.testing.gamecopy import child_env
 
 from ..e2e.game import REPO, GameProcess, log_problems
@@ -19,6 +20,8 @@ from ..e2e.game import REPO, GameProcess, log_problems
 __all__ = ["HERE", "REPO", "RealClientCase", "run_program"]
 
 HERE = Path(__file__).resolve().parent
+#: How long a watcher waits, from the moment it joined, for the push it expects.
+WATCH_TIMEOUT = 30.0
 #: Appended to the game copy's app.py: its configure, then connector settings over the
 #: game's (the command line's connection limits use the same key).
 OVERRIDE = """
@@ -61,6 +64,29 @@ class RealClientCase(TestCase):
         game.start()
         yield game.wait_ready()
         return game
+
+    @inlineCallbacks
+    def watcher(self, game: GameProcess, uid: str, rid: str, sender: str) -> Any:
+        """A stock JSON client (pomelo_twisted.client: dictionary-compressed routes, plain
+        bodies) entered as ``uid`` and joined to ``rid`` before a real client joins: the
+        same broadcast reaches both, each in its own format. Fires with a Deferred that
+        fires with the body of the first ``onChat`` push from ``sender`` (failing after
+        WATCH_TIMEOUT seconds); the client is closed at cleanup."""
+        client = yield connect(reactor, game.tcp_target, timeout=5.0)
+        self.addCleanup(client.close)
+        pushed: Deferred[Any] = Deferred()
+
+        def on_chat(body: Any) -> None:
+            if isinstance(body, dict) and body.get("from") == sender and not pushed.called:
+                pushed.callback(body)
+
+        client.on("onChat", on_chat)
+        entered = yield client.request("connector.entryHandler.entry", {"uid": uid, "rid": rid})
+        self.assertEqual(entered, {"code": 200, "uid": uid})
+        joined = yield client.request("chat.chatHandler.join", {"rid": rid})
+        self.assertEqual(joined["members"], [uid])
+        pushed.addTimeout(WATCH_TIMEOUT, reactor)
+        return pushed
 
     def assert_clean_log(self, game: GameProcess) -> None:
         """No traceback in the game's log (the real clients made it fail nowhere)."""

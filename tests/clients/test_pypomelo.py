@@ -38,8 +38,10 @@ class PypomeloTests(RealClientCase):
     @inlineCallbacks
     def test_chat_session_with_the_dictionary_on(self) -> Any:
         """Handshake (dictionary received), entry, join and send are answered, and the
-        ``onChat`` push of its own message arrives with its route and body."""
+        ``onChat`` push of its own message arrives with its route and body; a stock JSON
+        client in the room gets the same push in its own format."""
         game = yield self.started_game()
+        watched = yield self.watcher(game, "json-1", "room-py", sender="py-1")
         out, err, code = yield run_program(
             python(), str(SESSION), "127.0.0.1", str(game.port), "py-1", "room-py"
         )
@@ -50,7 +52,9 @@ class PypomeloTests(RealClientCase):
         self.assertEqual(by_step["connected"], {"step": "connected", "dictionary": True}, report)
         self.assertEqual(by_step["entry"]["body"], {"code": 200, "uid": "py-1"}, report)
         self.assertEqual(
-            by_step["join"]["body"], {"code": 200, "rid": "room-py", "members": ["py-1"]}, report
+            by_step["join"]["body"],
+            {"code": 200, "rid": "room-py", "members": ["json-1", "py-1"]},
+            report,
         )
         self.assertEqual(by_step["send"]["body"], {"code": 200}, report)
         self.assertEqual(by_step["push"]["route"], "onChat", report)
@@ -60,3 +64,5 @@ class PypomeloTests(RealClientCase):
             report,
         )
         self.assertNotIn("error", by_step, report)
+        pushed = yield watched
+        self.assertEqual(pushed, by_step["push"]["body"])
