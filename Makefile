@@ -92,8 +92,8 @@ test-conformance: $(STAMP)
 	$(PY) -m tests.conformance.run
 
 # libpitaya (pitaya's C client) for tests/clients/test_libpitaya.py, which skips without it.
-# Needs cc and Debian's libuv1-dev, libssl-dev, zlib1g-dev; the source is cloned at
-# LIBPITAYA_REF unless LIBPITAYA_SRC already holds a checkout.
+# Needs cmake, cc and Debian's libssl-dev (libpitaya builds its own libuv and zlib); the
+# source is cloned at LIBPITAYA_REF unless LIBPITAYA_SRC already holds a checkout.
 LIBPITAYA_URL ?= https://github.com/topfreegames/libpitaya
 LIBPITAYA_REF ?= v4.6.3
 LIBPITAYA_SRC ?= build/libpitaya/src

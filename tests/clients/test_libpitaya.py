@@ -31,7 +31,7 @@ class LibpitayaTests(RealClientCase):
         if not os.access(DRIVER, os.X_OK):
             raise self.skipTest(
                 f"libpitaya is not built ({DRIVER} missing): `make libpitaya` builds it "
-                "(needs cc, libuv1-dev, libssl-dev, zlib1g-dev and git or LIBPITAYA_SRC)"
+                "(needs cmake, cc, libssl-dev and git or LIBPITAYA_SRC)"
             )
 
     @inlineCallbacks
