@@ -272,6 +272,8 @@ class PitayaClient(Protocol):
         """Fires once the handshake is answered and acknowledged."""
         self.closed: Deferred[None] = Deferred()
         """Fires when the connection is gone."""
+        self.reply: dict[str, Any] = {}
+        """The server's handshake reply, once received."""
         self.kicks: list[str] = []
         self.pushes: list[tuple[str, Any]] = []
         self.errors: list[PitayaClientError] = []
@@ -298,6 +300,7 @@ class PitayaClient(Protocol):
 
     def _dispatch(self, event: PitayaEvent) -> None:
         if isinstance(event, PitayaHandshake):
+            self.reply = event.reply
             self.transport.write(self.codec.ack())  # type: ignore[union-attr]
             if self.codec.heartbeat is not None:
                 self._heartbeat = self.clock.callLater(self.codec.heartbeat, self._beat)

@@ -66,4 +66,6 @@ class PitayaSession:
 
     def request(self, msg_id: int, route: str, body: object) -> None:
         """Send a request as libpitaya does (its JSON body compressed when smaller)."""
-        self.feed(self.codec.request(msg_id, route, json.dumps(body).encode()))
+        self.feed(
+            self.codec.request(msg_id, route, json.dumps(body, separators=(",", ":")).encode())
+        )

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from pomelo_twisted.acceptors import AgentPool
 from pomelo_twisted.agent import AgentConfig
 from pomelo_twisted.dialects import PitayaNegotiator, PitayaResponses, is_libpitaya, pitaya_error
 from pomelo_twisted.interfaces import IHandshakeNegotiator
@@ -24,7 +26,7 @@ from pomelo_twisted.testing.pitaya import (
     PitayaResponse,
 )
 
-from ..agent.helpers import SYS, connect
+from ..agent.helpers import SYS, connect, open_connection
 from .helpers import PitayaSession, dialect_agents
 
 JSON = get_serializer("json")
@@ -64,17 +66,16 @@ class RecognitionTests(SynchronousTestCase):
         """A libpitaya handshake with dictVersion keeps useDict; pushes still carry strings."""
         codec = PitayaCodec(sys={**LIBPITAYA_SYS, "dictVersion": "x"})
         agents = dialect_agents()
-        session = _raw_reply(agents, codec)
-        self.assertTrue(session["sys"]["useDict"])
+        reply = _raw_reply(agents, codec)
+        self.assertTrue(reply["sys"]["useDict"])
 
 
-def _raw_reply(agents: object, codec: PitayaCodec) -> dict[str, object]:
-    from ..agent.helpers import open_connection
-
-    protocol, transport = open_connection(agents)  # type: ignore[arg-type]
+def _raw_reply(agents: AgentPool, codec: PitayaCodec) -> dict[str, Any]:
+    """The JSON reply to ``codec``'s handshake."""
+    protocol, transport = open_connection(agents)
     protocol.dataReceived(codec.handshake())
     data = transport.value()
-    reply: dict[str, object] = json.loads(data[4:])
+    reply: dict[str, Any] = json.loads(data[4:])
     return reply
 
 
