@@ -37,8 +37,9 @@ class LibpitayaTests(RealClientCase):
     @inlineCallbacks
     def test_chat_session(self) -> Any:
         """Every step of the driver passes: connected (JSON), entry, join, a compressed send,
-        the onChat push with the sent content, then entry without uid fails as
-        PC_RC_SERVER_ERROR carrying the game's message."""
+        the onChat push with the sent content, the same send as a compressed notify and
+        its push, then entry without uid fails as PC_RC_SERVER_ERROR carrying the game's
+        message."""
         game = yield self.started_game()
         out, err, code = yield run_program(
             str(DRIVER), "127.0.0.1", str(game.port), "pitaya-1", "room-pitaya"
@@ -116,7 +117,7 @@ class LibpitayaTests(RealClientCase):
         steps = dict(STEP.findall(out))
         self.assertEqual(
             list(steps),
-            ["version", "connected", "entry", "join", "send", "push", "error", "done"],
+            ["version", "connected", "entry", "join", "send", "push", "notify", "error", "done"],
             report,
         )
         self.assertTrue(steps["connected"].startswith("serializer=json "), report)
@@ -124,5 +125,6 @@ class LibpitayaTests(RealClientCase):
         self.assertIn(f'"{uid}"]', steps["join"], report)  # the last member
         self.assertEqual(steps["send"], '{"code":200}', report)
         self.assertTrue(steps["push"].startswith("onChat {"), report)
+        self.assertTrue(steps["notify"].startswith("onChat {"), report)
         self.assertTrue(steps["error"].startswith("PC_RC_SERVER_ERROR "), report)
         self.assertIn("uid required", steps["error"], report)

@@ -15,7 +15,9 @@
  *   chat.chatHandler.send        {rid, content}  (a content long and repetitive enough
  *                                                 that libpitaya zlib-compresses the body
  *                                                 and sets flag 0x10)
- * waits for the onChat push of its own message, then sends
+ * waits for the onChat push of its own message, then notifies
+ *   chat.chatHandler.send        {rid, content}  (compressed the same way)
+ * and waits for the second onChat push, then sends
  *   connector.entryHandler.entry {}              (refused by the game: "uid required")
  * and expects libpitaya's error callback with PC_RC_SERVER_ERROR (the server must flag
  * the answer with pitaya's error bit 0x20 for libpitaya to see an error).
@@ -177,6 +179,25 @@ static int wait_for(volatile int *flag)
     return *flag;
 }
 
+/* Wait (lock held) until *value >= least, the connection closes, or WAIT_SECONDS pass. */
+static int wait_at_least(volatile int *value, int least)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_SECONDS;
+    while (*value < least && !closed) {
+        if (pthread_cond_timedwait(&changed, &lock, &deadline) == ETIMEDOUT) break;
+    }
+    return *value >= least;
+}
+
+static void on_notify_error(const pc_notify_t *notify, const pc_error_t *error)
+{
+    (void)notify;
+    printf("STEP notify-error %s\n", pc_client_rc_str(error->code));
+    fflush(stdout);
+}
+
 /* One request; waits for its outcome (1 success, -1 error) with the body in `answer`. */
 static int request(const char *step, pc_client_t *client, const char *route, const char *body)
 {
@@ -272,6 +293,23 @@ static void chat(pc_client_t *client, const char *uid, const char *rid)
     if (strcmp(push_route, "onChat") != 0 || strstr(push_body, content) == NULL)
         fail("push", "unexpected push %s %s", push_route, push_body);
     printf("STEP push %s %s\n", push_route, push_body);
+    fflush(stdout);
+
+    content[0] = '\0';
+    for (i = 0; i < 20; i++) strcat(content, "notified pitaya ");
+    snprintf(body, sizeof body, "{\"rid\":\"%s\",\"content\":\"%s\"}", rid, content);
+    if (pc_string_notify_with_timeout(client, "chat.chatHandler.send", body, NULL, REQUEST_TIMEOUT,
+                                      on_notify_error) != PC_RC_OK)
+        fail("notify", "notify refused by libpitaya");
+    pthread_mutex_lock(&lock);
+    if (!wait_at_least(&pushed, 2)) {
+        pthread_mutex_unlock(&lock);
+        fail("notify", "no onChat push for the notify (%s)", closed ? closed_why : "timeout");
+    }
+    pthread_mutex_unlock(&lock);
+    if (strcmp(push_route, "onChat") != 0 || strstr(push_body, content) == NULL)
+        fail("notify", "unexpected push %s %s", push_route, push_body);
+    printf("STEP notify %s %s\n", push_route, push_body);
     fflush(stdout);
 
     if (request("error", client, "connector.entryHandler.entry", "{}") != -1)
