@@ -17,7 +17,7 @@ from pomelo_twisted.testing.gamecopy import child_env
 
 from ..e2e.game import REPO, GameProcess, log_problems
 
-__all__ = ["HERE", "REPO", "RealClientCase", "run_program"]
+__all__ = ["HERE", "REPO", "WATCH_TIMEOUT", "RealClientCase", "python", "run_program"]
 
 HERE = Path(__file__).resolve().parent
 #: How long a watcher waits, from the moment it joined, for the push it expects.

@@ -21,7 +21,7 @@ from .harness import REPO, RealClientCase, run_program
 
 #: Where ``make libpitaya`` writes the driver; POMELO_LIBPITAYA_DRIVER names another.
 DRIVER = Path(os.environ.get("POMELO_LIBPITAYA_DRIVER", REPO / "build/libpitaya/pitaya_driver"))
-STEP = re.compile(r"^STEP (\w+) ?(.*)$", re.MULTILINE)
+STEP = re.compile(r"^STEP ([\w-]+) ?(.*)$", re.MULTILINE)
 
 
 class LibpitayaTests(RealClientCase):
@@ -38,8 +38,9 @@ class LibpitayaTests(RealClientCase):
     def test_chat_session(self) -> Any:
         """Every step of the driver passes: connected (JSON), entry, join, a compressed send,
         the onChat push with the sent content, the same send as a compressed notify and
-        its push, then entry without uid fails as PC_RC_SERVER_ERROR carrying the game's
-        message."""
+        its push, then entry without uid (connector) and join without rid (chat backend,
+        forwarded) fail as PC_RC_SERVER_ERROR carrying the game's message in pitaya's
+        shape."""
         game = yield self.started_game()
         out, err, code = yield run_program(
             str(DRIVER), "127.0.0.1", str(game.port), "pitaya-1", "room-pitaya"
@@ -117,7 +118,18 @@ class LibpitayaTests(RealClientCase):
         steps = dict(STEP.findall(out))
         self.assertEqual(
             list(steps),
-            ["version", "connected", "entry", "join", "send", "push", "notify", "error", "done"],
+            [
+                "version",
+                "connected",
+                "entry",
+                "join",
+                "send",
+                "push",
+                "notify",
+                "error",
+                "forwarded-error",
+                "done",
+            ],
             report,
         )
         self.assertTrue(steps["connected"].startswith("serializer=json "), report)
@@ -128,3 +140,8 @@ class LibpitayaTests(RealClientCase):
         self.assertTrue(steps["notify"].startswith("onChat {"), report)
         self.assertTrue(steps["error"].startswith("PC_RC_SERVER_ERROR "), report)
         self.assertIn("uid required", steps["error"], report)
+        self.assertEqual(
+            steps["forwarded-error"],
+            'PC_RC_SERVER_ERROR {"code":"PIT-500","msg":"rid required","metadata":{}}',
+            report,
+        )

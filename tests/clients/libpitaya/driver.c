@@ -20,7 +20,8 @@
  * and waits for the second onChat push, then sends
  *   connector.entryHandler.entry {}              (refused by the game: "uid required")
  * and expects libpitaya's error callback with PC_RC_SERVER_ERROR (the server must flag
- * the answer with pitaya's error bit 0x20 for libpitaya to see an error).
+ * the answer with pitaya's error bit 0x20 for libpitaya to see an error); the same for
+ *   chat.chatHandler.join        {}              (refused by the chat backend: "rid required")
  *
  * With --inflating BYTES it sends, after entry, one echo request whose body is BYTES long
  * and compresses to a small fraction (libpitaya compresses it itself); the server must
@@ -318,6 +319,15 @@ static void chat(pc_client_t *client, const char *uid, const char *rid)
         fail("error", "error code %d (%s), expected PC_RC_SERVER_ERROR: %s", error_code,
              pc_client_rc_str(error_code), answer);
     printf("STEP error %s %s\n", pc_client_rc_str(error_code), answer);
+    fflush(stdout);
+
+    /* the same from a backend: the chat server refuses, the connector forwards the error */
+    if (request("forwarded-error", client, "chat.chatHandler.join", "{}") != -1)
+        fail("forwarded-error", "the refused join was answered as a success: %s", answer);
+    if (error_code != PC_RC_SERVER_ERROR)
+        fail("forwarded-error", "error code %d (%s), expected PC_RC_SERVER_ERROR: %s",
+             error_code, pc_client_rc_str(error_code), answer);
+    printf("STEP forwarded-error %s %s\n", pc_client_rc_str(error_code), answer);
     fflush(stdout);
 }
 
