@@ -17,7 +17,7 @@ from pomelo_twisted.testing.gamecopy import child_env
 
 from ..e2e.game import REPO, GameProcess, log_problems
 
-__all__ = ["HERE", "REPO", "WATCH_TIMEOUT", "RealClientCase", "python", "run_program"]
+__all__ = ["HERE", "REPO", "WATCH_TIMEOUT", "RealClientCase", "python", "run_program", "watcher"]
 
 HERE = Path(__file__).resolve().parent
 #: How long a watcher waits, from the moment it joined, for the push it expects.
@@ -45,6 +45,31 @@ def run_program(executable: str, *args: str) -> Any:
     return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
 
+@inlineCallbacks
+def watcher(case: TestCase, target: str, uid: str, rid: str, sender: str) -> Any:
+    """A stock JSON client (pomelo_twisted.client: dictionary-compressed routes, plain
+    bodies) on ``target`` (an endpoint string), entered as ``uid`` and joined to ``rid``
+    before a real client joins, so that one broadcast reaches both, each in its own
+    format. Fires with a Deferred that fires with the body of the first ``onChat`` push
+    from ``sender`` (failing WATCH_TIMEOUT seconds after the join); the client is closed at
+    ``case``'s cleanup."""
+    client = yield connect(reactor, target, timeout=5.0)
+    case.addCleanup(client.close)
+    pushed: Deferred[Any] = Deferred()
+
+    def on_chat(body: Any) -> None:
+        if isinstance(body, dict) and body.get("from") == sender and not pushed.called:
+            pushed.callback(body)
+
+    client.on("onChat", on_chat)
+    entered = yield client.request("connector.entryHandler.entry", {"uid": uid, "rid": rid})
+    case.assertEqual(entered, {"code": 200, "uid": uid})
+    joined = yield client.request("chat.chatHandler.join", {"rid": rid})
+    case.assertEqual(joined["members"], [uid])
+    pushed.addTimeout(WATCH_TIMEOUT, reactor)
+    return pushed
+
+
 class RealClientCase(TestCase):
     """A trial TestCase with the example game (dictionary on) running in one process."""
 
@@ -64,29 +89,6 @@ class RealClientCase(TestCase):
         game.start()
         yield game.wait_ready()
         return game
-
-    @inlineCallbacks
-    def watcher(self, game: GameProcess, uid: str, rid: str, sender: str) -> Any:
-        """A stock JSON client (pomelo_twisted.client: dictionary-compressed routes, plain
-        bodies) entered as ``uid`` and joined to ``rid`` before a real client joins: the
-        same broadcast reaches both, each in its own format. Fires with a Deferred that
-        fires with the body of the first ``onChat`` push from ``sender`` (failing after
-        WATCH_TIMEOUT seconds); the client is closed at cleanup."""
-        client = yield connect(reactor, game.tcp_target, timeout=5.0)
-        self.addCleanup(client.close)
-        pushed: Deferred[Any] = Deferred()
-
-        def on_chat(body: Any) -> None:
-            if isinstance(body, dict) and body.get("from") == sender and not pushed.called:
-                pushed.callback(body)
-
-        client.on("onChat", on_chat)
-        entered = yield client.request("connector.entryHandler.entry", {"uid": uid, "rid": rid})
-        self.assertEqual(entered, {"code": 200, "uid": uid})
-        joined = yield client.request("chat.chatHandler.join", {"rid": rid})
-        self.assertEqual(joined["members"], [uid])
-        pushed.addTimeout(WATCH_TIMEOUT, reactor)
-        return pushed
 
     def assert_clean_log(self, game: GameProcess) -> None:
         """No traceback in the game's log (the real clients made it fail nowhere)."""

@@ -14,13 +14,27 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.client import connect
 
-from .harness import REPO, RealClientCase, run_program
+from ..e2e.cluster import ClusterCase
+from .harness import REPO, RealClientCase, run_program, watcher
 
 #: Where ``make libpitaya`` writes the driver; POMELO_LIBPITAYA_DRIVER names another.
 DRIVER = Path(os.environ.get("POMELO_LIBPITAYA_DRIVER", REPO / "build/libpitaya/pitaya_driver"))
+
+
+def driver_missing() -> str | None:
+    """Why the driver cannot run here, or None."""
+    if not os.access(DRIVER, os.X_OK):
+        return (
+            f"libpitaya is not built ({DRIVER} missing): `make libpitaya` builds it "
+            "(needs cmake, cc, libssl-dev and git or LIBPITAYA_SRC)"
+        )
+    return None
+
+
 STEP = re.compile(r"^STEP ([\w-]+) ?(.*)$", re.MULTILINE)
 
 
@@ -28,11 +42,9 @@ class LibpitayaTests(RealClientCase):
     """The driver program, run against a fresh copy of the example game."""
 
     def setUp(self) -> None:
-        if not os.access(DRIVER, os.X_OK):
-            raise self.skipTest(
-                f"libpitaya is not built ({DRIVER} missing): `make libpitaya` builds it "
-                "(needs cmake, cc, libssl-dev and git or LIBPITAYA_SRC)"
-            )
+        missing = driver_missing()
+        if missing is not None:
+            raise self.skipTest(missing)
 
     @inlineCallbacks
     def test_chat_session(self) -> Any:
@@ -45,7 +57,7 @@ class LibpitayaTests(RealClientCase):
         out, err, code = yield run_program(
             str(DRIVER), "127.0.0.1", str(game.port), "pitaya-1", "room-pitaya"
         )
-        self.check_session(out, err, code, "pitaya-1")
+        check_session(self, out, err, code, "pitaya-1")
 
     @inlineCallbacks
     def test_chat_session_with_compressed_answers_and_pushes(self) -> Any:
@@ -54,11 +66,11 @@ class LibpitayaTests(RealClientCase):
         passes (the onChat push of a 260-byte repetitive content is compressed), and a
         stock JSON client in the room gets the same push uncompressed."""
         game = yield self.started_game(connector={"compress_bodies": True})
-        watched = yield self.watcher(game, "json-4", "room-deflated", sender="pitaya-4")
+        watched = yield watcher(self, game.tcp_target, "json-4", "room-deflated", sender="pitaya-4")
         out, err, code = yield run_program(
             str(DRIVER), "127.0.0.1", str(game.port), "pitaya-4", "room-deflated"
         )
-        self.check_session(out, err, code, "pitaya-4")
+        check_session(self, out, err, code, "pitaya-4")
         pushed = yield watched
         self.assertEqual(pushed["content"], "hello pitaya " * 20)
 
@@ -87,7 +99,7 @@ class LibpitayaTests(RealClientCase):
             "--cache",
             str(cache),
         )
-        self.check_session(out, err, code, "pitaya-2")
+        check_session(self, out, err, code, "pitaya-2")
 
     @inlineCallbacks
     def test_body_inflating_past_the_cap_is_kicked(self) -> Any:
@@ -111,37 +123,64 @@ class LibpitayaTests(RealClientCase):
         self.assertEqual(steps["inflating"], "PC_EV_KICKED_BY_SERVER success=0", report)
         self.assertIn("max_inflated_body", game.log())
 
-    def check_session(self, out: str, err: str, code: int, uid: str) -> None:
-        """The driver's steps all passed, with the answers of the example game."""
-        report = f"libpitaya driver:\n{out}\nstderr:\n{err}"
-        self.assertEqual(code, 0, report)
-        steps = dict(STEP.findall(out))
-        self.assertEqual(
-            list(steps),
-            [
-                "version",
-                "connected",
-                "entry",
-                "join",
-                "send",
-                "push",
-                "notify",
-                "error",
-                "forwarded-error",
-                "done",
-            ],
-            report,
-        )
-        self.assertTrue(steps["connected"].startswith("serializer=json "), report)
-        self.assertEqual(steps["entry"], f'{{"code":200,"uid":"{uid}"}}', report)
-        self.assertIn(f'"{uid}"]', steps["join"], report)  # the last member
-        self.assertEqual(steps["send"], '{"code":200}', report)
-        self.assertTrue(steps["push"].startswith("onChat {"), report)
-        self.assertTrue(steps["notify"].startswith("onChat {"), report)
-        self.assertTrue(steps["error"].startswith("PC_RC_SERVER_ERROR "), report)
-        self.assertIn("uid required", steps["error"], report)
-        self.assertEqual(
-            steps["forwarded-error"],
-            'PC_RC_SERVER_ERROR {"code":"PIT-500","msg":"rid required","metadata":{}}',
-            report,
-        )
+
+class LibpitayaClusterTests(ClusterCase):
+    """The driver against the example game as a real cluster (master, 2 connectors, 2 chat
+    servers, real RPC between them)."""
+
+    def setUp(self) -> None:
+        missing = driver_missing()
+        if missing is not None:
+            raise self.skipTest(missing)
+
+    @inlineCallbacks
+    def test_chat_session_across_connectors(self) -> Any:
+        """libpitaya on one connector completes the whole session (the chat backend's
+        refusal crossing a real RPC), and a stock JSON client of the same room on the other
+        connector gets its onChat push."""
+        cluster = yield self.started()
+        rid = "room-cluster"
+        other = f"tcp:127.0.0.1:{cluster.client_port('connector-server-2')}"
+        watched = yield watcher(self, other, "json-5", rid, sender="pitaya-5")
+        port = cluster.client_port("connector-server-1")
+        out, err, code = yield run_program(str(DRIVER), "127.0.0.1", str(port), "pitaya-5", rid)
+        check_session(self, out, err, code, "pitaya-5")
+        pushed = yield watched
+        self.assertEqual(pushed["content"], "hello pitaya " * 20)
+        self.assertEqual(cluster.tracebacks(), {})
+
+
+def check_session(case: TestCase, out: str, err: str, code: int, uid: str) -> None:
+    """The driver's steps all passed, with the answers of the example game."""
+    report = f"libpitaya driver:\n{out}\nstderr:\n{err}"
+    case.assertEqual(code, 0, report)
+    steps = dict(STEP.findall(out))
+    case.assertEqual(
+        list(steps),
+        [
+            "version",
+            "connected",
+            "entry",
+            "join",
+            "send",
+            "push",
+            "notify",
+            "error",
+            "forwarded-error",
+            "done",
+        ],
+        report,
+    )
+    case.assertTrue(steps["connected"].startswith("serializer=json "), report)
+    case.assertEqual(steps["entry"], f'{{"code":200,"uid":"{uid}"}}', report)
+    case.assertIn(f'"{uid}"]', steps["join"], report)  # the last member
+    case.assertEqual(steps["send"], '{"code":200}', report)
+    case.assertTrue(steps["push"].startswith("onChat {"), report)
+    case.assertTrue(steps["notify"].startswith("onChat {"), report)
+    case.assertTrue(steps["error"].startswith("PC_RC_SERVER_ERROR "), report)
+    case.assertIn("uid required", steps["error"], report)
+    case.assertEqual(
+        steps["forwarded-error"],
+        'PC_RC_SERVER_ERROR {"code":"PIT-500","msg":"rid required","metadata":{}}',
+        report,
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from .harness import HERE, RealClientCase, python, run_program
+from .harness import HERE, RealClientCase, python, run_program, watcher
 
 SESSION = HERE / "pypomelo_session.py"
 
@@ -41,7 +41,7 @@ class PypomeloTests(RealClientCase):
         ``onChat`` push of its own message arrives with its route and body; a stock JSON
         client in the room gets the same push in its own format."""
         game = yield self.started_game()
-        watched = yield self.watcher(game, "json-1", "room-py", sender="py-1")
+        watched = yield watcher(self, game.tcp_target, "json-1", "room-py", sender="py-1")
         out, err, code = yield run_program(
             python(), str(SESSION), "127.0.0.1", str(game.port), "py-1", "room-py"
         )
