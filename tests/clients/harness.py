@@ -17,7 +17,16 @@ from pomelo_twisted.testing.gamecopy import child_env
 
 from ..e2e.game import REPO, GameProcess, log_problems
 
-__all__ = ["HERE", "REPO", "WATCH_TIMEOUT", "RealClientCase", "python", "run_program", "watcher"]
+__all__ = [
+    "HERE",
+    "REPO",
+    "WATCH_TIMEOUT",
+    "RealClientCase",
+    "Watcher",
+    "python",
+    "run_program",
+    "watcher",
+]
 
 HERE = Path(__file__).resolve().parent
 #: How long a watcher waits, from the moment it joined, for the push it expects.
@@ -45,29 +54,37 @@ def run_program(executable: str, *args: str) -> Any:
     return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
 
+class Watcher:
+    """A stock JSON client's view of one room: ``pushed`` fires with the body of the first
+    ``onChat`` push from ``sender`` (failing WATCH_TIMEOUT seconds after the join)."""
+
+    def __init__(self, sender: str) -> None:
+        self.sender = sender
+        self.pushed: Deferred[Any] = Deferred()
+
+    def on_chat(self, body: Any) -> None:
+        """The client's ``onChat`` callback."""
+        if isinstance(body, dict) and body.get("from") == self.sender and not self.pushed.called:
+            self.pushed.callback(body)
+
+
 @inlineCallbacks
 def watcher(case: TestCase, target: str, uid: str, rid: str, sender: str) -> Any:
     """A stock JSON client (pomelo_twisted.client: dictionary-compressed routes, plain
     bodies) on ``target`` (an endpoint string), entered as ``uid`` and joined to ``rid``
     before a real client joins, so that one broadcast reaches both, each in its own
-    format. Fires with a Deferred that fires with the body of the first ``onChat`` push
-    from ``sender`` (failing WATCH_TIMEOUT seconds after the join); the client is closed at
-    ``case``'s cleanup."""
+    format. Fires with its :class:`Watcher` of ``sender``'s pushes; the client is closed
+    at ``case``'s cleanup."""
     client = yield connect(reactor, target, timeout=5.0)
     case.addCleanup(client.close)
-    pushed: Deferred[Any] = Deferred()
-
-    def on_chat(body: Any) -> None:
-        if isinstance(body, dict) and body.get("from") == sender and not pushed.called:
-            pushed.callback(body)
-
-    client.on("onChat", on_chat)
+    watch = Watcher(sender)
+    client.on("onChat", watch.on_chat)
     entered = yield client.request("connector.entryHandler.entry", {"uid": uid, "rid": rid})
     case.assertEqual(entered, {"code": 200, "uid": uid})
     joined = yield client.request("chat.chatHandler.join", {"rid": rid})
     case.assertEqual(joined["members"], [uid])
-    pushed.addTimeout(WATCH_TIMEOUT, reactor)
-    return pushed
+    watch.pushed.addTimeout(WATCH_TIMEOUT, reactor)
+    return watch
 
 
 class RealClientCase(TestCase):

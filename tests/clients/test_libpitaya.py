@@ -71,7 +71,7 @@ class LibpitayaTests(RealClientCase):
             str(DRIVER), "127.0.0.1", str(game.port), "pitaya-4", "room-deflated"
         )
         check_session(self, out, err, code, "pitaya-4")
-        pushed = yield watched
+        pushed = yield watched.pushed
         self.assertEqual(pushed["content"], "hello pitaya " * 20)
 
     @inlineCallbacks
@@ -145,7 +145,7 @@ class LibpitayaClusterTests(ClusterCase):
         port = cluster.client_port("connector-server-1")
         out, err, code = yield run_program(str(DRIVER), "127.0.0.1", str(port), "pitaya-5", rid)
         check_session(self, out, err, code, "pitaya-5")
-        pushed = yield watched
+        pushed = yield watched.pushed
         self.assertEqual(pushed["content"], "hello pitaya " * 20)
         self.assertEqual(cluster.tracebacks(), {})
 

@@ -64,5 +64,5 @@ class PypomeloTests(RealClientCase):
             report,
         )
         self.assertNotIn("error", by_step, report)
-        pushed = yield watched
+        pushed = yield watched.pushed
         self.assertEqual(pushed, by_step["push"]["body"])
