@@ -14,6 +14,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -60,7 +61,7 @@ def browser_missing() -> str | None:
     return None
 
 
-class VendoredClientTests(RealClientCase):
+class VendoredClientTests(SynchronousTestCase):
     """The vendored file is the published one."""
 
     def test_build_js_is_the_published_file(self) -> None:
