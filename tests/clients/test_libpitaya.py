@@ -35,6 +35,18 @@ def driver_missing() -> str | None:
     return None
 
 
+def peak_memory_kib(pid: int) -> int | None:
+    """A process's peak resident memory (Linux's VmHWM) in KiB, or None without /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+#: libpitaya compresses this many bytes of one letter to a packet under the 64 KiB limit.
+BOMB_BYTES = 60_000_000
 STEP = re.compile(r"^STEP ([\w-]+) ?(.*)$", re.MULTILINE)
 
 
@@ -103,10 +115,12 @@ class LibpitayaTests(RealClientCase):
 
     @inlineCallbacks
     def test_body_inflating_past_the_cap_is_kicked(self) -> Any:
-        """An echo body of 1 MB, which libpitaya itself compresses (0x10) to about 1 KB,
+        """An echo body of 60 MB, which libpitaya itself compresses (0x10) to under 64 KiB,
         inflates past the game's 64 KiB cap: libpitaya is kicked (PC_EV_KICKED_BY_SERVER,
-        no answer), and the game logs the limit by name."""
+        no answer), the game logs the limit by name, and its peak memory grew by less
+        than 10 MB."""
         game = yield self.started_game()
+        before = peak_memory_kib(game.process.pid)
         out, err, code = yield run_program(
             str(DRIVER),
             "127.0.0.1",
@@ -114,14 +128,17 @@ class LibpitayaTests(RealClientCase):
             "pitaya-3",
             "room-big",
             "--inflating",
-            str(1_000_000),
+            str(BOMB_BYTES),
         )
+        after = peak_memory_kib(game.process.pid)
         report = f"libpitaya driver:\n{out}\nstderr:\n{err}"
         self.assertEqual(code, 0, report)
         steps = dict(STEP.findall(out))
         self.assertEqual(list(steps), ["version", "connected", "entry", "inflating", "done"])
         self.assertEqual(steps["inflating"], "PC_EV_KICKED_BY_SERVER success=0", report)
-        self.assertIn("max_inflated_body", game.log())
+        self.assertIn("(max_inflated_body)", game.log())
+        if before is not None and after is not None:
+            self.assertLess(after - before, 10 * 1024, f"peak memory {before} -> {after} KiB")
 
 
 class LibpitayaClusterTests(ClusterCase):
