@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +97,9 @@ class LibpitayaTests(RealClientCase):
         dictionary = dict(client.dictionary)
         yield client.close()
         self.assertIn("onChat", dictionary)
-        cache = Path(self.mktemp())
+        folder = Path(tempfile.mkdtemp(prefix="pitaya-cache-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        cache = folder / "cache.json"
         cache.write_text(
             json.dumps(
                 {"r2c": dictionary, "c2r": {str(code): route for route, code in dictionary.items()}}
