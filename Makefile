@@ -21,7 +21,7 @@ LINT_PATHS := $(wildcard pomelo_twisted tests bench twisted example_game fuzz)
 # twisted/ directory as a package that would shadow the installed Twisted.
 MYPY_PATHS := pomelo_twisted $(wildcard twisted/plugins/*.py)
 
-.PHONY: help install services test test-interop test-conformance lint fuzz run run-standalone bench bench-suite clean
+.PHONY: help install services test test-interop test-conformance lint fuzz run run-standalone bench bench-suite clean libpitaya
 
 help:
 	@echo "pomelo_twisted targets:"
@@ -31,6 +31,7 @@ help:
 	@echo "  make test-interop  interoperability tests against the pinus peer (needs node and npm)"
 	@echo "  make test-conformance  the Autobahn TestSuite (kosoku) against our WebSocket echo"
 	@echo "  make lint          ruff check, ruff format --check, mypy"
+	@echo "  make libpitaya     build libpitaya's C core + tests/clients/libpitaya/driver.c (optional)"
 	@echo "  make fuzz          every atheris target FUZZ_SECONDS each (default $(FUZZ_SECONDS)); see fuzz/README.md"
 	@echo "  make run           the example game as a cluster (pomelo-twisted start --app example_game)"
 	@echo "  make run-standalone  twistd -n pomelo \$$RUN_ARGS (default: $(RUN_ARGS))"
@@ -89,6 +90,21 @@ test-interop: $(STAMP)
 # NON-STRICT or INFORMATIONAL (UNIMPLEMENTED for the declined permessage-deflate).
 test-conformance: $(STAMP)
 	$(PY) -m tests.conformance.run
+
+# libpitaya (pitaya's C client) for tests/clients/test_libpitaya.py, which skips without it.
+# Needs cmake, cc and Debian's libssl-dev (libpitaya builds its own libuv and zlib); the
+# source is cloned at LIBPITAYA_REF unless LIBPITAYA_SRC already holds a checkout.
+LIBPITAYA_URL ?= https://github.com/topfreegames/libpitaya
+LIBPITAYA_REF ?= v4.6.3
+LIBPITAYA_SRC ?= build/libpitaya/src
+
+libpitaya:
+	@if [ ! -f "$(LIBPITAYA_SRC)/include/pitaya.h" ]; then \
+	  echo "==> cloning libpitaya $(LIBPITAYA_REF) into $(LIBPITAYA_SRC)"; \
+	  git clone -q --depth 1 --branch "$(LIBPITAYA_REF)" "$(LIBPITAYA_URL)" "$(LIBPITAYA_SRC)" \
+	    || { echo "libpitaya: no source (set LIBPITAYA_SRC to a libpitaya checkout)"; exit 1; }; \
+	fi
+	tests/clients/libpitaya/build.sh "$(LIBPITAYA_SRC)" build/libpitaya
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)
