@@ -18,9 +18,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
-from twisted.protocols.portforward import ProxyFactory, ProxyServer
 
 from pomelo_twisted.client import ResumingClient, connect_resumable
+from pomelo_twisted.testing.dropproxy import DroppingProxy
 
 from .cluster import ENTRY, ClusterCase
 
@@ -28,29 +28,6 @@ JOIN = "chat.chatHandler.join"
 SEND = "chat.chatHandler.send"
 ROOM = "resume-room"
 WAIT = 15.0  # bound on waiting for the pushes after a drop
-
-
-class Network(ProxyFactory):
-    """A TCP proxy to a connector whose connections can be killed."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.connections: list[ProxyServer] = []
-
-    def buildProtocol(self, addr: Any) -> ProxyServer:
-        protocol = super().buildProtocol(addr)
-        self.connections.append(protocol)
-        return protocol
-
-    def kill(self, server_side_first: bool) -> None:
-        """Abort the newest connection, both legs, the given side's first; the bytes in
-        flight in this proxy are lost."""
-        downstream = self.connections[-1]
-        upstream = downstream.peer
-        legs = [upstream, downstream] if server_side_first else [downstream, upstream]
-        for leg in legs:
-            if leg is not None and leg.transport is not None:
-                leg.transport.abortConnection()
 
 
 class ResumeClusterTests(ClusterCase):
@@ -70,7 +47,7 @@ class ResumeClusterTests(ClusterCase):
         """Alice on ``target`` (through the proxy) while Bob chats; her connection is
         killed once per item of ``drops`` (True: the server's socket first)."""
         cluster = yield self.started()
-        network = Network("127.0.0.1", cluster.client_port("connector-server-1"))
+        network = DroppingProxy("127.0.0.1", cluster.client_port("connector-server-1"))
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(network)
         self.addCleanup(port.stopListening)
         address = target.format(port=port.getHost().port)
@@ -95,7 +72,7 @@ class ResumeClusterTests(ClusterCase):
             for _ in range(5):
                 sent += 1
                 yield bob.request(SEND, {"rid": ROOM, "content": str(sent)})
-            network.kill(server_side_first)
+            network.kill(server_side_first=server_side_first)
             members = yield bob.request(JOIN, {"rid": ROOM})
             self.assertIn("alice", members["members"])  # parked, not gone
             for _ in range(10):  # while Alice is away: on the dead socket or parked
