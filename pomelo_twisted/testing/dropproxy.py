@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.protocols.portforward import ProxyFactory, ProxyServer
 
 __all__ = ["DroppingProxy"]
@@ -29,6 +30,7 @@ class DroppingProxy(ProxyFactory):
     def buildProtocol(self, addr: Any) -> ProxyServer:
         """The proxy's side of a new client connection (remembered)."""
         protocol = super().buildProtocol(addr)
+        assert isinstance(protocol, ProxyServer)
         self.connections.append(protocol)
         return protocol
 
@@ -40,7 +42,7 @@ class DroppingProxy(ProxyFactory):
         legs = [upstream, downstream] if server_side_first else [downstream, upstream]
         alive = False
         for leg in legs:
-            transport = leg.transport if leg is not None else None
+            transport = ITCPTransport(leg.transport, None) if leg is not None else None
             if transport is not None and getattr(transport, "connected", True):
                 alive = True
                 transport.abortConnection()
