@@ -140,7 +140,7 @@ class Agent(SlicedReader):
         self.push_formats = push_formats if push_formats is not None else {}
         """The listener's push formats, one object each (agents compare them by identity)."""
         self.offer: ConnectionOffer | None = None
-        """What the handshake negotiated, once answered."""
+        """What the handshake negotiated, once answered (None when nothing was)."""
         self.push_encoder: PushEncoder | None = None
         """Encodes push bodies instead of the serializer when set (e.g. protobuf)."""
         self.push_log: PushRecorder | None = None
@@ -377,8 +377,11 @@ class Agent(SlicedReader):
 
     def _apply(self, offer: ConnectionOffer, push_dictionary: object) -> None:
         """The connection becomes what its handshake negotiated (sent in the reply);
-        ``push_dictionary`` is the one of its push format until now."""
-        self.offer = offer
+        ``push_dictionary`` is the one of its push format until now. The offer is kept
+        only when something was negotiated: a stock client's connection holds nothing
+        more (memory per idle connection)."""
+        if offer.features or offer.sys:
+            self.offer = offer
         changed = offer.serializer is not self.serializer
         if changed:
             self.serializer = self.requests.serializer = offer.serializer

@@ -173,7 +173,9 @@ class NegotiatorChainTests(SynchronousTestCase):
         """With negotiators that change nothing, the agent shares the listener's format."""
         conn = connect(agents=make_agents(negotiators=[Recorder()]))
         self.assertIs(conn.agent.push_format, conn.agents.push_format)
-        self.assertIsInstance(conn.agent.offer, ConnectionOffer)
+        self.assertIsInstance(conn.agent.offer, ConnectionOffer)  # it added a sys field
+        stock = connect(agents=make_agents(negotiators=[SerializerNegotiator()]))
+        self.assertIsNone(stock.agent.offer)  # nothing negotiated: nothing kept
 
     def test_handler_wrapped_for_one_connection(self) -> None:
         """A negotiator's handler serves that connection's requests."""
