@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..agent import Agent, AgentConfig, CloseReason, ConnectionMetrics
+from ..agent.ordering import order_maker
 from ..deadlines import DeadlineScheduler
 from ..eagerwrite import Send, socket_send, write_eagerly
 from ..interfaces import (
@@ -75,6 +76,8 @@ class AgentPool:
         """Shared by the agents: a push is encoded once for all of them."""
         self.negotiators = tuple(negotiators)
         """What a client's handshake decides about its connection, in order."""
+        self.orders = order_maker(clock, self.deadlines, self.config, self.metrics)
+        """Makes each connection's per-user order when it first needs one (shared)."""
         self.push_formats: dict[Hashable, Hashable] = {}
         """The push formats handshakes negotiated apart from the default, one object each."""
         self._next_sid = 1
@@ -132,6 +135,7 @@ class AgentPool:
             push_format=self.push_format,
             negotiators=self.negotiators,
             push_formats=self.push_formats,
+            orders=self.orders,
         )
         self.agents[sid] = agent
         agent.start(accepted_at)

@@ -52,7 +52,7 @@ from .admission import Admission
 from .config import AgentConfig
 from .metrics import CloseReason, ConnectionMetrics
 from .negotiation import ConnectionOffer, PushEncoder, PushRecorder, intern_push_format
-from .ordering import order_of
+from .ordering import OrderMaker, order_maker
 from .reading import KICK_BACKLOG, SlicedReader
 from .requests import KICK_RATE_LIMITED, RequestRunner
 from .sendqueue import SendQueue
@@ -117,6 +117,7 @@ class Agent(SlicedReader):
         push_format: object = None,
         negotiators: Sequence[IHandshakeNegotiator] = (),
         push_formats: dict[Hashable, Hashable] | None = None,
+        orders: OrderMaker | None = None,
     ) -> None:
         self.link = link
         self.handler = handler
@@ -168,7 +169,9 @@ class Agent(SlicedReader):
         self._deadlines = deadlines if deadlines is not None else DeadlineScheduler(clock)
         self._deadline: DeadlineHandle | None = None
         self._close_timer: IDelayedCall | None = None
-        self.requests.order = order_of(self.requests, clock, self._deadlines, config, metrics)
+        self.requests.orders = (
+            orders if orders is not None else order_maker(clock, self._deadlines, config, metrics)
+        )
 
     def __repr__(self) -> str:
         return f"<Agent sid={self.sid} peer={self.link.peer} state={self.state.value}>"

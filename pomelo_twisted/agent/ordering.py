@@ -46,7 +46,7 @@ from ..responses import TIMED_OUT, failure_response
 from .config import AgentConfig
 from .metrics import ConnectionMetrics
 
-__all__ = ["DROPPED_NOTIFY", "RequestOrder", "order_of"]
+__all__ = ["DROPPED_NOTIFY", "OrderMaker", "RequestOrder", "order_maker"]
 
 DROPPED_NOTIFY = "notify over the ordering queue bound"
 
@@ -112,7 +112,9 @@ class RequestOrder:
         for the next turn."""
         self._deadlines = deadlines
         self._deadline: DeadlineHandle | None = None
-        self._queue: deque[Request | Notify] = deque()
+        self._queue: deque[Request | Notify] | None = None
+        """What waits, made on first use: most connections never queue (memory per idle
+        connection: a deque is 600 bytes)."""
         self._current = 0
         """The token of the held one (0: none); a settled one with another token is late."""
         self._held: tuple[int, str] = (0, "")
@@ -127,7 +129,7 @@ class RequestOrder:
     @property
     def queued(self) -> int:
         """Requests and notifies queued (the held one not included)."""
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     def hold(self, event: Request | Notify) -> bool:
         """Called while ``busy``: True when ``event`` is queued behind what holds the order
@@ -136,6 +138,8 @@ class RequestOrder:
         if event.route in self.concurrent:
             return False
         queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
         if isinstance(event, Notify) and len(queue) >= self.max_queued:
             self.metrics.dropped[DROPPED_NOTIFY] += 1
             return True
@@ -216,8 +220,10 @@ class RequestOrder:
         ``slice_events`` in this turn: the rest go on in the next)."""
         if self._draining:  # settled at once, inside the loop below: it goes on
             return
-        self._draining = True
         queue = self._queue
+        if not queue:
+            return
+        self._draining = True
         runner = self.runner
         handed = 0
         try:
@@ -245,7 +251,8 @@ class RequestOrder:
         the held one (its answer has no one to go to) and stop its timer."""
         self._closed = True
         self._release()
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         deadline = self._deadline
         if deadline is not None:
             self._deadlines.cancel(deadline)
@@ -256,23 +263,47 @@ class RequestOrder:
             self._resume = None
 
 
-def order_of(
-    runner: _Runner,
+class OrderMaker:
+    """Makes a connection's :class:`RequestOrder` when it first needs one (a result that
+    comes later): a listener's connections share one maker, and a connection whose
+    requests are all answered at once (or an idle one) never holds an order."""
+
+    __slots__ = ("clock", "config", "deadlines", "metrics")
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        deadlines: DeadlineScheduler,
+        config: AgentConfig,
+        metrics: ConnectionMetrics,
+    ) -> None:
+        self.clock = clock
+        self.deadlines = deadlines
+        self.config = config
+        self.metrics = metrics
+
+    def make(self, runner: _Runner) -> RequestOrder:
+        """The order of ``runner``'s connection."""
+        config = self.config
+        return RequestOrder(
+            runner,
+            self.clock,
+            self.deadlines,
+            self.metrics,
+            timeout=config.order_timeout,
+            concurrent=config.concurrent_routes,
+            max_queued=config.max_inflight,
+            slice_events=config.slice_events,
+        )
+
+
+def order_maker(
     clock: IReactorTime,
     deadlines: DeadlineScheduler,
     config: AgentConfig,
     metrics: ConnectionMetrics,
-) -> RequestOrder | None:
-    """The order of a connection's requests under ``config`` (None: ``ordered`` is off)."""
+) -> OrderMaker | None:
+    """The maker of the orders of connections under ``config`` (None: ``ordered`` is off)."""
     if not config.ordered:
         return None
-    return RequestOrder(
-        runner,
-        clock,
-        deadlines,
-        metrics,
-        timeout=config.order_timeout,
-        concurrent=config.concurrent_routes,
-        max_queued=config.max_inflight,
-        slice_events=config.slice_events,
-    )
+    return OrderMaker(clock, deadlines, config, metrics)

@@ -25,7 +25,7 @@ from ..results import is_later, settle
 from .admission import Admission
 from .metrics import ConnectionMetrics
 from .negotiation import ResponseEncoder
-from .ordering import RequestOrder
+from .ordering import OrderMaker, RequestOrder
 from .sendqueue import SendQueue
 
 __all__ = ["KICK_RATE_LIMITED", "RequestRunner"]
@@ -45,6 +45,7 @@ class RequestRunner:
         "handler",
         "metrics",
         "order",
+        "orders",
         "response_encoder",
         "send_queue",
         "serializer",
@@ -70,7 +71,10 @@ class RequestRunner:
         self.response_encoder: ResponseEncoder | None = None
         """Encodes every answer instead of the serializer when set (a client dialect)."""
         self.order: RequestOrder | None = None
-        """The connection's per-user order (None: requests are handed over as they come)."""
+        """The connection's per-user order, made by ``orders`` when a result first comes
+        later (None until then: requests answered at once need none)."""
+        self.orders: OrderMaker | None = None
+        """Makes the order (None: ``ordered`` is off, requests are handed over as they come)."""
 
     def request(self, event: Request) -> None:
         """Answer ``event`` exactly once: refused, at once, or when its result comes."""
@@ -104,6 +108,8 @@ class RequestRunner:
             answer: Deferred[Any] = settle(result)
             admission.inflight += 1
             order = self.order
+            if order is None and self.orders is not None:
+                order = self.order = self.orders.make(self)
             if order is not None and order.follows(event.route):
                 answer.addBoth(admission.answered)
                 order.wait(answer, msg_id, event.route)  # answers it, in order
@@ -188,6 +194,8 @@ class RequestRunner:
         if is_later(result):
             done = settle(result).addErrback(self._notify_failed, event.route)
             order = self.order
+            if order is None and self.orders is not None:
+                order = self.order = self.orders.make(self)
             if order is not None and order.follows(event.route):
                 order.wait(done, 0, event.route)
 

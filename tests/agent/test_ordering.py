@@ -33,7 +33,7 @@ from pomelo_twisted.responses import EncodedBody
 from pomelo_twisted.testing import EchoHandler, echo_dictionary
 
 from ..app.test_lifecycle import frontend_app
-from .helpers import Connection, connect
+from .helpers import Connection, connect, make_agents
 
 ECHO = "connector.entryHandler.echo"
 PUSH = "connector.entryHandler.push"
@@ -399,6 +399,32 @@ class TurnTests(SynchronousTestCase):
         conn.transport.loseConnection()
         self.assertEqual(conn.clock.getDelayedCalls(), [])
         self.assertEqual(handler.seen, [FORWARDED, ECHO])
+
+
+class LazyOrderTests(SynchronousTestCase):
+    """A connection holds an order only once a result comes later (memory per connection)."""
+
+    def test_answered_at_once_holds_no_order(self) -> None:
+        """Requests answered at once (and idle connections) never make an order."""
+        conn, _ = ordered()
+        conn.request(1, ECHO, {"n": 1})
+        self.assertEqual(conn.responses(), [(1, {"n": 1})])
+        self.assertIsNone(conn.agent.requests.order)
+
+    def test_first_later_result_makes_it(self) -> None:
+        """The first request whose result comes later makes the connection's order."""
+        conn, _ = ordered()
+        conn.request(1, ECHO, {"delayMs": 10, "n": 1})
+        self.assertIsNotNone(conn.agent.requests.order)
+
+    def test_connections_of_a_listener_share_one_maker(self) -> None:
+        """The listener's agents share one OrderMaker; ordering off: none at all."""
+        agents = make_agents(AgentConfig())
+        first, second = connect(agents=agents), connect(agents=agents)
+        self.assertIsNotNone(agents.orders)
+        self.assertIs(first.agent.requests.orders, agents.orders)
+        self.assertIs(second.agent.requests.orders, agents.orders)
+        self.assertIsNone(make_agents(AgentConfig(ordered=False)).orders)
 
 
 class ConfigTests(SynchronousTestCase):
