@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .callcontext import CALL_CONTEXT, CallContext
+from .handlerwrapper import HandlerWrapper
 from .interfaces import (
     CallEnd,
     IAgent,
@@ -46,7 +47,6 @@ from .interfaces import (
     IRpcHooks,
     RequestEnd,
 )
-from .protocol import ClientHandshake
 from .results import settle
 
 __all__ = [
@@ -240,24 +240,16 @@ def _added(hooks: list[H], new: H, chain: Callable[[list[H]], H]) -> H:
     return hooks[0] if len(hooks) == 1 else chain(list(hooks))
 
 
-@implementer(IConnectionHandler)
-class ObservedHandler:
+class ObservedHandler(HandlerWrapper):
     """A frontend's connection handler with :class:`IRequestHooks` around its requests
     and notifies: each runs within the context the hooks gave, and its end sees the
     body answered (or the failure)."""
 
+    __slots__ = ("hooks",)
+
     def __init__(self, inner: IConnectionHandler, hooks: IRequestHooks) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.hooks = hooks
-
-    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
-        return self.inner.handshake(agent, handshake)
-
-    def connected(self, agent: IAgent) -> None:
-        self.inner.connected(agent)
-
-    def disconnected(self, agent: IAgent, reason: str) -> None:
-        self.inner.disconnected(agent, reason)
 
     def request(self, agent: IAgent, route: str, body: bytes) -> object:
         return self._observed(agent, route, body, False)

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from ..agent.negotiation import ConnectionOffer, PushEncoder
 from ..errors import BadRequest, SerializationError
+from ..handlerwrapper import HandlerWrapper
 from ..interfaces import IAgent, IConnectionHandler, IHandshakeNegotiator, ISerializer
 from ..protocol import ClientHandshake
 from ..responses import CODE_INTERNAL, EncodedBody, failure_response
@@ -64,29 +65,16 @@ def _answer_error(codec: ProtobufCodec, route: str, body: object) -> bytes:
         return b""
 
 
-@implementer(IConnectionHandler)
-class ProtobufHandler:
+class ProtobufHandler(HandlerWrapper):
     """Wraps a connection handler: protobuf bodies in, protobuf answers out, on the routes
     with a proto; every other route goes through untouched."""
 
-    __slots__ = ("client", "inner", "server")
+    __slots__ = ("client", "server")
 
     def __init__(self, inner: IConnectionHandler, protos: Protos) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.client = protos.client
         self.server = protos.server
-
-    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
-        """The inner handler's handshake hook."""
-        return self.inner.handshake(agent, handshake)
-
-    def connected(self, agent: IAgent) -> None:
-        """The inner handler's hook."""
-        self.inner.connected(agent)
-
-    def disconnected(self, agent: IAgent, reason: str) -> None:
-        """The inner handler's hook."""
-        self.inner.disconnected(agent, reason)
 
     def _transcode(self, agent: IAgent, route: str, body: bytes) -> bytes:
         try:

@@ -9,11 +9,9 @@ pushes. On ``disconnected`` the session is parked or closed
 
 from __future__ import annotations
 
-from zope.interface import implementer
-
 from ..agent.agent import Agent
+from ..handlerwrapper import HandlerWrapper
 from ..interfaces import IAgent, IConnectionHandler
-from ..protocol import ClientHandshake
 from ..session.session import Session
 from .parked import ResumableSessions, ResumeState
 from .tokens import RESUME_END_ROUTE
@@ -21,15 +19,14 @@ from .tokens import RESUME_END_ROUTE
 __all__ = ["ResumableConnection"]
 
 
-@implementer(IConnectionHandler)
-class ResumableConnection:
+class ResumableConnection(HandlerWrapper):
     """One resumable connection's handler: ``inner`` for requests, resume on the side.
 
     ``resuming`` is the session it claimed (None for a new session) and ``received``
     the pushes its client had; ``nonce`` is that of the token sent in the reply.
     """
 
-    __slots__ = ("inner", "nonce", "received", "registry", "resuming", "state")
+    __slots__ = ("nonce", "received", "registry", "resuming", "state")
 
     def __init__(
         self,
@@ -39,16 +36,12 @@ class ResumableConnection:
         resuming: ResumeState | None = None,
         received: int = 0,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.registry = registry
         self.nonce = nonce
         self.resuming = resuming
         self.received = received
         self.state: ResumeState | None = None
-
-    def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
-        """Not called (the handshake is answered before this handler exists)."""
-        return self.inner.handshake(agent, handshake)
 
     def connected(self, agent: IAgent) -> None:
         """Take the claimed session back, or let ``inner`` create one and record it."""
@@ -63,10 +56,6 @@ class ResumableConnection:
         session = agent.session
         if isinstance(session, Session):  # a handler without sessions has nothing to resume
             self.state = self.registry.register(session, agent, self.inner, self.nonce)
-
-    def request(self, agent: IAgent, route: str, body: bytes) -> object:
-        """Handled by ``inner``."""
-        return self.inner.request(agent, route, body)
 
     def notify(self, agent: IAgent, route: str, body: bytes) -> object:
         """Handled by ``inner``, but for the client's ``sys.resume.end`` (it is leaving:

@@ -13,10 +13,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from pomelo_twisted.admin.arguments import folder_error, parse_args
-from pomelo_twisted.conformance import Wire, load_vectors, run
+from pomelo_twisted.conformance import load_vectors, run
 from pomelo_twisted.testing.game import GameHarness
 
 from .memory import MemoryTarget
+from .test_transcript import ScriptedServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,37 +95,13 @@ class CommandAgainstExampleGameTests(SynchronousTestCase):
         self.assertIn("step 5 (expect response): code: missing", lines[1])
 
 
-class SilentServer:
-    """A dialer whose connections take every byte and never answer."""
-
-    def __init__(self, clock: MemoryReactorClock) -> None:
-        self.clock = clock
-        self.written: list[bytes] = []
-
-    def dial(self) -> Deferred[Wire]:
-        wire = Wire(self.clock, "tcp")
-        server = self
-
-        class Link:
-            def send(self, data: bytes) -> None:
-                server.written.append(data)
-
-            def drop(self) -> None:
-                wire.lost("closed by the client")
-
-        wire.link = Link()
-        d: Deferred[Wire] = Deferred()
-        d.callback(wire)
-        return d
-
-
 class CommandErrorTests(SynchronousTestCase):
     """Timeouts, unreachable targets and bad arguments."""
 
     def test_timeout_names_the_step(self) -> None:
         """A server that never answers fails the check at the step that waited."""
         clock = MemoryReactorClock()
-        server = SilentServer(clock)
+        server = ScriptedServer(clock, lambda data: [])  # takes every byte, never answers
         out = io.StringIO()
         d = Deferred.fromCoroutine(
             run(clock, _args("--only", "handshake", "--timeout", "2"), out, connect=server.dial)  # type: ignore[arg-type]
