@@ -6,8 +6,6 @@ the answers to ids that are multiples of 128 were lost)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from typing import Any
 
 from twisted.internet import reactor
@@ -17,6 +15,8 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+
+from pomelo_twisted.testing.browser import browser_missing, launch_chromium
 
 from .harness import HERE, RealClientCase
 
@@ -29,7 +29,6 @@ PAGE = HERE / "browser"
 #: sha256 of template/web-server/public/js/lib/build/build.js in npm pomelo@2.2.7
 #: (tarball sha1 9b2704d43f76fc50f4f32127dd5d9dcd3e98b7d2): the vendored copy is that file.
 BUILD_JS_SHA256 = "55fe5bb1a6c7b17027a973c60c5a81f544ae6ab3add8167d222a2d17cf412a4b"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BURST = 300
 WAIT_MS = 20_000
 #: The request id of the burst's first echo (the entry request took id 1).
@@ -50,15 +49,6 @@ class PageFiles(Resource):
             return b"not found"
         request.setHeader(b"content-type", content_type)
         return (PAGE / request.path.decode("ascii").lstrip("/")).read_bytes()
-
-
-def browser_missing() -> str | None:
-    """Why the browser test cannot run, or None."""
-    if sync_playwright is None:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return "Debian's chromium is not installed (make services installs it)"
-    return None
 
 
 class VendoredClientTests(SynchronousTestCase):
@@ -147,9 +137,7 @@ class BrowserClientTests(RealClientCase):
         ``args`` returning a promise) in a thread: (its result, the page's script errors)."""
         errors: list[str] = []
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-            )
+            browser = launch_chromium(playwright)
             try:
                 page = browser.new_page()
                 page.on("pageerror", lambda error: errors.append(str(error)))

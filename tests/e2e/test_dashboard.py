@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from twisted.trial.unittest import TestCase
 
 from pomelo_twisted.dashboard import DashboardService
 from pomelo_twisted.interfaces import IServerReactor
+from pomelo_twisted.testing.browser import browser_missing, launch_chromium
 
 from ..dashboard.fakes import FakeCluster
 from .cluster import ClusterCase, ClusterProcess, _env
@@ -41,7 +41,6 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
     sync_playwright = None  # type: ignore[assignment]
 
 #: Debian's chromium (`make services` installs it).
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = os.environ.get("POMELO_DASHBOARD_SCREENSHOT")
 #: Milliseconds a wait of the page may take (a restart takes a few seconds).
 WAIT_MS = 60_000
@@ -66,20 +65,9 @@ def cli(cluster: ClusterProcess, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def browser_missing() -> str | None:
-    """Why the browser tests cannot run, or None."""
-    if sync_playwright is None:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return "Debian's chromium is not installed (make services installs it)"
-    return None
-
-
 def open_page(playwright: Any, url: str, errors: list[str]) -> tuple[Any, Page]:
     """Headless chromium on ``url``; (browser, page); script errors go to ``errors``."""
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-    )
+    browser = launch_chromium(playwright)
     page = browser.new_page(viewport={"width": 1360, "height": 620})
     page.set_default_timeout(WAIT_MS)
     page.on("pageerror", lambda error: errors.append(str(error)))
