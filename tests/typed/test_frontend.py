@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
+from pomelo_twisted.app.application import Application
 from pomelo_twisted.app.typedroutes import request_validators
+from pomelo_twisted.rpc import LocalRpcTransport
 
-from ..app.test_forward import ChatHandler, ForwardCase, decoded
+from ..app.test_forward import CHAT, ChatHandler, ForwardCase, decoded
 
 
 class Say(msgspec.Struct):
@@ -76,3 +80,18 @@ class TypedForwardTests(ForwardCase):
 
         found = request_validators(self.connector.handlers, GAME, ["connector", "chat"])
         self.assertIn("chat.chatHandler.send", found)
+
+
+class ResponseChecksTests(SynchronousTestCase):
+    """Development mode checks typed responses; production does not."""
+
+    def app(self, env: str) -> Application:
+        clock = Clock()
+        return Application(
+            CHAT, reactor=clock, rpc=LocalRpcTransport(clock), servers={"chat": [CHAT]}, env=env
+        )
+
+    def test_by_env(self) -> None:
+        """An Application's handler registry checks responses only in development."""
+        self.assertTrue(self.app("development").handlers.validate_responses)
+        self.assertFalse(self.app("production").handlers.validate_responses)
