@@ -100,5 +100,5 @@ class ProbeBot:
         seq = 0
         while self.bot.running:
             seq += 1
-            await self._timed(self.route, {"rid": self.rid, "content": {"seq": seq}})
+            await self._timed(self.route, {"rid": self.rid, "content": str(seq)})
             await self.bot.think(self.interval)

@@ -93,7 +93,7 @@ def case_serves(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check]:
         answers = []
         for seq in range(MESSAGES):
             for m in members:
-                answers.append(await m.request(SEND, {"rid": m.rid, "content": {"seq": seq}}))
+                answers.append(await m.request(SEND, {"rid": m.rid, "content": str(seq)}))
         expected = {
             rid: MESSAGES * sum(1 for m in members if m.rid == rid) for rid in rooms.values()
         }
@@ -107,7 +107,7 @@ def case_serves(cluster: ScaleoutCluster, bots: int, out: Path) -> list[Check]:
         for m in members:
             seen: dict[tuple[str, int], int] = {}
             for body in m.pushes.get("onChat", []):
-                key = (body["from"], body["content"]["seq"])
+                key = (body["from"], int(body["content"]))
                 seen[key] = seen.get(key, 0) + 1
             wanted = {(o.uid, s) for o in members if o.rid == m.rid for s in range(MESSAGES)}
             if set(seen) == wanted and all(v == 1 for v in seen.values()):

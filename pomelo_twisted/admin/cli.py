@@ -32,6 +32,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from .. import repl
+from ..apidocs.command import write_api
 from ..bots import cli as bots_cli
 from ..cluster.certs import write_certs
 from ..cluster.master import TWISTD
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda reactor: Deferred.fromCoroutine(bots_cli.run(reactor, args, stdout, sys.stderr))
         )
     try:
+        if args.command in ("docs", "stubs"):  # read the game folder, no cluster
+            return write_api(args, stdout)
         if args.command == "certs":
             config = GameConfig(args.app, args.env)
             return write_certs(config, stdout, force=args.force, extra=args.ids)

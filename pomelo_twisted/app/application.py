@@ -74,6 +74,8 @@ class Application(OrderedServices):
         self.components: dict[str, IComponent | IService] = {}
         self.modules: dict[str, object] = {}
         self.handlers = HandlerRegistry()
+        # Development mode checks typed routes' responses (pomelo_twisted.typed).
+        self.handlers.validate_responses = self.env == "development"
         self.remotes = RemoteDispatcher()
         self.router = Router()
         self.rpc = RpcProxies(rpc, self.router, self.servers_of)

@@ -23,6 +23,7 @@ from ..protocol import ClientHandshake
 from ..responses import EncodedBody, failure_response
 from ..rpc.calls import DEFAULT_RPC_TIMEOUT
 from .forward import Forwarder
+from .typedroutes import request_validators
 
 if TYPE_CHECKING:
     from .application import Application
@@ -62,6 +63,8 @@ class FrontendHandler:
         self.sessions = app.session_service
         self.dispatcher = app.dispatcher
         self.forwarder = forwarder if forwarder is not None else forwarder_of(app)
+        # Typed forwarded routes are checked here, before the backend is called.
+        self.validators = request_validators(app.handlers, app.base_dir, list(app.servers))
 
     def handshake(self, agent: IAgent, handshake: ClientHandshake) -> object:
         """The game's ``handshake`` setting decides: ``fn(user, sys) -> user data``;
@@ -86,6 +89,9 @@ class FrontendHandler:
             return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session)
         serializer = agent.serializer.name
         try:
+            validator = self.validators.get(route)
+            if validator is not None:
+                validator.check(body, serializer)
             d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, False)
         except Exception:
             return self._failed(Failure(), agent, route, body)
@@ -100,6 +106,13 @@ class FrontendHandler:
         if parts[0] in dispatcher.server_types:
             return dispatcher.call_parsed(route, parts, _decode(agent, body), agent.session, True)
         serializer = agent.serializer.name
+        validator = self.validators.get(route)
+        if validator is not None:
+            try:
+                validator.check(body, serializer)
+            except BadRequest as exc:
+                log.debug("notify {route} refused: {error}", route=route, error=exc)
+                return None
         d = self.forwarder.forward(agent.session, parts[0], route, serializer, body, True)
         return d.addErrback(_notify_failed, route)
 

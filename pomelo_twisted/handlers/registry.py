@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, RouteNotFound
+from ..typed.declaration import typed_methods
+from ..typed.validation import TypedCall
 
 __all__ = [
     "LIFECYCLE_HOOKS",
@@ -97,6 +99,10 @@ class HandlerRegistry:
         self.kind = kind
         self._objects: dict[str, dict[str, object]] = {}
         self._methods: dict[str, dict[str, frozenset[str]]] = {}
+        # Typed routes (pomelo_twisted.typed), per type and name; no entry when untyped.
+        self._typed: dict[str, dict[str, dict[str, Any]]] = {}
+        #: Check typed routes' responses against their declared type (development mode).
+        self.validate_responses = False
 
     def register(self, server_type: str, name: str | None, obj: object) -> str:
         """Serve ``obj``'s public methods as ``server_type.name.<method>``; returns the name.
@@ -114,8 +120,17 @@ class HandlerRegistry:
                 f"({type(objects[key]).__name__}; refused {type(obj).__name__})"
             )
         objects[key] = obj
-        self._methods.setdefault(server_type, {})[key] = public_methods(obj)
+        methods = self._methods.setdefault(server_type, {})[key] = public_methods(obj)
+        self._set_typed(server_type, key, obj, methods)
         return key
+
+    def _set_typed(self, server_type: str, name: str, obj: object, methods: frozenset[str]) -> None:
+        typed = self._typed.setdefault(server_type, {})
+        found = typed_methods(type(obj), methods)
+        if found:
+            typed[name] = found
+        else:
+            typed.pop(name, None)
 
     def replace(self, server_type: str, objects: list[tuple[str, object]]) -> None:
         """Serve exactly ``objects`` on ``server_type`` from now on, in one step (a reload):
@@ -130,8 +145,14 @@ class HandlerRegistry:
                 raise ConfigError(f"{self.kind} {name!r} is given twice for {server_type!r}")
             new_objects[name] = obj
         new_methods = {name: public_methods(obj) for name, obj in new_objects.items()}
+        new_typed = {}
+        for name, obj in new_objects.items():
+            found = typed_methods(type(obj), new_methods[name])
+            if found:
+                new_typed[name] = found
         self._objects[server_type] = new_objects
         self._methods[server_type] = new_methods
+        self._typed[server_type] = new_typed
 
     def routes(self) -> list[str]:
         """Every ``type.name.method`` route, sorted (for the route dictionary)."""
@@ -178,4 +199,8 @@ class HandlerRegistry:
         bound = getattr(self._objects[server_type][handler], method, None)
         if not callable(bound):  # shadowed by a non-callable instance attribute
             raise RouteNotFound(f"{self.kind} {handler!r} has no method {method!r}")
+        typed = self._typed[server_type].get(handler)
+        if typed is not None and method in typed:
+            route = f"{server_type}.{handler}.{method}"
+            return TypedCall(route, bound, typed[method], self.validate_responses)
         return bound

@@ -98,7 +98,7 @@ class GameTraceTests(SynchronousTestCase):
         its code; the RPC hop itself succeeded."""
         alice = self.enter("alice", "r1")
         self.exporter.clear()
-        self.assertEqual(alice.call(SEND, {"rid": "nowhere"})["code"], 500)
+        self.assertEqual(alice.call(SEND, {"rid": "nowhere", "content": "hi"})["code"], 500)
         spans = self.exporter.get_finished_spans()
         for kind in ("SERVER", "INTERNAL"):
             span = named(spans, SEND, kind)

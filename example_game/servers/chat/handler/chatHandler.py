@@ -5,9 +5,49 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from pomelo_twisted.errors import HandlerError
+from pomelo_twisted.typed import pushes
+
+__handler__ = "ChatHandler"
 
 WORLD = "world"
+
+
+class JoinRequest(msgspec.Struct):
+    """Join a chat room."""
+
+    rid: str = ""
+
+
+class JoinResponse(msgspec.Struct):
+    """The room joined and its members (uids)."""
+
+    rid: str
+    members: list[str]
+    code: int = 200
+
+
+class SendRequest(msgspec.Struct):
+    """A chat message to room ``rid``."""
+
+    rid: str
+    content: str
+
+
+class ChatMessage(msgspec.Struct):
+    """The ``onChat`` push every member of the room gets."""
+
+    rid: str
+    content: str
+    from_: str = msgspec.field(name="from")
+
+
+class Ok(msgspec.Struct):
+    """Done."""
+
+    code: int = 200
 
 
 class ChatHandler:
@@ -22,10 +62,10 @@ class ChatHandler:
             raise HandlerError(500, "call connector.entryHandler.entry first")
         return str(session.uid)
 
-    def join(self, session: Any, msg: Any) -> dict[str, Any]:
+    def join(self, session: Any, msg: JoinRequest) -> JoinResponse:
         """Add the session's uid to channel ``rid`` (the room given at entry, if any)."""
         uid = self._uid(session)
-        rid = str(msg.get("rid", "")) if isinstance(msg, dict) else ""
+        rid = msg.rid
         if not rid:
             raise HandlerError(500, "rid required")
         entered = session.get("rid")
@@ -33,17 +73,18 @@ class ChatHandler:
             raise HandlerError(500, f"this session entered room {entered}, not {rid}")
         channel = self.app.channel_service.get(rid, create=True)
         channel.add(uid, session.frontend_id)
-        return {"code": 200, "rid": rid, "members": channel.members()}
+        return JoinResponse(rid=rid, members=list(channel.members()))
 
-    async def send(self, session: Any, msg: Any) -> dict[str, Any]:
+    @pushes(onChat=ChatMessage)
+    async def send(self, session: Any, msg: SendRequest) -> Ok:
         """Push ``onChat`` {rid, from, content} to every member of ``rid``, sender included."""
         uid = self._uid(session)
-        rid = str(msg.get("rid", "")) if isinstance(msg, dict) else ""
+        rid = msg.rid
         channel = self.app.channel_service.get(rid)
         if channel is None:
             raise HandlerError(500, f"no such room: {rid}")
-        await channel.push("onChat", {"rid": rid, "from": uid, "content": msg.get("content")})
-        return {"code": 200}
+        await channel.push("onChat", {"rid": rid, "from": uid, "content": msg.content})
+        return Ok()
 
     def echo(self, session: Any, msg: Any) -> Any:
         """Answer the body unchanged (measures forwarding)."""

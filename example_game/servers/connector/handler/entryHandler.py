@@ -9,13 +9,30 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import msgspec
 from twisted.internet.task import deferLater
 
 from pomelo_twisted.errors import HandlerError
 from pomelo_twisted.globalchannels import RedisError
 
+__handler__ = "EntryHandler"
+
 MAX_DELAY_MS = 10_000
 WORLD = "world"
+
+
+class EntryRequest(msgspec.Struct):
+    """Log in as ``uid``; ``rid`` names the chat room this session will use."""
+
+    uid: str | int | None = None
+    rid: str | None = None
+
+
+class EntryResponse(msgspec.Struct):
+    """The uid the session is bound to."""
+
+    uid: str
+    code: int = 200
 
 
 class EntryHandler:
@@ -24,19 +41,18 @@ class EntryHandler:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def entry(self, session: Any, msg: Any) -> dict[str, Any]:
-        """Bind the session to ``msg["uid"]``; leaving the chat rooms on disconnect.
+    async def entry(self, session: Any, msg: EntryRequest) -> EntryResponse:
+        """Bind the session to ``msg.uid``; leaving the chat rooms on disconnect.
 
-        An optional ``msg["rid"]`` names the chat room this session will use: the
+        An optional ``msg.rid`` names the chat room this session will use: the
         chat server of that room serves all its chat requests (see ``app.py``).
         """
-        uid = msg.get("uid") if isinstance(msg, dict) else None
-        if uid is None or uid == "":
+        if msg.uid is None or msg.uid == "":
             raise HandlerError(500, "uid required")
-        uid = str(uid)
-        rid = msg.get("rid")
+        uid = str(msg.uid)
+        rid = msg.rid
         if rid is not None:
-            if not isinstance(rid, str) or not rid:
+            if not rid:
                 raise HandlerError(500, "rid must be a non-empty string")
             if session.get("rid") not in (None, rid):
                 raise HandlerError(500, f"session already in room {session.get('rid')}")
@@ -50,7 +66,7 @@ class EntryHandler:
             if world is not None:
                 with contextlib.suppress(RedisError):  # counted and logged; the login stands
                     await world.add(WORLD, uid, session.frontend_id)
-        return {"code": 200, "uid": uid}
+        return EntryResponse(uid=uid)
 
     def _leave_rooms(self, session: Any, reason: str) -> None:
         for server in self.app.servers_of("chat"):
