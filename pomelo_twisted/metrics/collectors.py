@@ -12,7 +12,7 @@ also count calls refused before they were sent, which the RPC hooks never see).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -29,6 +29,8 @@ __all__ = ["BREAKER_STATES", "FrameworkCollector"]
 BREAKER_STATES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 Family = CounterMetricFamily | GaugeMetricFamily
+Maker = Callable[..., Family]
+"""``FrameworkCollector._counter`` or ``._gauge``: ``make(name, doc, labels=None)``."""
 
 
 class FrameworkCollector(Collector):
@@ -55,6 +57,21 @@ class FrameworkCollector(Collector):
     def _gauge(self, name: str, doc: str, labels: list[str] | None = None) -> Family:
         return GaugeMetricFamily(name, doc, labels=["server_id", "server_type", *(labels or [])])
 
+    def _one(self, make: Maker, name: str, doc: str, value: float) -> Family:
+        """A family of one sample: this server's ``value``."""
+        family = make(name, doc)
+        family.add_metric(self.server, value)
+        return family
+
+    def _by(
+        self, make: Maker, name: str, doc: str, label: str, values: Iterable[tuple[str, float]]
+    ) -> Family:
+        """A family of one sample per ``label`` value, from ``(label value, value)`` pairs."""
+        family = make(name, doc, [label])
+        for key, value in values:
+            family.add_metric([*self.server, key], value)
+        return family
+
     def collect(self) -> Iterator[Family]:
         """Every family, read now."""
         pool = self.agents()
@@ -66,107 +83,114 @@ class FrameworkCollector(Collector):
             yield from self._peers()
 
     def _connections(self, pool: AgentPool) -> Iterator[Family]:
-        server = self.server
         counts = pool.metrics
-        family = self._gauge("pomelo_connections_open", "Client connections open now.")
-        family.add_metric(server, counts.connections_open)
-        yield family
-        family = self._counter("pomelo_connections_opened", "Client connections opened.")
-        family.add_metric(server, counts.connections_opened)
-        yield family
-        family = self._counter(
-            "pomelo_connections_closed", "Client connections closed, by reason.", ["reason"]
+        one, by, counter = self._one, self._by, self._counter
+        yield one(
+            self._gauge,
+            "pomelo_connections_open",
+            "Client connections open now.",
+            counts.connections_open,
         )
-        for reason, count in sorted(counts.closed.items()):
-            family.add_metric([*server, reason], count)
-        yield family
-        family = self._counter(
+        yield one(
+            counter,
+            "pomelo_connections_opened",
+            "Client connections opened.",
+            counts.connections_opened,
+        )
+        yield by(
+            counter,
+            "pomelo_connections_closed",
+            "Client connections closed, by reason.",
+            "reason",
+            sorted(counts.closed.items()),
+        )
+        yield one(
+            counter,
             "pomelo_slow_consumer_closes",
             "Client connections closed because their send queue passed its limit.",
+            counts.closed.get(CloseReason.SLOW_CONSUMER, 0),
         )
-        family.add_metric(server, counts.closed.get(CloseReason.SLOW_CONSUMER, 0))
-        yield family
-        family = self._counter(
+        yield by(
+            counter,
             "pomelo_connections_refused",
             "Client connections refused as they were accepted, by cap.",
-            ["cap"],
+            "cap",
+            sorted(counts.refused.items()),
         )
-        for cap, count in sorted(counts.refused.items()):
-            family.add_metric([*server, cap], count)
-        yield family
-        family = self._counter(
+        yield one(
+            counter,
             "pomelo_rate_limited_requests",
             "Client requests refused by the connection's rate limit (answered 429).",
+            counts.rate_limited,
         )
-        family.add_metric(server, counts.rate_limited)
-        yield family
-        family = self._counter(
+        yield by(
+            counter,
             "pomelo_packages_dropped",
             "Client packages ignored by the protocol state, by reason.",
-            ["reason"],
+            "reason",
+            sorted(counts.dropped.items()),
         )
-        for reason, count in sorted(counts.dropped.items()):
-            family.add_metric([*server, reason], count)
-        yield family
-        family = self._counter(
+        yield one(
+            counter,
             "pomelo_responses_dropped",
             "Responses not sent because their connection had closed.",
+            counts.responses_dropped,
         )
-        family.add_metric(server, counts.responses_dropped)
-        yield family
-        family = self._counter(
+        yield one(
+            counter,
             "pomelo_ordering_timeouts",
             "Requests and notifies that held their connection's order past order_timeout.",
+            counts.ordering_timeouts,
         )
-        family.add_metric(server, counts.ordering_timeouts)
-        yield family
-        family = self._counter(
+        yield one(
+            counter,
             "pomelo_late_answers",
             "Answers dropped because their request had been answered 504 by the order.",
+            counts.late_answers,
         )
-        family.add_metric(server, counts.late_answers)
-        yield family
-        family = self._gauge(
+        yield one(
+            self._gauge,
             "pomelo_send_queue_bytes",
             "Bytes waiting in the send queues of client connections.",
+            sum(a.pending_bytes for a in list(pool.agents.values())),
         )
-        family.add_metric(server, sum(a.pending_bytes for a in list(pool.agents.values())))
-        yield family
 
     def _sessions(self, sessions: SessionService) -> Iterator[Family]:
-        server = self.server
-        family = self._gauge("pomelo_sessions", "Client sessions of this frontend.")
-        family.add_metric(server, len(sessions))
-        yield family
-        family = self._counter("pomelo_pushes", "Pushes written to client connections.")
-        family.add_metric(server, sessions.pushes_sent)
-        yield family
-        family = self._counter(
-            "pomelo_push_bytes", "Bytes of the pushes written to client connections."
+        yield self._one(
+            self._gauge, "pomelo_sessions", "Client sessions of this frontend.", len(sessions)
         )
-        family.add_metric(server, sessions.push_bytes_sent)
-        yield family
+        yield self._one(
+            self._counter,
+            "pomelo_pushes",
+            "Pushes written to client connections.",
+            sessions.pushes_sent,
+        )
+        yield self._one(
+            self._counter,
+            "pomelo_push_bytes",
+            "Bytes of the pushes written to client connections.",
+            sessions.push_bytes_sent,
+        )
 
     def _peers(self) -> Iterator[Family]:
-        server = self.server
         transport = self.transport
         states = transport.peers()
-        family = self._gauge(
-            "pomelo_rpc_peer_up", "1 when the RPC link to the peer is up, else 0.", ["peer"]
+        yield self._by(
+            self._gauge,
+            "pomelo_rpc_peer_up",
+            "1 when the RPC link to the peer is up, else 0.",
+            "peer",
+            ((peer, 1 if state == "up" else 0) for peer, state in states.items()),
         )
-        for peer, state in states.items():
-            family.add_metric([*server, peer], 1 if state == "up" else 0)
-        yield family
         board = getattr(transport, "breakers", None)
         if isinstance(board, BreakerBoard):
-            family = self._gauge(
+            yield self._by(
+                self._gauge,
                 "pomelo_rpc_breaker_state",
                 "The circuit breaker of each peer: 0 closed, 1 half-open, 2 open.",
-                ["peer"],
+                "peer",
+                ((peer, BREAKER_STATES.get(state, 2)) for peer, state in board.states().items()),
             )
-            for peer, state in board.states().items():
-                family.add_metric([*server, peer], BREAKER_STATES.get(state, 2))
-            yield family
         counters_of = getattr(transport, "counters", None)
         if not callable(counters_of):
             return
@@ -178,7 +202,10 @@ class FrameworkCollector(Collector):
             ("late", "Answers from the peer that came after their call had ended."),
             ("expired", "RPCs not sent: their request's deadline had passed."),
         ):
-            family = self._counter(f"pomelo_rpc_peer_{field}", doc, ["peer"])
-            for peer, count in counters.items():
-                family.add_metric([*server, peer], getattr(count, field))
-            yield family
+            yield self._by(
+                self._counter,
+                f"pomelo_rpc_peer_{field}",
+                doc,
+                "peer",
+                ((peer, getattr(count, field)) for peer, count in counters.items()),
+            )
