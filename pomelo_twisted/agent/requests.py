@@ -107,9 +107,7 @@ class RequestRunner:
         if is_later(result):
             answer: Deferred[Any] = settle(result)
             admission.inflight += 1
-            order = self.order
-            if order is None and self.orders is not None:
-                order = self.order = self.orders.make(self)
+            order = self._order()
             if order is not None and order.follows(event.route):
                 answer.addBoth(admission.answered)
                 order.wait(answer, msg_id, event.route)  # answers it, in order
@@ -123,6 +121,14 @@ class RequestRunner:
             answer.addBoth(admission.answered)
         else:  # a plain body (the common case): answered at once, without a Deferred
             self._respond(msg_id, result)
+
+    def _order(self) -> RequestOrder | None:
+        """The connection's order, made now if this is its first result that comes later
+        (None when ``ordered`` is off)."""
+        order = self.order
+        if order is None and self.orders is not None:
+            order = self.order = self.orders.make(self)
+        return order
 
     def answer(self, msg_id: int, body: object) -> None:
         """Answer request ``msg_id`` with ``body`` (the order's way to answer)."""
@@ -193,9 +199,7 @@ class RequestRunner:
             return
         if is_later(result):
             done = settle(result).addErrback(self._notify_failed, event.route)
-            order = self.order
-            if order is None and self.orders is not None:
-                order = self.order = self.orders.make(self)
+            order = self._order()
             if order is not None and order.follows(event.route):
                 order.wait(done, 0, event.route)
 

@@ -352,9 +352,7 @@ class ServerConnection(_Connection):
         """``send(Push(route, body))`` without building the event."""
         if self.state is not ConnectionState.WORKING:
             raise LocalProtocolError(f"cannot send Push in state {self.state.value}")
-        if self.deflate_pushes:
-            return encode_push(route, body, self.push_dictionary, True)
-        return encode_push(route, body, self.push_dictionary)
+        return encode_push(route, body, self.push_dictionary, self.deflate_pushes)
 
     def prepare_push(self, route: str, body: bytes) -> bytes:
         """A push package for :meth:`send_prepared`, encoded once for a broadcast.
