@@ -13,7 +13,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..acceptors import KINDS, AcceptorService, AgentPool
-from ..agent import AgentConfig
 from ..errors import ConfigError
 from ..handlers.concurrency import concurrent_routes
 from ..instruments import ObservedHandler
@@ -27,7 +26,7 @@ from ..resume import ResumeNegotiator
 from ..serializers import get_serializer
 from .frontend import FrontendHandler
 from .lifecycle import IReadyService
-from .negotiators import negotiators_of
+from .negotiators import connector_config, negotiators_of
 
 if TYPE_CHECKING:
     from .application import Application
@@ -118,17 +117,15 @@ class ConnectorComponent(MultiService):
         kind = app.get("acceptor", "hybrid")
         if kind not in KINDS:
             raise ConfigError(f"{app.server_id}: unknown acceptor {kind!r}")
+        config = connector_config(app)
         try:
-            config = AgentConfig.from_mapping(
-                {**app.get("connector", {}), **app.get("connector_overrides", {})}
-            )
             serializer = get_serializer(app.get("serializer", "json"))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: {exc}") from None
         # The routes marked @concurrent skip the per-user order (pomelo_twisted.agent.ordering).
         marked = concurrent_routes(app.handlers, app.base_dir, list(app.servers))
         config = replace(config, concurrent_routes=config.concurrent_routes | marked)
-        negotiators = self.negotiators = negotiators_of(app)
+        negotiators = self.negotiators = negotiators_of(app, config)
         assert app.session_service is not None
         app.session_service.single_session = bool(app.get("single_session", False))
         handler: IConnectionHandler = FrontendHandler(app)

@@ -33,14 +33,30 @@ from ..resume import ResumeNegotiator, resume_settings
 if TYPE_CHECKING:
     from .application import Application
 
-__all__ = ["DEFAULT_DIALECTS", "DEFAULT_SERIALIZERS", "negotiators_of"]
+__all__ = ["DEFAULT_DIALECTS", "DEFAULT_SERIALIZERS", "connector_config", "negotiators_of"]
 
 DEFAULT_SERIALIZERS = ("json", "msgpack")
 DEFAULT_DIALECTS = ("pitaya", "pypomelo")
 
 
-def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
-    """The negotiators of ``app``'s client connections, from its settings."""
+def connector_config(app: Application) -> AgentConfig:
+    """The limits and settings of ``app``'s client connections: its ``connector`` settings
+    with ``connector_overrides`` over them (ConfigError naming the server and setting)."""
+    try:
+        return AgentConfig.from_mapping(
+            {**app.get("connector", {}), **app.get("connector_overrides", {})}
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{app.server_id}: {exc}") from None
+
+
+def negotiators_of(
+    app: Application, config: AgentConfig | None = None
+) -> list[IHandshakeNegotiator]:
+    """The negotiators of ``app``'s client connections, from its settings (``config``: the
+    connector's, read from them when not given)."""
+    if config is None:
+        config = connector_config(app)
     negotiators: list[IHandshakeNegotiator] = []
     allowed = app.get("serializers", DEFAULT_SERIALIZERS)
     if not isinstance(allowed, (list, tuple)) or not all(isinstance(n, str) for n in allowed):
@@ -50,7 +66,7 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
             negotiators.append(SerializerNegotiator(allowed))
         except ValueError as exc:
             raise ConfigError(f"{app.server_id}: serializers: {exc}") from None
-    negotiators.extend(_dialects_of(app))
+    negotiators.extend(_dialects_of(app, config))
     base_dir = app.base_dir
     if base_dir is not None and app.get("protobuf", True):
         protos = load_protos(base_dir, app.get("protobuf_max_depth", MAX_DEPTH))
@@ -65,7 +81,7 @@ def negotiators_of(app: Application) -> list[IHandshakeNegotiator]:
     return negotiators
 
 
-def _dialects_of(app: Application) -> list[IHandshakeNegotiator]:
+def _dialects_of(app: Application, config: AgentConfig) -> list[IHandshakeNegotiator]:
     """The client dialect negotiators ``app`` serves (setting ``dialects``)."""
     names = app.get("dialects", DEFAULT_DIALECTS)
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
@@ -78,13 +94,7 @@ def _dialects_of(app: Application) -> list[IHandshakeNegotiator]:
         )
     dialects: list[IHandshakeNegotiator] = []
     if "pitaya" in names:
-        try:
-            connector = AgentConfig.from_mapping(
-                {**app.get("connector", {}), **app.get("connector_overrides", {})}
-            )
-        except ValueError as exc:
-            raise ConfigError(f"{app.server_id}: {exc}") from None
-        dialects.append(PitayaNegotiator(connector.compress_bodies))
+        dialects.append(PitayaNegotiator(config.compress_bodies))
     if "pypomelo" in names:
         dialects.append(PypomeloNegotiator())
     return dialects
