@@ -10,6 +10,7 @@ pushes that never came, came twice, or came after a later one of the same sender
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,18 @@ MAX_EXAMPLES = 5
 def push_content(run: int, sender: int, seq: int, sent_at: float) -> dict[str, Any]:
     """The ``content`` of one send: run, sender index, sequence number (from 1), send time."""
     return {"r": run, "s": sender, "n": seq, "t": sent_at}
+
+
+def content_of(push: Any) -> dict[str, Any] | None:
+    """The :func:`push_content` an ``onChat`` push carries (as a JSON string), or None."""
+    content = push.get("content") if isinstance(push, dict) else None
+    if not isinstance(content, str):
+        return None
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def send_schedule(senders: int, rate: float, duration: float) -> list[list[float]]:
@@ -211,8 +224,8 @@ class Room:
             run = self.current
             if run is None:
                 return
-            content = body.get("content") if isinstance(body, dict) else None
-            if not isinstance(content, dict) or content.get("r") != run.number:
+            content = content_of(body)
+            if content is None or content.get("r") != run.number:
                 run.ledger.stray += 1
                 run.example(f"member {member}: unexpected push {body!r}")
                 return
@@ -302,7 +315,8 @@ class Room:
         now = time.perf_counter()
         run.send_lag = max(run.send_lag, -delay)
         content = push_content(run.number, sender, k + 1, now)
-        d = self.clients[sender].request(SEND, {"rid": self.rid, "content": content})
+        # Sent as a string: the example game's typed chat route takes a string content.
+        d = self.clients[sender].request(SEND, {"rid": self.rid, "content": json.dumps(content)})
         d.addCallbacks(self._sent, self._send_failed, callbackArgs=(run,), errbackArgs=(run,))
         if k + 1 < len(times):
             self._send_at(reactor, run, start, sender, times, k + 1)

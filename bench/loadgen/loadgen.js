@@ -736,7 +736,12 @@ async function broadcastWorker(cfg, pi, np, hooks) {
     } catch (e) {
       m = null;
     }
-    const ct = m && m.content;
+    let ct = null;
+    try {
+      ct = m && typeof m.content === 'string' ? JSON.parse(m.content) : null;
+    } catch (e) {
+      ct = null;
+    }
     if (!ct || !Number.isInteger(ct.sender) || !Number.isInteger(ct.seq) || typeof ct.sent_at_ns !== 'number' ||
         ct.sender < 0 || ct.sender >= S) {
       c.stray++;
@@ -811,7 +816,8 @@ async function broadcastWorker(cfg, pi, np, hooks) {
           sendsOpen++;
           const seq = k;
           member.sendState.set(seq, 0);
-          const body = JSON.stringify({ rid: room, content: { sender: i, seq: k, sent_at_ns: sentAtNs } });
+          // content is a string: the example game's typed chat route takes a string
+          const body = JSON.stringify({ rid: room, content: JSON.stringify({ sender: i, seq: k, sent_at_ns: sentAtNs }) });
           member.conn.request(cfg['send-route'], body, (err, resp, entry) => {
             sendsOpen--;
             if (member.sendState.get(seq) === 1) c.own_push_first++;
